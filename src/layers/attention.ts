@@ -77,18 +77,25 @@ export class Attention extends Layer {
       k = this.tap('key', k, ctx);
       v = this.tap('value', v, ctx);
 
-      // GQA/MQA: each key/value head serves numHeads / numKvHeads query heads.
+      // GQA/MQA: each key/value head serves `groups` query heads. Fold those heads into the query
+      // length ([B, kvHeads, groups·L, headDim]) instead of repeating keys and values per head:
+      // no copy of the KV cache per token. Keys are transposed once: on wasm a plain matmul is
+      // far faster than one with transposeB (docs/performance.md).
       const groups = numHeads / numKvHeads;
-      const kAll = groups === 1 ? k : repeatHeads(k, groups);
-      const vAll = groups === 1 ? v : repeatHeads(v, groups);
-
-      const keyLength = kAll.shape[2];
-      let scores = tf.matMul(q, kAll, false, true).mul(1 / Math.sqrt(this.headDim)) as tf.Tensor4D;
+      const keyLength = k.shape[2];
+      const qGrouped = q.reshape([batch, numKvHeads, groups * length, this.headDim]);
+      const kT = k.transpose([0, 1, 3, 2]); // [B, kvHeads, headDim, S]
+      let scores = tf
+        .matMul(qGrouped, kT)
+        .mul(1 / Math.sqrt(this.headDim))
+        .reshape([batch, numHeads, length, keyLength]) as tf.Tensor4D;
       const bias = this.maskBias(ctx, batch, length, keyLength);
       if (bias !== undefined) scores = scores.add(bias);
       scores = this.tap('scores', scores, ctx);
       const probs = this.tap('probs', tf.softmax(scores), ctx);
-      const context = tf.matMul(probs, vAll) // [B, H, L, headDim]
+      const context = tf
+        .matMul(probs.reshape([batch, numKvHeads, groups * length, keyLength]), v) // [B, kvHeads, groups·L, headDim]
+        .reshape([batch, numHeads, length, this.headDim])
         .transpose([0, 2, 1, 3])
         .reshape([batch, length, numHeads * this.headDim]);
       return this.output.call(context, ctx);
@@ -129,12 +136,4 @@ export class Attention extends Layer {
       }),
     );
   }
-}
-
-/** [B, kvHeads, S, D] -> [B, kvHeads·groups, S, D], each kv head repeated for its query group. */
-function repeatHeads(x: tf.Tensor4D, groups: number): tf.Tensor4D {
-  const [batch, kvHeads, length, dim] = x.shape;
-  return tf
-    .tile(x.expandDims(2), [1, 1, groups, 1, 1])
-    .reshape([batch, kvHeads * groups, length, dim]);
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
+import { registerTransposed, releaseTransposed, transposedWeight } from './weight-layout.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -9,7 +10,7 @@ export interface LinearOptions {
 
 /**
  * y = x Wᵀ + b over the last dimension. The weight keeps PyTorch's `[out, in]` layout so that
- * checkpoints load without a transpose copy; the matmul reads it transposed instead.
+ * checkpoints load as they are; the matmul reads a cached `[in, out]` copy (see weight-layout.ts).
  */
 export class Linear extends Layer {
   readonly weight: tf.Variable;
@@ -23,6 +24,12 @@ export class Linear extends Layer {
     super();
     this.weight = this.addParameter('weight', init.normal([outFeatures, inFeatures]));
     if (options.bias ?? false) this.bias = this.addParameter('bias', init.zeros([outFeatures]));
+    registerTransposed(this.weight);
+  }
+
+  override dispose(): void {
+    releaseTransposed(this.weight);
+    super.dispose();
   }
 
   protected forward(x: tf.Tensor): tf.Tensor {
@@ -39,8 +46,9 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   }
   const flat = x.reshape([-1, inFeatures]) as tf.Tensor2D;
   // Not tf.fused.matMul with a bias: on the wasm backend (tfjs 4.22) it returns wrong values
-  // when combined with transposeB (tests/layers/linear.test.ts guards this choice).
-  const product = tf.matMul(flat, weight as tf.Tensor2D, false, true);
+  // when combined with transposeB. Nor transposeB at all: it is many times slower there than a
+  // plain product with the weight already laid out [in, out].
+  const product = tf.matMul(flat, transposedWeight(weight as tf.Tensor2D));
   const y = bias === undefined ? product : tf.add(product, bias);
   return tf.reshape(y, [...x.shape.slice(0, -1), outFeatures]);
 }

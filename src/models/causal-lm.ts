@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { linear, Linear } from '../layers/linear.js';
+import { registerTransposed, releaseTransposed } from '../layers/weight-layout.js';
 import { TransformerModel, type ForwardOptions, type HiddenOutput, type ModelParts } from './transformer.js';
 
 /** Output of a causal LM: hidden states and next-token logits for every position. */
@@ -17,7 +18,13 @@ export class CausalLM<Config = unknown> extends TransformerModel<Config> {
     super(parts, config, architecture);
     if (parts.lmHead === undefined) throw new Error(`architecture '${architecture}' built no LM head`);
     if (parts.lmHead instanceof Linear) this.lmHead = this.addModule('lmHead', parts.lmHead);
+    else registerTransposed(this.embeddings.word.weight); // the tied head's matmul layout
     this.namedModules();
+  }
+
+  override dispose(): void {
+    releaseTransposed(this.embeddings.word.weight);
+    super.dispose();
   }
 
   /** Whether the LM head reuses the token embedding matrix. */
