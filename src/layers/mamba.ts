@@ -4,7 +4,8 @@ import { init } from './init.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
-import { sequentialScan, type SelectiveScan } from './selective-scan.js';
+import { chunkedScan } from './chunked-scan.js';
+import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 export interface MambaOptions {
   hiddenSize: number;
@@ -45,8 +46,11 @@ export class MambaMixer extends Layer {
   readonly bNorm?: RMSNorm;
   readonly cNorm?: RMSNorm;
   readonly innerSize: number;
-  /** The scan used for multi-token calls; replace to compare implementations. */
-  scan: SelectiveScan = sequentialScan;
+  /**
+   * The scan used for multi-token calls: the chunked parallel scan by default; set it to
+   * `sequentialScan` (the reference) or another implementation to compare.
+   */
+  scan: SelectiveScan = chunkedScan;
 
   constructor(readonly options: MambaOptions) {
     super();
@@ -76,17 +80,27 @@ export class MambaMixer extends Layer {
       const { stateSize: n, dtRank, convKernel } = this.options;
       const dim = this.innerSize;
       const past = ctx.cache?.get(this);
+      // Padding (mask 0) must not touch the state: its conv input is zeroed and its delta set to
+      // 0, so exp(delta A) = 1 and delta B u = 0. A left-padded row then starts its real tokens
+      // from the same zero state as the prompt alone.
+      const keep = realTokens(ctx, batch, length); // [B, L, 1] or undefined
 
-      const [x, z] = tf.split(this.inProj.call(hidden, ctx), 2, -1) as [tf.Tensor3D, tf.Tensor3D];
+      const [xRaw, z] = tf.split(this.inProj.call(hidden, ctx), 2, -1) as [tf.Tensor3D, tf.Tensor3D];
+      const x = keep === undefined ? xRaw : xRaw.mul(keep);
 
-      // Causal depthwise conv: each output sees its own and the previous K-1 inputs.
+      // Causal depthwise conv over the last d_conv inputs: the cached ones, then this call's.
       const history = past?.conv ?? tf.zeros([batch, dim, convKernel]); // [B, D, K]
-      const previous = history.slice([0, 0, 1], [batch, dim, convKernel - 1]).transpose([0, 2, 1]);
-      const window = tf.concat([previous, x], 1); // [B, K-1+L, D]
-      const kernel = this.convWeight.reshape([dim, convKernel]).transpose(); // [K, D]
-      let conv: tf.Tensor = this.convBias ?? tf.zeros([dim]);
-      for (let k = 0; k < convKernel; k++) {
-        conv = window.slice([0, k, 0], [batch, length, dim]).mul(kernel.slice([k, 0], [1, dim])).add(conv);
+      const inputs = tf.concat([history.transpose([0, 2, 1]), x], 1); // [B, K+L, D]
+      let conv: tf.Tensor;
+      if (length === 1) {
+        conv = inputs.slice([0, 1, 0], [batch, convKernel, dim]).mul(this.convWeight.reshape([dim, convKernel]).transpose()).sum(1, true);
+        if (this.convBias !== undefined) conv = conv.add(this.convBias);
+      } else {
+        const kernel = this.convWeight.reshape([dim, convKernel]).transpose(); // [K, D]
+        conv = this.convBias ?? tf.zeros([dim]);
+        for (let k = 0; k < convKernel; k++) {
+          conv = inputs.slice([0, k + 1, 0], [batch, length, dim]).mul(kernel.slice([k, 0], [1, dim])).add(conv);
+        }
       }
       const u = this.tap('conv', silu(conv), ctx) as tf.Tensor3D; // [B, L, D]
 
@@ -94,20 +108,43 @@ export class MambaMixer extends Layer {
       const dt = this.dtNorm ? this.dtNorm.call(dtLow!, ctx) : dtLow!;
       const B = this.tap('B', (this.bNorm ? this.bNorm.call(bRaw!, ctx) : bRaw!) as tf.Tensor3D, ctx);
       const C = this.tap('C', (this.cNorm ? this.cNorm.call(cRaw!, ctx) : cRaw!) as tf.Tensor3D, ctx);
-      const delta = this.tap('delta', tf.softplus(this.dtProj.call(dt, ctx)) as tf.Tensor3D, ctx);
+      const deltaRaw = tf.softplus(this.dtProj.call(dt, ctx)) as tf.Tensor3D;
+      const delta = this.tap('delta', keep === undefined ? deltaRaw : (deltaRaw.mul(keep) as tf.Tensor3D), ctx);
       const A = tf.neg(tf.exp(this.A_log)) as tf.Tensor2D;
 
-      const { y, h } = this.scan({ u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D });
+      const scanInputs = { u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D };
+      const { y, h } = length === 1 ? recurrentStep(scanInputs) : this.scan(scanInputs);
       this.tap('state', h, ctx);
       if (ctx.cache !== undefined) {
-        const inputs = tf.concat([history.transpose([0, 2, 1]), x], 1); // [B, K+L, D]
-        const conv = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);
+        let conv = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);
+        // A padded single step keeps the old window (a multi-token call pads only on the left,
+        // where the window is still all zeros).
+        if (keep !== undefined && length === 1) conv = tf.where(keep.reshape([batch, 1, 1]).toBool(), conv, history);
         ctx.cache.set(this, { conv, ssm: h });
       }
       const gated = this.tap('scan', y, ctx).mul(silu(z));
       return this.outProj.call(gated, ctx);
     });
   }
+}
+
+/** The mask of this call's tokens as [B, L, 1] floats, or undefined when every token is real. */
+function realTokens(ctx: ForwardContext, batch: number, length: number): tf.Tensor | undefined {
+  const mask = ctx.attentionMask;
+  if (mask === undefined) return undefined;
+  const total = mask.shape[1];
+  return mask.slice([0, total - length], [batch, length]).toFloat().reshape([batch, length, 1]);
+}
+
+/** One token of the scan, O(1) in the position: h = exp(delta A) h + delta B u, y = C·h + D u. */
+function recurrentStep({ u, delta, A, B, C, D, h0 }: ScanInputs): ScanOutputs {
+  const [batch, , dim] = u.shape;
+  const n = A.shape[1];
+  const deltaA = tf.exp(delta.reshape([batch, dim, 1]).mul(A)); // [B, D, N]
+  const deltaBu = delta.mul(u).reshape([batch, dim, 1]).mul(B.reshape([batch, 1, n])); // [B, D, N]
+  const h = (h0 === undefined ? deltaBu : deltaA.mul(h0).add(deltaBu)) as tf.Tensor3D;
+  const y = tf.matMul(h, C.reshape([batch, n, 1])).reshape([batch, 1, dim]).add(u.mul(D)) as tf.Tensor3D;
+  return { y, h };
 }
 
 function silu(x: tf.Tensor): tf.Tensor {

@@ -1,0 +1,117 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayerStateStore } from '../layers/context.js';
+
+/** A copy of a cache's contents that outlives it: restore it into a cache to resume later. */
+export interface CacheSnapshot {
+  readonly slots: ReadonlyMap<object, Readonly<Record<string, tf.Tensor>>>;
+  readonly length: number;
+  readonly mask: readonly (readonly number[])[];
+  readonly nextPosition: readonly number[];
+}
+
+/**
+ * The state of every mixer between generation steps, keyed by mixer instance, so it serves any
+ * mix of mixers (attention KV caches `{key, value}` [B, kvHeads, S, headDim], Mamba states
+ * `{conv [B, D, d_conv], ssm [B, D, N]}`, hybrids of both).
+ *
+ * Ownership: the cache keeps (`tf.keep`) whatever a mixer stores, even inside a tidy scope, and
+ * disposes the tensors a new `set` replaces; {@link dispose} frees the rest. Besides tensors it
+ * tracks, per row, which cached positions are real tokens (`mask`, 1) or padding (0) and the
+ * position the next token takes, so left-padded batches and resumed streams line up.
+ */
+export class GenerationCache implements LayerStateStore {
+  private slots = new Map<object, Record<string, tf.Tensor>>();
+  /** Positions held (the `offset` of the next forward call). */
+  length = 0;
+  /** [B][length]: 1 for a real token, 0 for padding. */
+  mask: number[][] = [];
+  /** [B]: the position id of each row's next token. */
+  nextPosition: number[] = [];
+  private disposed = false;
+
+  get(owner: object): Record<string, tf.Tensor> | undefined {
+    this.assertLive();
+    return this.slots.get(owner);
+  }
+
+  set(owner: object, state: Record<string, tf.Tensor>): void {
+    this.assertLive();
+    const kept = new Set(Object.values(state));
+    for (const t of kept) tf.keep(t);
+    const old = this.slots.get(owner);
+    if (old !== undefined) for (const t of Object.values(old)) if (!kept.has(t)) t.dispose();
+    this.slots.set(owner, { ...state });
+  }
+
+  /** Number of rows (0 before the first forward). */
+  get batchSize(): number {
+    return this.mask.length;
+  }
+
+  /** Mixers holding state, in the order they first stored it. */
+  owners(): object[] {
+    return [...this.slots.keys()];
+  }
+
+  /** An independent deep copy (its own tensors): e.g. to branch one prompt into several continuations. */
+  clone(): GenerationCache {
+    this.assertLive();
+    const copy = new GenerationCache();
+    copy.restore(this.snapshot(), false);
+    return copy;
+  }
+
+  /**
+   * Copy the state out (new tensors owned by the snapshot; free them with {@link disposeSnapshot}).
+   * For Mamba this is a few KB per layer whatever the length, so a stream can be parked cheaply.
+   */
+  snapshot(): CacheSnapshot {
+    this.assertLive();
+    const slots = new Map<object, Record<string, tf.Tensor>>();
+    for (const [owner, state] of this.slots) {
+      slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t.clone())])));
+    }
+    return { slots, length: this.length, mask: this.mask.map((r) => [...r]), nextPosition: [...this.nextPosition] };
+  }
+
+  /** Replace the contents with a copy of `snapshot` (the snapshot stays valid and stays the caller's). */
+  restore(snapshot: CacheSnapshot, release = true): void {
+    this.assertLive();
+    if (release) this.clear();
+    for (const [owner, state] of snapshot.slots) {
+      this.slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t.clone())])));
+    }
+    this.length = snapshot.length;
+    this.mask = snapshot.mask.map((r) => [...r]);
+    this.nextPosition = [...snapshot.nextPosition];
+  }
+
+  /** Drop all state (the cache stays usable, empty). */
+  clear(): void {
+    for (const state of this.slots.values()) tf.dispose(Object.values(state));
+    this.slots.clear();
+    this.length = 0;
+    this.mask = [];
+    this.nextPosition = [];
+  }
+
+  /** Free every tensor; the cache cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.clear();
+    this.disposed = true;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new Error('this GenerationCache was disposed; create a new one or restore a snapshot into a live cache');
+  }
+}
+
+/** Free the tensors of a snapshot. */
+export function disposeSnapshot(snapshot: CacheSnapshot): void {
+  for (const state of snapshot.slots.values()) tf.dispose(Object.values(state));
+}
