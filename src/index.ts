@@ -41,3 +41,9 @@ export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './l
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
 export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
+
+// Generation (KV caches, Mamba states, chunked scan)
+export { GenerationCache, disposeSnapshot, type CacheSnapshot } from './generation/cache.js';
+export { generate, stream, generateSteps, type GenerateOptions, type TokenEvent } from './generation/generate.js';
+export type { Strategy, GreedyStrategy, SamplingStrategy } from './generation/sampling.js';
+export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './layers/chunked-scan.js';

@@ -57,7 +57,11 @@ export class GenerationCache implements LayerStateStore {
   clone(): GenerationCache {
     this.assertLive();
     const copy = new GenerationCache();
-    copy.restore(this.snapshot(), false);
+    const snapshot = this.snapshot();
+    copy.slots = new Map(snapshot.slots as Map<object, Record<string, tf.Tensor>>); // adopt its tensors
+    copy.length = snapshot.length;
+    copy.mask = snapshot.mask.map((r) => [...r]);
+    copy.nextPosition = [...snapshot.nextPosition];
     return copy;
   }
 
@@ -75,9 +79,9 @@ export class GenerationCache implements LayerStateStore {
   }
 
   /** Replace the contents with a copy of `snapshot` (the snapshot stays valid and stays the caller's). */
-  restore(snapshot: CacheSnapshot, release = true): void {
+  restore(snapshot: CacheSnapshot): void {
     this.assertLive();
-    if (release) this.clear();
+    this.clear();
     for (const [owner, state] of snapshot.slots) {
       this.slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t.clone())])));
     }

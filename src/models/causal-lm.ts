@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { generate, stream, type GenerateOptions, type TokenEvent } from '../generation/generate.js';
 import { linear, Linear } from '../layers/linear.js';
 import { registerTransposed, releaseTransposed } from '../layers/weight-layout.js';
 import { TransformerModel, type ForwardOptions, type HiddenOutput, type ModelParts } from './transformer.js';
@@ -38,6 +39,16 @@ export class CausalLM<Config = unknown> extends TransformerModel<Config> {
       const hidden = this.runStack(inputIds, ctx);
       return { ...hidden, logits: this.project(hidden.lastHiddenState) };
     });
+  }
+
+  /** New token ids per prompt (see {@link generate}: greedy or sampled, KV cache / Mamba state). */
+  generate(promptIds: readonly (readonly number[])[], options: GenerateOptions): number[][] {
+    return generate(this, promptIds, options);
+  }
+
+  /** The tokens of {@link CausalLM.generate} as they come (see {@link stream}). */
+  stream(promptIds: readonly (readonly number[])[], options: GenerateOptions): AsyncGenerator<TokenEvent, number[][]> {
+    return stream(this, promptIds, options);
   }
 
   /** Vocabulary logits for hidden states [B, L, H]. */

@@ -1,0 +1,195 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { CausalLM } from '../models/causal-lm.js';
+import { GenerationCache } from './cache.js';
+import { createPicker, type Strategy } from './sampling.js';
+
+/** Options of {@link generate} and {@link stream}. */
+export interface GenerateOptions {
+  /** Most tokens to add per prompt (≥ 1). */
+  maxNewTokens: number;
+  /** A row ends after producing this token (or any of these); it is included in the output. */
+  eosTokenId?: number | readonly number[];
+  /** A row ends once its new tokens end with one of these sequences (included in the output). */
+  stop?: readonly (readonly number[])[];
+  /** Greedy (default) or seeded sampling. */
+  strategy?: Strategy;
+  /** Id fed for left padding and for rows that already ended; masked out either way. Default 0. */
+  padTokenId?: number;
+  /**
+   * Continue from, and leave the state in, this cache (the caller keeps and disposes it). It then
+   * holds every prompt and generated token except the last one generated: pass that token (and
+   * anything after it) as the next prompt to resume. Without it a private cache is used and freed.
+   */
+  cache?: GenerationCache;
+  /** Called for every new token, as soon as it is chosen. */
+  onToken?: (event: TokenEvent) => void;
+}
+
+/** One generated token. */
+export interface TokenEvent {
+  /** Which prompt it continues. */
+  row: number;
+  token: number;
+  /** 0 for the first new token of the call. */
+  step: number;
+  /** Whether this row has ended (end token, stop sequence or maxNewTokens). */
+  done: boolean;
+}
+
+/**
+ * Continue each prompt with up to `maxNewTokens` tokens and return only the new ids per prompt.
+ * The prompts are processed in one forward (prefill) that fills the KV caches and Mamba states;
+ * each further token is one single-token forward. Prompts of different lengths are left-padded
+ * and masked, with positions counted per row, so a row gets the same tokens as alone.
+ */
+export function generate(lm: CausalLM, prompts: readonly (readonly number[])[], options: GenerateOptions): number[][] {
+  const steps = generateSteps(lm, prompts, options);
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * {@link generate} as an async iterator of tokens, yielding to the event loop between steps.
+ * Leaving the loop early frees the private cache.
+ */
+export async function* stream(
+  lm: CausalLM,
+  prompts: readonly (readonly number[])[],
+  options: GenerateOptions,
+): AsyncGenerator<TokenEvent, number[][]> {
+  const steps = generateSteps(lm, prompts, options);
+  try {
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+      for (const event of next.value) yield event;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    steps.return([]);
+  }
+}
+
+/** The loop behind both forms: yields the tokens of each step, returns the new ids per row. */
+export function* generateSteps(
+  lm: CausalLM,
+  prompts: readonly (readonly number[])[],
+  options: GenerateOptions,
+): Generator<TokenEvent[], number[][]> {
+  const vocab = lm.embeddings.word.count;
+  checkOptions(options, vocab);
+  const pick = createPicker(options.strategy);
+  const pad = options.padTokenId ?? 0;
+  const eos = new Set(options.eosTokenId === undefined ? [] : [options.eosTokenId].flat());
+  const cache = options.cache ?? new GenerationCache();
+  const owned = options.cache === undefined;
+  try {
+    checkPrompts(prompts, vocab, cache);
+    if (cache.batchSize === 0) {
+      cache.mask = prompts.map(() => []);
+      cache.nextPosition = prompts.map(() => 0);
+    }
+    const batch = prompts.length;
+    const width = Math.max(...prompts.map((p) => p.length));
+    const ids: number[][] = [];
+    const mask: number[][] = [];
+    for (const p of prompts) {
+      const padding = width - p.length;
+      ids.push([...new Array<number>(padding).fill(pad), ...p]);
+      mask.push([...new Array<number>(padding).fill(0), ...p.map(() => 1)]);
+    }
+    let logits = step(lm, cache, ids, mask);
+    const out: number[][] = prompts.map(() => []);
+    const done = new Array<boolean>(batch).fill(false);
+    for (let n = 0; ; n++) {
+      const rows = logits.length / batch;
+      const events: TokenEvent[] = [];
+      for (let r = 0; r < batch; r++) {
+        if (done[r]) continue;
+        const token = pick(logits.subarray(r * rows, (r + 1) * rows));
+        out[r]!.push(token);
+        done[r] = eos.has(token) || endsWithStop(out[r]!, options.stop) || out[r]!.length >= options.maxNewTokens;
+        const event = { row: r, token, step: n, done: done[r]! };
+        options.onToken?.(event);
+        events.push(event);
+      }
+      yield events;
+      if (done.every(Boolean)) return out;
+      // Ended rows are fed padding, masked out, so their state stays as it was.
+      logits = step(
+        lm,
+        cache,
+        out.map((o, r) => [done[r] ? pad : o[o.length - 1]!]),
+        done.map((d) => [d ? 0 : 1]),
+      );
+    }
+  } finally {
+    if (owned) cache.dispose();
+  }
+}
+
+/** Run `ids` after what `cache` holds and return the last position's logits, [B × vocab] flat. */
+function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: number[][]): Float32Array {
+  const batch = ids.length;
+  const length = ids[0]!.length;
+  const positions = mask.map((row, r) => row.map((m) => (m === 1 ? cache.nextPosition[r]!++ : 0)));
+  const fullMask = cache.mask.map((row, r) => [...row, ...mask[r]!]);
+  const inputs = [tf.tensor2d(ids, [batch, length], 'int32'), tf.tensor2d(fullMask, [batch, fullMask[0]!.length], 'int32'), tf.tensor2d(positions, [batch, length], 'int32')] as const;
+  try {
+    const hidden = lm.forwardHidden(inputs[0], { attentionMask: inputs[1], positionIds: inputs[2], cache, offset: cache.length });
+    cache.length += length;
+    cache.mask = fullMask;
+    try {
+      const hiddenSize = hidden.lastHiddenState.shape[2];
+      return tf.tidy(() => {
+        const last = hidden.lastHiddenState.slice([0, length - 1, 0], [batch, 1, hiddenSize]);
+        return lm.project(last as tf.Tensor3D).dataSync() as Float32Array;
+      });
+    } finally {
+      tf.dispose([...hidden.allOutputs, hidden.lastHiddenState]);
+    }
+  } finally {
+    tf.dispose([...inputs]);
+  }
+}
+
+function endsWithStop(tokens: readonly number[], stop: GenerateOptions['stop']): boolean {
+  if (stop === undefined) return false;
+  return stop.some(
+    (seq) => seq.length > 0 && seq.length <= tokens.length && seq.every((t, i) => tokens[tokens.length - seq.length + i] === t),
+  );
+}
+
+function checkOptions(options: GenerateOptions, vocab: number): void {
+  const { maxNewTokens, padTokenId } = options;
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
+    throw new Error(`maxNewTokens must be a positive integer, got ${maxNewTokens}`);
+  }
+  for (const id of [options.eosTokenId ?? []].flat()) {
+    if (!isTokenId(id, vocab)) throw new Error(`eosTokenId ${id} is not a token id of this model (vocabulary of ${vocab})`);
+  }
+  if (padTokenId !== undefined && !isTokenId(padTokenId, vocab)) {
+    throw new Error(`padTokenId ${padTokenId} is not a token id of this model (vocabulary of ${vocab})`);
+  }
+}
+
+function checkPrompts(prompts: readonly (readonly number[])[], vocab: number, cache: GenerationCache): void {
+  if (!Array.isArray(prompts) || prompts.length === 0 || !prompts.every(Array.isArray)) {
+    throw new Error('promptIds must be a non-empty array of token id arrays, one per prompt ([[1, 2, 3], ...])');
+  }
+  if (cache.isDisposed) throw new Error('the cache passed to generate was disposed');
+  if (cache.batchSize !== 0 && cache.batchSize !== prompts.length) {
+    throw new Error(`the cache holds ${cache.batchSize} rows but ${prompts.length} prompts were given; continue every row at once`);
+  }
+  prompts.forEach((p, r) => {
+    if (p.length === 0) throw new Error(`prompt ${r} is empty; every prompt needs at least one token`);
+    const bad = p.find((id) => !isTokenId(id, vocab));
+    if (bad !== undefined) throw new Error(`prompt ${r} has token id ${bad}, outside the vocabulary of ${vocab}`);
+  });
+}
+
+function isTokenId(id: number, vocab: number): boolean {
+  return Number.isInteger(id) && id >= 0 && id < vocab;
+}
