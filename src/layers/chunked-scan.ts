@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { decay } from './decay.js';
 import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 /**
@@ -30,7 +31,7 @@ export function chunkedScan({ u, delta, A, B, C, D, h0 }: ScanInputs, chunk = DE
     const deltaP = pad(delta);
     const dn = dim * n;
     // [B, chunks, T, D·N]: rank 4 at most, since tfjs-wasm slices higher ranks element by element.
-    let a: tf.Tensor = tf.exp(deltaP.expandDims(3).mul(A)).reshape([batch, chunks, T, dn]);
+    let a: tf.Tensor = decay(deltaP.expandDims(3).mul(A)).reshape([batch, chunks, T, dn]);
     let x: tf.Tensor = deltaP.mul(pad(u)).expandDims(3).mul(pad(B).expandDims(2)).reshape([batch, chunks, T, dn]);
 
     // 1. Inclusive scan within chunks by doubling: after the step of span k, (a_t, x_t) covers

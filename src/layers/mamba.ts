@@ -5,6 +5,7 @@ import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
 import { chunkedScan } from './chunked-scan.js';
+import { decay } from './decay.js';
 import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 export interface MambaOptions {
@@ -140,7 +141,7 @@ function realTokens(ctx: ForwardContext, batch: number, length: number): tf.Tens
 function recurrentStep({ u, delta, A, B, C, D, h0 }: ScanInputs): ScanOutputs {
   const [batch, , dim] = u.shape;
   const n = A.shape[1];
-  const deltaA = tf.exp(delta.reshape([batch, dim, 1]).mul(A)); // [B, D, N]
+  const deltaA = decay(delta.reshape([batch, dim, 1]).mul(A)); // exp(delta A), [B, D, N]
   const deltaBu = delta.mul(u).reshape([batch, dim, 1]).mul(B.reshape([batch, 1, n])); // [B, D, N]
   const h = (h0 === undefined ? deltaBu : deltaA.mul(h0).add(deltaBu)) as tf.Tensor3D;
   const y = tf.matMul(h, C.reshape([batch, n, 1])).reshape([batch, 1, dim]).add(u.mul(D)) as tf.Tensor3D;
