@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
-import { registerTransposed, releaseTransposed, transposedWeight } from './weight-layout.js';
+import { registerTransposed, transposedWeight } from './weight-layout.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -25,11 +25,6 @@ export class Linear extends Layer {
     this.weight = this.addParameter('weight', init.normal([outFeatures, inFeatures]));
     if (options.bias ?? false) this.bias = this.addParameter('bias', init.zeros([outFeatures]));
     registerTransposed(this.weight);
-  }
-
-  override dispose(): void {
-    releaseTransposed(this.weight);
-    super.dispose();
   }
 
   protected forward(x: tf.Tensor): tf.Tensor {

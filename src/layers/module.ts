@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-chained.js';
 import type { ForwardContext } from './context.js';
+import { releaseTransposed } from './weight-layout.js';
 
 /**
  * A forward hook: sees a module's output (or, as a pre-hook, its input) and may return a tensor
@@ -167,9 +168,12 @@ export class Module {
     return this.runHooks(name, 'post', value, ctx) as T;
   }
 
-  /** Free every parameter below this module. */
+  /** Free every parameter below this module (and the matmul-layout copies of its weights). */
   dispose(): void {
-    for (const [, p] of this.namedParameters()) p.dispose();
+    for (const [, p] of this.namedParameters()) {
+      releaseTransposed(p);
+      p.dispose();
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { generate, stream, type GenerateOptions, type TokenEvent } from '../generation/generate.js';
 import { linear, Linear } from '../layers/linear.js';
-import { registerTransposed, releaseTransposed } from '../layers/weight-layout.js';
+import { registerTransposed } from '../layers/weight-layout.js';
 import { TransformerModel, type ForwardOptions, type HiddenOutput, type ModelParts } from './transformer.js';
 
 /** Output of a causal LM: hidden states and next-token logits for every position. */
@@ -21,11 +21,6 @@ export class CausalLM<Config = unknown> extends TransformerModel<Config> {
     if (parts.lmHead instanceof Linear) this.lmHead = this.addModule('lmHead', parts.lmHead);
     else registerTransposed(this.embeddings.word.weight); // the tied head's matmul layout
     this.namedModules();
-  }
-
-  override dispose(): void {
-    releaseTransposed(this.embeddings.word.weight);
-    super.dispose();
   }
 
   /** Whether the LM head reuses the token embedding matrix. */

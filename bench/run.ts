@@ -1,0 +1,200 @@
+/**
+ * `npm run bench`: random-weight models of real size on the backend in use, against the
+ * backend's own matmul and matrix-vector throughput. Prints a table, then (last line) one JSON
+ * object. Options: `--quick` (tiny models: a smoke check, used by tests/bench), `--only=a,b`
+ * with any of engine, bert, mamba, llama, and `--backend=NAME` (or TESSERA_BACKEND).
+ */
+import 'reflect-metadata';
+import * as tf from '@tensorflow/tfjs-core';
+import { pathToFileURL } from 'node:url';
+import { initBackend, type BackendName } from '../src/backend.js';
+import { GenerationCache } from '../src/generation/cache.js';
+import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
+import type { CausalLM } from '../src/models/causal-lm.js';
+import { disposeOutput } from '../src/models/transformer.js';
+
+export type Part = 'engine' | 'bert' | 'mamba' | 'llama';
+export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama'];
+
+export interface BenchOptions {
+  quick?: boolean;
+  only?: readonly Part[];
+  /** Table lines go here (default console.log). */
+  log?: (line: string) => void;
+}
+
+/** Sizes of the full run and of the quick smoke check. */
+function sizes(quick: boolean) {
+  return quick
+    ? {
+        bert: { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, vocab_size: 512 },
+        bertBatch: [2, 16] as const,
+        mamba: { hidden_size: 64, num_hidden_layers: 2, state_size: 16, expand: 2, vocab_size: 512 },
+        llama: { hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 128, vocab_size: 512 },
+        prefill: 32,
+        newTokens: 4,
+        ratioPositions: [16, 256] as const,
+        matmul: [128, 256, 256] as const,
+        matvec: [256, 2048] as const,
+      }
+    : {
+        bert: { hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, vocab_size: 30522 },
+        bertBatch: [8, 128] as const,
+        mamba: { hidden_size: 768, num_hidden_layers: 24, state_size: 16, expand: 2, vocab_size: 50280 },
+        llama: { hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 4, intermediate_size: 2048, vocab_size: 32000 },
+        prefill: 512,
+        newTokens: 64,
+        ratioPositions: [64, 4096] as const,
+        matmul: [1024, 768, 3072] as const,
+        matvec: [768, 32000] as const,
+      };
+}
+
+/** Best wall time of `runs` calls (after one warm-up), in seconds. */
+function best(runs: number, fn: () => void): number {
+  fn();
+  let min = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    fn();
+    min = Math.min(min, performance.now() - t0);
+  }
+  return min / 1000;
+}
+
+function prompt(length: number, vocab: number, seed = 1): number[] {
+  let s = seed;
+  return Array.from({ length }, () => ((s = (s * 1103515245 + 12345) % 2147483648), s % vocab));
+}
+
+/** Weights a decode step reads: every parameter but the token embedding table (a gather), plus the tied head. */
+function decodeWeightBytes(lm: CausalLM): number {
+  const embedding = lm.embeddings.word.weight.size;
+  return 4 * (lm.parameterCount() - embedding + (lm.tiedEmbeddings ? embedding : 0));
+}
+
+/** Multiply-adds ×2 per token of the dense layers (no embeddings, no head). */
+function denseFlopsPerToken(model: { parameterCount(): number; embeddings: { word: { weight: tf.Variable } } }, head = 0): number {
+  return 2 * (model.parameterCount() - model.embeddings.word.weight.size + head);
+}
+
+export async function runBench(options: BenchOptions = {}): Promise<Record<string, number | string>> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const only = new Set(options.only ?? PARTS);
+  const size = sizes(options.quick ?? false);
+  const result: Record<string, number | string> = { backend: tf.getBackend() };
+  const rows: [string, string][] = [];
+  const row = (name: string, value: number, unit: string): void => {
+    rows.push([name, `${value.toFixed(value >= 100 ? 0 : 2)} ${unit}`]);
+    log(`  ${name.padEnd(44)} ${value.toFixed(value >= 100 ? 0 : 2).padStart(10)} ${unit}`);
+  };
+  result.tensors_before = tf.memory().numTensors;
+  log(`tessera bench on '${tf.getBackend()}'${options.quick ? ' (quick)' : ''}`);
+
+  // The engine's own ceilings, measured in this run.
+  const [m, k, n] = size.matmul;
+  const a = tf.randomNormal([m, k]);
+  const b = tf.randomNormal([k, n]);
+  const matmulSeconds = best(3, () => tf.tidy(() => tf.matMul(a, b).dataSync()));
+  result.matmul_gflops = (2 * m * k * n) / matmulSeconds / 1e9;
+  const [vin, vout] = size.matvec;
+  const v = tf.randomNormal([1, vin]);
+  const w = tf.randomNormal([vin, vout]);
+  const matvecSeconds = best(5, () => tf.tidy(() => tf.matMul(v, w).dataSync()));
+  result.matvec_gbps = (4 * vin * vout) / matvecSeconds / 1e9;
+  tf.dispose([a, b, v, w]);
+  row(`matmul [${m}x${k}]·[${k}x${n}]`, result.matmul_gflops as number, 'GFLOP/s');
+  row(`matvec [1x${vin}]·[${vin}x${vout}]`, result.matvec_gbps as number, 'GB/s');
+  const peakFlops = (result.matmul_gflops as number) * 1e9;
+  const peakBytes = (result.matvec_gbps as number) * 1e9;
+
+  if (only.has('bert')) {
+    const bert = AutoEncoder.fromConfig({ model_type: 'bert', ...size.bert });
+    const [batch, length] = size.bertBatch;
+    const ids = tf.tensor2d(prompt(batch * length, size.bert.vocab_size), [batch, length], 'int32');
+    const seconds = best(options.quick ? 2 : 1, () => {
+      const out = bert.forward(ids);
+      out.lastHiddenState.dataSync();
+      disposeOutput(out);
+    });
+    const tokS = (batch * length) / seconds;
+    const attention = 4 * length * size.bert.hidden_size * size.bert.num_hidden_layers; // QKᵀ and PV
+    result.bert_base_encode_tok_s = tokS;
+    result.encode_engine_fraction = (tokS * (denseFlopsPerToken(bert) + attention)) / peakFlops;
+    row(`bert encode ${batch}x${length}`, tokS, 'tok/s');
+    row('  model FLOP/s / matmul FLOP/s', result.encode_engine_fraction as number, '');
+    ids.dispose();
+    bert.dispose();
+  }
+
+  const decodeFractions: number[] = [];
+  for (const arch of ['mamba', 'llama'] as const) {
+    if (!only.has(arch)) continue;
+    const lm = AutoCausalLM.fromConfig({ model_type: arch, ...size[arch] });
+    const key = arch === 'mamba' ? 'mamba130m' : 'llama_small';
+    const p = prompt(size.prefill, size[arch].vocab_size);
+    lm.generate([p.slice(0, 8)], { maxNewTokens: 2 }); // warm up kernels and weight layouts
+    // Prefill: one forward over the prompt that fills the caches, then the first token.
+    const prefillSeconds = best(1, () => lm.generate([p], { maxNewTokens: 1 }));
+    // Decode: newTokens single-token steps after a short prompt.
+    const decode = (cache: GenerationCache, count: number): number => {
+      const t0 = performance.now();
+      lm.generate([[p[0]!]], { maxNewTokens: count, cache });
+      return (performance.now() - t0) / 1000 / count;
+    };
+    const cache = new GenerationCache();
+    lm.generate([p.slice(0, 16)], { maxNewTokens: 1, cache });
+    const perToken = decode(cache, size.newTokens);
+    cache.dispose();
+    result[`${key}_prefill512_tok_s`] = size.prefill / prefillSeconds;
+    result[`${key}_decode_tok_s`] = 1 / perToken;
+    const fraction = decodeWeightBytes(lm) / perToken / peakBytes;
+    decodeFractions.push(fraction);
+    row(`${arch} prefill ${size.prefill}`, size.prefill / prefillSeconds, 'tok/s');
+    row(`${arch} decode (batch 1)`, 1 / perToken, 'tok/s');
+    row('  weight bytes/s / matvec bytes/s', fraction, '');
+    if (arch === 'mamba') {
+      row('  prefill vs token-by-token', (size.prefill / prefillSeconds) * perToken, '×');
+      result.mamba_prefill_vs_tokenwise = (size.prefill / prefillSeconds) * perToken;
+      // Per-token decode time deep into a sequence vs near its start (the state does not grow).
+      const [near, far] = size.ratioPositions;
+      const at = (position: number): number => {
+        const c = new GenerationCache();
+        const chunk = Math.min(position, size.prefill);
+        for (let done = 0; done < position; done += chunk) lm.generate([prompt(chunk, size.mamba.vocab_size, done + 2)], { maxNewTokens: 1, cache: c });
+        const t = Math.min(decode(c, 8), decode(c, 8));
+        c.dispose();
+        return t;
+      };
+      result.mamba_decode_ratio_4096_vs_64 = at(far) / at(near);
+      row(`  decode time at ${far} / at ${near}`, result.mamba_decode_ratio_4096_vs_64 as number, '×');
+    }
+    lm.dispose();
+  }
+  if (decodeFractions.length > 0) result.decode_engine_fraction = Math.min(...decodeFractions);
+  result.tensors_after = tf.memory().numTensors;
+  row('tensors before / after', result.tensors_after as number, `(before ${result.tensors_before})`);
+  return result;
+}
+
+function parseArgs(argv: readonly string[]): BenchOptions & { backend?: BackendName } {
+  const options: BenchOptions & { backend?: BackendName } = {};
+  for (const arg of argv) {
+    if (arg === '--quick') options.quick = true;
+    else if (arg.startsWith('--only=')) {
+      const parts = arg.slice(7).split(',');
+      const bad = parts.filter((p) => !PARTS.includes(p as Part));
+      if (bad.length > 0) throw new Error(`--only: unknown part(s) ${bad.join(', ')}; choose from ${PARTS.join(', ')}`);
+      options.only = parts as Part[];
+    } else if (arg.startsWith('--backend=')) options.backend = arg.slice(10) as BackendName;
+    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama, --backend=NAME)`);
+  }
+  return options;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const options = parseArgs(process.argv.slice(2));
+  await initBackend({ backend: options.backend });
+  const result = await runBench(options);
+  console.log(JSON.stringify(result));
+}
