@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { createContext, Linear } from '../../src/index.js';
+
+describe('Linear reads a cached [in, out] weight copy', () => {
+  it('matches x·Wᵀ, follows assign(), and keeps the tensor count fixed from construction', () => {
+    const layer = new Linear(5, 3, { bias: true });
+    const x = tf.randomNormal([2, 4, 5]);
+    const reference = (): tf.Tensor => tf.tidy(() => tf.matMul(x.reshape([8, 5]), layer.weight, false, true).add(layer.bias!).reshape([2, 4, 3]));
+    const check = (): void => {
+      const diff = tf.tidy(() => tf.max(tf.abs(layer.call(x, createContext()).sub(reference()))).dataSync()[0]);
+      expect(diff).toBeLessThan(1e-5);
+    };
+    const before = tf.memory().numTensors;
+    check();
+    const fresh = tf.randomNormal([3, 5]);
+    layer.weight.assign(fresh);
+    fresh.dispose();
+    check(); // the copy was rebuilt, not reused
+    expect(tf.memory().numTensors).toBe(before);
+    layer.dispose();
+    x.dispose();
+    expect(tf.memory().numTensors).toBe(before - 1 - 3); // x, weight, bias, weight copy
+  });
+});
