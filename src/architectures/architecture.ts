@@ -1,0 +1,28 @@
+import type { RenameRules } from '../loaders/assign-weights.js';
+import type { ModelParts } from '../models/transformer.js';
+
+/** What a model is used as: an encoder, a decoder without its head, or a causal LM. */
+export type ModelKind = 'encoder' | 'decoder' | 'causal-lm';
+
+/**
+ * Everything Tessera knows about one architecture: how to read its HF config, which blocks to
+ * compose, and how HF names its parameters. Register one with the {@link ArchitectureRegistry}.
+ */
+export interface Architecture<Config = unknown> {
+  /** Tessera's name for it (`bert`, `llama`, `mamba`). */
+  readonly name: string;
+  /** HF `model_type` values it handles. */
+  readonly modelTypes: readonly string[];
+  /** Recognise configs that carry no `model_type` (e.g. the original state-spaces Mamba repos). */
+  detect?(raw: Record<string, unknown>): boolean;
+  /** The kinds of model it can be built as. */
+  readonly kinds: readonly ModelKind[];
+  /** Parse HF `config.json` into the typed config (the one place that reads its keys). */
+  parseConfig(raw: Record<string, unknown>): Config;
+  /** Compose the model from shared blocks (random init; loading overwrites the weights). */
+  build(config: Config, kind: ModelKind): ModelParts;
+  /** HF parameter name -> Tessera path. */
+  readonly hfNames: RenameRules;
+  /** File tensors HF ignores for this architecture (non-persistent buffers and the like). */
+  readonly ignore?: readonly RegExp[];
+}

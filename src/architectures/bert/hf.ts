@@ -1,0 +1,19 @@
+import type { RenameRules } from '../../loaders/assign-weights.js';
+
+/** HF `BertModel` names -> Tessera paths. Post-norm: attention.output.LayerNorm is the mixer's norm. */
+export const bertHfNames: RenameRules = [
+  [/^(?:bert\.)?embeddings\.word_embeddings\.weight$/, 'embeddings.word.weight'],
+  [/^(?:bert\.)?embeddings\.position_embeddings\.weight$/, 'embeddings.position.weight'],
+  [/^(?:bert\.)?embeddings\.token_type_embeddings\.weight$/, 'embeddings.tokenType.weight'],
+  [/^(?:bert\.)?embeddings\.LayerNorm\.(weight|bias)$/, 'embeddings.norm.$1'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$/, 'layers.$1.mixer.$2.$3'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)$/, 'layers.$1.mixer.output.$2'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(weight|bias)$/, 'layers.$1.mixerNorm.$2'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)$/, 'layers.$1.ffn.up.$2'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)$/, 'layers.$1.ffn.down.$2'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.(weight|bias)$/, 'layers.$1.ffnNorm.$2'],
+  [/^(?:bert\.)?pooler\.dense\.(weight|bias)$/, 'pooler.dense.$1'],
+];
+
+/** Buffers HF does not load into a BertModel. */
+export const bertIgnored = [/(^|\.)position_ids$/];

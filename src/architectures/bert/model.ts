@@ -1,0 +1,60 @@
+import { Attention } from '../../layers/attention.js';
+import { Block } from '../../layers/block.js';
+import { Embeddings } from '../../layers/embeddings.js';
+import { FeedForward } from '../../layers/feed-forward.js';
+import { LayerNorm } from '../../layers/norm.js';
+import { Pooler } from '../../layers/pooler.js';
+import type { Architecture } from '../architecture.js';
+import { parseBertConfig, type BertConfig } from './config.js';
+import { bertHfNames, bertIgnored } from './hf.js';
+
+/**
+ * BERT: learned positions and token types -> LayerNorm -> N post-norm blocks of bidirectional
+ * attention and a plain GELU feed-forward -> pooler.
+ */
+export const bert: Architecture<BertConfig> = {
+  name: 'bert',
+  modelTypes: ['bert'],
+  kinds: ['encoder'],
+  parseConfig: parseBertConfig,
+  hfNames: bertHfNames,
+  ignore: bertIgnored,
+  build(c) {
+    const norm = { kind: 'layernorm', eps: c.layerNormEps } as const;
+    const layers = Array.from(
+      { length: c.numLayers },
+      () =>
+        new Block({
+          placement: 'post',
+          mixerNorm: new LayerNorm(c.hiddenSize, c.layerNormEps),
+          mixer: new Attention({
+            hiddenSize: c.hiddenSize,
+            numHeads: c.numHeads,
+            numKvHeads: c.numHeads,
+            qkvBias: true,
+            outputBias: true,
+            causal: false,
+          }),
+          ffnNorm: new LayerNorm(c.hiddenSize, c.layerNormEps),
+          ffn: new FeedForward({
+            hiddenSize: c.hiddenSize,
+            intermediateSize: c.intermediateSize,
+            activation: c.hiddenAct,
+            gated: false,
+            bias: true,
+          }),
+        }),
+    );
+    return {
+      embeddings: new Embeddings({
+        vocabSize: c.vocabSize,
+        hiddenSize: c.hiddenSize,
+        maxPositions: c.maxPositions,
+        typeVocabSize: c.typeVocabSize,
+        norm,
+      }),
+      layers,
+      pooler: new Pooler(c.hiddenSize),
+    };
+  },
+};

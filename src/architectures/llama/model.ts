@@ -1,0 +1,56 @@
+import { Attention } from '../../layers/attention.js';
+import { Block } from '../../layers/block.js';
+import { Embeddings } from '../../layers/embeddings.js';
+import { FeedForward } from '../../layers/feed-forward.js';
+import { Linear } from '../../layers/linear.js';
+import { RMSNorm } from '../../layers/norm.js';
+import type { Architecture } from '../architecture.js';
+import { parseLlamaConfig, type LlamaConfig } from './config.js';
+import { llamaHfNames, llamaIgnored } from './hf.js';
+
+/**
+ * Llama: token embeddings -> N pre-norm blocks (RMSNorm, causal GQA attention with rotary,
+ * gated SiLU feed-forward) -> final RMSNorm -> LM head (tied or not).
+ */
+export const llama: Architecture<LlamaConfig> = {
+  name: 'llama',
+  modelTypes: ['llama'],
+  kinds: ['decoder', 'causal-lm'],
+  parseConfig: parseLlamaConfig,
+  hfNames: llamaHfNames,
+  ignore: llamaIgnored,
+  build(c, kind) {
+    const layers = Array.from(
+      { length: c.numLayers },
+      () =>
+        new Block({
+          placement: 'pre',
+          mixerNorm: new RMSNorm(c.hiddenSize, c.rmsNormEps),
+          mixer: new Attention({
+            hiddenSize: c.hiddenSize,
+            numHeads: c.numHeads,
+            numKvHeads: c.numKvHeads,
+            headDim: c.headDim,
+            qkvBias: c.attentionBias,
+            outputBias: c.attentionBias,
+            causal: true,
+            rotary: { dim: c.headDim, base: c.ropeTheta, scaling: c.ropeScaling },
+          }),
+          ffnNorm: new RMSNorm(c.hiddenSize, c.rmsNormEps),
+          ffn: new FeedForward({
+            hiddenSize: c.hiddenSize,
+            intermediateSize: c.intermediateSize,
+            activation: c.hiddenAct,
+            gated: true,
+            bias: c.mlpBias,
+          }),
+        }),
+    );
+    return {
+      embeddings: new Embeddings({ vocabSize: c.vocabSize, hiddenSize: c.hiddenSize }),
+      layers,
+      finalNorm: new RMSNorm(c.hiddenSize, c.rmsNormEps),
+      lmHead: kind !== 'causal-lm' ? undefined : c.tieWordEmbeddings ? 'tied' : new Linear(c.hiddenSize, c.vocabSize),
+    };
+  },
+};

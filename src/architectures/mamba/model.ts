@@ -1,0 +1,46 @@
+import { Block } from '../../layers/block.js';
+import { Embeddings } from '../../layers/embeddings.js';
+import { Linear } from '../../layers/linear.js';
+import { MambaMixer } from '../../layers/mamba.js';
+import { RMSNorm } from '../../layers/norm.js';
+import type { Architecture } from '../architecture.js';
+import { isStateSpacesConfig, parseMambaConfig, type MambaConfig } from './config.js';
+import { mambaHfNames } from './hf.js';
+
+/**
+ * Mamba: token embeddings -> N pre-norm blocks (RMSNorm, Mamba mixer, no feed-forward) ->
+ * final RMSNorm -> LM head, tied to the embeddings by default.
+ */
+export const mamba: Architecture<MambaConfig> = {
+  name: 'mamba',
+  modelTypes: ['mamba'],
+  detect: isStateSpacesConfig,
+  kinds: ['decoder', 'causal-lm'],
+  parseConfig: parseMambaConfig,
+  hfNames: mambaHfNames,
+  build(c, kind) {
+    const layers = Array.from(
+      { length: c.numLayers },
+      () =>
+        new Block({
+          placement: 'pre',
+          mixerNorm: new RMSNorm(c.hiddenSize, c.normEps),
+          mixer: new MambaMixer({
+            hiddenSize: c.hiddenSize,
+            stateSize: c.stateSize,
+            convKernel: c.convKernel,
+            expand: c.expand,
+            dtRank: c.dtRank,
+            convBias: c.convBias,
+            projBias: c.projBias,
+          }),
+        }),
+    );
+    return {
+      embeddings: new Embeddings({ vocabSize: c.vocabSize, hiddenSize: c.hiddenSize }),
+      layers,
+      finalNorm: new RMSNorm(c.hiddenSize, c.normEps),
+      lmHead: kind !== 'causal-lm' ? undefined : c.tieWordEmbeddings ? 'tied' : new Linear(c.hiddenSize, c.vocabSize),
+    };
+  },
+};

@@ -1,0 +1,43 @@
+/**
+ * Tessera: compose, inspect and distil neural networks from shared building blocks on TensorFlow.js.
+ * @packageDocumentation
+ */
+import 'reflect-metadata';
+
+export { initBackend, activeBackend, registerBackendLoader, BACKEND_PREFERENCE, type BackendName, type BackendOptions } from './backend.js';
+
+// Building blocks
+export { Module, Layer, ModuleList, type HookFn, type HookContext, type HookHandle } from './layers/module.js';
+export { createContext, type ForwardContext, type LayerStateStore } from './layers/context.js';
+export { Linear, Identity, linear } from './layers/linear.js';
+export { LayerNorm, RMSNorm, createNorm, type NormSpec } from './layers/norm.js';
+export { activation, ACTIVATION_NAMES, type Activation } from './layers/activations.js';
+export { Embedding, Embeddings, type EmbeddingsOptions } from './layers/embeddings.js';
+export { FeedForward, type FeedForwardOptions } from './layers/feed-forward.js';
+export { RotaryEmbedding, inverseFrequencies, type RotaryOptions, type RopeScaling } from './layers/rotary.js';
+export { Attention, type AttentionOptions } from './layers/attention.js';
+export { MambaMixer, type MambaOptions } from './layers/mamba.js';
+export { sequentialScan, type ScanInputs, type ScanOutputs, type SelectiveScan } from './layers/selective-scan.js';
+export { residual, type NormPlacement } from './layers/residual.js';
+export { Block, type BlockParts } from './layers/block.js';
+export { Pooler } from './layers/pooler.js';
+
+// Models and architectures
+export { TransformerModel, disposeOutput, type ModelParts, type ForwardOptions, type HiddenOutput } from './models/transformer.js';
+export { EncoderModel, type EncoderOutput } from './models/encoder.js';
+export { DecoderModel } from './models/decoder.js';
+export { CausalLM, type CausalLMOutput } from './models/causal-lm.js';
+export type { Architecture, ModelKind } from './architectures/architecture.js';
+export { ArchitectureRegistry, architectureRegistry } from './architectures/registry.js';
+export { ConfigReader } from './architectures/config-keys.js';
+export { bert, llama, mamba, builtinArchitectures } from './architectures/index.js';
+export type { BertConfig } from './architectures/bert/config.js';
+export type { LlamaConfig } from './architectures/llama/config.js';
+export type { MambaConfig } from './architectures/mamba/config.js';
+
+// Loading
+export { AutoEncoder, AutoDecoder, AutoCausalLM, buildFromConfig, modelFromCheckpoint } from './loaders/auto.js';
+export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './loaders/checkpoint.js';
+export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
+export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
+export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';

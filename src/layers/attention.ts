@@ -1,0 +1,140 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { memoize, type ForwardContext } from './context.js';
+import { Linear } from './linear.js';
+import { Layer } from './module.js';
+import { RotaryEmbedding, type RotaryOptions } from './rotary.js';
+
+/** A large negative bias instead of -inf, so a row with every key masked stays finite. */
+const MASKED = -1e9;
+
+export interface AttentionOptions {
+  hiddenSize: number;
+  numHeads: number;
+  /** Key/value heads: = numHeads for MHA, fewer for GQA, 1 for MQA. */
+  numKvHeads: number;
+  /** Per-head width; default hiddenSize / numHeads. */
+  headDim?: number;
+  /** Biases on the query/key/value projections (BERT: yes, Llama: no). */
+  qkvBias: boolean;
+  /** Bias on the output projection. */
+  outputBias: boolean;
+  /** Decoder (true) or bidirectional encoder (false). */
+  causal: boolean;
+  /** Rotary embeddings on queries and keys; omit for learned positions (BERT) or none (Jamba). */
+  rotary?: RotaryOptions;
+}
+
+/**
+ * Multi-head self-attention as a mixer: MHA, GQA and MQA by the head counts, causal or
+ * bidirectional, padding masks from `ctx.attentionMask`, and a KV cache in `ctx.cache`.
+ * Hook taps: `query`, `key`, `value` ([B, heads, L, headDim] after rotary), `scores` (scaled and
+ * masked, [B, heads, L, S]), `probs` (softmax of scores).
+ */
+export class Attention extends Layer {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly output: Linear;
+  readonly headDim: number;
+  private readonly rotary?: RotaryEmbedding;
+
+  constructor(readonly options: AttentionOptions) {
+    super();
+    const { hiddenSize, numHeads, numKvHeads, qkvBias } = options;
+    if (numHeads % numKvHeads !== 0) {
+      throw new Error(`num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
+    }
+    this.headDim = options.headDim ?? hiddenSize / numHeads;
+    if (!Number.isInteger(this.headDim)) {
+      throw new Error(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
+    }
+    this.query = this.addModule('query', new Linear(hiddenSize, numHeads * this.headDim, { bias: qkvBias }));
+    this.key = this.addModule('key', new Linear(hiddenSize, numKvHeads * this.headDim, { bias: qkvBias }));
+    this.value = this.addModule('value', new Linear(hiddenSize, numKvHeads * this.headDim, { bias: qkvBias }));
+    this.output = this.addModule('output', new Linear(numHeads * this.headDim, hiddenSize, { bias: options.outputBias }));
+    if (options.rotary !== undefined) this.rotary = new RotaryEmbedding(options.rotary);
+    this.declareTaps('query', 'key', 'value', 'scores', 'probs');
+  }
+
+  protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    return tf.tidy(() => {
+      const [batch, length] = x.shape as [number, number, number];
+      const { numHeads, numKvHeads } = this.options;
+      let q = this.heads(this.query.call(x, ctx), numHeads);
+      let k = this.heads(this.key.call(x, ctx), numKvHeads);
+      let v = this.heads(this.value.call(x, ctx), numKvHeads);
+      if (this.rotary !== undefined) {
+        q = this.rotary.apply(q, ctx);
+        k = this.rotary.apply(k, ctx);
+      }
+      const past = ctx.cache?.get(this);
+      if (past !== undefined) {
+        k = tf.concat([past.key as tf.Tensor4D, k], 2);
+        v = tf.concat([past.value as tf.Tensor4D, v], 2);
+      }
+      if (ctx.cache !== undefined) ctx.cache.set(this, { key: k, value: v });
+      q = this.tap('query', q, ctx);
+      k = this.tap('key', k, ctx);
+      v = this.tap('value', v, ctx);
+
+      // GQA/MQA: each key/value head serves numHeads / numKvHeads query heads.
+      const groups = numHeads / numKvHeads;
+      const kAll = groups === 1 ? k : repeatHeads(k, groups);
+      const vAll = groups === 1 ? v : repeatHeads(v, groups);
+
+      const keyLength = kAll.shape[2];
+      let scores = tf.matMul(q, kAll, false, true).mul(1 / Math.sqrt(this.headDim)) as tf.Tensor4D;
+      const bias = this.maskBias(ctx, batch, length, keyLength);
+      if (bias !== undefined) scores = scores.add(bias);
+      scores = this.tap('scores', scores, ctx);
+      const probs = this.tap('probs', tf.softmax(scores), ctx);
+      const context = tf.matMul(probs, vAll) // [B, H, L, headDim]
+        .transpose([0, 2, 1, 3])
+        .reshape([batch, length, numHeads * this.headDim]);
+      return this.output.call(context, ctx);
+    });
+  }
+
+  /** [B, L, heads·headDim] -> [B, heads, L, headDim]. */
+  private heads(x: tf.Tensor, heads: number): tf.Tensor4D {
+    const [batch, length] = x.shape as [number, number];
+    return x.reshape([batch, length, heads, this.headDim]).transpose([0, 2, 1, 3]);
+  }
+
+  /**
+   * Additive bias [B or 1, 1, L, S] combining the causal mask (query i sees keys up to offset + i)
+   * and the padding mask; shared by all attention layers of the call.
+   */
+  private maskBias(ctx: ForwardContext, batch: number, length: number, keyLength: number): tf.Tensor | undefined {
+    const causal = this.options.causal;
+    if (!causal && ctx.attentionMask === undefined) return undefined;
+    return memoize(ctx, `attention.bias:${causal}:${length}:${keyLength}`, () =>
+      tf.tidy(() => {
+        let allowed: tf.Tensor = tf.ones([1, 1, length, keyLength], 'bool');
+        if (causal) {
+          const queryPos = tf.range(keyLength - length, keyLength, 1, 'int32').reshape([length, 1]);
+          const keyPos = tf.range(0, keyLength, 1, 'int32').reshape([1, keyLength]);
+          allowed = tf.lessEqual(keyPos, queryPos).reshape([1, 1, length, keyLength]);
+        }
+        if (ctx.attentionMask !== undefined) {
+          const mask = ctx.attentionMask;
+          if (mask.shape[0] !== batch || mask.shape[1] !== keyLength) {
+            throw new Error(
+              `attentionMask has shape [${mask.shape}], expected [${batch}, ${keyLength}] (batch, cached + new tokens)`,
+            );
+          }
+          allowed = tf.logicalAnd(allowed, mask.toBool().reshape([batch, 1, 1, keyLength]));
+        }
+        return tf.where(allowed, tf.scalar(0), tf.scalar(MASKED));
+      }),
+    );
+  }
+}
+
+/** [B, kvHeads, S, D] -> [B, kvHeads·groups, S, D], each kv head repeated for its query group. */
+function repeatHeads(x: tf.Tensor4D, groups: number): tf.Tensor4D {
+  const [batch, kvHeads, length, dim] = x.shape;
+  return tf
+    .tile(x.expandDims(2), [1, 1, groups, 1, 1])
+    .reshape([batch, kvHeads * groups, length, dim]);
+}

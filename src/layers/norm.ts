@@ -1,0 +1,46 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { init } from './init.js';
+import { Layer } from './module.js';
+
+/** LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * weight + bias. */
+export class LayerNorm extends Layer {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+  constructor(
+    readonly size: number,
+    readonly eps: number,
+  ) {
+    super();
+    this.weight = this.addParameter('weight', init.ones([size]));
+    this.bias = this.addParameter('bias', init.zeros([size]));
+  }
+  protected forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      return x.sub(mean).mul(tf.rsqrt(variance.add(this.eps))).mul(this.weight).add(this.bias);
+    });
+  }
+}
+
+/** RMSNorm (Llama, Mamba, Jamba): x / sqrt(mean(x²) + eps) * weight. */
+export class RMSNorm extends Layer {
+  readonly weight: tf.Variable;
+  constructor(
+    readonly size: number,
+    readonly eps: number,
+  ) {
+    super();
+    this.weight = this.addParameter('weight', init.ones([size]));
+  }
+  protected forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => x.mul(tf.rsqrt(x.square().mean(-1, true).add(this.eps))).mul(this.weight));
+  }
+}
+
+/** Which norm a config asks for, with its epsilon. */
+export type NormSpec = { kind: 'layernorm' | 'rmsnorm'; eps: number };
+
+/** Build the norm a {@link NormSpec} names. */
+export function createNorm(spec: NormSpec, size: number): LayerNorm | RMSNorm {
+  return spec.kind === 'layernorm' ? new LayerNorm(size, spec.eps) : new RMSNorm(size, spec.eps);
+}

@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { ForwardContext } from './context.js';
+import type { Layer } from './module.js';
+
+/**
+ * Where a block's norm sits around a residual connection:
+ * - `pre` (Llama, Mamba, Jamba): x + sublayer(norm(x))
+ * - `post` (BERT): norm(x + sublayer(x))
+ */
+export type NormPlacement = 'pre' | 'post';
+
+/** Apply `sublayer` to `x` with a residual connection and `norm` placed as asked. */
+export function residual(
+  x: tf.Tensor,
+  sublayer: Layer,
+  norm: Layer,
+  placement: NormPlacement,
+  ctx: ForwardContext,
+): tf.Tensor {
+  return tf.tidy(() =>
+    placement === 'pre'
+      ? x.add(sublayer.call(norm.call(x, ctx), ctx))
+      : norm.call(x.add(sublayer.call(x, ctx)), ctx),
+  );
+}

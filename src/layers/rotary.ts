@@ -1,0 +1,95 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { memoize, positionsOf, type ForwardContext } from './context.js';
+
+/** HF `rope_scaling` variants; `default` is plain RoPE. */
+export type RopeScaling =
+  | { type: 'default' }
+  | { type: 'linear'; factor: number }
+  | { type: 'dynamic'; factor: number; maxPositions: number }
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositions: number;
+    };
+
+export interface RotaryOptions {
+  /** Rotated dimensions per head (head_dim × partial_rotary_factor). */
+  dim: number;
+  /** rope_theta. */
+  base: number;
+  scaling: RopeScaling;
+}
+
+/** Inverse frequencies 1 / base^(2i/dim), rescaled as the scaling asks; `seqLen` matters for `dynamic` only. */
+export function inverseFrequencies(options: RotaryOptions, seqLen: number): Float32Array {
+  const { dim, scaling } = options;
+  let base = options.base;
+  if (scaling.type === 'dynamic' && seqLen > scaling.maxPositions) {
+    // NTK-aware: grow the base with the sequence once it passes the trained length.
+    base *= ((scaling.factor * seqLen) / scaling.maxPositions - (scaling.factor - 1)) ** (dim / (dim - 2));
+  }
+  const freqs = new Float32Array(dim / 2);
+  for (let i = 0; i < dim / 2; i++) freqs[i] = 1 / base ** ((2 * i) / dim);
+  if (scaling.type === 'linear') for (let i = 0; i < freqs.length; i++) freqs[i]! /= scaling.factor;
+  if (scaling.type === 'llama3') {
+    // Long wavelengths are slowed by `factor`, short ones kept, the band between interpolated.
+    const lowWavelen = scaling.originalMaxPositions / scaling.lowFreqFactor;
+    const highWavelen = scaling.originalMaxPositions / scaling.highFreqFactor;
+    for (let i = 0; i < freqs.length; i++) {
+      const f = freqs[i]!;
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen < highWavelen) continue;
+      if (wavelen > lowWavelen) {
+        freqs[i] = f / scaling.factor;
+      } else {
+        const smooth =
+          (scaling.originalMaxPositions / wavelen - scaling.lowFreqFactor) /
+          (scaling.highFreqFactor - scaling.lowFreqFactor);
+        freqs[i] = (1 - smooth) * (f / scaling.factor) + smooth * f;
+      }
+    }
+  }
+  return freqs;
+}
+
+/**
+ * Rotary position embedding in HF's "rotate half" layout: the first and second halves of the
+ * rotated dimensions form the (x, y) pairs.
+ */
+export class RotaryEmbedding {
+  constructor(readonly options: RotaryOptions) {}
+
+  /** cos and sin, each [B, 1, L, dim], for this call's positions (computed once per call). */
+  private cosSin(ctx: ForwardContext, batch: number, length: number): [tf.Tensor4D, tf.Tensor4D] {
+    const cos = memoize(ctx, `rope.cos:${this.options.dim}`, () => {
+      const [c, s] = tf.tidy(() => {
+        const positions = positionsOf(ctx, batch, length).toFloat(); // [B, L]
+        const seqLen = ctx.offset + length;
+        const inv = tf.tensor1d(inverseFrequencies(this.options, seqLen));
+        const angles = positions.expandDims(2).mul(inv.reshape([1, 1, -1])); // [B, L, dim/2]
+        const full = tf.concat([angles, angles], -1).expandDims(1); // [B, 1, L, dim]
+        return [tf.cos(full), tf.sin(full)];
+      });
+      ctx.memo.set(`rope.sin:${this.options.dim}`, tf.keep(s));
+      return c;
+    });
+    return [cos as tf.Tensor4D, ctx.memo.get(`rope.sin:${this.options.dim}`) as tf.Tensor4D];
+  }
+
+  /** Rotate `x` [B, H, L, headDim]; dimensions past `dim` pass through unrotated. */
+  apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
+    const [batch, , length, headDim] = x.shape;
+    const [cos, sin] = this.cosSin(ctx, batch, length);
+    return tf.tidy(() => {
+      const dim = this.options.dim;
+      const rot = dim === headDim ? x : x.slice([0, 0, 0, 0], [-1, -1, -1, dim]);
+      const [x1, x2] = tf.split(rot, 2, -1);
+      const rotated = tf.concat([x2!.neg(), x1!], -1);
+      const out = rot.mul(cos).add(rotated.mul(sin));
+      if (dim === headDim) return out as tf.Tensor4D;
+      return tf.concat([out, x.slice([0, 0, 0, dim], [-1, -1, -1, -1])], -1) as tf.Tensor4D;
+    });
+  }
+}

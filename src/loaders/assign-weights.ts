@@ -1,0 +1,62 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Module } from '../layers/module.js';
+import type { TensorMap } from './raw-tensor.js';
+
+/** Ordered rename rules from checkpoint names to Tessera paths; the first match wins. */
+export type RenameRules = ReadonlyArray<readonly [RegExp, string]>;
+
+/** Map a checkpoint name to a Tessera parameter path, or undefined when no rule matches. */
+export function renameParameter(name: string, rules: RenameRules): string | undefined {
+  for (const [pattern, replacement] of rules) {
+    if (pattern.test(name)) return name.replace(pattern, replacement);
+  }
+  return undefined;
+}
+
+export interface AssignOptions {
+  rules: RenameRules;
+  /** File tensors to skip silently (those HF itself ignores: buffers, heads a base model lacks). */
+  ignore?: readonly RegExp[];
+  /** Names the file is read from, for messages. */
+  source?: string;
+}
+
+/**
+ * Copy checkpoint tensors into a module tree. Every problem is collected first and reported in
+ * one error: tensors the model lacks, parameters the file lacks, and shape mismatches.
+ */
+export function assignWeights(model: Module, tensors: TensorMap, options: AssignOptions): void {
+  const params = new Map(model.namedParameters());
+  const source = options.source ?? 'checkpoint';
+  const assigned = new Set<string>();
+  const unexpected: string[] = [];
+  const mismatched: string[] = [];
+  const updates: [tf.Variable, Float32Array | Int32Array, number[]][] = [];
+
+  for (const [name, tensor] of tensors) {
+    if (options.ignore?.some((re) => re.test(name))) continue;
+    const target = renameParameter(name, options.rules);
+    const param = target === undefined ? undefined : params.get(target);
+    if (target === undefined || param === undefined) {
+      unexpected.push(target === undefined || target === name ? `'${name}'` : `'${name}' (-> '${target}')`);
+      continue;
+    }
+    if (!tf.util.arraysEqual(param.shape, tensor.shape)) {
+      mismatched.push(`tensor '${target}' (file: '${name}'): expected shape [${param.shape}], file has [${tensor.shape}]`);
+      continue;
+    }
+    assigned.add(target);
+    updates.push([param, tensor.data, tensor.shape]);
+  }
+  const missing = [...params.keys()].filter((p) => !assigned.has(p));
+  if (unexpected.length + mismatched.length + missing.length > 0) {
+    const parts: string[] = [];
+    if (missing.length > 0) parts.push(`missing from the file: ${missing.map((m) => `'${m}'`).join(', ')}`);
+    if (unexpected.length > 0) parts.push(`not in the model: ${unexpected.join(', ')}`);
+    if (mismatched.length > 0) parts.push(`shape mismatch: ${mismatched.join('; ')}`);
+    throw new Error(`cannot load ${source}:\n  ${parts.join('\n  ')}`);
+  }
+  for (const [param, data, shape] of updates) {
+    tf.tidy(() => param.assign(tf.tensor(data, shape, param.dtype)));
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Conversions between float32 and the half-precision formats checkpoints use. tfjs computes in
+ * float32, so halves are widened on load and narrowed (round to nearest, ties to even) on save.
+ */
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** bfloat16 bits -> float32: bf16 is the top half of a float32. */
+export function bf16ToF32(bits: number): number {
+  u32[0] = bits << 16;
+  return f32[0]!;
+}
+
+/** float32 -> bfloat16 bits, round to nearest even (NaN stays NaN). */
+export function f32ToBf16(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return (x >>> 16) | 0x40; // quiet NaN
+  const roundingBias = 0x7fff + ((x >>> 16) & 1);
+  return ((x + roundingBias) >>> 16) & 0xffff;
+}
+
+/** IEEE half bits -> float32. */
+export function f16ToF32(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >>> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24; // subnormal
+  if (exponent === 0x1f) return fraction === 0 ? sign * Infinity : NaN;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+/** float32 -> IEEE half bits, round to nearest even, overflow to infinity. */
+export function f32ToF16(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exponent = (x >>> 23) & 0xff;
+  let mantissa = x & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0);
+  let e = exponent - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal half (or zero): shift the implicit-1 mantissa right, rounding to nearest even.
+    if (e < -10) return sign;
+    mantissa |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mantissa & ((1 << shift) - 1);
+    let m = mantissa >>> shift;
+    if (rest > half || (rest === half && (m & 1) === 1)) m += 1;
+    return sign | m;
+  }
+  const rest = mantissa & 0x1fff;
+  let m = mantissa >>> 13;
+  if (rest > 0x1000 || (rest === 0x1000 && (m & 1) === 1)) {
+    m += 1;
+    if (m === 0x400) {
+      m = 0;
+      e += 1;
+      if (e >= 0x1f) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | m;
+}

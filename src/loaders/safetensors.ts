@@ -1,0 +1,149 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtypes.js';
+import type { RawTensor, TensorMap } from './raw-tensor.js';
+
+/** Bytes per element of the safetensors dtypes Tessera reads. */
+const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+/**
+ * Read a `.safetensors` file: 8-byte little-endian header length, a JSON header, then raw
+ * little-endian data. Every header entry is validated against the file before any data is read,
+ * and half floats are widened to float32.
+ */
+export async function readSafetensors(path: string): Promise<TensorMap> {
+  const bytes = await readFile(path);
+  return parseSafetensors(bytes, path);
+}
+
+/** Parse safetensors bytes; `source` names the file in errors. */
+export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data'): TensorMap {
+  if (bytes.byteLength < 8) throw new Error(`${source}: file too short for a safetensors header (${bytes.byteLength} bytes)`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  if (headerLength > bytes.byteLength - 8) {
+    throw new Error(`${source}: header length ${headerLength} points past the end of the file (${bytes.byteLength} bytes); the file is truncated or not safetensors`);
+  }
+  let header: Record<string, HeaderEntry | Record<string, string>>;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  } catch (err) {
+    throw new Error(`${source}: header is not valid JSON (${(err as Error).message})`);
+  }
+  const dataStart = 8 + headerLength;
+  const dataLength = bytes.byteLength - dataStart;
+  const tensors: TensorMap = new Map();
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const { dtype, shape, data_offsets: offsets } = entry as HeaderEntry;
+    const width = DTYPE_BYTES[dtype];
+    if (width === undefined) throw new Error(`${source}: tensor '${name}' has unsupported dtype '${dtype}'`);
+    if (!Array.isArray(shape) || !Array.isArray(offsets) || offsets.length !== 2) {
+      throw new Error(`${source}: tensor '${name}' has a malformed header entry`);
+    }
+    const [begin, end] = offsets;
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (begin < 0 || end > dataLength || end < begin) {
+      throw new Error(`${source}: tensor '${name}' data [${begin}, ${end}) lies outside the ${dataLength} data bytes; the file is truncated or corrupt`);
+    }
+    if (end - begin !== count * width) {
+      throw new Error(`${source}: tensor '${name}' has ${end - begin} bytes, but ${dtype}[${shape}] needs ${count * width}`);
+    }
+    tensors.set(name, decode(new DataView(bytes.buffer, bytes.byteOffset + dataStart + begin, end - begin), dtype, shape, count, name, source));
+  }
+  return tensors;
+}
+
+function decode(view: DataView, dtype: string, shape: number[], count: number, name: string, source: string): RawTensor {
+  const float = (read: (i: number) => number): RawTensor => {
+    const data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = read(i);
+    return { shape, dtype: 'float32', data, sourceDtype: dtype };
+  };
+  const int = (read: (i: number) => number): RawTensor => {
+    const data = new Int32Array(count);
+    for (let i = 0; i < count; i++) data[i] = read(i);
+    return { shape, dtype: 'int32', data, sourceDtype: dtype };
+  };
+  switch (dtype) {
+    case 'F32':
+      return float((i) => view.getFloat32(i * 4, true));
+    case 'F16':
+      return float((i) => f16ToF32(view.getUint16(i * 2, true)));
+    case 'BF16':
+      return float((i) => bf16ToF32(view.getUint16(i * 2, true)));
+    case 'F64':
+      return float((i) => view.getFloat64(i * 8, true));
+    case 'I64':
+      return int((i) => {
+        const v = view.getBigInt64(i * 8, true);
+        if (v > 2147483647n || v < -2147483648n) throw new Error(`${source}: tensor '${name}' holds ${v}, outside int32`);
+        return Number(v);
+      });
+    case 'I32':
+      return int((i) => view.getInt32(i * 4, true));
+    case 'I16':
+      return int((i) => view.getInt16(i * 2, true));
+    case 'I8':
+      return int((i) => view.getInt8(i));
+    default: // U8, BOOL
+      return int((i) => view.getUint8(i));
+  }
+}
+
+/** A tensor to save; floats are stored as `dtype` (default F32). */
+export interface TensorToSave {
+  shape: number[];
+  data: Float32Array | Int32Array;
+  dtype?: 'F32' | 'F16' | 'BF16' | 'I32';
+}
+
+/** Serialise tensors as safetensors bytes (header padded to 8 bytes, as the reference writer does). */
+export function serializeSafetensors(tensors: Map<string, TensorToSave>, metadata: Record<string, string> = { format: 'pt' }): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const dtype = t.dtype ?? (t.data instanceof Int32Array ? 'I32' : 'F32');
+    const chunk = encode(t.data, dtype);
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + chunk.byteLength] };
+    chunks.push(chunk);
+    offset += chunk.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + headerBytes.byteLength + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
+  out.set(headerBytes, 8);
+  let at = 8 + headerBytes.byteLength;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** Write tensors to a `.safetensors` file. */
+export async function writeSafetensors(path: string, tensors: Map<string, TensorToSave>, metadata?: Record<string, string>): Promise<void> {
+  await writeFile(path, serializeSafetensors(tensors, metadata));
+}
+
+function encode(data: Float32Array | Int32Array, dtype: string): Uint8Array {
+  const width = DTYPE_BYTES[dtype]!;
+  const out = new Uint8Array(data.length * width);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (dtype === 'F32') view.setFloat32(i * 4, v, true);
+    else if (dtype === 'I32') view.setInt32(i * 4, v, true);
+    else if (dtype === 'F16') view.setUint16(i * 2, f32ToF16(v), true);
+    else view.setUint16(i * 2, f32ToBf16(v), true);
+  }
+  return out;
+}

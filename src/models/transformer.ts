@@ -1,0 +1,121 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Block } from '../layers/block.js';
+import { createContext, releaseContext, type ForwardContext, type LayerStateStore } from '../layers/context.js';
+import type { Embeddings } from '../layers/embeddings.js';
+import { Linear } from '../layers/linear.js';
+import { Layer, Module, ModuleList } from '../layers/module.js';
+import type { Pooler } from '../layers/pooler.js';
+
+/** The parts an architecture chooses; the model classes only wire them. */
+export interface ModelParts {
+  embeddings: Embeddings;
+  layers: Block[];
+  /** Norm after the last layer (pre-norm decoders); BERT has none. */
+  finalNorm?: Layer;
+  /** Encoders: the pooler over the first token. */
+  pooler?: Pooler;
+  /** Causal LMs: the vocabulary projection, or 'tied' to reuse the token embedding matrix. */
+  lmHead?: Linear | 'tied';
+}
+
+/** Options of a forward call. Tensors stay the caller's. */
+export interface ForwardOptions {
+  /** [B, L] (or [B, cached + L] with a cache), 1 = token, 0 = padding. */
+  attentionMask?: tf.Tensor2D;
+  /** [B, L] segment ids (BERT). */
+  tokenTypeIds?: tf.Tensor2D;
+  /** [B, L] explicit positions (e.g. for left-padded batches). */
+  positionIds?: tf.Tensor2D;
+  /** Incremental-decoding state; positions continue from `offset`. */
+  cache?: LayerStateStore;
+  offset?: number;
+}
+
+/** Hidden states of a forward call; the caller owns the tensors. */
+export interface HiddenOutput {
+  /** Embedding output, then the output of each layer: N + 1 tensors [B, L, H]. */
+  allOutputs: tf.Tensor3D[];
+  /** The last layer's output after the final norm where the architecture has one. */
+  lastHiddenState: tf.Tensor3D;
+}
+
+/**
+ * The module tree shared by encoders, decoders and causal LMs: embeddings, a stack of blocks and
+ * an optional final norm. Hook points are the module paths: `embeddings`, `layers.3`,
+ * `layers.3.mixer`, `layers.3.ffn`, `finalNorm`, ...
+ */
+export class TransformerModel<Config = unknown> extends Module {
+  readonly embeddings: Embeddings;
+  readonly layers: ModuleList<Block>;
+  readonly finalNorm?: Layer;
+
+  constructor(
+    parts: ModelParts,
+    /** The parsed architecture config this model was built from. */
+    readonly config: Config,
+    /** The registered architecture name (`bert`, `llama`, `mamba`, ...). */
+    readonly architecture: string,
+  ) {
+    super();
+    this.embeddings = this.addModule('embeddings', parts.embeddings);
+    this.layers = this.addModule('layers', new ModuleList(parts.layers));
+    if (parts.finalNorm !== undefined) this.finalNorm = this.addModule('finalNorm', parts.finalNorm);
+    this.namedModules(); // fix every module's path for hooks and messages
+  }
+
+  /** Validate ids and build the per-call context. */
+  protected context(inputIds: tf.Tensor, options: ForwardOptions): ForwardContext {
+    if (inputIds.rank !== 2) throw new Error(`inputIds must be [batch, length], got shape [${inputIds.shape}]`);
+    if (inputIds.dtype !== 'int32') throw new Error(`inputIds must be int32, got ${inputIds.dtype}`);
+    const [batch, length] = inputIds.shape as [number, number];
+    const offset = options.offset ?? 0;
+    for (const [name, t, width] of [
+      ['tokenTypeIds', options.tokenTypeIds, length],
+      ['positionIds', options.positionIds, length],
+      ['attentionMask', options.attentionMask, offset + length],
+    ] as const) {
+      if (t !== undefined && (t.shape[0] !== batch || t.shape[1] !== width)) {
+        throw new Error(`${name} has shape [${t.shape}], expected [${batch}, ${width}]`);
+      }
+    }
+    return createContext({
+      attentionMask: options.attentionMask,
+      tokenTypeIds: options.tokenTypeIds,
+      positionIds: options.positionIds,
+      cache: options.cache,
+      offset,
+    });
+  }
+
+  /** Run embeddings and blocks; call inside a tidy scope. */
+  protected runStack(inputIds: tf.Tensor, ctx: ForwardContext): HiddenOutput {
+    const allOutputs: tf.Tensor3D[] = [this.embeddings.call(inputIds, ctx) as tf.Tensor3D];
+    for (const layer of this.layers.items) allOutputs.push(layer.call(allOutputs[allOutputs.length - 1]!, ctx) as tf.Tensor3D);
+    const last = allOutputs[allOutputs.length - 1]!;
+    const lastHiddenState = (this.finalNorm !== undefined ? this.finalNorm.call(last, ctx) : last) as tf.Tensor3D;
+    return { allOutputs, lastHiddenState };
+  }
+
+  /**
+   * Run `fn` in a tidy scope with a fresh context: the tensors of the object it returns survive,
+   * intermediates and per-call memos do not.
+   */
+  protected withContext<T extends object>(inputIds: tf.Tensor, options: ForwardOptions, fn: (ctx: ForwardContext) => T): T {
+    const ctx = this.context(inputIds, options);
+    try {
+      return tf.tidy(() => fn(ctx) as unknown as tf.TensorContainer) as unknown as T;
+    } finally {
+      releaseContext(ctx);
+    }
+  }
+
+  /** Hidden states for `inputIds` (int32 [B, L]). */
+  forwardHidden(inputIds: tf.Tensor2D, options: ForwardOptions = {}): HiddenOutput {
+    return this.withContext(inputIds, options, (ctx) => this.runStack(inputIds, ctx));
+  }
+}
+
+/** Dispose every tensor in a model output. */
+export function disposeOutput(output: object): void {
+  tf.dispose(Object.values(output).flat().filter((v): v is tf.Tensor => v instanceof tf.Tensor));
+}
