@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
 import { snapshotModel } from './hub/snapshot.js';
+import { resolvePretrained } from './pretrained.js';
 import type { HubOptions } from './hub/settings.js';
 
 /** One input row: a text, or a pair of texts (the second may be null for a single text). */
@@ -97,6 +98,11 @@ export class AutoTokenizer {
    */
   static async fromHfHub(name: string, opts: HubOptions = {}): Promise<AutoTokenizer> {
     return AutoTokenizer.fromDir(await snapshotModel(name, { ...opts, weights: false, tokenizer: true }));
+  }
+
+  /** A folder if `nameOrPath` is an existing directory, else a hub model name (tokenizer files only). */
+  static async fromPretrained(nameOrPath: string, opts: HubOptions = {}): Promise<AutoTokenizer> {
+    return AutoTokenizer.fromDir(await resolvePretrained(nameOrPath, { ...opts, weights: false, tokenizer: true }));
   }
 
   /** Encode a batch of texts and/or text pairs into int32 tensors ready for a model. */
