@@ -6,7 +6,7 @@
  *       refs/<branch or tag>              the commit hash the name pointed to (no newline)
  *       snapshots/<commit>/<path>         relative symlink -> ../../blobs/<etag>
  */
-import { lstat, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { getRepoFolderName } from '@huggingface/hub';
 
@@ -102,7 +102,12 @@ export class RepoCache {
     } catch {
       // no previous (dangling) link
     }
-    await symlink(relative(dirname(pointer), this.blobPath(etag)), pointer);
+    try {
+      await symlink(relative(dirname(pointer), this.blobPath(etag)), pointer);
+    } catch {
+      // Filesystems without symlinks (some Windows setups): huggingface_hub copies the blob then.
+      await copyFile(this.blobPath(etag), pointer);
+    }
     return pointer;
   }
 }
