@@ -201,9 +201,10 @@ describe('snapshotModel: errors and credentials', () => {
     process.env.HF_TOKEN = hub.token;
     const dir = await snapshotModel('tessera/gated-bert', { endpoint: hub.endpoint, cacheDir: cache });
     expect(existsSync(join(dir, 'model.safetensors'))).toBe(true);
-    // The token goes to the hub, not to the LFS "CDN" path when it is another origin; here it is
-    // the same origin, so just check it was sent at all.
-    expect(hub.log.some((r) => r.authorization === `Bearer ${hub.token}`)).toBe(true);
+    // The token goes to the hub, never to the CDN origin that LFS files redirect to.
+    expect(hub.log.some((r) => r.server === 'hub' && r.authorization === `Bearer ${hub.token}`)).toBe(true);
+    expect(hub.log.some((r) => r.server === 'cdn' && r.url.startsWith('/cdn-lfs/'))).toBe(true);
+    expect(hub.log.filter((r) => r.server === 'cdn' && r.authorization !== undefined)).toEqual([]);
     delete process.env.HF_TOKEN;
 
     writeFileSync(join(process.env.HF_HOME!, 'token'), `${hub.token}\n`);
@@ -228,6 +229,11 @@ describe('snapshotModel: weight formats', () => {
     expect(readdirSync(dir).sort()).toEqual(['config.json', 'pytorch_model.bin']);
     expect(readFileSync(join(dir, 'pytorch_model.bin')).equals(readFileSync(join(FIX, 'mamba-ssm-tiny/pytorch_model.bin')))).toBe(true);
     expect(requestsSince(before).some((r) => r.url.includes('model.safetensors'))).toBe(false);
+    // The repo has no tokenizer files; the snapshot is still complete: no request next time, and offline works.
+    const again = hub.log.length;
+    expect(await snapshotModel('tessera/mamba-ssm-tiny', { endpoint: hub.endpoint, cacheDir: cache })).toBe(dir);
+    expect(await snapshotModel('tessera/mamba-ssm-tiny', { cacheDir: cache, offline: true })).toBe(dir);
+    expect(hub.log.length).toBe(again);
   });
 
   it('downloads a safetensors index and all of its shards', async () => {

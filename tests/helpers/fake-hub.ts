@@ -20,6 +20,8 @@ export interface FakeRepo {
 }
 
 export interface LoggedRequest {
+  /** 'hub' or 'cdn' (the separate origin LFS files are redirected to, as on the real hub) */
+  server: 'hub' | 'cdn';
   method: string;
   url: string;
   range?: string;
@@ -54,7 +56,9 @@ export class FakeHub {
   readonly corruptOnce = new Set<string>();
   token = 'hf_test_secret';
   private server: Server | undefined;
+  private cdn: Server | undefined;
   endpoint = '';
+  cdnEndpoint = '';
 
   addRepo(name: string, commit: string, files: Map<string, Buffer>, extra: Partial<FakeRepo> = {}): FakeRepo {
     const repo: FakeRepo = { commits: new Map([[commit, files]]), refs: new Map([['main', commit]]), ...extra };
@@ -63,15 +67,22 @@ export class FakeHub {
   }
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => this.handle(req, res));
+    this.server = createServer((req, res) => this.handle(req, res, 'hub'));
+    this.cdn = createServer((req, res) => this.handle(req, res, 'cdn'));
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    // Another loopback address, so that the CDN is another *host* (huggingface_hub compares
+    // hostnames, not ports, when deciding whether a redirect leaves the hub).
+    await new Promise<void>((resolve) => this.cdn!.listen(0, '127.0.0.2', resolve));
     this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.cdnEndpoint = `http://127.0.0.2:${(this.cdn.address() as AddressInfo).port}`;
     return this.endpoint;
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    for (const s of [this.server, this.cdn]) {
+      s?.closeAllConnections();
+      await new Promise<void>((resolve) => s?.close(() => resolve()) ?? resolve());
+    }
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -84,15 +95,17 @@ export class FakeHub {
     res.end(data);
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  private handle(req: IncomingMessage, res: ServerResponse, server: 'hub' | 'cdn'): void {
     const url = new URL(req.url!, 'http://127.0.0.1');
-    this.log.push({ method: req.method!, url: url.pathname, range: req.headers.range, authorization: req.headers.authorization });
+    this.log.push({ server, method: req.method!, url: url.pathname, range: req.headers.range, authorization: req.headers.authorization });
     const path = decodeURIComponent(url.pathname);
+    if (server === 'cdn') {
+      const lfs = /^\/cdn-lfs\/([0-9a-f]{64})$/.exec(path);
+      return lfs === null ? this.json(res, 404, { error: 'not found' }) : this.lfs(req, res, lfs[1]);
+    }
 
     let m = /^\/api\/models\/(.+)\/revision\/([^/]+)$/.exec(path);
     if (m !== null && req.method === 'GET') return this.modelInfo(req, res, m[1], m[2]);
-    m = /^\/cdn-lfs\/([0-9a-f]{64})$/.exec(path);
-    if (m !== null) return this.lfs(req, res, m[1]);
     m = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     if (m !== null && (req.method === 'GET' || req.method === 'HEAD')) return this.resolve(req, res, m[1], m[2], m[3]);
     this.json(res, 404, { error: 'not found' });
@@ -139,7 +152,8 @@ export class FakeHub {
     if (LFS_SUFFIXES.some((s) => file.endsWith(s))) {
       const oid = sha256(data);
       res.writeHead(302, {
-        Location: `/cdn-lfs/${oid}?repo=${encodeURIComponent(name)}&file=${encodeURIComponent(file)}`,
+        // Absolute and on another origin, like the hub's CDN: clients must not send the token there.
+        Location: `${this.cdnEndpoint}/cdn-lfs/${oid}?repo=${encodeURIComponent(name)}&file=${encodeURIComponent(file)}`,
         'X-Repo-Commit': found.commit,
         'X-Linked-Etag': `"${oid}"`,
         'X-Linked-Size': String(data.length),

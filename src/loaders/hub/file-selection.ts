@@ -53,7 +53,7 @@ export function shardsOf(indexJson: string, indexName: string): string[] {
 
 /**
  * Which wanted files a local snapshot folder lacks, for deciding whether it can be used without
- * asking the hub. Tokenizer files are optional per repo, so one of the main ones suffices.
+ * asking the hub. For a tokenizer-only load one of the main tokenizer files must be there.
  * @returns human-readable descriptions of what is missing (empty = usable).
  */
 export async function missingFromSnapshot(dir: string, wants: FileWants, exists: (p: string) => Promise<boolean>): Promise<string[]> {
@@ -77,7 +77,9 @@ export async function missingFromSnapshot(dir: string, wants: FileWants, exists:
     }
     if (!found && !missing.some((m) => m.startsWith('shards'))) missing.push(`weights (one of ${WEIGHT_CANDIDATES.join(', ')})`);
   }
-  if (wants.tokenizer) {
+  // Tokenizer files are optional per repo (state-spaces Mamba has none), so they only decide
+  // completeness for a tokenizer-only load; a model load with config and weights is complete.
+  if (wants.tokenizer && !wants.weights) {
     const any = await Promise.all(['tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'tokenizer.model'].map(exists));
     if (!any.some(Boolean)) missing.push('tokenizer files (tokenizer.json / tokenizer_config.json / vocab.txt)');
   }
