@@ -50,6 +50,7 @@ export {
   HubAuthError,
   OfflineCacheMissError,
   DownloadError,
+  HubConnectionError,
   type SnapshotOptions,
   type HubOptions,
   type ProgressSink,

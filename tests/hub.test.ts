@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import {
   DownloadError,
   HubAuthError,
+  HubConnectionError,
   ModelNotFoundError,
   OfflineCacheMissError,
   snapshotModel,
@@ -130,6 +131,17 @@ describe('snapshotModel: download into the Python-compatible cache', () => {
     expect(await snapshotModel('tessera/bert-tiny', { revision: BERT_A, cacheDir: cache })).toBe(join(repoDir, 'snapshots', BERT_A));
     expect(await snapshotModel('tessera/bert-tiny', { revision: 'dev', cacheDir: cache, offline: true })).toBe(dir);
     expect(hub.log.length).toBe(before);
+
+    // The branch moves on the hub: the cache keeps answering until asked to refresh.
+    const bert = hub.repos.get('tessera/bert-tiny')!;
+    bert.refs.set('dev', BERT_A);
+    try {
+      expect(await snapshotModel('tessera/bert-tiny', { revision: 'dev', cacheDir: cache })).toBe(dir);
+      expect(await snapshotModel('tessera/bert-tiny', { revision: 'dev', cacheDir: cache, refresh: true })).toBe(join(repoDir, 'snapshots', BERT_A));
+      expect(readFileSync(join(repoDir, 'refs', 'dev'), 'utf8')).toBe(BERT_A);
+    } finally {
+      bert.refs.set('dev', BERT_B);
+    }
   });
 });
 
@@ -214,6 +226,17 @@ describe('snapshotModel: errors and credentials', () => {
     } finally {
       writeFileSync(join(process.env.HF_HOME!, 'token'), '');
     }
+  });
+
+  it('reports an unreachable hub, and falls back to a complete cached snapshot on refresh', async () => {
+    // Port 9 (discard) on loopback: nothing listens there, so the connection is refused.
+    const dead = 'http://127.0.0.1:9';
+    const cache = freshCache();
+    const err = await snapshotModel('tessera/bert-tiny', { endpoint: dead, cacheDir: cache }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HubConnectionError);
+    expect((err as Error).message).toMatch(/could not reach http:\/\/127\.0\.0\.1:9 for model 'tessera\/bert-tiny'/);
+    const dir = await snapshotModel('tessera/bert-tiny', { endpoint: hub.endpoint, cacheDir: cache });
+    expect(await snapshotModel('tessera/bert-tiny', { endpoint: dead, cacheDir: cache, refresh: true })).toBe(dir);
   });
 
   it('refuses names that could escape the cache', async () => {

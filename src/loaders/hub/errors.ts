@@ -22,6 +22,11 @@ export class OfflineCacheMissError extends HubError {
   override name = 'OfflineCacheMissError';
 }
 
+/** The hub could not be reached at all (DNS, refused connection, TLS ...). */
+export class HubConnectionError extends HubError {
+  override name = 'HubConnectionError';
+}
+
 /** A transfer stopped early or delivered other bytes than announced. */
 export class DownloadError extends HubError {
   override name = 'DownloadError';

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { HubApiError, modelInfo } from '@huggingface/hub';
 import { RepoCache, isCommitHash } from './cache-layout.js';
 import { downloadToCache, fetchFileMetadata, type TransferContext } from './download.js';
-import { HubError, OfflineCacheMissError, httpError } from './errors.js';
+import { HubConnectionError, HubError, OfflineCacheMissError, httpError } from './errors.js';
 import { TOKENIZER_FILES, missingFromSnapshot, pickWeights, shardsOf, WEIGHT_CANDIDATES, type FileWants } from './file-selection.js';
 import { ProgressBar } from './progress.js';
 import { authenticatedFetch, resolveHubSettings, type HubOptions, type HubSettings } from './settings.js';
@@ -46,13 +46,13 @@ export async function snapshotModel(name: string, opts: SnapshotOptions = {}): P
   const revision = settings.revision;
 
   const cachedCommit = await cache.resolveLocal(revision);
-  if (cachedCommit !== undefined && (settings.offline || opts.refresh !== true)) {
-    const dir = cache.snapshotDir(cachedCommit);
-    const missing = await missingFromSnapshot(dir, wants, (p) => cache.hasFile(cachedCommit, p));
-    if (missing.length === 0) return dir;
+  let cachedMissing: string[] | undefined;
+  if (cachedCommit !== undefined) {
+    cachedMissing = await missingFromSnapshot(cache.snapshotDir(cachedCommit), wants, (p) => cache.hasFile(cachedCommit, p));
+    if (cachedMissing.length === 0 && (settings.offline || opts.refresh !== true)) return cache.snapshotDir(cachedCommit);
     if (settings.offline) {
       throw new OfflineCacheMissError(
-        `model '${name}' (revision '${revision}') is only partly in the cache at ${dir}: missing ${missing.join('; ')}. ` +
+        `model '${name}' (revision '${revision}') is only partly in the cache at ${cache.snapshotDir(cachedCommit)}: missing ${cachedMissing.join('; ')}. ` +
           'Offline mode (HF_HUB_OFFLINE=1 or { offline: true }) forbids downloading them; go online once to complete it',
       );
     }
@@ -64,7 +64,15 @@ export async function snapshotModel(name: string, opts: SnapshotOptions = {}): P
         'unset HF_HUB_OFFLINE to download, or point HF_HUB_CACHE/HF_HOME at the cache that has it',
     );
   }
-  return download(name, cache, settings, wants, opts);
+  try {
+    return await download(name, cache, settings, wants, opts);
+  } catch (err) {
+    // As huggingface_hub does: when the hub is unreachable, a complete cached copy is good enough.
+    if (err instanceof HubConnectionError && cachedCommit !== undefined && cachedMissing?.length === 0) {
+      return cache.snapshotDir(cachedCommit);
+    }
+    throw err;
+  }
 }
 
 async function download(name: string, cache: RepoCache, settings: HubSettings, wants: FileWants, opts: SnapshotOptions): Promise<string> {
@@ -124,7 +132,7 @@ async function repoListing(name: string, settings: HubSettings, authed: typeof f
       const detail = err.data !== undefined && typeof err.data.error === 'string' ? err.data.error : '';
       throw httpError(err.statusCode, name, settings.endpoint, err.statusCode === 404 ? `no such model or revision '${settings.revision}'` : '', detail);
     }
-    throw new HubError(`could not reach ${settings.endpoint} for model '${name}': ${(err as Error).message}. Check the network or HF_ENDPOINT, or use the cache offline (HF_HUB_OFFLINE=1)`);
+    throw new HubConnectionError(`could not reach ${settings.endpoint} for model '${name}': ${(err as Error).message}. Check the network or HF_ENDPOINT, or use the cache offline (HF_HUB_OFFLINE=1)`);
   }
   if (typeof info.sha !== 'string' || !isCommitHash(info.sha)) {
     throw new HubError(`${settings.endpoint} returned no commit hash for model '${name}' at revision '${settings.revision}'`);
