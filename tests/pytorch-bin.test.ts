@@ -85,6 +85,12 @@ describe('restricted unpickler', () => {
     expect(() => unpickle(unsupportedStorage, opts)).toThrow(/unsupported storage type torch\.BoolStorage/);
   });
 
+  it('reports a truncated pickle and one without STOP', () => {
+    const full = new PickleWriter().proto(2).str('backbone.embedding.weight').stop().bytes();
+    expect(() => unpickle(full.subarray(0, 10), { resolveGlobal: resolveTorchGlobal, source: 'x/data.pkl' })).toThrow(/x\/data\.pkl: truncated/);
+    expect(() => unpickle(full.subarray(0, full.length - 1), { resolveGlobal: resolveTorchGlobal })).toThrow(/truncated/);
+  });
+
   it('reads plain protocol-2 data (ints, big ints, floats, nested containers)', () => {
     const w = new PickleWriter().proto(2).mark().int(7).int(300).int(-5).long1(0x1950a86a20f9469cfc6cn);
     w.op(0x47, ...Buffer.from([0x3f, 0xf8, 0, 0, 0, 0, 0, 0])); // 1.5 as BINFLOAT

@@ -106,3 +106,24 @@ export class PickleWriter {
     return this.tuple().reduce();
   }
 }
+
+/**
+ * A torch.save-style zip checkpoint (`<archive>/data.pkl` + one `data/<n>` entry per tensor) of
+ * float32/int32/int64 tensors given as typed arrays, for loader tests.
+ */
+export function torchZipBytes(
+  tensors: Array<[string, { shape: number[]; data: Float32Array | Int32Array | BigInt64Array }]>,
+  writeZip: (entries: Array<[string, Uint8Array]>) => Uint8Array,
+  archive = 'archive',
+): Uint8Array {
+  const w = new PickleWriter().proto(2).global('collections', 'OrderedDict').emptyTuple().reduce().mark();
+  const entries: Array<[string, Uint8Array]> = [];
+  tensors.forEach(([name, t], key) => {
+    const cls = t.data instanceof Float32Array ? 'FloatStorage' : t.data instanceof Int32Array ? 'IntStorage' : 'LongStorage';
+    const stride = t.shape.map((_, i) => t.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    w.tensorItem(name, { cls, key: String(key), numel: t.data.length, offset: 0, size: t.shape, stride });
+    entries.push([`${archive}/data/${key}`, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)]);
+  });
+  w.setitems().stop();
+  return writeZip([[`${archive}/data.pkl`, w.bytes()], ...entries, [`${archive}/version`, new TextEncoder().encode('3\n')]]);
+}

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AutoCausalLM, AutoEncoder, AutoTokenizer, disposeOutput, readSafetensors } from '../../src/index.js';
 import { fixture, ids, loadExpected, maxAbsDiff } from '../helpers.js';
 import { FakeHub, commitHash, folderFiles } from '../helpers/fake-hub.js';
-import { PickleWriter } from '../helpers/pickle-writer.js';
+import { torchZipBytes } from '../helpers/pickle-writer.js';
 import { writeStoredZip } from '../helpers/write-zip.js';
 
 const TOL = 1e-4;
@@ -62,30 +62,44 @@ describe('legacy BERT checkpoint names', () => {
     const config = JSON.parse(readFileSync(fixture('bert-tiny/config.json'), 'utf8'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, architectures: ['BertForPreTraining'] }));
     const tensors = await readSafetensors(fixture('bert-tiny/model.safetensors'));
-    const w = new PickleWriter().proto(2).global('collections', 'OrderedDict').emptyTuple().reduce().mark();
-    const entries: Array<[string, Uint8Array]> = [];
-    let key = 0;
-    const add = (name: string, cls: string, data: Uint8Array, numel: number, shape: number[]) => {
-      const stride = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
-      w.tensorItem(name, { cls, key: String(key), numel, offset: 0, size: shape, stride });
-      entries.push([`pytorch_model/data/${key}`, data]);
-      key++;
-    };
-    for (const [name, t] of tensors) {
-      const legacy = `bert.${name}`.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta');
-      add(legacy, 'FloatStorage', new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), t.data.length, t.shape);
-    }
-    add('cls.predictions.bias', 'FloatStorage', new Uint8Array(512 * 4), 512, [512]);
-    add('cls.seq_relationship.weight', 'FloatStorage', new Uint8Array(2 * 64 * 4), 128, [2, 64]);
-    add('bert.embeddings.position_ids', 'LongStorage', new Uint8Array(new BigInt64Array(64).map((_, i) => BigInt(i)).buffer), 64, [1, 64]);
-    w.op(0x75).stop(); // SETITEMS
-    writeFileSync(join(dir, 'pytorch_model.bin'), writeStoredZip([['pytorch_model/data.pkl', w.bytes()], ...entries, ['pytorch_model/version', Buffer.from('3\n')]]));
+    const renamed: Parameters<typeof torchZipBytes>[0] = [...tensors].map(([name, t]) => [
+      `bert.${name}`.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta'),
+      { shape: t.shape, data: t.data },
+    ]);
+    // BertForPreTraining's heads and the position_ids buffer, which a base model ignores.
+    renamed.push(['cls.predictions.bias', { shape: [512], data: new Float32Array(512) }]);
+    renamed.push(['cls.seq_relationship.weight', { shape: [2, 64], data: new Float32Array(128) }]);
+    renamed.push(['bert.embeddings.position_ids', { shape: [1, 64], data: new BigInt64Array(64).map((_, i) => BigInt(i)) }]);
+    writeFileSync(join(dir, 'pytorch_model.bin'), torchZipBytes(renamed, writeStoredZip, 'pytorch_model'));
 
     const expected = loadExpected('bert-tiny');
     const model = await AutoEncoder.fromDir(dir);
     const out = model.forward(ids(expected.input_ids), { attentionMask: ids(expected.attention_mask!), tokenTypeIds: ids(expected.token_type_ids!) });
     expect(maxAbsDiff(out.lastHiddenState, expected.last_hidden_state, expected.attention_mask)).toBeLessThan(TOL);
     expect(maxAbsDiff(out.pooledOutput!, expected.pooler_output)).toBeLessThan(TOL);
+    disposeOutput(out);
+    model.dispose();
+  });
+
+  it('reads sharded .bin checkpoints through pytorch_model.bin.index.json', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-bin-shards-'));
+    copyFileSync(fixture('llama-tiny/config.json'), join(dir, 'config.json'));
+    const all = [...(await readSafetensors(fixture('llama-tiny/model.safetensors')))].map(
+      ([name, t]): Parameters<typeof torchZipBytes>[0][number] => [name, { shape: t.shape, data: t.data }],
+    );
+    const half = Math.ceil(all.length / 2);
+    const shards = [all.slice(0, half), all.slice(half)];
+    const weightMap: Record<string, string> = {};
+    shards.forEach((group, i) => {
+      const file = `pytorch_model-0000${i + 1}-of-00002.bin`;
+      writeFileSync(join(dir, file), torchZipBytes(group, writeStoredZip));
+      for (const [name] of group) weightMap[name] = file;
+    });
+    writeFileSync(join(dir, 'pytorch_model.bin.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const expected = loadExpected('llama-tiny');
+    const model = await AutoCausalLM.fromDir(dir);
+    const out = model.forward(ids(expected.input_ids), { attentionMask: ids(expected.attention_mask!) });
+    expect(maxAbsDiff(out.logits, expected.logits)).toBeLessThan(TOL);
     disposeOutput(out);
     model.dispose();
   });
