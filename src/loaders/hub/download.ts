@@ -14,7 +14,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RepoCache } from './cache-layout.js';
-import { DownloadError, httpError } from './errors.js';
+import { DownloadError, HubConnectionError, httpError } from './errors.js';
 import { ProgressBar } from './progress.js';
 import type { ProgressSink } from './settings.js';
 
@@ -54,7 +54,12 @@ export async function fetchFileMetadata(ctx: TransferContext, revision: string, 
   let url = resolveUrl(ctx.endpoint, ctx.name, revision, path);
   // Relative redirects (a renamed repo) are followed, a bounded number of times.
   for (let hop = 0; hop < 5; hop++) {
-    const res = await ctx.fetch(url, { method: 'HEAD', redirect: 'manual', headers: { 'Accept-Encoding': 'identity' } });
+    let res: Response;
+    try {
+      res = await ctx.fetch(url, { method: 'HEAD', redirect: 'manual', headers: { 'Accept-Encoding': 'identity' } });
+    } catch (err) {
+      throw new HubConnectionError(`could not reach ${ctx.endpoint} for '${path}' of model '${ctx.name}': ${(err as Error).message}`);
+    }
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location !== null) {
       const target = new URL(location, url);
