@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -47,6 +47,20 @@ describe('AutoTokenizer.fromDir (bert-tiny)', () => {
     expect(enc.ids[0][0]).toBe(2);
     tf.dispose([enc.inputIds, enc.attentionMask, enc.tokenTypeIds]);
     expect(() => tok.encode(['a', 'the quick brown fox'], { padding: false })).toThrow(/different lengths.*padding: true/);
+  });
+
+  it('builds the same tokenizer from vocab.txt alone (older BERT repos)', async () => {
+    for (const keep of [['vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json'], ['vocab.txt', 'config.json']]) {
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-vocab-'));
+      for (const f of keep) copyFileSync(join(FIX, 'bert-tiny', f), join(dir, f));
+      const tok = await AutoTokenizer.fromDir(dir);
+      expect(tok.inner.constructor.name, keep.join()).toBe('BertTokenizer');
+      const enc = tok.encode(batch);
+      expect(enc.ids, keep.join()).toEqual(expected.input_ids);
+      expect(enc.tokenTypeIds.arraySync()).toEqual(expected.token_type_ids);
+      expect(tok.decode(enc.ids[1], { skipSpecialTokens: true })).toBe('hello, worlds!');
+      tf.dispose([enc.inputIds, enc.attentionMask, enc.tokenTypeIds]);
+    }
   });
 
   it('explains a folder without tokenizer.json', async () => {

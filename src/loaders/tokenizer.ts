@@ -10,6 +10,7 @@ import type { PreTrainedTokenizer } from '@huggingface/transformers';
 import { snapshotModel } from './hub/snapshot.js';
 import { resolvePretrained } from './pretrained.js';
 import type { HubOptions } from './hub/settings.js';
+import { isWordPieceFolder, wordPieceTokenizerJson } from './wordpiece-vocab.js';
 
 /** One input row: a text, or a pair of texts (the second may be null for a single text). */
 export type TokenizerInput = string | readonly [string, string | null];
@@ -49,8 +50,8 @@ async function readJson(dir: string, file: string, required: boolean): Promise<R
   } catch {
     if (!required) return undefined;
     throw new Error(
-      `${join(dir, file)} not found: the tokenizer needs tokenizer.json (the "fast" tokenizer file). ` +
-        "If the model only ships vocab.txt/sentencepiece files, save it once with Python's AutoTokenizer.from_pretrained(...).save_pretrained(dir)",
+      `${join(dir, file)} not found: the tokenizer needs tokenizer.json (the "fast" tokenizer file); only BERT-style ` +
+        "vocab.txt folders can do without it. Save the tokenizer once with Python's AutoTokenizer.from_pretrained(...).save_pretrained(dir)",
     );
   }
   try {
@@ -75,11 +76,25 @@ export class AutoTokenizer {
    * ...) is chosen from `tokenizer_class`, as transformers does.
    */
   static async fromDir(dir: string): Promise<AutoTokenizer> {
-    const tokenizerJson = (await readJson(dir, 'tokenizer.json', true))!;
     const config = (await readJson(dir, 'tokenizer_config.json', false)) ?? {};
     // Python merges special_tokens_map.json into the config; keys in tokenizer_config win.
     const special = (await readJson(dir, 'special_tokens_map.json', false)) ?? {};
-    const merged = { ...special, ...config };
+    const merged: Record<string, unknown> = { ...special, ...config };
+    let tokenizerJson = await readJson(dir, 'tokenizer.json', false);
+    if (tokenizerJson === undefined) {
+      // Older BERT-family repos have only vocab.txt: build the equivalent tokenizer.json.
+      const vocab = await readFile(join(dir, 'vocab.txt'), 'utf8').catch(() => undefined);
+      if (vocab !== undefined && isWordPieceFolder(merged, await readJson(dir, 'config.json', false))) {
+        tokenizerJson = wordPieceTokenizerJson(vocab, merged, join(dir, 'vocab.txt'));
+        // BertTokenizer's defaults, which a folder without tokenizer_config.json relies on.
+        merged.tokenizer_class ??= 'BertTokenizer';
+        for (const [k, v] of Object.entries({ unk_token: '[UNK]', sep_token: '[SEP]', pad_token: '[PAD]', cls_token: '[CLS]', mask_token: '[MASK]' })) {
+          merged[k] ??= v;
+        }
+      } else {
+        tokenizerJson = (await readJson(dir, 'tokenizer.json', true))!; // throws the explanatory error
+      }
+    }
     // Imported lazily: transformers.js is large and only tokenizer users need it.
     const transformers = await import('@huggingface/transformers');
     const className = typeof merged.tokenizer_class === 'string' ? merged.tokenizer_class.replace(/Fast$/, '') : 'PreTrainedTokenizer';
@@ -121,6 +136,9 @@ export class AutoTokenizer {
     }) as unknown as { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] };
 
     const ids = out.input_ids.map((row) => row.map(Number));
+    if (ids.some((r) => r.some((v) => !Number.isInteger(v)))) {
+      throw new Error(`encode: the tokenizer in ${this.dir} has no pad token id; pass padding: false or set pad_token in tokenizer_config.json`);
+    }
     const length = ids[0].length;
     if (ids.some((r) => r.length !== length)) {
       throw new Error(`encode: rows have different lengths (${ids.map((r) => r.length).join(', ')}); pass padding: true to batch them`);
