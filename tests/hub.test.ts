@@ -93,6 +93,13 @@ describe('snapshotModel: download into the Python-compatible cache', () => {
     expect(reqs.some((r) => r.url.startsWith('/cdn-lfs/'))).toBe(true); // followed the LFS redirect
   });
 
+  it('uses $HF_HOME/hub when HF_HUB_CACHE is not set, and HF_ENDPOINT', async () => {
+    process.env.HF_ENDPOINT = hub.endpoint;
+    const dir = await snapshotModel('tessera/mamba-ssm-tiny');
+    expect(dir).toBe(join(process.env.HF_HOME!, 'hub', 'models--tessera--mamba-ssm-tiny', 'snapshots', commitHash('mamba-ssm')));
+    expect(existsSync(join(dir, 'pytorch_model.bin'))).toBe(true);
+  });
+
   it('makes no request on the second load', async () => {
     const before = hub.log.length;
     const dir = await snapshotModel('tessera/bert-tiny', { endpoint: hub.endpoint, cacheDir: cache });
