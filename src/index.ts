@@ -41,3 +41,9 @@ export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './l
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
 export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
+
+// Hooks and activation capture (docs/hooks.md)
+export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookableModel, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
+export { ActivationCache } from './hooks/activation-cache.js';
+export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector } from './hooks/hook-points.js';
+export { registerGradients, gradientsRegistered } from './training/gradients.js';
