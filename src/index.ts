@@ -47,3 +47,8 @@ export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type Hooka
 export { ActivationCache } from './hooks/activation-cache.js';
 export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector } from './hooks/hook-points.js';
 export { registerGradients, gradientsRegistered } from './training/gradients.js';
+
+// Distillation (docs/distillation.md)
+export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
+export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type MaskOptions } from './training/losses.js';
+export { uniformLayerMap, type LayerMap } from './training/layer-map.js';

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 /**
  * tfjs-core's Node bundle registers no gradient functions (the `@tensorflow/tfjs` umbrella adds
@@ -33,6 +34,7 @@ let loading: Promise<void> | undefined;
  */
 export function registerGradients(): Promise<void> {
   loading ??= (async () => {
+    registerWasmTrainingKernels();
     if (gradientsRegistered()) return;
     const { createRequire, register } = await import('node:module');
     const { pathToFileURL } = await import('node:url');
