@@ -11,9 +11,9 @@ export interface HookTarget {
 }
 
 /**
- * Every hook point of a model, in forward-ish (registration) order: each layer's path (its
- * output) and each tap a layer declares, as `<path>.<tap>`. Containers without a forward of their
- * own (the model root, `layers`) are not points.
+ * Every hook point of a model, in module-tree order (a module, then its taps, then its children):
+ * each layer's path (its output) and each tap a layer declares, as `<path>.<tap>`. Containers
+ * without a forward of their own (the model root, `layers`) are not points.
  */
 export function hookTargets(model: Module): Map<string, HookTarget> {
   const targets = new Map<string, HookTarget>();
