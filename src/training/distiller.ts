@@ -73,6 +73,7 @@ export class Distiller {
   private readonly hiddenPairs: Pair[] = [];
   private readonly attentionPairs: Pair[] = [];
   private steps = 0;
+  private prepared = false;
 
   constructor(options: DistillOptions) {
     this.options = options;
@@ -126,13 +127,15 @@ export class Distiller {
     if (!gradientsRegistered()) throw new Error('Distiller.step needs tfjs gradients: await registerGradients() first (train() does it)');
     const teacher = this.runTeacher(batch);
     try {
-      this.ensureProjection(batch, teacher.cache);
+      this.prepare(batch, teacher);
       const parts: Partial<Record<'hidden' | 'attention' | 'logits', tf.Scalar>> = {};
-      const cost = this.options.optimizer.minimize(
-        () => this.studentLoss(batch, teacher, parts),
-        true,
-        this.trainableVariables(),
-      );
+      let cost: tf.Scalar | null;
+      try {
+        cost = this.options.optimizer.minimize(() => this.studentLoss(batch, teacher, parts), true, this.trainableVariables());
+      } catch (err) {
+        tf.dispose(Object.values(parts)); // terms recorded before the failure
+        throw err;
+      }
       return this.report(this.steps++, cost!, parts);
     } finally {
       teacher.dispose();
@@ -143,9 +146,15 @@ export class Distiller {
   evaluate(batch: DistillBatch): StepLosses {
     const teacher = this.runTeacher(batch);
     try {
-      this.ensureProjection(batch, teacher.cache);
+      this.prepare(batch, teacher);
       const parts: Partial<Record<'hidden' | 'attention' | 'logits', tf.Scalar>> = {};
-      const cost = tf.tidy(() => this.studentLoss(batch, teacher, parts));
+      let cost: tf.Scalar;
+      try {
+        cost = tf.tidy(() => this.studentLoss(batch, teacher, parts));
+      } catch (err) {
+        tf.dispose(Object.values(parts));
+        throw err;
+      }
       return this.report(this.steps, cost, parts);
     } finally {
       teacher.dispose();
@@ -249,23 +258,49 @@ export class Distiller {
     return this.projection === undefined ? hidden : this.projection.call(hidden, createContext());
   }
 
-  /** Create the projection once the hidden sizes are known (a student forward without gradients). */
-  private ensureProjection(batch: DistillBatch, teacherCache: ActivationCache): void {
-    if (this.projection !== undefined || this.hiddenPairs.length === 0) return;
-    const pair = this.hiddenPairs[0]!;
-    const teacherSize = teacherCache.get(pair.teacher).shape.at(-1)!;
-    const { output, cache } = runWithCache(this.student, batch.inputIds, { ...forwardOptions(batch), names: [pair.student] });
-    const studentSize = cache.get(pair.student).shape.at(-1)!;
-    tf.dispose(Object.values(output as object).flat().filter((v): v is tf.Tensor => v instanceof tf.Tensor));
-    cache.dispose();
-    if (studentSize === teacherSize) return;
-    if (this.options.projection === false) {
-      throw new Error(`hidden sizes differ (student ${studentSize}, teacher ${teacherSize}) and projection is off`);
+  /**
+   * Before the first step: one student forward outside the tape, to create the projection once
+   * the hidden sizes are known and to reject mismatches (missing logits, different vocabularies or
+   * attention shapes) with a clear error. Inside the tape they would also leak tfjs's saved
+   * tensors, which tfjs does not free when the taped function throws.
+   */
+  private prepare(batch: DistillBatch, teacher: { cache: ActivationCache; logits?: tf.Tensor }): void {
+    if (this.prepared) return;
+    const names = [...this.hiddenPairs, ...this.attentionPairs].map((p) => p.student);
+    const { output, cache } = runWithCache(this.student, batch.inputIds, { ...forwardOptions(batch), names });
+    try {
+      if (teacher.logits !== undefined) {
+        const logits = (output as { logits?: tf.Tensor }).logits;
+        if (logits === undefined) throw new Error('logits distillation: the student produces no logits (use a causal LM student)');
+        if (!tf.util.arraysEqual(logits.shape, teacher.logits.shape)) {
+          throw new Error(`logits distillation: student logits [${logits.shape}] and teacher logits [${teacher.logits.shape}] differ (the vocabularies must match)`);
+        }
+      }
+      for (const pair of this.attentionPairs) {
+        const [s, t] = [cache.get(pair.student).shape, teacher.cache.get(pair.teacher).shape];
+        if (!tf.util.arraysEqual(s, t)) {
+          throw new Error(`attention distillation: ${pair.student} [${s}] and teacher ${pair.teacher} [${t}] differ (head counts must match)`);
+        }
+      }
+      if (this.hiddenPairs.length > 0) {
+        const pair = this.hiddenPairs[0]!;
+        const studentSize = cache.get(pair.student).shape.at(-1)!;
+        const teacherSize = teacher.cache.get(pair.teacher).shape.at(-1)!;
+        if (studentSize !== teacherSize) {
+          if (this.options.projection === false) {
+            throw new Error(`hidden sizes differ (student ${studentSize}, teacher ${teacherSize}) and projection is off`);
+          }
+          const projection = new Linear(studentSize, teacherSize, { bias: true });
+          // Variance-preserving start, so projected states begin on the teacher's scale.
+          projection.weight.assign(tf.tidy(() => tf.randomNormal([teacherSize, studentSize], 0, 1 / Math.sqrt(studentSize))));
+          this.projection = projection;
+        }
+      }
+      this.prepared = true;
+    } finally {
+      tf.dispose(Object.values(output as object).flat().filter((v): v is tf.Tensor => v instanceof tf.Tensor));
+      cache.dispose();
     }
-    const projection = new Linear(studentSize, teacherSize, { bias: true });
-    // Variance-preserving start, so projected states begin on the teacher's scale.
-    projection.weight.assign(tf.tidy(() => tf.randomNormal([teacherSize, studentSize], 0, 1 / Math.sqrt(studentSize))));
-    this.projection = projection;
   }
 
   private report(step: number, cost: tf.Scalar, parts: Partial<Record<'hidden' | 'attention' | 'logits', tf.Scalar>>): StepLosses {

@@ -91,7 +91,7 @@ describe('Distiller', () => {
     [teacher, student].forEach((m) => m.dispose());
   });
 
-  it('rejects impossible setups with clear errors', () => {
+  it('rejects impossible setups with clear errors', async () => {
     const mambaStudent = AutoDecoder.fromConfig({ model_type: 'mamba', vocab_size: 512, hidden_size: 32, num_hidden_layers: 1 });
     const optimizer = tf.train.sgd(0.1);
     expect(() => new Distiller({ teacher: llama, student: mambaStudent, optimizer, attention: {} })).toThrow(
@@ -104,7 +104,15 @@ describe('Distiller', () => {
     const count = tf.memory().numTensors;
     expect(() => logits.step(batch)).toThrow(/teacher produces no logits/);
     expect(tf.memory().numTensors).toBe(count);
+    // Mismatches only a forward reveals are caught before the first step, without leaking.
+    const lmTeacher = await AutoCausalLM.fromDir(fixture('llama-tiny'));
+    const noLogits = new Distiller({ teacher: lmTeacher, student: mambaStudent, optimizer, logits: {} });
+    const before = tf.memory().numTensors;
+    expect(() => noLogits.step(batch)).toThrow(/the student produces no logits/);
+    expect(noLogits.projection).toBeUndefined();
+    expect(tf.memory().numTensors).toBe(before);
     disposeBatch(batch);
+    lmTeacher.dispose();
     mambaStudent.dispose();
   });
 });
