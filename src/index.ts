@@ -46,9 +46,9 @@ export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
 export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookableModel, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
 export { ActivationCache } from './hooks/activation-cache.js';
 export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector } from './hooks/hook-points.js';
-export { registerGradients, gradientsRegistered } from './training/gradients.js';
 
-// Distillation (docs/distillation.md)
+// Training and distillation (docs/distillation.md)
+export { registerGradients, gradientsRegistered } from './training/gradients.js';
 export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
 export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type MaskOptions } from './training/losses.js';
 export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
