@@ -54,15 +54,18 @@ export function runWithHooks<O>(
     ? (hooks as readonly HookSpec[])
     : Object.entries(hooks).map(([name, fn]) => ({ name, fn }));
   const targets = hookTargets(model);
-  for (const spec of specs) {
+  const resolved = specs.map((spec) => {
     const target = resolveHookPoint(model, spec.name, targets);
     if (spec.pre === true && target.point !== '') {
       throw new Error(`'${spec.name}' is a tap inside a module and has no input; a pre-hook needs a module name`);
     }
-  }
+    return { target, spec };
+  });
   const handles: HookHandle[] = [];
   try {
-    for (const spec of specs) handles.push((spec.pre === true ? addPreHook : addHook)(model, spec.name, spec.fn));
+    for (const { target, spec } of resolved) {
+      handles.push(target.module.attachHook(target.point, spec.pre === true ? 'pre' : 'post', spec.fn));
+    }
     return model.forward(inputIds, options);
   } finally {
     for (const handle of handles) handle.remove();
