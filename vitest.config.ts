@@ -11,8 +11,5 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Each test file gets a fresh process: tfjs keeps global engine state.
     pool: 'forks',
-    // Node loads tfjs-core's gradient modules (src/training/gradients.ts) instead of vite
-    // transforming all ~200 of them in every worker.
-    server: { deps: { external: [/@tensorflow\/tfjs-core\/dist\//] } },
   },
 });
