@@ -30,7 +30,7 @@ let loading: Promise<void> | undefined;
 /**
  * Make tfjs gradients available, for training (distillation, steering vectors). Idempotent, and a
  * no-op where another package (`@tensorflow/tfjs`, tfjs-node) registered them. Not done at import
- * because loading the gradient modules takes a couple of seconds that inference does not need.
+ * because loading the gradient modules takes one to two seconds that inference does not need.
  */
 export function registerGradients(): Promise<void> {
   loading ??= (async () => {
