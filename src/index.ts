@@ -57,3 +57,14 @@ export {
 } from './loaders/hub/index.js';
 export type { HubLoadOptions } from './loaders/pretrained.js';
 export { AutoTokenizer, type TokenizerInput, type EncodeOptions, type Encoding, type DecodeOptions } from './loaders/tokenizer.js';
+
+// Hooks and activation capture (docs/hooks.md)
+export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookableModel, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
+export { ActivationCache } from './hooks/activation-cache.js';
+export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector } from './hooks/hook-points.js';
+
+// Training and distillation (docs/distillation.md)
+export { registerGradients, gradientsRegistered } from './training/gradients.js';
+export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
+export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type MaskOptions } from './training/losses.js';
+export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
