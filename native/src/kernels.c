@@ -1,0 +1,168 @@
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Fill each of the m rows of c (width n) with the bias row (or its single value). */
+static void fill_bias(float *c, int m, int n, const float *bias, size_t bias_len) {
+  for (int i = 0; i < m; i++) {
+    float *row = c + (size_t)i * n;
+    if (bias_len == 1) {
+      for (int j = 0; j < n; j++) row[j] = bias[0];
+    } else {
+      memcpy(row, bias, sizeof(float) * (size_t)n);
+    }
+  }
+}
+
+/* The tfjs definitions (tfjs-backend-cpu/src/utils/fused_utils.ts and the kernels it calls). */
+static void apply_activation(float *c, int m, int n, int activation, float alpha,
+                             const float *prelu, size_t prelu_len) {
+  const size_t total = (size_t)m * n;
+  switch (activation) {
+    case TESSERA_ACT_LINEAR:
+      return;
+    case TESSERA_ACT_RELU:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? 0.0f : c[i];
+      return;
+    case TESSERA_ACT_ELU:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] >= 0.0f ? c[i] : expm1f(c[i]);
+      return;
+    case TESSERA_ACT_RELU6:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? 0.0f : (c[i] > 6.0f ? 6.0f : c[i]);
+      return;
+    case TESSERA_ACT_LEAKYRELU:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? alpha * c[i] : c[i];
+      return;
+    case TESSERA_ACT_SIGMOID:
+      for (size_t i = 0; i < total; i++) c[i] = 1.0f / (1.0f + expf(-c[i]));
+      return;
+    case TESSERA_ACT_PRELU:
+      for (int i = 0; i < m; i++) {
+        float *row = c + (size_t)i * n;
+        for (int j = 0; j < n; j++) {
+          const float w = prelu_len == 1 ? prelu[0] : prelu[j];
+          row[j] = row[j] < 0.0f ? w * row[j] : row[j];
+        }
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+static int max1(int v) { return v < 1 ? 1 : v; }
+
+void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a_idx,
+                    const int32_t *b_idx, int batch, int m, int n, int k, int trans_a, int trans_b,
+                    const float *bias, size_t bias_len, int activation, float alpha,
+                    const float *prelu, size_t prelu_len) {
+  if (m == 0 || n == 0) return;
+  const size_t a_size = (size_t)m * k, b_size = (size_t)k * n, c_size = (size_t)m * n;
+  for (int i = 0; i < batch; i++) {
+    const float *A = a + (size_t)a_idx[i] * a_size;
+    const float *B = b + (size_t)b_idx[i] * b_size;
+    float *C = out + (size_t)i * c_size;
+    /* With a bias, C starts as the broadcast bias and BLAS accumulates onto it (beta = 1). */
+    float beta = 0.0f;
+    if (bias != NULL) {
+      fill_bias(C, m, n, bias, bias_len);
+      beta = 1.0f;
+    } else if (k == 0) {
+      memset(C, 0, sizeof(float) * c_size);
+    }
+    if (k == 0) {
+      /* Empty inner dimension: the product is zero; BLAS would reject ld = 0. */
+    } else if (m == 1) {
+      /* A row vector times a matrix: gemv is several times faster than a 1-row sgemm. */
+      cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
+                  trans_b ? k : n, 1.0f, B, trans_b ? k : n, A, 1, beta, C, 1);
+    } else if (n == 1) {
+      cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? k : m,
+                  trans_a ? m : k, 1.0f, A, trans_a ? m : k, B, 1, beta, C, 1);
+    } else {
+      /* Transposes are BLAS flags on the stored layout: no copy. */
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                  trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, max1(trans_a ? m : k),
+                  B, max1(trans_b ? k : n), beta, C, n);
+    }
+    apply_activation(C, m, n, activation, alpha, prelu, prelu_len);
+  }
+}
+
+void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
+                            const float *Cm, const float *Dvec, const float *h0, float *y,
+                            float *h_out, int batch, int len, int dim, int nstate) {
+  /* One (b, d) channel at a time: its state h[N] stays in L1 for the whole sequence, and the
+   * B_t / C_t rows it reads are contiguous. */
+  for (int bi = 0; bi < batch; bi++) {
+    for (int d = 0; d < dim; d++) {
+      float *h = h_out + ((size_t)bi * dim + d) * nstate;
+      if (h0 != NULL) {
+        memcpy(h, h0 + ((size_t)bi * dim + d) * nstate, sizeof(float) * (size_t)nstate);
+      } else {
+        memset(h, 0, sizeof(float) * (size_t)nstate);
+      }
+      const float *a_row = A + (size_t)d * nstate;
+      const float dd = Dvec[d];
+      for (int t = 0; t < len; t++) {
+        const size_t x_at = ((size_t)bi * len + t) * dim + d;
+        const float dt = delta[x_at];
+        const float ut = u[x_at];
+        const float dtu = dt * ut;
+        const float *b_row = Bm + ((size_t)bi * len + t) * nstate;
+        const float *c_row = Cm + ((size_t)bi * len + t) * nstate;
+        float acc = 0.0f;
+        for (int n = 0; n < nstate; n++) {
+          const float hn = expf(dt * a_row[n]) * h[n] + dtu * b_row[n];
+          h[n] = hn;
+          acc += c_row[n] * hn;
+        }
+        y[x_at] = acc + dd * ut;
+      }
+    }
+  }
+}
+
+void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
+                      float eps) {
+  for (size_t r = 0; r < rows; r++) {
+    const float *xr = x + r * h;
+    float *yr = y + r * h;
+    /* Double accumulation keeps long rows as accurate as the composed float32 reference. */
+    double ss = 0.0;
+    for (int i = 0; i < h; i++) ss += (double)xr[i] * xr[i];
+    const float inv = (float)(1.0 / sqrt(ss / h + eps));
+    if (weight != NULL) {
+      for (int i = 0; i < h; i++) yr[i] = xr[i] * inv * weight[i];
+    } else {
+      for (int i = 0; i < h; i++) yr[i] = xr[i] * inv;
+    }
+  }
+}
+
+void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
+                        size_t rows, int h, float eps) {
+  for (size_t r = 0; r < rows; r++) {
+    const float *xr = x + r * h;
+    float *yr = y + r * h;
+    double sum = 0.0;
+    for (int i = 0; i < h; i++) sum += xr[i];
+    const double mean = sum / h;
+    /* Two passes (mean, then squared deviations) avoid E[x^2] - E[x]^2 cancellation. */
+    double var = 0.0;
+    for (int i = 0; i < h; i++) {
+      const double dv = xr[i] - mean;
+      var += dv * dv;
+    }
+    const float inv = (float)(1.0 / sqrt(var / h + eps));
+    const float mf = (float)mean;
+    for (int i = 0; i < h; i++) {
+      float v = (xr[i] - mf) * inv;
+      if (gamma != NULL) v *= gamma[i];
+      if (beta != NULL) v += beta[i];
+      yr[i] = v;
+    }
+  }
+}
