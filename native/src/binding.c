@@ -179,6 +179,120 @@ static napi_value LayerNorm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Check a strided view: ranks agree, out holds prod(shape), and the furthest element read from
+ * each operand lies inside it. Returns the element count, or -1 after throwing. */
+static long long check_strided(napi_env env, const int32_t *shape, size_t rank, size_t out_len,
+                               const int32_t *const *strides, const size_t *lens,
+                               const size_t *stride_counts, int operands) {
+  if (rank > 8) {
+    napi_throw_type_error(env, NULL, "tessera_native: rank above 8 (collapse dimensions first)");
+    return -1;
+  }
+  size_t total = 1;
+  for (size_t d = 0; d < rank; d++) total *= (size_t)(shape[d] < 0 ? 0 : shape[d]);
+  if (out_len != total) {
+    napi_throw_type_error(env, NULL, "tessera_native: out must hold prod(shape) values");
+    return -1;
+  }
+  for (int o = 0; o < operands; o++) {
+    if (stride_counts[o] != rank) {
+      napi_throw_type_error(env, NULL, "tessera_native: strides and shape must have equal rank");
+      return -1;
+    }
+    size_t last = 0;
+    for (size_t d = 0; d < rank; d++) {
+      if (strides[o][d] < 0) {
+        napi_throw_type_error(env, NULL, "tessera_native: strides must be non-negative");
+        return -1;
+      }
+      if (shape[d] > 0) last += (size_t)(shape[d] - 1) * (size_t)strides[o][d];
+    }
+    if (total > 0 && last >= lens[o]) {
+      napi_throw_type_error(env, NULL, "tessera_native: strides reach past the end of an input");
+      return -1;
+    }
+  }
+  return (long long)total;
+}
+
+#define I32(i, name, ptr, len)                                                   \
+  int32_t *ptr = NULL;                                                           \
+  size_t len = 0;                                                                \
+  if (!typed_array(env, argv[i], napi_int32_array, 0, (void **)&ptr, &len))      \
+    FAIL("tessera_native: argument %d (%s) must be an Int32Array", i, name);
+
+/* binary(op, a, aStrides, b, bStrides, out, shape) */
+static napi_value Binary(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  INT(0, "op", op);
+  F32(1, "a", 0, a, a_len);
+  I32(2, "aStrides", a_str, a_rank);
+  F32(3, "b", 0, b, b_len);
+  I32(4, "bStrides", b_str, b_rank);
+  F32(5, "out", 0, out, out_len);
+  I32(6, "shape", shape, rank);
+  if (op >= TESSERA_BINARY_COUNT) FAIL("tessera_native: unknown binary op %d", op);
+  const int32_t *strides[2] = {a_str, b_str};
+  const size_t lens[2] = {a_len, b_len}, ranks[2] = {a_rank, b_rank};
+  const long long total = check_strided(env, shape, rank, out_len, strides, lens, ranks, 2);
+  if (total < 0) return NULL;
+  if (total > 0) tessera_binary(op, a, a_str, b, b_str, out, shape, (int)rank);
+  return NULL;
+}
+
+/* stridedCopy(x, xStrides, out, shape) */
+static napi_value StridedCopy(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  F32(0, "x", 0, x, x_len);
+  I32(1, "xStrides", x_str, x_rank);
+  F32(2, "out", 0, out, out_len);
+  I32(3, "shape", shape, rank);
+  const int32_t *strides[1] = {x_str};
+  const size_t lens[1] = {x_len}, ranks[1] = {x_rank};
+  const long long total = check_strided(env, shape, rank, out_len, strides, lens, ranks, 1);
+  if (total < 0) return NULL;
+  if (total > 0) tessera_strided_copy(x, x_str, out, shape, (int)rank);
+  return NULL;
+}
+
+/* unary(op, x, out) */
+static napi_value Unary(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  INT(0, "op", op);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "out", 0, out, out_len);
+  if (op >= TESSERA_UNARY_COUNT) FAIL("tessera_native: unknown unary op %d", op);
+  if (out_len != x_len) FAIL("tessera_native: out must hold as many values as x");
+  tessera_unary(op, x, out, x_len);
+  return NULL;
+}
+
+/* softmax(x, out, cols) */
+static napi_value Softmax(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "out", 0, out, out_len);
+  INT(2, "cols", cols);
+  if (cols == 0 || x_len % cols != 0 || out_len != x_len)
+    FAIL("tessera_native: x and out must hold whole rows of cols = %d values", cols);
+  tessera_softmax(x, out, x_len / cols, cols);
+  return NULL;
+}
+
+/* reduce(op, x, out, cols): one value per row of width cols. */
+static napi_value Reduce(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  INT(0, "op", op);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "out", 0, out, out_len);
+  INT(3, "cols", cols);
+  if (op >= TESSERA_REDUCE_COUNT) FAIL("tessera_native: unknown reduction %d", op);
+  if (cols == 0 || x_len % cols != 0 || out_len != x_len / cols)
+    FAIL("tessera_native: x must hold whole rows of cols = %d values and out one per row", cols);
+  tessera_reduce(op, x, out, x_len / cols, cols);
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -212,6 +326,11 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"selectiveScan", NULL, SelectiveScan, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rmsNorm", NULL, RmsNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"binary", NULL, Binary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stridedCopy", NULL, StridedCopy, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unary", NULL, Unary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reduce", NULL, Reduce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_enumerable, NULL},

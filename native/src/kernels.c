@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -17,7 +18,7 @@ static void fill_bias(float *c, int m, int n, const float *bias, size_t bias_len
 }
 
 /* The tfjs definitions (tfjs-backend-cpu/src/utils/fused_utils.ts and the kernels it calls). */
-static void apply_activation(float *c, int m, int n, int activation, float alpha,
+TESSERA_CLONES static void apply_activation(float *c, int m, int n, int activation, float alpha,
                              const float *prelu, size_t prelu_len) {
   const size_t total = (size_t)m * n;
   switch (activation) {
@@ -27,7 +28,7 @@ static void apply_activation(float *c, int m, int n, int activation, float alpha
       for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? 0.0f : c[i];
       return;
     case TESSERA_ACT_ELU:
-      for (size_t i = 0; i < total; i++) c[i] = c[i] >= 0.0f ? c[i] : expm1f(c[i]);
+      for (size_t i = 0; i < total; i++) c[i] = c[i] >= 0.0f ? c[i] : tessera_expf(c[i]) - 1.0f;
       return;
     case TESSERA_ACT_RELU6:
       for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? 0.0f : (c[i] > 6.0f ? 6.0f : c[i]);
@@ -36,7 +37,7 @@ static void apply_activation(float *c, int m, int n, int activation, float alpha
       for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? alpha * c[i] : c[i];
       return;
     case TESSERA_ACT_SIGMOID:
-      for (size_t i = 0; i < total; i++) c[i] = 1.0f / (1.0f + expf(-c[i]));
+      for (size_t i = 0; i < total; i++) c[i] = 1.0f / (1.0f + tessera_expf(-c[i]));
       return;
     case TESSERA_ACT_PRELU:
       for (int i = 0; i < m; i++) {
@@ -91,7 +92,7 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
   }
 }
 
-void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
+TESSERA_CLONES void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
                             const float *Cm, const float *Dvec, const float *h0, float *y,
                             float *h_out, int batch, int len, int dim, int nstate) {
   /* One (b, d) channel at a time: its state h[N] stays in L1 for the whole sequence, and the
@@ -113,25 +114,26 @@ void tessera_selective_scan(const float *u, const float *delta, const float *A, 
         const float dtu = dt * ut;
         const float *b_row = Bm + ((size_t)bi * len + t) * nstate;
         const float *c_row = Cm + ((size_t)bi * len + t) * nstate;
-        float acc = 0.0f;
         for (int n = 0; n < nstate; n++) {
-          const float hn = expf(dt * a_row[n]) * h[n] + dtu * b_row[n];
-          h[n] = hn;
-          acc += c_row[n] * hn;
+          h[n] = tessera_expf(dt * a_row[n]) * h[n] + dtu * b_row[n];
         }
+        float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+        for (int n = 0; n < nstate; n++) acc += c_row[n] * h[n];
         y[x_at] = acc + dd * ut;
       }
     }
   }
 }
 
-void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
+TESSERA_CLONES void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
                       float eps) {
   for (size_t r = 0; r < rows; r++) {
     const float *xr = x + r * h;
     float *yr = y + r * h;
     /* Double accumulation keeps long rows as accurate as the composed float32 reference. */
     double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
     for (int i = 0; i < h; i++) ss += (double)xr[i] * xr[i];
     const float inv = (float)(1.0 / sqrt(ss / h + eps));
     if (weight != NULL) {
@@ -142,16 +144,18 @@ void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows
   }
 }
 
-void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
+TESSERA_CLONES void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
                         size_t rows, int h, float eps) {
   for (size_t r = 0; r < rows; r++) {
     const float *xr = x + r * h;
     float *yr = y + r * h;
     double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
     for (int i = 0; i < h; i++) sum += xr[i];
     const double mean = sum / h;
     /* Two passes (mean, then squared deviations) avoid E[x^2] - E[x]^2 cancellation. */
     double var = 0.0;
+#pragma omp simd reduction(+ : var)
     for (int i = 0; i < h; i++) {
       const double dv = xr[i] - mean;
       var += dv * dv;

@@ -47,4 +47,58 @@ void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows
 void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
                         size_t rows, int h, float eps);
 
+/* Binary operators of tessera_binary; numbered as src/native/elementwise.ts names them. */
+enum tessera_binary_op {
+  TESSERA_ADD = 0,
+  TESSERA_SUB = 1,
+  TESSERA_MUL = 2,
+  TESSERA_DIV = 3,
+  TESSERA_SQUARED_DIFFERENCE = 4,
+  TESSERA_BINARY_COUNT = 5,
+};
+
+/* Unary operators of tessera_unary; numbered as src/native/elementwise.ts names them. */
+enum tessera_unary_op {
+  TESSERA_EXP = 0,
+  TESSERA_LOG = 1,
+  TESSERA_SIGMOID = 2,
+  TESSERA_TANH = 3,
+  TESSERA_ERF = 4,
+  TESSERA_SQRT = 5,
+  TESSERA_RSQRT = 6,
+  TESSERA_SQUARE = 7,
+  TESSERA_NEG = 8,
+  TESSERA_SOFTPLUS = 9,
+  TESSERA_UNARY_COUNT = 10,
+};
+
+/*
+ * out = a (op) b over `shape` (rank <= 8, out contiguous); a_strides / b_strides give each
+ * operand's element stride per output dimension, 0 where it broadcasts.
+ */
+void tessera_binary(int op, const float *a, const int32_t *a_strides, const float *b,
+                    const int32_t *b_strides, float *out, const int32_t *shape, int rank);
+
+/* out (contiguous, `shape`) = x read with `x_strides`: transpose and other strided views. */
+void tessera_strided_copy(const float *x, const int32_t *x_strides, float *out,
+                          const int32_t *shape, int rank);
+
+/* out[i] = op(x[i]). */
+void tessera_unary(int op, const float *x, float *out, size_t n);
+
+/* Numerically stable softmax over rows of width cols. */
+void tessera_softmax(const float *x, float *out, size_t rows, int cols);
+
+/* Reductions of tessera_reduce. */
+enum tessera_reduce_op {
+  TESSERA_REDUCE_SUM = 0,
+  TESSERA_REDUCE_MEAN = 1,
+  TESSERA_REDUCE_MAX = 2,
+  TESSERA_REDUCE_MIN = 3,
+  TESSERA_REDUCE_COUNT = 4,
+};
+
+/* out[r] = op over row r (width cols >= 1) of x. */
+void tessera_reduce(int op, const float *x, float *out, size_t rows, int cols);
+
 #endif

@@ -69,6 +69,27 @@ export interface NativeAddon {
     h: number,
     eps: number,
   ): void;
+  /**
+   * `out = a (op) b` over `shape` (rank <= 8, `out` contiguous); `aStrides`/`bStrides` give each
+   * operand's element stride per dimension, 0 where it broadcasts. `op` indexes {@link BINARY_OPS}.
+   */
+  binary(
+    op: number,
+    a: Float32Array,
+    aStrides: Int32Array,
+    b: Float32Array,
+    bStrides: Int32Array,
+    out: Float32Array,
+    shape: Int32Array,
+  ): void;
+  /** `out` (contiguous, `shape`) = `x` read with `xStrides`: a transpose when strides are permuted. */
+  stridedCopy(x: Float32Array, xStrides: Int32Array, out: Float32Array, shape: Int32Array): void;
+  /** `out[i] = op(x[i])`; `op` indexes {@link UNARY_OPS}. */
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  /** Softmax over rows of width `cols`. */
+  softmax(x: Float32Array, out: Float32Array, cols: number): void;
+  /** One value per row of width `cols`: `op` 0 sum, 1 mean, 2 max, 3 min. */
+  reduce(op: number, x: Float32Array, out: Float32Array, cols: number): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   info(): NativeInfo;
@@ -76,6 +97,12 @@ export interface NativeAddon {
 
 /** tfjs fused-op activation names, in the order binding.c numbers them. */
 export const ACTIVATIONS = ['linear', 'relu', 'elu', 'relu6', 'prelu', 'leakyrelu', 'sigmoid'] as const;
+
+/** Binary operators of `binary`, in the order native/src/kernels.h numbers them. */
+export const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;
+
+/** Unary operators of `unary`, in the order native/src/kernels.h numbers them. */
+export const UNARY_OPS = ['Exp', 'Log', 'Sigmoid', 'Tanh', 'Erf', 'Sqrt', 'Rsqrt', 'Square', 'Neg', 'Softplus'] as const;
 
 /** Where `npm run build:native` puts the addon (the same relative path from src/ and dist/). */
 export const ADDON_PATH = fileURLToPath(

@@ -1,28 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { ACTIVATIONS, type NativeAddon } from './addon.js';
+import { cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
 /** Names of Tessera's fused kernels, registered for the 'native' backend only. */
 export const SELECTIVE_SCAN = 'TesseraSelectiveScan';
 export const RMS_NORM = 'TesseraRMSNorm';
 export const LAYER_NORM = 'TesseraLayerNorm';
-
-type Backend = MathBackendCPU;
-type Inputs = Record<string, TensorInfo | undefined>;
-type KernelArgs = { inputs: Inputs; backend: Backend; attrs?: NamedAttrMap };
-
-function values(backend: Backend, t: TensorInfo): Float32Array {
-  return backend.data.get(t.dataId).values as Float32Array;
-}
-
-/** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */
-function cpuKernel(name: string): (args: KernelArgs) => TensorInfo {
-  const config = tf.getKernel(name, 'cpu');
-  if (config === undefined) throw new Error(`tfjs cpu kernel '${name}' is not registered`);
-  return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
-}
 
 /**
  * For every batch of the broadcast output batch shape `out`, the flat batch index into an operand

@@ -1,0 +1,20 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+/** The native backend is the cpu backend's class: same storage, so cpu kernels run on it as-is. */
+export type Backend = MathBackendCPU;
+export type Inputs = Record<string, TensorInfo | undefined>;
+export type KernelArgs = { inputs: Inputs; backend: Backend; attrs?: NamedAttrMap };
+
+/** A float32 tensor's values, shared with the backend (never written to). */
+export function values(backend: Backend, t: TensorInfo): Float32Array {
+  return backend.data.get(t.dataId).values as Float32Array;
+}
+
+/** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */
+export function cpuKernel(name: string): (args: KernelArgs) => TensorInfo {
+  const config = tf.getKernel(name, 'cpu');
+  if (config === undefined) throw new Error(`tfjs cpu kernel '${name}' is not registered`);
+  return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
+}
