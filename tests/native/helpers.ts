@@ -51,6 +51,8 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   let worst = -1;
   let worstExcess = 0;
   for (let i = 0; i < expected.length; i++) {
+    // Equal values (infinities included) and NaN against NaN agree.
+    if (actual[i] === expected[i] || (Number.isNaN(actual[i]) && Number.isNaN(expected[i]))) continue;
     const excess = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
     if (!(excess <= worstExcess)) {
       worst = i;
