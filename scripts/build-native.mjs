@@ -30,7 +30,8 @@ try {
   if (probe.error) done(`native backend skipped: no C compiler (${cc}: ${probe.error.code}); ${hint}`);
   if (probe.status !== 0) {
     const first = (probe.stderr || '').split('\n').find((l) => /error/.test(l)) ?? 'link failed';
-    done(`native backend skipped: OpenBLAS (cblas.h, -lopenblas) not found: ${first.trim()}; ${hint}`);
+    const reason = first.replace(/^.*?error:\s*/, '').trim();
+    done(`native backend skipped: OpenBLAS (cblas.h, -lopenblas) not usable (${reason}); ${hint}`);
   }
 } finally {
   rmSync(probeDir, { recursive: true, force: true });

@@ -70,6 +70,8 @@ describe('native backend', () => {
       const w = t([8], 5);
       const scan = { u: t([1, 4, 3], 6), delta: t([1, 4, 3], 7), A: t([3, 2], 8), B: t([1, 4, 2], 9), C: t([1, 4, 2], 10), D: t([3], 11) };
       const ints = tf.tensor2d([[1, 2]], undefined, 'int32');
+      const odd = tf.ones([2, 1, 2, 1, 2, 1, 2, 1, 2]);
+      const even = tf.ones([1, 2, 1, 2, 1, 2, 1, 2, 1]);
       const round = (): void => {
         const outs = [
           tf.matMul(a, b),
@@ -80,6 +82,13 @@ describe('native backend', () => {
           tf.engine().runKernel(RMS_NORM, { x: a, weight: w }, {}) as tf.Tensor,
           tf.engine().runKernel(LAYER_NORM, { x: a, gamma: w, beta: w }, {}) as tf.Tensor,
           ...(tf.engine().runKernel(SELECTIVE_SCAN, scan, {}) as tf.Tensor[]),
+          tf.softmax(a),
+          tf.add(a, w),
+          tf.transpose(a, [1, 0, 2]),
+          tf.mean(a, [0, 2], true),
+          tf.erf(a),
+          // Rank 9 after collapsing: the cpu fallback inside a native kernel.
+          tf.add(odd, even),
         ];
         for (const o of outs) o.dataSync();
         tf.dispose(outs);
@@ -90,7 +99,7 @@ describe('native backend', () => {
       for (let i = 0; i < 5; i++) round();
       expect(tf.memory().numTensors).toBe(tensors);
       expect(backend.numDataIds()).toBe(dataIds);
-      tf.dispose([a, b, bias, rowBias, w, ints, ...Object.values(scan)]);
+      tf.dispose([a, b, bias, rowBias, w, ints, odd, even, ...Object.values(scan)]);
     });
   });
 });
