@@ -9,7 +9,10 @@ export type KernelArgs = { inputs: Inputs; backend: Backend; attrs?: NamedAttrMa
 
 /** A float32 tensor's values, shared with the backend (never written to). */
 export function values(backend: Backend, t: TensorInfo): Float32Array {
-  return backend.data.get(t.dataId).values as Float32Array;
+  const stored = backend.data.get(t.dataId).values;
+  // The cpu Cast kernel turns int32/bool into float32 by relabelling the same data (no copy), so
+  // a float32 tensor may be backed by an Int32Array or Uint8Array: convert those.
+  return stored instanceof Float32Array ? stored : Float32Array.from(stored as ArrayLike<number>);
 }
 
 /** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */

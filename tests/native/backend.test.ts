@@ -48,6 +48,25 @@ describe('native backend', () => {
       expectClose(native.values, cpu.values, 0, 0);
     });
 
+    it('accepts float32 tensors cast from int32 or bool (the cpu Cast relabels their data)', async () => {
+      const f = (): tf.Tensor => {
+        const ints = tf.cast(tf.tensor2d([[1, 2], [3, 4]], undefined, 'int32'), 'float32');
+        const bools = tf.cast(tf.tensor2d([[true, false], [false, true]], undefined, 'bool'), 'float32');
+        const rms = tf.engine().runKernel(RMS_NORM, { x: ints }, {}) as tf.Tensor;
+        return tf.concat([tf.matMul(ints, bools), tf.add(ints, bools), tf.softmax(ints), tf.exp(bools), rms]);
+      };
+      const native = await runOn('native', f);
+      await tf.setBackend('native');
+      const expected = tf.tidy(() => {
+        const ints = tf.tensor2d([[1, 2], [3, 4]]);
+        const bools = tf.tensor2d([[1, 0], [0, 1]]);
+        const rms = tf.engine().runKernel(RMS_NORM, { x: ints }, {}) as tf.Tensor;
+        return tf.concat([tf.matMul(ints, bools), tf.add(ints, bools), tf.softmax(ints), tf.exp(bools), rms]);
+      });
+      expectClose(native.values, expected.dataSync(), 1e-6);
+      expected.dispose();
+    });
+
     it('uses every core for BLAS by default, and setNumThreads changes it', () => {
       const expected = process.env.TESSERA_NUM_THREADS ? Number(process.env.TESSERA_NUM_THREADS) : availableParallelism();
       expect(getNumThreads()).toBe(expected);
