@@ -102,13 +102,16 @@ describe('native fused kernels', () => {
     });
 
     for (const withH0 of [false, true]) {
-      it(`matches the step-by-step reference (h0 ${withH0 ? 'given' : 'zero'})`, () => {
-        const x = scanCase(2, 7, 5, 4, withH0);
-        const ref = referenceScan(x);
-        const out = selectiveScan(x);
-        expectClose(out.y, ref.y, 1e-5);
-        expectClose(out.h, ref.h, 1e-5);
-      });
+      // 5 channels: one partial block of the native scan; 37: two full blocks and a partial one.
+      for (const dim of [5, 37]) {
+        it(`matches the step-by-step reference (dim ${dim}, h0 ${withH0 ? 'given' : 'zero'})`, () => {
+          const x = scanCase(2, 7, dim, 4, withH0);
+          const ref = referenceScan(x);
+          const out = selectiveScan(x);
+          expectClose(out.y, ref.y, 1e-5);
+          expectClose(out.h, ref.h, 1e-5);
+        });
+      }
     }
 
     it('carries state: two chunks with h0 = the first final state equal one pass', () => {
