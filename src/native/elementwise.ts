@@ -2,24 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { BINARY_OPS, UNARY_OPS, type NativeAddon } from './addon.js';
-import { cpuKernel, values, type Backend, type KernelArgs } from './kernel-utils.js';
+import { broadcastStrides, cpuKernel, stridesOf, values, type KernelArgs } from './kernel-utils.js';
 
 /** The addon's strided loops take at most this many (collapsed) dimensions. */
 const MAX_RANK = 8;
-
-/** Row-major element strides of `shape`. */
-function stridesOf(shape: number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  for (let d = shape.length - 1, s = 1; d >= 0; s *= shape[d], d--) strides[d] = s;
-  return strides;
-}
-
-/** Strides of an operand of shape `shape` read over the broadcast shape `out` (0 = repeated). */
-function broadcastStrides(shape: number[], out: number[]): number[] {
-  const own = stridesOf(shape);
-  const offset = out.length - shape.length;
-  return out.map((_, d) => (d < offset || shape[d - offset] === 1 ? 0 : own[d - offset]));
-}
 
 /**
  * Drop size-1 dimensions and merge neighbours that every operand walks contiguously, so a

@@ -21,3 +21,17 @@ export function cpuKernel(name: string): (args: KernelArgs) => TensorInfo {
   if (config === undefined) throw new Error(`tfjs cpu kernel '${name}' is not registered`);
   return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
 }
+
+/** Row-major element strides of `shape`. */
+export function stridesOf(shape: number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  for (let d = shape.length - 1, s = 1; d >= 0; s *= shape[d], d--) strides[d] = s;
+  return strides;
+}
+
+/** Strides of an operand of shape `shape` read over the broadcast shape `out` (0 = repeated). */
+export function broadcastStrides(shape: number[], out: number[]): number[] {
+  const own = stridesOf(shape);
+  const offset = out.length - shape.length;
+  return out.map((_, d) => (d < offset || shape[d - offset] === 1 ? 0 : own[d - offset]));
+}

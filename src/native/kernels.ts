@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { ACTIVATIONS, type NativeAddon } from './addon.js';
-import { cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
+import { broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
 /** Names of Tessera's fused kernels, registered for the 'native' backend only. */
 export const SELECTIVE_SCAN = 'TesseraSelectiveScan';
@@ -14,20 +14,14 @@ export const LAYER_NORM = 'TesseraLayerNorm';
  * whose batch dims are `src` (numpy rules: missing leading dims and dims of size 1 repeat).
  */
 function batchIndices(src: number[], out: number[]): Int32Array {
-  const strides = new Array<number>(src.length);
-  for (let d = src.length - 1, s = 1; d >= 0; s *= src[d], d--) strides[d] = s;
-  const offset = out.length - src.length;
+  const strides = broadcastStrides(src, out);
   const idx = new Int32Array(tf.util.sizeFromShape(out));
   for (let i = 0; i < idx.length; i++) {
     let rest = i;
-    let at = 0;
     for (let d = out.length - 1; d >= 0; d--) {
-      const coord = rest % out[d];
+      idx[i] += (rest % out[d]) * strides[d];
       rest = Math.floor(rest / out[d]);
-      const sd = d - offset;
-      if (sd >= 0 && src[sd] !== 1) at += coord * strides[sd];
     }
-    idx[i] = at;
   }
   return idx;
 }
