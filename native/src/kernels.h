@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Activations of tfjs' fused ops, numbered as binding.c maps the tfjs names. */
+/* Activations of tfjs' fused ops, numbered as ACTIVATIONS in src/native/addon.ts lists them. */
 enum tessera_activation {
   TESSERA_ACT_LINEAR = 0,
   TESSERA_ACT_RELU = 1,

@@ -37,6 +37,8 @@ describe('native backend: elementwise, softmax, transpose, reductions', () => {
       [[2, 3], []],
       [[1, 1, 5], [5]],
       [[0, 3], [3]],
+      [[], []],
+      [[1, 1], [1]],
       // Rank 9 with alternating broadcasts: too many dims for the native loop, cpu takes it.
       [[2, 1, 2, 1, 2, 1, 2, 1, 2], [1, 2, 1, 2, 1, 2, 1, 2, 1]],
     ];
