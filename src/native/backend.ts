@@ -3,6 +3,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { loadAddon } from './addon.js';
 import { elementwiseKernels } from './elementwise.js';
+import { gatherKernels } from './gather.js';
 import { nativeKernels } from './kernels.js';
 
 /** The tfjs backend name of the native addon. */
@@ -24,8 +25,8 @@ let registered = false;
 
 /**
  * Load the addon and register the 'native' tfjs backend: every cpu kernel copied under the new
- * name, then matmuls, softmax, transpose, common elementwise ops and Tessera's fused kernels
- * replaced by native ones.
+ * name, then matmuls, softmax, transpose, gather, common elementwise ops and Tessera's fused
+ * kernels replaced by native ones.
  * Idempotent; returns the backend name for `tf.setBackend`. Throws a clear error when the addon
  * was not built (see {@link loadAddon}).
  */
@@ -33,7 +34,11 @@ export function registerNativeBackend(): string {
   if (registered) return NATIVE_BACKEND;
   const addon = loadAddon();
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend());
-  const own = [...nativeKernels(addon, NATIVE_BACKEND), ...elementwiseKernels(addon, NATIVE_BACKEND)];
+  const own = [
+    ...nativeKernels(addon, NATIVE_BACKEND),
+    ...elementwiseKernels(addon, NATIVE_BACKEND),
+    ...gatherKernels(NATIVE_BACKEND),
+  ];
   const overridden = new Set(own.map((k) => k.kernelName));
   for (const config of tf.getKernelsForBackend('cpu')) {
     if (!overridden.has(config.kernelName)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND });

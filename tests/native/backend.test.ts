@@ -29,8 +29,8 @@ describe('native backend', () => {
       await tf.setBackend('native');
     });
 
-    it('replaces the matmul kernels and copies every other cpu kernel', () => {
-      for (const name of [tf.BatchMatMul, tf._FusedMatMul]) {
+    it('replaces the hot kernels and copies every other cpu kernel', () => {
+      for (const name of [tf.BatchMatMul, tf._FusedMatMul, tf.Softmax, tf.GatherV2]) {
         expect(tf.getKernel(name, 'native')?.kernelFunc).not.toBe(tf.getKernel(name, 'cpu')?.kernelFunc);
       }
       const cpu = tf.getKernelsForBackend('cpu').map((k) => k.kernelName);
@@ -39,10 +39,10 @@ describe('native backend', () => {
       for (const name of [SELECTIVE_SCAN, RMS_NORM, LAYER_NORM]) expect(native.has(name)).toBe(true);
     });
 
-    it('runs cpu kernels it does not override (gather, concat, slice) with cpu results', async () => {
+    it('runs cpu kernels it does not override (concat, slice, pad) with cpu results', async () => {
       const x = randoms(4 * 9, 3);
       const f = (): tf.Tensor =>
-        tf.concat([tf.gather(tf.tensor(x, [4, 9]), [2, 0, 1, 3]), tf.slice(tf.tensor(x, [4, 9]), [0, 2], [4, 3])], 1);
+        tf.concat([tf.pad(tf.tensor(x, [4, 9]), [[0, 0], [1, 0]]), tf.slice(tf.tensor(x, [4, 9]), [0, 2], [4, 3])], 1);
       const native = await runOn('native', f);
       const cpu = await runOn('cpu', f);
       expectClose(native.values, cpu.values, 0, 0);
@@ -106,6 +106,7 @@ describe('native backend', () => {
           tf.transpose(a, [1, 0, 2]),
           tf.mean(a, [0, 2], true),
           tf.erf(a),
+          tf.gather(a, [1, 0], 1),
           // Rank 9 after collapsing: the cpu fallback inside a native kernel.
           tf.add(odd, even),
         ];

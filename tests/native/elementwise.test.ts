@@ -92,6 +92,15 @@ describe('native backend: elementwise, softmax, transpose, reductions', () => {
       await parity(() => tf.transpose(tf.tensor2d([[1, 2, 3]], undefined, 'int32')));
     });
 
+    it('gather along each axis, with nd indices, and the cpu index check', async () => {
+      const x = tensor([4, 5, 6], 8);
+      const idx = tf.tensor2d([[3, 0], [1, 1]], undefined, 'int32');
+      for (const axis of [0, 1, 2, -1]) await parity(() => tf.gather(x, idx, axis));
+      await parity(() => tf.gather(tf.tensor2d([[1, 2], [3, 4]], undefined, 'int32'), [1, 0]));
+      await parity(() => tf.gather(tensor([2, 3, 4], 9), tf.tensor2d([[0, 2], [1, 1]], undefined, 'int32'), 1, 1));
+      expect(() => tf.gather(x, [4])).toThrow('GatherV2: the index value 4 is not in [0, 3]');
+    });
+
     const reductions: Array<[string, (x: tf.Tensor, axis?: number | number[], keepDims?: boolean) => tf.Tensor]> = [
       ['sum', tf.sum],
       ['mean', tf.mean],
