@@ -34,10 +34,11 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
  * Mamba selective scan (no z gate), shapes [B,L,D] for u/delta/y, [D,N] for A, [B,L,N] for Bm/Cm,
  * [D] for Dvec, [B,D,N] for h0 (NULL: zeros) and h_out:
  *   h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t;   y_t = C_t . h_t + D * u_t
+ * Channels are split across up to `threads` threads.
  */
 void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
                             const float *Cm, const float *Dvec, const float *h0, float *y,
-                            float *h_out, int batch, int len, int dim, int nstate);
+                            float *h_out, int batch, int len, int dim, int nstate, int threads);
 
 /* y = x / sqrt(mean(x^2) + eps) * weight over rows of width h (weight may be NULL: ones). */
 void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,

@@ -1,7 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { LAYER_NORM, RMS_NORM, SELECTIVE_SCAN, layerNorm, rmsNorm, selectiveScan } from '../../src/native/index.js';
+import {
+  LAYER_NORM,
+  RMS_NORM,
+  SELECTIVE_SCAN,
+  getNumThreads,
+  layerNorm,
+  rmsNorm,
+  selectiveScan,
+  setNumThreads,
+} from '../../src/native/index.js';
 import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
 
 interface ScanCase {
@@ -113,6 +122,23 @@ describe('native fused kernels', () => {
         });
       }
     }
+
+    it('splits a large scan across threads with the same result', () => {
+      // 2*64*40*16 state updates: above the native threshold for threading; 6 channel-block tasks.
+      const x = scanCase(2, 64, 40, 16, true);
+      const ref = referenceScan(x);
+      const before = getNumThreads();
+      try {
+        for (const threads of [1, 3]) {
+          setNumThreads(threads);
+          const out = selectiveScan(x);
+          expectClose(out.y, ref.y, 1e-4);
+          expectClose(out.h, ref.h, 1e-4);
+        }
+      } finally {
+        setNumThreads(before);
+      }
+    });
 
     it('carries state: two chunks with h0 = the first final state equal one pass', () => {
       const x = scanCase(1, 6, 3, 8, false);
