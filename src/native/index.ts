@@ -9,7 +9,7 @@ export { NATIVE_BACKEND, registerNativeBackend } from './backend.js';
 export { LAYER_NORM, RMS_NORM, SELECTIVE_SCAN } from './kernels.js';
 export { layerNorm, rmsNorm, selectiveScan, type SelectiveScanArrays } from './ops.js';
 
-/** Threads OpenBLAS uses per call (default: `TESSERA_NUM_THREADS`, else every core). */
+/** Threads for BLAS calls and the selective scan (default: `TESSERA_NUM_THREADS`, else every core). */
 export function setNumThreads(threads: number): void {
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`setNumThreads: threads must be a positive integer, got ${threads}`);
