@@ -9,12 +9,12 @@ import {
   ModelNotFoundError,
   OfflineCacheMissError,
   snapshotModel,
-} from '../src/loaders/hub/index.js';
-import { ProgressBar } from '../src/loaders/hub/progress.js';
-import { FakeHub, commitHash, folderFiles, gitBlobSha, sha256 } from './helpers/fake-hub.js';
-import { splitSafetensors } from './helpers/split-safetensors.js';
+} from '../../src/loaders/hub/index.js';
+import { ProgressBar } from '../../src/loaders/hub/progress.js';
+import { FakeHub, commitHash, folderFiles, gitBlobSha, sha256 } from '../helpers/fake-hub.js';
+import { splitSafetensors } from '../helpers/split-safetensors.js';
 
-const FIX = join(import.meta.dirname, 'fixtures');
+const FIX = join(import.meta.dirname, '..', 'fixtures');
 const hub = new FakeHub();
 const BERT_A = commitHash('bert-a');
 const BERT_B = commitHash('bert-b');

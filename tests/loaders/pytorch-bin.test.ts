@@ -2,15 +2,15 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readPytorchCheckpoint, UnsafePickleError } from '../src/loaders/pytorch/index.js';
-import { unpickle } from '../src/loaders/pytorch/pickle.js';
-import { resolveTorchGlobal } from '../src/loaders/pytorch/torch-globals.js';
-import { halfToFloat } from '../src/loaders/pytorch/materialize.js';
-import { readSafetensorsF32 } from './helpers/read-safetensors.js';
-import { PickleWriter } from './helpers/pickle-writer.js';
-import { writeStoredZip } from './helpers/write-zip.js';
+import { readPytorchCheckpoint, UnsafePickleError } from '../../src/loaders/pytorch/index.js';
+import { unpickle } from '../../src/loaders/pytorch/pickle.js';
+import { resolveTorchGlobal } from '../../src/loaders/pytorch/torch-globals.js';
+import { halfToFloat } from '../../src/loaders/pytorch/materialize.js';
+import { readSafetensorsF32 } from '../helpers/read-safetensors.js';
+import { PickleWriter } from '../helpers/pickle-writer.js';
+import { writeStoredZip } from '../helpers/write-zip.js';
 
-const FIX = join(import.meta.dirname, 'fixtures');
+const FIX = join(import.meta.dirname, '..', 'fixtures');
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-bin-'));
 
 function f32bytes(values: number[]): Uint8Array {

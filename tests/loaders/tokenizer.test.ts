@@ -3,10 +3,10 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AutoTokenizer } from '../src/loaders/tokenizer.js';
-import { FakeHub, commitHash, folderFiles } from './helpers/fake-hub.js';
+import { AutoTokenizer } from '../../src/loaders/tokenizer.js';
+import { FakeHub, commitHash, folderFiles } from '../helpers/fake-hub.js';
 
-const FIX = join(import.meta.dirname, 'fixtures');
+const FIX = join(import.meta.dirname, '..', 'fixtures');
 const expected = JSON.parse(readFileSync(join(FIX, 'bert-tiny/expected.json'), 'utf8')) as {
   text: string[];
   text_pair: (string | null)[];
@@ -86,6 +86,6 @@ describe('AutoTokenizer.fromHfHub', () => {
     expect(enc.ids).toEqual(expected.input_ids);
     tf.dispose([enc.inputIds, enc.attentionMask, enc.tokenTypeIds]);
     expect(readdirSync(cache)).toEqual(['models--tessera--bert-tiny']);
-    expect(existsSync(join(import.meta.dirname, '..', 'node_modules', '@huggingface', 'transformers', '.cache'))).toBe(false);
+    expect(existsSync(join(import.meta.dirname, '..', '..', 'node_modules', '@huggingface', 'transformers', '.cache'))).toBe(false);
   });
 });
