@@ -41,6 +41,33 @@ export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './l
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
 export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
+export { readPytorchCheckpoint, UnsafePickleError } from './loaders/pytorch/index.js';
+export {
+  snapshotModel,
+  resolveHubSettings,
+  HubError,
+  ModelNotFoundError,
+  HubAuthError,
+  OfflineCacheMissError,
+  DownloadError,
+  HubConnectionError,
+  type SnapshotOptions,
+  type HubOptions,
+  type ProgressSink,
+} from './loaders/hub/index.js';
+export type { HubLoadOptions } from './loaders/pretrained.js';
+export { AutoTokenizer, type TokenizerInput, type EncodeOptions, type Encoding, type DecodeOptions } from './loaders/tokenizer.js';
+
+// Hooks and activation capture (docs/hooks.md)
+export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookableModel, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
+export { ActivationCache } from './hooks/activation-cache.js';
+export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector } from './hooks/hook-points.js';
+
+// Training and distillation (docs/distillation.md)
+export { registerGradients, gradientsRegistered } from './training/gradients.js';
+export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
+export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type MaskOptions } from './training/losses.js';
+export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
 
 // Generation (KV caches, Mamba states, chunked scan)
 export { GenerationCache, disposeSnapshot, type CacheSnapshot } from './generation/cache.js';

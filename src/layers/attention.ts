@@ -27,7 +27,8 @@ export interface AttentionOptions {
 /**
  * Multi-head self-attention as a mixer: MHA, GQA and MQA by the head counts, causal or
  * bidirectional, padding masks from `ctx.attentionMask`, and a KV cache in `ctx.cache`.
- * Hook taps: `query`, `key`, `value` ([B, heads, L, headDim] after rotary), `scores` (scaled and
+ * Hook taps: `q`, `k`, `v` ([B, heads, L, headDim] after rotary; k and v include cached positions;
+ * `query`, `key`, `value` are the projection modules' own points), `scores` (scaled and
  * masked, [B, heads, L, S]), `probs` (softmax of scores).
  */
 export class Attention extends Layer {
@@ -53,7 +54,7 @@ export class Attention extends Layer {
     this.value = this.addModule('value', new Linear(hiddenSize, numKvHeads * this.headDim, { bias: qkvBias }));
     this.output = this.addModule('output', new Linear(numHeads * this.headDim, hiddenSize, { bias: options.outputBias }));
     if (options.rotary !== undefined) this.rotary = new RotaryEmbedding(options.rotary);
-    this.declareTaps('query', 'key', 'value', 'scores', 'probs');
+    this.declareTaps('q', 'k', 'v', 'scores', 'probs');
   }
 
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
@@ -73,9 +74,9 @@ export class Attention extends Layer {
         v = tf.concat([past.value as tf.Tensor4D, v], 2);
       }
       if (ctx.cache !== undefined) ctx.cache.set(this, { key: k, value: v });
-      q = this.tap('query', q, ctx);
-      k = this.tap('key', k, ctx);
-      v = this.tap('value', v, ctx);
+      q = this.tap('q', q, ctx);
+      k = this.tap('k', k, ctx);
+      v = this.tap('v', v, ctx);
 
       // GQA/MQA: each key/value head serves `groups` query heads. Fold those heads into the query
       // length ([B, kvHeads, groups·L, headDim]) instead of repeating keys and values per head:

@@ -114,8 +114,8 @@ export class MambaMixer extends Layer {
       const A = tf.neg(tf.exp(this.A_log)) as tf.Tensor2D;
 
       const scanInputs = { u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D };
-      const { y, h } = length === 1 ? recurrentStep(scanInputs) : this.scan(scanInputs);
-      this.tap('state', h, ctx);
+      const { y, h: scannedH } = length === 1 ? recurrentStep(scanInputs) : this.scan(scanInputs);
+      const h = this.tap('state', scannedH, ctx);
       if (ctx.cache !== undefined) {
         let conv = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);
         // A padded single step keeps the old window (a multi-token call pads only on the left,
