@@ -6,6 +6,7 @@ import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
 import { chunkedScan } from './chunked-scan.js';
 import { decay } from './decay.js';
+import { derivedOf, registerDerived } from './weight-layout.js';
 import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 export interface MambaOptions {
@@ -66,6 +67,7 @@ export class MambaMixer extends Layer {
     const aInit = tf.tidy(() => tf.log(tf.tile(tf.range(1, stateSize + 1).reshape([1, stateSize]), [inner, 1])));
     this.A_log = this.addParameter('A_log', aInit);
     this.D = this.addParameter('D', init.ones([inner]));
+    registerDerived(this.A_log, 'A', negExp); // A is needed on every token; keep it
     this.outProj = this.addModule('outProj', new Linear(inner, hiddenSize, { bias: projBias }));
     if (options.innerNormEps !== undefined) {
       this.dtNorm = this.addModule('dtNorm', new RMSNorm(dtRank, options.innerNormEps));
@@ -111,7 +113,7 @@ export class MambaMixer extends Layer {
       const C = this.tap('C', (this.cNorm ? this.cNorm.call(cRaw!, ctx) : cRaw!) as tf.Tensor3D, ctx);
       const deltaRaw = tf.softplus(this.dtProj.call(dt, ctx)) as tf.Tensor3D;
       const delta = this.tap('delta', keep === undefined ? deltaRaw : (deltaRaw.mul(keep) as tf.Tensor3D), ctx);
-      const A = tf.neg(tf.exp(this.A_log)) as tf.Tensor2D;
+      const A = derivedOf(this.A_log, 'A', negExp) as tf.Tensor2D; // -exp(A_log)
 
       const scanInputs = { u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D };
       const { y, h: scannedH } = length === 1 ? recurrentStep(scanInputs) : this.scan(scanInputs);
@@ -120,7 +122,8 @@ export class MambaMixer extends Layer {
         let conv = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);
         // A padded single step keeps the old window (a multi-token call pads only on the left,
         // where the window is still all zeros).
-        if (keep !== undefined && length === 1) conv = tf.where(keep.reshape([batch, 1, 1]).toBool(), conv, history);
+        // (Arithmetic, not tf.where: wasm broadcasts the condition with a slow Tile.)
+        if (keep !== undefined && length === 1) conv = history.add(conv.sub(history).mul(keep.reshape([batch, 1, 1])));
         ctx.cache.set(this, { conv, ssm: h });
       }
       const gated = this.tap('scan', y, ctx).mul(silu(z));
@@ -146,6 +149,10 @@ function recurrentStep({ u, delta, A, B, C, D, h0 }: ScanInputs): ScanOutputs {
   const h = (h0 === undefined ? deltaBu : deltaA.mul(h0).add(deltaBu)) as tf.Tensor3D;
   const y = tf.matMul(h, C.reshape([batch, n, 1])).reshape([batch, 1, dim]).add(u.mul(D)) as tf.Tensor3D;
   return { y, h };
+}
+
+function negExp(aLog: tf.Tensor): tf.Tensor {
+  return tf.neg(tf.exp(aLog));
 }
 
 function silu(x: tf.Tensor): tf.Tensor {
