@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { batchedMatMul } from './batched-matmul.js';
 import { memoize, type ForwardContext } from './context.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
@@ -86,16 +87,14 @@ export class Attention extends Layer {
       const keyLength = k.shape[2];
       const qGrouped = q.reshape([batch, numKvHeads, groups * length, this.headDim]);
       const kT = k.transpose([0, 1, 3, 2]); // [B, kvHeads, headDim, S]
-      let scores = tf
-        .matMul(qGrouped, kT)
+      let scores = batchedMatMul(qGrouped, kT)
         .mul(1 / Math.sqrt(this.headDim))
         .reshape([batch, numHeads, length, keyLength]) as tf.Tensor4D;
       const bias = this.maskBias(ctx, batch, length, keyLength);
       if (bias !== undefined) scores = scores.add(bias);
       scores = this.tap('scores', scores, ctx);
       const probs = this.tap('probs', tf.softmax(scores), ctx);
-      const context = tf
-        .matMul(probs.reshape([batch, numKvHeads, groups * length, keyLength]), v) // [B, kvHeads, groups·L, headDim]
+      const context = batchedMatMul(probs.reshape([batch, numKvHeads, groups * length, keyLength]), v) // [B, kvHeads, groups·L, headDim]
         .reshape([batch, numHeads, length, this.headDim])
         .transpose([0, 2, 1, 3])
         .reshape([batch, length, numHeads * this.headDim]);

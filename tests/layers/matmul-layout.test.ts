@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { createContext, Linear } from '../../src/index.js';
+import { batchedMatMul } from '../../src/layers/batched-matmul.js';
 
 describe('Linear reads a cached [in, out] weight copy', () => {
   it('matches x·Wᵀ, follows assign(), and keeps the tensor count fixed from construction', () => {
@@ -21,5 +22,20 @@ describe('Linear reads a cached [in, out] weight copy', () => {
     layer.dispose();
     x.dispose();
     expect(tf.memory().numTensors).toBe(before - 1 - 3); // x, weight, bias, weight copy
+  });
+});
+
+describe('batchedMatMul', () => {
+  it('equals tf.matMul for small (one call) and large (one matrix at a time) batches', () => {
+    for (const [lead, m, k, n] of [[[2, 3], 4, 5, 6], [[2, 2], 64, 32, 48]] as const) {
+      const diff = tf.tidy(() => {
+        const a = tf.randomNormal([...lead, m, k]);
+        const b = tf.randomNormal([...lead, k, n]);
+        const out = batchedMatMul(a, b);
+        expect(out.shape).toEqual([...lead, m, n]);
+        return tf.max(tf.abs(out.sub(tf.matMul(a, b)))).dataSync()[0]!;
+      });
+      expect(diff).toBeLessThan(1e-4);
+    }
   });
 });
