@@ -16,9 +16,14 @@ export function batchedMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   const count = lead.reduce((x, y) => x * y, 1);
   if (count === 1 || m * k * n < SPLIT_ABOVE || tf.getBackend() !== 'wasm') return tf.matMul(a, b);
   return tf.tidy(() => {
-    const as = tf.unstack(a.reshape([count, m, k]));
-    const bs = tf.unstack(b.reshape([count, k, n]));
-    const products = as.map((ai, i) => tf.matMul(ai as tf.Tensor2D, bs[i] as tf.Tensor2D));
+    const a3 = a.reshape([count, m, k]);
+    const b3 = b.reshape([count, k, n]);
+    // gather, not unstack/slice: those copy the whole source tensor once per piece on wasm.
+    const products: tf.Tensor[] = [];
+    for (let i = 0; i < count; i++) {
+      const index = tf.scalar(i, 'int32');
+      products.push(tf.matMul(tf.gather(a3, index) as tf.Tensor2D, tf.gather(b3, index) as tf.Tensor2D));
+    }
     return tf.stack(products).reshape([...lead, m, n]);
   });
 }
