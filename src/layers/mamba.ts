@@ -93,17 +93,21 @@ export class MambaMixer extends Layer {
 
       // Causal depthwise conv over the last d_conv inputs: the cached ones, then this call's.
       const history = past?.conv ?? tf.zeros([batch, dim, convKernel]); // [B, D, K]
-      const inputs = tf.concat([history.transpose([0, 2, 1]), x], 1); // [B, K+L, D]
       let conv: tf.Tensor;
+      let window: tf.Tensor; // the conv state after this call, [B, D, K]
       if (length === 1) {
-        conv = inputs.slice([0, 1, 0], [batch, convKernel, dim]).mul(this.convWeight.reshape([dim, convKernel]).transpose()).sum(1, true);
+        // One token: shift the window by one and take a dot product per channel.
+        window = tf.concat([history.slice([0, 0, 1], [batch, dim, convKernel - 1]), x.reshape([batch, dim, 1])], 2);
+        conv = window.mul(this.convWeight.reshape([dim, convKernel])).sum(2).reshape([batch, 1, dim]);
         if (this.convBias !== undefined) conv = conv.add(this.convBias);
       } else {
+        const inputs = tf.concat([history.transpose([0, 2, 1]), x], 1); // [B, K+L, D]
         const kernel = this.convWeight.reshape([dim, convKernel]).transpose(); // [K, D]
         conv = this.convBias ?? tf.zeros([dim]);
         for (let k = 0; k < convKernel; k++) {
           conv = inputs.slice([0, k + 1, 0], [batch, length, dim]).mul(kernel.slice([k, 0], [1, dim])).add(conv);
         }
+        window = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);
       }
       const u = this.tap('conv', silu(conv), ctx) as tf.Tensor3D; // [B, L, D]
 
@@ -119,11 +123,10 @@ export class MambaMixer extends Layer {
       const { y, h: scannedH } = length === 1 ? recurrentStep(scanInputs) : this.scan(scanInputs);
       const h = this.tap('state', scannedH, ctx);
       if (ctx.cache !== undefined) {
-        let conv = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);
         // A padded single step keeps the old window (a multi-token call pads only on the left,
-        // where the window is still all zeros).
-        // (Arithmetic, not tf.where: wasm broadcasts the condition with a slow Tile.)
-        if (keep !== undefined && length === 1) conv = history.add(conv.sub(history).mul(keep.reshape([batch, 1, 1])));
+        // where the window is still all zeros). Arithmetic, not tf.where: wasm broadcasts the
+        // condition with a slow Tile.
+        const conv = keep !== undefined && length === 1 ? history.add(window.sub(history).mul(keep.reshape([batch, 1, 1]))) : window;
         ctx.cache.set(this, { conv, ssm: h });
       }
       const gated = this.tap('scan', y, ctx).mul(silu(z));
