@@ -41,3 +41,24 @@ export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './l
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
 export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
+
+// Hybrids: the layer registry, MoE, hybrid configs, Jamba, saving
+export { MixtureOfExperts, type MixtureOfExpertsOptions } from './layers/moe.js';
+export {
+  LayerRegistry,
+  layerRegistry,
+  registerMixer,
+  registerFeedForward,
+  registerNorm,
+  type PartKind,
+  type PartSpec,
+  type PartFactory,
+  type PartDescriber,
+} from './layers/registry.js';
+export { HYBRID_MODEL_TYPE, parseHybridConfig, type HybridConfig, type LayerSpec, type HybridEmbeddings } from './architectures/hybrid/config.js';
+export { buildHybrid, hybrid } from './architectures/hybrid/model.js';
+export { everyNth, fromPattern } from './architectures/hybrid/pattern.js';
+export { jamba, jambaToHybrid } from './architectures/jamba/model.js';
+export type { JambaConfig } from './architectures/jamba/config.js';
+export { describeModel } from './architectures/hybrid/describe.js';
+export { saveModel } from './loaders/save.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { AutoCausalLM, Attention, MambaMixer, disposeOutput, type CausalLM } from '../../src/index.js';
+import { AutoCausalLM, Attention, MambaMixer, disposeOutput, type CausalLM, type LayerStateStore } from '../../src/index.js';
 import { fixture, ids, loadExpected, maxAbsDiff } from '../helpers.js';
 
 const TOL = 1e-4;
@@ -18,6 +18,48 @@ function greedy(model: CausalLM, prompt: number[], steps: number): number[] {
     next.dispose();
   }
   return tokens.slice(prompt.length);
+}
+
+/** A minimal cache: keeps each mixer's latest state alive between calls (the caller disposes it). */
+class StateStore implements LayerStateStore {
+  private readonly states = new Map<object, Record<string, tf.Tensor>>();
+  get(owner: object): Record<string, tf.Tensor> | undefined {
+    return this.states.get(owner);
+  }
+  set(owner: object, state: Record<string, tf.Tensor>): void {
+    const old = this.states.get(owner);
+    this.states.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t)])));
+    if (old !== undefined) tf.dispose(Object.values(old));
+  }
+  /** State names per owner, e.g. ['key', 'value'] for attention. */
+  keysOf(owner: object): string[] {
+    return Object.keys(this.states.get(owner) ?? {}).sort();
+  }
+  dispose(): void {
+    for (const s of this.states.values()) tf.dispose(Object.values(s));
+    this.states.clear();
+  }
+}
+
+/** Greedy decoding with the cache: the prompt once, then one token per call. */
+function greedyCached(model: CausalLM, prompt: number[], steps: number): { tokens: number[]; stateKeys: string[][] } {
+  const cache = new StateStore();
+  const out: number[] = [];
+  let input = prompt;
+  let offset = 0;
+  for (let s = 0; s < steps; s++) {
+    const next = tf.tidy(() => {
+      const { logits } = model.forward(ids([input]), { cache, offset });
+      return logits.slice([0, input.length - 1, 0], [1, 1, -1]).reshape([-1]).argMax();
+    });
+    offset += input.length;
+    input = [next.dataSync()[0]!];
+    out.push(input[0]!);
+    next.dispose();
+  }
+  const stateKeys = model.layers.items.map((l) => cache.keysOf(l.mixer));
+  cache.dispose();
+  return { tokens: out, stateKeys };
 }
 
 describe('Jamba matches HF JambaForCausalLM', () => {
@@ -50,6 +92,17 @@ describe('Jamba matches HF JambaForCausalLM', () => {
     const model = await AutoCausalLM.fromDir(fixture('jamba-tiny'));
     const before = tf.memory().numTensors;
     expect(greedy(model, expected.greedy_prompt_ids!, expected.greedy_ids!.length)).toEqual(expected.greedy_ids);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it('greedy ids with the KV cache and the Mamba state in one model', async () => {
+    const expected = loadExpected('jamba-tiny');
+    const model = await AutoCausalLM.fromDir(fixture('jamba-tiny'));
+    const before = tf.memory().numTensors;
+    const { tokens, stateKeys } = greedyCached(model, expected.greedy_prompt_ids!, expected.greedy_ids!.length);
+    expect(tokens).toEqual(expected.greedy_ids);
+    expect(stateKeys).toEqual([['conv', 'ssm'], ['key', 'value'], ['conv', 'ssm'], ['key', 'value']]);
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });

@@ -24,12 +24,12 @@ function only(options: Record<string, unknown>, allowed: string[]): ConfigReader
 function attention(options: Record<string, unknown>, hiddenSize: number): Attention {
   const c = only(options, ['numHeads', 'numKvHeads', 'headDim', 'qkvBias', 'outputBias', 'causal', 'rotary']);
   const numHeads = c.integer('numHeads');
-  const headDim = c.integer('headDim', hiddenSize / numHeads);
+  const headDim = c.has('headDim') ? c.integer('headDim') : undefined; // else Attention derives (and checks) it
   let rotary: RotaryOptions | undefined;
   const r = c.object('rotary');
   if (r !== undefined) {
     const rc = new ConfigReader(r, 'rotary');
-    rotary = { dim: rc.integer('dim', headDim), base: rc.number('base', 10000), scaling: (r.scaling as RopeScaling | undefined) ?? { type: 'default' } };
+    rotary = { dim: rc.integer('dim', headDim ?? hiddenSize / numHeads), base: rc.number('base', 10000), scaling: (r.scaling as RopeScaling | undefined) ?? { type: 'default' } };
   }
   return new Attention({
     hiddenSize,
