@@ -62,3 +62,4 @@ export { jamba, jambaToHybrid } from './architectures/jamba/model.js';
 export type { JambaConfig } from './architectures/jamba/config.js';
 export { describeModel } from './architectures/hybrid/describe.js';
 export { saveModel } from './loaders/save.js';
+export { toHybrid, copyMatchingWeights, type HybridEdits, type WeightCopyReport } from './architectures/hybrid/convert.js';
