@@ -1,6 +1,9 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Documentation examples import 'tessera' as users do.
+  resolve: { alias: { tessera: fileURLToPath(new URL('./src/index.ts', import.meta.url)) } },
   test: {
     include: ['tests/**/*.test.ts'],
     setupFiles: ['tests/setup.ts'],
