@@ -7,7 +7,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { main as llamaToHybrid } from '../../examples/llama-to-hybrid.js';
 
 const ROOT = join(import.meta.dirname, '../..');
-const INDEX = join(ROOT, 'src/index.ts');
 const doc = await readFile(join(ROOT, 'docs/hybrids.md'), 'utf8');
 const blocks = [...doc.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const work = await mkdtemp(join(tmpdir(), 'tessera-docs-'));
@@ -18,12 +17,12 @@ const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify
 const squash = (s: string): string => s.replace(/'/g, '"').replace(/\s+/g, '');
 
 /**
- * A doc block as a module: `from 'tessera'` points at the sources, `console.log(x); // y` checks
- * that x prints as y, and a failed console.assert throws.
+ * A doc block as a module ('tessera' resolves to the sources through the vitest alias), where
+ * `console.log(x); // y` checks that x prints as y and a failed console.assert throws.
+ * tests/docs.test.ts runs every doc block too; this adds the printed-value and leak checks.
  */
 function runnable(code: string): string {
   return code
-    .replace(/from 'tessera'/g, `from ${JSON.stringify(pathToFileURL(INDEX).href)}`)
     .replace(/^(\s*)console\.log\((.*)\);\s*\/\/\s*(.*)$/gm, (_m, indent: string, args: string, want: string) => `${indent}(globalThis as any).__docCheck(${JSON.stringify(want)}, ${args});`)
     .replace(/console\.assert\(/g, '(globalThis as any).__docAssert(');
 }
