@@ -57,12 +57,17 @@ describe('a custom hybrid from the shared blocks', () => {
     expect(blocks.every((b) => b instanceof Block)).toBe(true);
     expect(blocks.map((b) => b.mixer.constructor)).toEqual([MambaMixer, Attention, MambaMixer, Attention]);
     expect(blocks.map((b) => b.ffn?.constructor)).toEqual([undefined, FeedForward, undefined, FeedForward]);
-    const out = model.forward(ids(INPUT));
+    const input = ids(INPUT);
+    const out = model.forward(input);
     expect(out.logits.shape).toEqual([2, 6, 128]);
     expect(out.allOutputs).toHaveLength(5);
     out.allOutputs.forEach((h) => expect(h.shape).toEqual([2, 6, 32]));
-    expect(tf.all(tf.isFinite(out.logits)).dataSync()[0]).toBe(1);
+    expect(tf.tidy(() => tf.all(tf.isFinite(out.logits)).dataSync()[0])).toBe(1);
     disposeOutput(out);
+    const before = tf.memory().numTensors;
+    disposeOutput(model.forward(input));
+    expect(tf.memory().numTensors).toBe(before);
+    input.dispose();
     model.dispose();
   });
 

@@ -29,7 +29,11 @@ function attention(options: Record<string, unknown>, hiddenSize: number): Attent
   const r = c.object('rotary');
   if (r !== undefined) {
     const rc = new ConfigReader(r, 'rotary');
-    rotary = { dim: rc.integer('dim', headDim ?? hiddenSize / numHeads), base: rc.number('base', 10000), scaling: (r.scaling as RopeScaling | undefined) ?? { type: 'default' } };
+    const scaling = (rc.object('scaling') ?? { type: 'default' }) as RopeScaling;
+    if (!['default', 'linear', 'dynamic', 'llama3'].includes(scaling.type)) {
+      throw new Error(`rotary.scaling.type must be 'default', 'linear', 'dynamic' or 'llama3', got ${JSON.stringify(scaling.type)}`);
+    }
+    rotary = { dim: rc.integer('dim', headDim ?? hiddenSize / numHeads), base: rc.number('base', 10000), scaling };
   }
   return new Attention({
     hiddenSize,
