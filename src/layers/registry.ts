@@ -66,7 +66,11 @@ export class LayerRegistry {
     } catch (err) {
       throw new Error(`${where} (${spec.type}): ${(err as Error).message}`);
     }
-    this.specs.set(layer, structuredClone(spec));
+    try {
+      this.specs.set(layer, JSON.parse(JSON.stringify(spec)) as PartSpec);
+    } catch (err) {
+      throw new Error(`${where}: a part spec must be plain JSON data (${(err as Error).message})`);
+    }
     return layer;
   }
 
