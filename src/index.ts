@@ -42,6 +42,17 @@ export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetenso
 export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
 
+// Hooks and activation capture (docs/hooks.md)
+export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookableModel, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
+export { ActivationCache } from './hooks/activation-cache.js';
+export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector } from './hooks/hook-points.js';
+
+// Training and distillation (docs/distillation.md)
+export { registerGradients, gradientsRegistered } from './training/gradients.js';
+export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
+export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type MaskOptions } from './training/losses.js';
+export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
+
 // Hybrids: the layer registry, MoE, hybrid configs, Jamba, saving
 export { MixtureOfExperts, type MixtureOfExpertsOptions } from './layers/moe.js';
 export {

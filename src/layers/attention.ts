@@ -27,7 +27,8 @@ export interface AttentionOptions {
 /**
  * Multi-head self-attention as a mixer: MHA, GQA and MQA by the head counts, causal or
  * bidirectional, padding masks from `ctx.attentionMask`, and a KV cache in `ctx.cache`.
- * Hook taps: `query`, `key`, `value` ([B, heads, L, headDim] after rotary), `scores` (scaled and
+ * Hook taps: `q`, `k`, `v` ([B, heads, L, headDim] after rotary; k and v include cached positions;
+ * `query`, `key`, `value` are the projection modules' own points), `scores` (scaled and
  * masked, [B, heads, L, S]), `probs` (softmax of scores).
  */
 export class Attention extends Layer {
@@ -53,7 +54,7 @@ export class Attention extends Layer {
     this.value = this.addModule('value', new Linear(hiddenSize, numKvHeads * this.headDim, { bias: qkvBias }));
     this.output = this.addModule('output', new Linear(numHeads * this.headDim, hiddenSize, { bias: options.outputBias }));
     if (options.rotary !== undefined) this.rotary = new RotaryEmbedding(options.rotary);
-    this.declareTaps('query', 'key', 'value', 'scores', 'probs');
+    this.declareTaps('q', 'k', 'v', 'scores', 'probs');
   }
 
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
@@ -73,9 +74,9 @@ export class Attention extends Layer {
         v = tf.concat([past.value as tf.Tensor4D, v], 2);
       }
       if (ctx.cache !== undefined) ctx.cache.set(this, { key: k, value: v });
-      q = this.tap('query', q, ctx);
-      k = this.tap('key', k, ctx);
-      v = this.tap('value', v, ctx);
+      q = this.tap('q', q, ctx);
+      k = this.tap('k', k, ctx);
+      v = this.tap('v', v, ctx);
 
       // GQA/MQA: each key/value head serves numHeads / numKvHeads query heads.
       const groups = numHeads / numKvHeads;
@@ -134,7 +135,8 @@ export class Attention extends Layer {
 /** [B, kvHeads, S, D] -> [B, kvHeads·groups, S, D], each kv head repeated for its query group. */
 function repeatHeads(x: tf.Tensor4D, groups: number): tf.Tensor4D {
   const [batch, kvHeads, length, dim] = x.shape;
+  // Tiled at rank 4: tfjs has no gradient for rank-5 tile, and distillation trains through this.
   return tf
-    .tile(x.expandDims(2), [1, 1, groups, 1, 1])
+    .tile(x.reshape([batch, kvHeads, 1, length * dim]), [1, 1, groups, 1])
     .reshape([batch, kvHeads * groups, length, dim]);
 }

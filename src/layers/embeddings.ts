@@ -17,7 +17,7 @@ export class Embedding extends Layer {
   protected forward(ids: tf.Tensor): tf.Tensor {
     return tf.gather(this.weight, ids.toInt());
   }
-  /** Look up ids without going through hooks (used by the composite {@link Embeddings}). */
+  /** Look up ids without running this module's hooks. */
   lookup(ids: tf.Tensor): tf.Tensor {
     return this.forward(ids);
   }
@@ -59,18 +59,18 @@ export class Embeddings extends Layer {
   protected forward(ids: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
       const [batch, length] = ids.shape as [number, number];
-      let h = this.word.lookup(ids);
+      let h = this.word.call(ids, ctx);
       if (this.position !== undefined) {
         const positions = positionsOf(ctx, batch, length);
         const maxPos = this.position.count;
         if (ctx.offset + length > maxPos) {
           throw new Error(`sequence of ${ctx.offset + length} tokens exceeds max_position_embeddings ${maxPos}`);
         }
-        h = h.add(this.position.lookup(positions));
+        h = h.add(this.position.call(positions, ctx));
       }
       if (this.tokenType !== undefined) {
         const types = ctx.tokenTypeIds ?? tf.zerosLike(ids);
-        h = h.add(this.tokenType.lookup(types));
+        h = h.add(this.tokenType.call(types, ctx));
       }
       return this.norm !== undefined ? this.norm.call(h, ctx) : h;
     });

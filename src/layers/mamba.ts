@@ -97,8 +97,9 @@ export class MambaMixer extends Layer {
       const delta = this.tap('delta', tf.softplus(this.dtProj.call(dt, ctx)) as tf.Tensor3D, ctx);
       const A = tf.neg(tf.exp(this.A_log)) as tf.Tensor2D;
 
-      const { y, h } = this.scan({ u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D });
-      this.tap('state', h, ctx);
+      const scanned = this.scan({ u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D });
+      const y = scanned.y;
+      const h = this.tap('state', scanned.h, ctx);
       if (ctx.cache !== undefined) {
         const inputs = tf.concat([history.transpose([0, 2, 1]), x], 1); // [B, K+L, D]
         const conv = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);

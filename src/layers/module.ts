@@ -148,12 +148,19 @@ export class Module {
       if (!(replaced instanceof tf.Tensor)) {
         throw new Error(`hook on '${name}' returned ${typeof replaced}; return a tf.Tensor or nothing`);
       }
+      if (replaced.isDisposed) throw new Error(`hook on '${name}' returned a disposed tensor`);
       if (!tf.util.arraysEqual(replaced.shape, value.shape)) {
         throw new Error(
           `hook on '${name}' returned shape [${replaced.shape}], expected [${value.shape}] (a replacement must keep the shape)`,
         );
       }
-      value = replaced;
+      if (replaced.dtype !== value.dtype) {
+        throw new Error(`hook on '${name}' returned dtype ${replaced.dtype}, expected ${value.dtype}`);
+      }
+      // A clone (no data copy) in the current scope: the forward owns what flows on, so a tensor the
+      // hook's author still holds (e.g. one constant returned on every call) never ends up inside
+      // an output that gets disposed, and disposing theirs never breaks ours.
+      value = replaced === value ? value : tf.clone(replaced);
     }
     return value;
   }

@@ -3,7 +3,8 @@ import type { Block } from '../layers/block.js';
 import { createContext, releaseContext, type ForwardContext, type LayerStateStore } from '../layers/context.js';
 import type { Embeddings } from '../layers/embeddings.js';
 import { Linear } from '../layers/linear.js';
-import { Layer, Module, ModuleList } from '../layers/module.js';
+import { Layer, Module, ModuleList, type HookFn, type HookHandle } from '../layers/module.js';
+import * as hooks from '../hooks/run.js';
 import type { Pooler } from '../layers/pooler.js';
 
 /** The parts an architecture chooses; the model classes only wire them. */
@@ -113,7 +114,42 @@ export class TransformerModel<Config = unknown> extends Module {
   forwardHidden(inputIds: tf.Tensor2D, options: ForwardOptions = {}): HiddenOutput {
     return this.withContext(inputIds, options, (ctx) => this.runStack(inputIds, ctx));
   }
+
+  // Hooks: thin entry points; the mechanism lives in src/hooks (docs/hooks.md).
+
+  /** Every hook point: module paths (`layers.0.mixer`) and their taps (`layers.0.mixer.scores`). */
+  hookPoints(): string[] {
+    return hooks.hookPoints(this);
+  }
+
+  /** Hook the output of `name`; returning a tensor of the same shape replaces it downstream. */
+  addHook(name: string, fn: HookFn): HookHandle {
+    return hooks.addHook(this, name, fn);
+  }
+
+  /** Hook the input of the module `name`; returning a tensor replaces it. */
+  addPreHook(name: string, fn: HookFn): HookHandle {
+    return hooks.addPreHook(this, name, fn);
+  }
+
+  /** Run this model's `forward` and capture the activations at `options.names` (default: all). */
+  runWithCache<O>(this: ForwardingModel<O>, inputIds: tf.Tensor2D, options?: hooks.RunWithCacheOptions): hooks.CachedRun<O> {
+    return hooks.runWithCache(this, inputIds, options);
+  }
+
+  /** Run this model's `forward` with `specs` attached; they are removed afterwards, even on error. */
+  runWithHooks<O>(
+    this: ForwardingModel<O>,
+    inputIds: tf.Tensor2D,
+    specs: readonly hooks.HookSpec[] | Readonly<Record<string, HookFn>>,
+    options?: ForwardOptions,
+  ): O {
+    return hooks.runWithHooks(this, inputIds, specs, options);
+  }
 }
+
+/** A model class with its own `forward` (encoder, decoder, causal LM); used to type hook runs. */
+type ForwardingModel<O> = TransformerModel & { forward(inputIds: tf.Tensor2D, options?: ForwardOptions): O };
 
 /** Dispose every tensor in a model output. */
 export function disposeOutput(output: object): void {
