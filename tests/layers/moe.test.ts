@@ -95,6 +95,27 @@ describe('MixtureOfExperts', () => {
     moe.dispose();
   });
 
+  it('exposes the router logits as a hook point that can steer the routing', () => {
+    const moe = makeMoe();
+    moe.namedModules();
+    // Force every token to experts 2 then 1 (logits 3 > 2 > 0, softmax weights known).
+    const handle = moe.attachHook('routerLogits', 'post', (v) => tf.tidy(() => tf.tile(tf.tensor([0, 2, 3]).reshape([1, 1, 3]), [...v.shape.slice(0, 2), 1])));
+    const y = moe.call(tf.tensor3d([TOKENS]), createContext());
+    const p = softmax([0, 2, 3]);
+    const ctx = createContext();
+    const want = TOKENS.map((x) =>
+      tf.tidy(() => {
+        const e2 = moe.experts.items[2]!.call(tf.tensor2d([x]), ctx).mul(p[2]!);
+        const e1 = moe.experts.items[1]!.call(tf.tensor2d([x]), ctx).mul(p[1]!);
+        return (e2.add(e1).arraySync() as number[][])[0]!;
+      }),
+    );
+    expect(close((y.arraySync() as number[][][])[0]!, want)).toBeLessThan(1e-5);
+    handle.remove();
+    y.dispose();
+    moe.dispose();
+  });
+
   it('rejects a top-k larger than the number of experts', () => {
     expect(() => new MixtureOfExperts({ hiddenSize: 2, intermediateSize: 3, numExperts: 2, topK: 3, activation: 'silu' })).toThrow(/topK.*between 1 and numExperts \(2\), got 3/);
   });
