@@ -50,6 +50,14 @@ const loaders = new Map<BackendName, () => Promise<string>>([
       return 'wasm';
     },
   ],
+  [
+    'native',
+    async () => {
+      // Optional: fails with a build hint when native/ was not compiled (no OpenBLAS).
+      const { registerNativeBackend } = await import('./native/backend.js');
+      return registerNativeBackend();
+    },
+  ],
   ['cpu', async () => 'cpu'],
 ]);
 

@@ -41,6 +41,22 @@ export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './l
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
 export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
+export { readPytorchCheckpoint, UnsafePickleError } from './loaders/pytorch/index.js';
+export {
+  snapshotModel,
+  resolveHubSettings,
+  HubError,
+  ModelNotFoundError,
+  HubAuthError,
+  OfflineCacheMissError,
+  DownloadError,
+  HubConnectionError,
+  type SnapshotOptions,
+  type HubOptions,
+  type ProgressSink,
+} from './loaders/hub/index.js';
+export type { HubLoadOptions } from './loaders/pretrained.js';
+export { AutoTokenizer, type TokenizerInput, type EncodeOptions, type Encoding, type DecodeOptions } from './loaders/tokenizer.js';
 
 // Hooks and activation capture (docs/hooks.md)
 export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookableModel, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';

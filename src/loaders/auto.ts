@@ -7,6 +7,8 @@ import { EncoderModel } from '../models/encoder.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { assignWeights } from './assign-weights.js';
 import { readCheckpointDir, type Checkpoint } from './checkpoint.js';
+import { snapshotModel } from './hub/snapshot.js';
+import { resolvePretrained, type HubLoadOptions } from './pretrained.js';
 
 type ModelClass = new (parts: any, config: any, architecture: string) => TransformerModel;
 const CLASSES: Record<ModelKind, ModelClass> = { encoder: EncoderModel, decoder: DecoderModel, 'causal-lm': CausalLM };
@@ -49,6 +51,17 @@ export class AutoEncoder {
   static async fromDir(dir: string): Promise<EncoderModel> {
     return (await loadDir(dir, 'encoder')) as EncoderModel;
   }
+  /**
+   * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
+   * downloading config, weights and tokenizer files only when the cache lacks them.
+   */
+  static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<EncoderModel> {
+    return (await loadDir(await snapshotModel(name, opts), 'encoder')) as EncoderModel;
+  }
+  /** A model folder if `nameOrPath` is an existing directory, else a hub model name (AutoEncoder.fromHfHub). */
+  static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<EncoderModel> {
+    return (await loadDir(await resolvePretrained(nameOrPath, opts), 'encoder')) as EncoderModel;
+  }
   /** A randomly initialised encoder for an HF-style config. */
   static fromConfig(config: Record<string, unknown>): EncoderModel {
     return buildFromConfig(config, 'encoder').model as EncoderModel;
@@ -61,6 +74,17 @@ export class AutoDecoder {
   static async fromDir(dir: string): Promise<DecoderModel> {
     return (await loadDir(dir, 'decoder')) as DecoderModel;
   }
+  /**
+   * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
+   * downloading config, weights and tokenizer files only when the cache lacks them.
+   */
+  static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<DecoderModel> {
+    return (await loadDir(await snapshotModel(name, opts), 'decoder')) as DecoderModel;
+  }
+  /** A model folder if `nameOrPath` is an existing directory, else a hub model name (AutoDecoder.fromHfHub). */
+  static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<DecoderModel> {
+    return (await loadDir(await resolvePretrained(nameOrPath, opts), 'decoder')) as DecoderModel;
+  }
   /** A randomly initialised decoder for an HF-style config. */
   static fromConfig(config: Record<string, unknown>): DecoderModel {
     return buildFromConfig(config, 'decoder').model as DecoderModel;
@@ -72,6 +96,17 @@ export class AutoCausalLM {
   /** Load from a Hugging Face model folder (config.json + weights). */
   static async fromDir(dir: string): Promise<CausalLM> {
     return (await loadDir(dir, 'causal-lm')) as CausalLM;
+  }
+  /**
+   * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
+   * downloading config, weights and tokenizer files only when the cache lacks them.
+   */
+  static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<CausalLM> {
+    return (await loadDir(await snapshotModel(name, opts), 'causal-lm')) as CausalLM;
+  }
+  /** A model folder if `nameOrPath` is an existing directory, else a hub model name (AutoCausalLM.fromHfHub). */
+  static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<CausalLM> {
+    return (await loadDir(await resolvePretrained(nameOrPath, opts), 'causal-lm')) as CausalLM;
   }
   /** A randomly initialised causal LM for an HF-style config. */
   static fromConfig(config: Record<string, unknown>): CausalLM {

@@ -5,6 +5,10 @@ import { fixture, ids, loadExpected, maxAbsDiff } from '../helpers.js';
 
 const TOL = 1e-4;
 
+it('runs on the backend this project asked for', () => {
+  expect(tf.getBackend()).toBe(process.env.TESSERA_BACKEND ?? 'wasm');
+});
+
 describe('BERT matches HF BertModel', () => {
   it('hidden states, last hidden state and pooled output', async () => {
     const expected = loadExpected('bert-tiny');

@@ -62,7 +62,7 @@ describe('loading errors name the problem', () => {
   it('a folder without weights', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tessera-empty-'));
     await copyFile(fixture('llama-tiny/config.json'), join(dir, 'config.json'));
-    await expect(AutoCausalLM.fromDir(dir)).rejects.toThrow(/no weights in .*: expected model\.safetensors or model\.safetensors\.index\.json/);
+    await expect(AutoCausalLM.fromDir(dir)).rejects.toThrow(/no weights in .*: expected model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin or pytorch_model\.bin\.index\.json/);
   });
 
   it('an encoder architecture asked for as a causal LM', async () => {

@@ -1,7 +1,17 @@
 import type { RenameRules } from '../../loaders/assign-weights.js';
 
-/** HF `BertModel` names -> Tessera paths. Post-norm: attention.output.LayerNorm is the mixer's norm. */
+/**
+ * HF `BertModel` names -> Tessera paths. Post-norm: attention.output.LayerNorm is the mixer's norm.
+ * Also the names older checkpoints use: a `bert.` prefix (saved from BertForPreTraining and other
+ * heads) and TF-era `LayerNorm.gamma`/`LayerNorm.beta` for weight/bias, which HF renames on load.
+ */
 export const bertHfNames: RenameRules = [
+  [/^(?:bert\.)?embeddings\.LayerNorm\.gamma$/, 'embeddings.norm.weight'],
+  [/^(?:bert\.)?embeddings\.LayerNorm\.beta$/, 'embeddings.norm.bias'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.gamma$/, 'layers.$1.mixerNorm.weight'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.beta$/, 'layers.$1.mixerNorm.bias'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.gamma$/, 'layers.$1.ffnNorm.weight'],
+  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.beta$/, 'layers.$1.ffnNorm.bias'],
   [/^(?:bert\.)?embeddings\.word_embeddings\.weight$/, 'embeddings.word.weight'],
   [/^(?:bert\.)?embeddings\.position_embeddings\.weight$/, 'embeddings.position.weight'],
   [/^(?:bert\.)?embeddings\.token_type_embeddings\.weight$/, 'embeddings.tokenType.weight'],
@@ -15,5 +25,8 @@ export const bertHfNames: RenameRules = [
   [/^(?:bert\.)?pooler\.dense\.(weight|bias)$/, 'pooler.dense.$1'],
 ];
 
-/** Buffers HF does not load into a BertModel. */
-export const bertIgnored = [/(^|\.)position_ids$/];
+/**
+ * What HF does not load into a BertModel: buffers, and the pre-training heads
+ * (`cls.predictions.*`, `cls.seq_relationship.*`) of a BertForPreTraining checkpoint.
+ */
+export const bertIgnored = [/(^|\.)position_ids$/, /^cls\./];

@@ -1,0 +1,344 @@
+/*
+ * N-API glue for tessera_native.node: checks argument types and buffer sizes, then calls the
+ * plain C kernels in kernels.c on the typed arrays' memory (no copies). Everything is synchronous:
+ * tfjs kernels are synchronous, and OpenBLAS parallelises the GEMMs itself.
+ */
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kernels.h"
+
+/* OpenBLAS extensions. Declared here rather than relying on which cblas.h the alternatives
+ * system picked (netlib's lacks them); the link against -lopenblas provides them. */
+extern void openblas_set_num_threads(int num_threads);
+extern int openblas_get_num_threads(void);
+extern char *openblas_get_corename(void);
+extern char *openblas_get_config(void);
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      napi_throw_error(env, NULL, "tessera_native: N-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+#define FAIL(...)                                     \
+  do {                                                \
+    char msg_[256];                                   \
+    snprintf(msg_, sizeof msg_, __VA_ARGS__);         \
+    napi_throw_type_error(env, NULL, msg_);           \
+    return NULL;                                      \
+  } while (0)
+
+/* Read a typed array of the given type; *data = NULL when allow_null and the value is null. */
+static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, int allow_null,
+                       void **data, size_t *len) {
+  napi_valuetype vt;
+  if (napi_typeof(env, v, &vt) != napi_ok) return 0;
+  if (allow_null && (vt == napi_null || vt == napi_undefined)) {
+    *data = NULL;
+    *len = 0;
+    return 1;
+  }
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return 0;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) != napi_ok) return 0;
+  return type == want;
+}
+
+#define F32(i, name, allow_null, ptr, len)                                                     \
+  float *ptr = NULL;                                                                           \
+  size_t len = 0;                                                                              \
+  if (!typed_array(env, argv[i], napi_float32_array, allow_null, (void **)&ptr, &len))         \
+    FAIL("tessera_native: argument %d (%s) must be a Float32Array%s", i, name,                \
+         allow_null ? " or null" : "");
+
+static int get_int(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+#define INT(i, name, var)                                                                  \
+  int32_t var = 0;                                                                         \
+  if (!get_int(env, argv[i], &var) || var < 0)                                             \
+    FAIL("tessera_native: argument %d (%s) must be a non-negative integer", i, name);
+
+#define ARGS(n)                                                                 \
+  size_t argc = n;                                                              \
+  napi_value argv[n];                                                           \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                  \
+  if (argc < n) FAIL("tessera_native: expected %d arguments, got %zu", n, argc);
+
+/* matmul(a, b, out, aIdx, bIdx, m, n, k, transA, transB, bias|null, activation, alpha, prelu|null) */
+static napi_value Matmul(napi_env env, napi_callback_info info) {
+  ARGS(14);
+  F32(0, "a", 0, a, a_len);
+  F32(1, "b", 0, b, b_len);
+  F32(2, "out", 0, out, out_len);
+  int32_t *a_idx = NULL, *b_idx = NULL;
+  size_t batch = 0, b_batch = 0;
+  if (!typed_array(env, argv[3], napi_int32_array, 0, (void **)&a_idx, &batch) ||
+      !typed_array(env, argv[4], napi_int32_array, 0, (void **)&b_idx, &b_batch) ||
+      batch != b_batch)
+    FAIL("tessera_native: aIdx and bIdx must be Int32Arrays of equal length");
+  INT(5, "m", m);
+  INT(6, "n", n);
+  INT(7, "k", k);
+  bool trans_a = false, trans_b = false;
+  CHECK(napi_get_value_bool(env, argv[8], &trans_a));
+  CHECK(napi_get_value_bool(env, argv[9], &trans_b));
+  F32(10, "bias", 1, bias, bias_len);
+  INT(11, "activation", activation);
+  double alpha = 0;
+  CHECK(napi_get_value_double(env, argv[12], &alpha));
+  F32(13, "prelu", 1, prelu, prelu_len);
+
+  const size_t a_size = (size_t)m * k, b_size = (size_t)k * n;
+  if (out_len < batch * (size_t)m * n) FAIL("tessera_native: out is too small");
+  for (size_t i = 0; i < batch; i++) {
+    if (a_idx[i] < 0 || (size_t)(a_idx[i] + 1) * a_size > a_len)
+      FAIL("tessera_native: aIdx[%zu] = %d is out of range for a", i, a_idx[i]);
+    if (b_idx[i] < 0 || (size_t)(b_idx[i] + 1) * b_size > b_len)
+      FAIL("tessera_native: bIdx[%zu] = %d is out of range for b", i, b_idx[i]);
+  }
+  if (bias != NULL && bias_len != 1 && bias_len != (size_t)n)
+    FAIL("tessera_native: bias must hold 1 or n = %d values, not %zu", n, bias_len);
+  if (activation > TESSERA_ACT_SIGMOID) FAIL("tessera_native: unknown activation %d", activation);
+  if (activation == TESSERA_ACT_PRELU &&
+      (prelu == NULL || (prelu_len != 1 && prelu_len != (size_t)n)))
+    FAIL("tessera_native: prelu weights must hold 1 or n = %d values", n);
+
+  tessera_matmul(a, b, out, a_idx, b_idx, (int)batch, m, n, k, trans_a, trans_b, bias, bias_len,
+                 activation, (float)alpha, prelu, prelu_len);
+  return NULL;
+}
+
+/* selectiveScan(u, delta, A, Bm, Cm, Dvec, h0|null, y, hOut, batch, len, dim, nstate) */
+static napi_value SelectiveScan(napi_env env, napi_callback_info info) {
+  ARGS(13);
+  F32(0, "u", 0, u, u_len);
+  F32(1, "delta", 0, delta, delta_len);
+  F32(2, "A", 0, A, A_len);
+  F32(3, "Bm", 0, Bm, Bm_len);
+  F32(4, "Cm", 0, Cm, Cm_len);
+  F32(5, "Dvec", 0, Dvec, D_len);
+  F32(6, "h0", 1, h0, h0_len);
+  F32(7, "y", 0, y, y_len);
+  F32(8, "hOut", 0, h_out, h_len);
+  INT(9, "batch", batch);
+  INT(10, "len", len);
+  INT(11, "dim", dim);
+  INT(12, "nstate", nstate);
+  const size_t bld = (size_t)batch * len * dim, bln = (size_t)batch * len * nstate,
+               bdn = (size_t)batch * dim * nstate;
+  if (u_len != bld || delta_len != bld || y_len != bld)
+    FAIL("tessera_native: u, delta and y must hold batch*len*dim = %zu values", bld);
+  if (A_len != (size_t)dim * nstate) FAIL("tessera_native: A must hold dim*nstate values");
+  if (Bm_len != bln || Cm_len != bln)
+    FAIL("tessera_native: Bm and Cm must hold batch*len*nstate = %zu values", bln);
+  if (D_len != (size_t)dim) FAIL("tessera_native: Dvec must hold dim values");
+  if ((h0 != NULL && h0_len != bdn) || h_len != bdn)
+    FAIL("tessera_native: h0 and hOut must hold batch*dim*nstate = %zu values", bdn);
+  /* As many threads as BLAS is allowed (setNumThreads / TESSERA_NUM_THREADS). */
+  tessera_selective_scan(u, delta, A, Bm, Cm, Dvec, h0, y, h_out, batch, len, dim, nstate,
+                         openblas_get_num_threads());
+  return NULL;
+}
+
+/* rmsNorm(x, weight|null, y, h, eps) */
+static napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "weight", 1, w, w_len);
+  F32(2, "y", 0, y, y_len);
+  INT(3, "h", h);
+  double eps = 0;
+  CHECK(napi_get_value_double(env, argv[4], &eps));
+  if (h == 0 || x_len % h != 0 || y_len != x_len)
+    FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
+  if (w != NULL && w_len != (size_t)h) FAIL("tessera_native: weight must hold h = %d values", h);
+  tessera_rms_norm(x, w, y, x_len / h, h, (float)eps);
+  return NULL;
+}
+
+/* layerNorm(x, gamma|null, beta|null, y, h, eps) */
+static napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "gamma", 1, g, g_len);
+  F32(2, "beta", 1, bt, bt_len);
+  F32(3, "y", 0, y, y_len);
+  INT(4, "h", h);
+  double eps = 0;
+  CHECK(napi_get_value_double(env, argv[5], &eps));
+  if (h == 0 || x_len % h != 0 || y_len != x_len)
+    FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
+  if ((g != NULL && g_len != (size_t)h) || (bt != NULL && bt_len != (size_t)h))
+    FAIL("tessera_native: gamma and beta must hold h = %d values", h);
+  tessera_layer_norm(x, g, bt, y, x_len / h, h, (float)eps);
+  return NULL;
+}
+
+/* Check a strided view: ranks agree, out holds prod(shape), and the furthest element read from
+ * each operand lies inside it. Returns the element count, or -1 after throwing. */
+static long long check_strided(napi_env env, const int32_t *shape, size_t rank, size_t out_len,
+                               const int32_t *const *strides, const size_t *lens,
+                               const size_t *stride_counts, int operands) {
+  if (rank > 8) {
+    napi_throw_type_error(env, NULL, "tessera_native: rank above 8 (collapse dimensions first)");
+    return -1;
+  }
+  size_t total = 1;
+  for (size_t d = 0; d < rank; d++) total *= (size_t)(shape[d] < 0 ? 0 : shape[d]);
+  if (out_len != total) {
+    napi_throw_type_error(env, NULL, "tessera_native: out must hold prod(shape) values");
+    return -1;
+  }
+  for (int o = 0; o < operands; o++) {
+    if (stride_counts[o] != rank) {
+      napi_throw_type_error(env, NULL, "tessera_native: strides and shape must have equal rank");
+      return -1;
+    }
+    size_t last = 0;
+    for (size_t d = 0; d < rank; d++) {
+      if (strides[o][d] < 0) {
+        napi_throw_type_error(env, NULL, "tessera_native: strides must be non-negative");
+        return -1;
+      }
+      if (shape[d] > 0) last += (size_t)(shape[d] - 1) * (size_t)strides[o][d];
+    }
+    if (total > 0 && last >= lens[o]) {
+      napi_throw_type_error(env, NULL, "tessera_native: strides reach past the end of an input");
+      return -1;
+    }
+  }
+  return (long long)total;
+}
+
+#define I32(i, name, ptr, len)                                                   \
+  int32_t *ptr = NULL;                                                           \
+  size_t len = 0;                                                                \
+  if (!typed_array(env, argv[i], napi_int32_array, 0, (void **)&ptr, &len))      \
+    FAIL("tessera_native: argument %d (%s) must be an Int32Array", i, name);
+
+/* binary(op, a, aStrides, b, bStrides, out, shape) */
+static napi_value Binary(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  INT(0, "op", op);
+  F32(1, "a", 0, a, a_len);
+  I32(2, "aStrides", a_str, a_rank);
+  F32(3, "b", 0, b, b_len);
+  I32(4, "bStrides", b_str, b_rank);
+  F32(5, "out", 0, out, out_len);
+  I32(6, "shape", shape, rank);
+  if (op >= TESSERA_BINARY_COUNT) FAIL("tessera_native: unknown binary op %d", op);
+  const int32_t *strides[2] = {a_str, b_str};
+  const size_t lens[2] = {a_len, b_len}, ranks[2] = {a_rank, b_rank};
+  const long long total = check_strided(env, shape, rank, out_len, strides, lens, ranks, 2);
+  if (total < 0) return NULL;
+  if (total > 0) tessera_binary(op, a, a_str, b, b_str, out, shape, (int)rank);
+  return NULL;
+}
+
+/* stridedCopy(x, xStrides, out, shape) */
+static napi_value StridedCopy(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  F32(0, "x", 0, x, x_len);
+  I32(1, "xStrides", x_str, x_rank);
+  F32(2, "out", 0, out, out_len);
+  I32(3, "shape", shape, rank);
+  const int32_t *strides[1] = {x_str};
+  const size_t lens[1] = {x_len}, ranks[1] = {x_rank};
+  const long long total = check_strided(env, shape, rank, out_len, strides, lens, ranks, 1);
+  if (total < 0) return NULL;
+  if (total > 0) tessera_strided_copy(x, x_str, out, shape, (int)rank);
+  return NULL;
+}
+
+/* unary(op, x, out) */
+static napi_value Unary(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  INT(0, "op", op);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "out", 0, out, out_len);
+  if (op >= TESSERA_UNARY_COUNT) FAIL("tessera_native: unknown unary op %d", op);
+  if (out_len != x_len) FAIL("tessera_native: out must hold as many values as x");
+  tessera_unary(op, x, out, x_len);
+  return NULL;
+}
+
+/* softmax(x, out, cols) */
+static napi_value Softmax(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "out", 0, out, out_len);
+  INT(2, "cols", cols);
+  if (cols == 0 || x_len % cols != 0 || out_len != x_len)
+    FAIL("tessera_native: x and out must hold whole rows of cols = %d values", cols);
+  tessera_softmax(x, out, x_len / cols, cols);
+  return NULL;
+}
+
+/* reduce(op, x, out, cols): one value per row of width cols. */
+static napi_value Reduce(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  INT(0, "op", op);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "out", 0, out, out_len);
+  INT(3, "cols", cols);
+  if (op >= TESSERA_REDUCE_COUNT) FAIL("tessera_native: unknown reduction %d", op);
+  if (cols == 0 || x_len % cols != 0 || out_len != x_len / cols)
+    FAIL("tessera_native: x must hold whole rows of cols = %d values and out one per row", cols);
+  tessera_reduce(op, x, out, x_len / cols, cols);
+  return NULL;
+}
+
+static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  INT(0, "threads", threads);
+  if (threads < 1) FAIL("tessera_native: threads must be at least 1");
+  openblas_set_num_threads(threads);
+  return NULL;
+}
+
+static napi_value GetNumThreads(napi_env env, napi_callback_info info) {
+  napi_value result;
+  CHECK(napi_create_int32(env, openblas_get_num_threads(), &result));
+  return result;
+}
+
+/* info() -> { coreName, config, numThreads }: which OpenBLAS kernel set is running, for reports. */
+static napi_value Info(napi_env env, napi_callback_info info) {
+  napi_value obj, v;
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_create_string_utf8(env, openblas_get_corename(), NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, obj, "coreName", v));
+  CHECK(napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, obj, "config", v));
+  CHECK(napi_create_int32(env, openblas_get_num_threads(), &v));
+  CHECK(napi_set_named_property(env, obj, "numThreads", v));
+  return obj;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"matmul", NULL, Matmul, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"selectiveScan", NULL, SelectiveScan, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rmsNorm", NULL, RmsNorm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"binary", NULL, Binary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stridedCopy", NULL, StridedCopy, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unary", NULL, Unary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reduce", NULL, Reduce, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"info", NULL, Info, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

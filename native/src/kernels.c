@@ -1,0 +1,240 @@
+#include "kernels.h"
+#include "simd.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fill each of the m rows of c (width n) with the bias row (or its single value). */
+static void fill_bias(float *c, int m, int n, const float *bias, size_t bias_len) {
+  for (int i = 0; i < m; i++) {
+    float *row = c + (size_t)i * n;
+    if (bias_len == 1) {
+      for (int j = 0; j < n; j++) row[j] = bias[0];
+    } else {
+      memcpy(row, bias, sizeof(float) * (size_t)n);
+    }
+  }
+}
+
+/* The tfjs definitions (tfjs-backend-cpu/src/utils/fused_utils.ts and the kernels it calls). */
+TESSERA_CLONES static void apply_activation(float *c, int m, int n, int activation, float alpha,
+                             const float *prelu, size_t prelu_len) {
+  const size_t total = (size_t)m * n;
+  switch (activation) {
+    case TESSERA_ACT_LINEAR:
+      return;
+    case TESSERA_ACT_RELU:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? 0.0f : c[i];
+      return;
+    case TESSERA_ACT_ELU:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] >= 0.0f ? c[i] : tessera_expf(c[i]) - 1.0f;
+      return;
+    case TESSERA_ACT_RELU6:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? 0.0f : (c[i] > 6.0f ? 6.0f : c[i]);
+      return;
+    case TESSERA_ACT_LEAKYRELU:
+      for (size_t i = 0; i < total; i++) c[i] = c[i] < 0.0f ? alpha * c[i] : c[i];
+      return;
+    case TESSERA_ACT_SIGMOID:
+      for (size_t i = 0; i < total; i++) c[i] = 1.0f / (1.0f + tessera_expf(-c[i]));
+      return;
+    case TESSERA_ACT_PRELU:
+      for (int i = 0; i < m; i++) {
+        float *row = c + (size_t)i * n;
+        for (int j = 0; j < n; j++) {
+          const float w = prelu_len == 1 ? prelu[0] : prelu[j];
+          row[j] = row[j] < 0.0f ? w * row[j] : row[j];
+        }
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+static int max1(int v) { return v < 1 ? 1 : v; }
+
+void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a_idx,
+                    const int32_t *b_idx, int batch, int m, int n, int k, int trans_a, int trans_b,
+                    const float *bias, size_t bias_len, int activation, float alpha,
+                    const float *prelu, size_t prelu_len) {
+  if (m == 0 || n == 0) return;
+  const size_t a_size = (size_t)m * k, b_size = (size_t)k * n, c_size = (size_t)m * n;
+  for (int i = 0; i < batch; i++) {
+    const float *A = a + (size_t)a_idx[i] * a_size;
+    const float *B = b + (size_t)b_idx[i] * b_size;
+    float *C = out + (size_t)i * c_size;
+    /* With a bias, C starts as the broadcast bias and BLAS accumulates onto it (beta = 1). */
+    float beta = 0.0f;
+    if (bias != NULL) {
+      fill_bias(C, m, n, bias, bias_len);
+      beta = 1.0f;
+    } else if (k == 0) {
+      memset(C, 0, sizeof(float) * c_size);
+    }
+    if (k == 0) {
+      /* Empty inner dimension: the product is zero; BLAS would reject ld = 0. */
+    } else if (m == 1) {
+      /* A row vector times a matrix: gemv is several times faster than a 1-row sgemm. */
+      cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
+                  trans_b ? k : n, 1.0f, B, trans_b ? k : n, A, 1, beta, C, 1);
+    } else if (n == 1) {
+      cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? k : m,
+                  trans_a ? m : k, 1.0f, A, trans_a ? m : k, B, 1, beta, C, 1);
+    } else {
+      /* Transposes are BLAS flags on the stored layout: no copy. */
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                  trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, max1(trans_a ? m : k),
+                  B, max1(trans_b ? k : n), beta, C, n);
+    }
+    apply_activation(C, m, n, activation, alpha, prelu, prelu_len);
+  }
+}
+
+/* Channels scanned together: one AVX-512 vector (two AVX2 ones) of d per state element n. */
+#define SCAN_BLOCK 16
+#define SCAN_MAX_THREADS 64
+
+struct scan_args {
+  const float *u, *delta, *A, *Bm, *Cm, *Dvec, *h0;
+  float *y, *h_out;
+  int batch, len, dim, nstate;
+  int first, last; /* the (batch, channel block) tasks this part scans */
+};
+
+/*
+ * SCAN_BLOCK channels d at a time, vectorised across d rather than n: each step's exp, update and
+ * C.h accumulate are then plain vector ops with no horizontal sums, and u_t / delta_t for
+ * neighbouring channels are contiguous. The block's state lives in hb[n][j] (L1-resident).
+ */
+TESSERA_CLONES static void scan_tasks(const struct scan_args *s) {
+  const int len = s->len, dim = s->dim, nstate = s->nstate;
+  const int nblocks = (dim + SCAN_BLOCK - 1) / SCAN_BLOCK;
+  float *hb = malloc(sizeof(float) * (size_t)nstate * SCAN_BLOCK);
+  float *ab = malloc(sizeof(float) * (size_t)nstate * SCAN_BLOCK);
+  if (hb == NULL || ab == NULL) abort();
+  for (int task = s->first; task < s->last; task++) {
+    const int bi = task / nblocks;
+    const int d0 = (task % nblocks) * SCAN_BLOCK;
+    const int nd = dim - d0 < SCAN_BLOCK ? dim - d0 : SCAN_BLOCK;
+    /* Lanes past the last channel run on zeros (delta = 0 keeps them inert) and are not stored. */
+    for (int n = 0; n < nstate; n++) {
+      for (int j = 0; j < SCAN_BLOCK; j++) {
+        const size_t hd = ((size_t)bi * dim + d0 + j) * nstate + n;
+        ab[n * SCAN_BLOCK + j] = j < nd ? s->A[(size_t)(d0 + j) * nstate + n] : 0.0f;
+        hb[n * SCAN_BLOCK + j] = j < nd && s->h0 != NULL ? s->h0[hd] : 0.0f;
+      }
+    }
+    for (int t = 0; t < len; t++) {
+      const size_t x_at = ((size_t)bi * len + t) * dim + d0;
+      const float *b_row = s->Bm + ((size_t)bi * len + t) * nstate;
+      const float *c_row = s->Cm + ((size_t)bi * len + t) * nstate;
+      float dt[SCAN_BLOCK], dtu[SCAN_BLOCK], acc[SCAN_BLOCK];
+      for (int j = 0; j < SCAN_BLOCK; j++) {
+        dt[j] = j < nd ? s->delta[x_at + j] : 0.0f;
+        dtu[j] = j < nd ? dt[j] * s->u[x_at + j] : 0.0f;
+        acc[j] = 0.0f;
+      }
+      for (int n = 0; n < nstate; n++) {
+        float *hn = hb + n * SCAN_BLOCK;
+        const float *an = ab + n * SCAN_BLOCK;
+        const float bn = b_row[n], cn = c_row[n];
+        for (int j = 0; j < SCAN_BLOCK; j++) {
+          hn[j] = tessera_expf(dt[j] * an[j]) * hn[j] + dtu[j] * bn;
+          acc[j] += cn * hn[j];
+        }
+      }
+      for (int j = 0; j < nd; j++) s->y[x_at + j] = acc[j] + s->Dvec[d0 + j] * s->u[x_at + j];
+    }
+    for (int n = 0; n < nstate; n++) {
+      for (int j = 0; j < nd; j++) {
+        s->h_out[((size_t)bi * dim + d0 + j) * nstate + n] = hb[n * SCAN_BLOCK + j];
+      }
+    }
+  }
+  free(hb);
+  free(ab);
+}
+
+static void *scan_thread(void *arg) {
+  scan_tasks(arg);
+  return NULL;
+}
+
+void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
+                            const float *Cm, const float *Dvec, const float *h0, float *y,
+                            float *h_out, int batch, int len, int dim, int nstate, int threads) {
+  const int tasks = batch * ((dim + SCAN_BLOCK - 1) / SCAN_BLOCK);
+  /* Channels are independent, so (batch, block) tasks split across threads; below ~64k state
+   * updates a thread start costs more than it saves. */
+  const double work = (double)batch * len * dim * nstate;
+  if (work < 65536.0 || threads < 1) threads = 1;
+  if (threads > tasks) threads = tasks;
+  if (threads > SCAN_MAX_THREADS) threads = SCAN_MAX_THREADS;
+  if (threads < 1) threads = 1;
+  struct scan_args parts[SCAN_MAX_THREADS];
+  pthread_t ids[SCAN_MAX_THREADS];
+  int started[SCAN_MAX_THREADS] = {0};
+  for (int i = 0; i < threads; i++) {
+    parts[i] = (struct scan_args){u, delta, A, Bm, Cm, Dvec, h0, y, h_out, batch, len, dim, nstate,
+                                  (int)((long long)tasks * i / threads),
+                                  (int)((long long)tasks * (i + 1) / threads)};
+  }
+  for (int i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, scan_thread, &parts[i]) == 0;
+  scan_tasks(&parts[0]);
+  for (int i = 1; i < threads; i++) {
+    if (started[i]) {
+      pthread_join(ids[i], NULL);
+    } else {
+      scan_tasks(&parts[i]); /* no thread to be had: scan that part here */
+    }
+  }
+}
+
+TESSERA_CLONES void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
+                      float eps) {
+  for (size_t r = 0; r < rows; r++) {
+    const float *xr = x + r * h;
+    float *yr = y + r * h;
+    /* Double accumulation keeps long rows as accurate as the composed float32 reference. */
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (int i = 0; i < h; i++) ss += (double)xr[i] * xr[i];
+    const float inv = (float)(1.0 / sqrt(ss / h + eps));
+    if (weight != NULL) {
+      for (int i = 0; i < h; i++) yr[i] = xr[i] * inv * weight[i];
+    } else {
+      for (int i = 0; i < h; i++) yr[i] = xr[i] * inv;
+    }
+  }
+}
+
+TESSERA_CLONES void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
+                        size_t rows, int h, float eps) {
+  for (size_t r = 0; r < rows; r++) {
+    const float *xr = x + r * h;
+    float *yr = y + r * h;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < h; i++) sum += xr[i];
+    const double mean = sum / h;
+    /* Two passes (mean, then squared deviations) avoid E[x^2] - E[x]^2 cancellation. */
+    double var = 0.0;
+#pragma omp simd reduction(+ : var)
+    for (int i = 0; i < h; i++) {
+      const double dv = xr[i] - mean;
+      var += dv * dv;
+    }
+    const float inv = (float)(1.0 / sqrt(var / h + eps));
+    const float mf = (float)mean;
+    for (int i = 0; i < h; i++) {
+      float v = (xr[i] - mf) * inv;
+      if (gamma != NULL) v *= gamma[i];
+      if (beta != NULL) v += beta[i];
+      yr[i] = v;
+    }
+  }
+}

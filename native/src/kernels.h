@@ -1,0 +1,105 @@
+/*
+ * Tessera native kernels: plain C over float32 buffers, no Node types.
+ * The N-API glue (binding.c) validates sizes before calling these, so they trust their inputs.
+ */
+#ifndef TESSERA_KERNELS_H
+#define TESSERA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Activations of tfjs' fused ops, numbered as ACTIVATIONS in src/native/addon.ts lists them. */
+enum tessera_activation {
+  TESSERA_ACT_LINEAR = 0,
+  TESSERA_ACT_RELU = 1,
+  TESSERA_ACT_ELU = 2,
+  TESSERA_ACT_RELU6 = 3,
+  TESSERA_ACT_PRELU = 4,
+  TESSERA_ACT_LEAKYRELU = 5,
+  TESSERA_ACT_SIGMOID = 6,
+};
+
+/*
+ * out[i] = act(op(A[a_idx[i]]) @ op(B[b_idx[i]]) + bias) for i < batch.
+ * A matrices are m x k (stored k x m when trans_a), B matrices k x n (stored n x k when trans_b),
+ * all row-major and packed; out is batch x m x n. bias and prelu hold n values (a row broadcast
+ * over the m rows) or 1 value; either may be NULL.
+ */
+void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a_idx,
+                    const int32_t *b_idx, int batch, int m, int n, int k, int trans_a, int trans_b,
+                    const float *bias, size_t bias_len, int activation, float alpha,
+                    const float *prelu, size_t prelu_len);
+
+/*
+ * Mamba selective scan (no z gate), shapes [B,L,D] for u/delta/y, [D,N] for A, [B,L,N] for Bm/Cm,
+ * [D] for Dvec, [B,D,N] for h0 (NULL: zeros) and h_out:
+ *   h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t;   y_t = C_t . h_t + D * u_t
+ * Channels are split across up to `threads` threads.
+ */
+void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
+                            const float *Cm, const float *Dvec, const float *h0, float *y,
+                            float *h_out, int batch, int len, int dim, int nstate, int threads);
+
+/* y = x / sqrt(mean(x^2) + eps) * weight over rows of width h (weight may be NULL: ones). */
+void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
+                      float eps);
+
+/* y = (x - mean) / sqrt(var + eps) * gamma + beta over rows of width h (NULL gamma/beta: 1/0). */
+void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
+                        size_t rows, int h, float eps);
+
+/* Binary operators of tessera_binary; numbered as src/native/elementwise.ts names them. */
+enum tessera_binary_op {
+  TESSERA_ADD = 0,
+  TESSERA_SUB = 1,
+  TESSERA_MUL = 2,
+  TESSERA_DIV = 3,
+  TESSERA_SQUARED_DIFFERENCE = 4,
+  TESSERA_BINARY_COUNT = 5,
+};
+
+/* Unary operators of tessera_unary; numbered as src/native/elementwise.ts names them. */
+enum tessera_unary_op {
+  TESSERA_EXP = 0,
+  TESSERA_LOG = 1,
+  TESSERA_SIGMOID = 2,
+  TESSERA_TANH = 3,
+  TESSERA_ERF = 4,
+  TESSERA_SQRT = 5,
+  TESSERA_RSQRT = 6,
+  TESSERA_SQUARE = 7,
+  TESSERA_NEG = 8,
+  TESSERA_SOFTPLUS = 9,
+  TESSERA_UNARY_COUNT = 10,
+};
+
+/*
+ * out = a (op) b over `shape` (rank <= 8, out contiguous); a_strides / b_strides give each
+ * operand's element stride per output dimension, 0 where it broadcasts.
+ */
+void tessera_binary(int op, const float *a, const int32_t *a_strides, const float *b,
+                    const int32_t *b_strides, float *out, const int32_t *shape, int rank);
+
+/* out (contiguous, `shape`) = x read with `x_strides`: transpose and other strided views. */
+void tessera_strided_copy(const float *x, const int32_t *x_strides, float *out,
+                          const int32_t *shape, int rank);
+
+/* out[i] = op(x[i]). */
+void tessera_unary(int op, const float *x, float *out, size_t n);
+
+/* Numerically stable softmax over rows of width cols. */
+void tessera_softmax(const float *x, float *out, size_t rows, int cols);
+
+/* Reductions of tessera_reduce. */
+enum tessera_reduce_op {
+  TESSERA_REDUCE_SUM = 0,
+  TESSERA_REDUCE_MEAN = 1,
+  TESSERA_REDUCE_MAX = 2,
+  TESSERA_REDUCE_MIN = 3,
+  TESSERA_REDUCE_COUNT = 4,
+};
+
+/* out[r] = op over row r (width cols >= 1) of x. */
+void tessera_reduce(int op, const float *x, float *out, size_t rows, int cols);
+
+#endif

@@ -1,0 +1,94 @@
+/**
+ * torch.save's default container since torch 1.6: a zip (entries stored, not deflated) with
+ * `<archive>/data.pkl` (the pickled object), `<archive>/data/<key>` (one entry per storage),
+ * `<archive>/version` and, since torch 2.1, `<archive>/byteorder`. yauzl reads entries by
+ * random access, so multi-GB shards are never read whole into one buffer.
+ */
+import yauzl from 'yauzl';
+import type { TensorMap } from '../raw-tensor.js';
+import { unpickle } from './pickle.js';
+import { parseStoragePid, resolveTorchGlobal, type StorageRef } from './torch-globals.js';
+import { collectTensorRefs } from './state-dict.js';
+import { materializeTensor } from './materialize.js';
+
+function openZip(path: string): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(path, { lazyEntries: true, autoClose: false }, (err, zip) => (err ? reject(err) : resolve(zip)));
+  });
+}
+
+function listEntries(zip: yauzl.ZipFile): Promise<Map<string, yauzl.Entry>> {
+  return new Promise((resolve, reject) => {
+    const entries = new Map<string, yauzl.Entry>();
+    zip.on('entry', (e: yauzl.Entry) => {
+      entries.set(e.fileName, e);
+      zip.readEntry();
+    });
+    zip.on('end', () => resolve(entries));
+    zip.on('error', reject);
+    zip.readEntry();
+  });
+}
+
+function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    zip.openReadStream(entry, (err, stream) => {
+      if (err) return reject(err);
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', reject);
+      stream.on('end', () => resolve(Buffer.concat(chunks)));
+    });
+  });
+}
+
+/** Read a zip-format torch checkpoint into a TensorMap. */
+export async function readTorchZip(path: string): Promise<TensorMap> {
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await openZip(path);
+  } catch (err) {
+    throw new Error(
+      `${path}: not a readable PyTorch zip checkpoint (${(err as Error).message}); the file is probably truncated or corrupt: delete it and download it again`,
+    );
+  }
+  try {
+    const entries = await listEntries(zip);
+    const pkl = [...entries.keys()].filter((n) => n === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(n));
+    if (pkl.length !== 1) {
+      throw new Error(`${path}: expected one '<archive>/data.pkl' entry in the zip, found ${pkl.length}; this is not a torch.save checkpoint`);
+    }
+    const prefix = pkl[0].slice(0, -'data.pkl'.length);
+    const byteorder = entries.get(`${prefix}byteorder`);
+    if (byteorder !== undefined) {
+      const order = Buffer.from(await readEntry(zip, byteorder)).toString('latin1').trim();
+      if (order !== 'little') throw new Error(`${path}: storages are ${order}-endian; only little-endian checkpoints are supported`);
+    }
+
+    const storages = new Map<string, StorageRef>();
+    const { value } = unpickle(await readEntry(zip, entries.get(pkl[0])!), {
+      resolveGlobal: resolveTorchGlobal,
+      persistentLoad: (pid) => {
+        const ref = parseStoragePid(pid);
+        storages.set(ref.key, ref);
+        return ref;
+      },
+      source: `${path}:${pkl[0]}`,
+    });
+    const refs = collectTensorRefs(value, path);
+
+    // Each storage is read once even when several tensors share it (tied embeddings).
+    const bytes = new Map<string, Uint8Array>();
+    for (const key of storages.keys()) {
+      const entryName = `${prefix}data/${key}`;
+      const entry = entries.get(entryName);
+      if (entry === undefined) throw new Error(`${path}: storage entry '${entryName}' is missing from the zip`);
+      bytes.set(key, await readEntry(zip, entry));
+    }
+    const out: TensorMap = new Map();
+    for (const [name, ref] of refs) out.set(name, materializeTensor(name, ref, bytes.get(ref.storage.key)!));
+    return out;
+  } finally {
+    zip.close();
+  }
+}

@@ -1,0 +1,176 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+/** Which OpenBLAS the addon runs on, as OpenBLAS reports it. */
+export interface NativeInfo {
+  /** The kernel set OpenBLAS chose, e.g. `Haswell`, `SkylakeX`; `Prescott` means generic SSE3. */
+  coreName: string;
+  /** OpenBLAS build string (version, DYNAMIC_ARCH, thread limit). */
+  config: string;
+  /** Threads OpenBLAS uses for one call. */
+  numThreads: number;
+}
+
+/**
+ * The functions of `tessera_native.node` (native/src/binding.c). All take float32 data in
+ * row-major order and write into caller-allocated outputs; sizes are checked and a TypeError is
+ * thrown on a mismatch. They run synchronously on the calling thread (BLAS may fan out).
+ */
+export interface NativeAddon {
+  /**
+   * `out[i] = act(op(A_i) @ op(B_i) + bias)` for `i < aIdx.length`, where `A_i` is matrix
+   * `aIdx[i]` of `a` (m x k, or k x m stored when `transA`) and `B_i` matrix `bIdx[i]` of `b`
+   * (k x n, or n x k stored when `transB`). `out` holds `aIdx.length * m * n` values. `bias`
+   * and `prelu` hold n values (one per output column) or 1. `activation` is an index into
+   * {@link ACTIVATIONS}; `alpha` is the leakyrelu slope.
+   */
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    aIdx: Int32Array,
+    bIdx: Int32Array,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    bias: Float32Array | null,
+    activation: number,
+    alpha: number,
+    prelu: Float32Array | null,
+  ): void;
+  /** See {@link selectiveScan} in ./ops.ts for shapes; `y` and `hOut` are outputs. */
+  selectiveScan(
+    u: Float32Array,
+    delta: Float32Array,
+    A: Float32Array,
+    Bm: Float32Array,
+    Cm: Float32Array,
+    Dvec: Float32Array,
+    h0: Float32Array | null,
+    y: Float32Array,
+    hOut: Float32Array,
+    batch: number,
+    len: number,
+    dim: number,
+    nstate: number,
+  ): void;
+  /** RMSNorm of each row of width `h` of `x` into `y`. */
+  rmsNorm(x: Float32Array, weight: Float32Array | null, y: Float32Array, h: number, eps: number): void;
+  /** LayerNorm of each row of width `h` of `x` into `y`. */
+  layerNorm(
+    x: Float32Array,
+    gamma: Float32Array | null,
+    beta: Float32Array | null,
+    y: Float32Array,
+    h: number,
+    eps: number,
+  ): void;
+  /**
+   * `out = a (op) b` over `shape` (rank <= 8, `out` contiguous); `aStrides`/`bStrides` give each
+   * operand's element stride per dimension, 0 where it broadcasts. `op` indexes {@link BINARY_OPS}.
+   */
+  binary(
+    op: number,
+    a: Float32Array,
+    aStrides: Int32Array,
+    b: Float32Array,
+    bStrides: Int32Array,
+    out: Float32Array,
+    shape: Int32Array,
+  ): void;
+  /** `out` (contiguous, `shape`) = `x` read with `xStrides`: a transpose when strides are permuted. */
+  stridedCopy(x: Float32Array, xStrides: Int32Array, out: Float32Array, shape: Int32Array): void;
+  /** `out[i] = op(x[i])`; `op` indexes {@link UNARY_OPS}. */
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  /** Softmax over rows of width `cols`. */
+  softmax(x: Float32Array, out: Float32Array, cols: number): void;
+  /** One value per row of width `cols`: `op` 0 sum, 1 mean, 2 max, 3 min. */
+  reduce(op: number, x: Float32Array, out: Float32Array, cols: number): void;
+  setNumThreads(threads: number): void;
+  getNumThreads(): number;
+  info(): NativeInfo;
+}
+
+/** tfjs fused-op activation names, in the order binding.c numbers them. */
+export const ACTIVATIONS = ['linear', 'relu', 'elu', 'relu6', 'prelu', 'leakyrelu', 'sigmoid'] as const;
+
+/** Binary operators of `binary`, in the order native/src/kernels.h numbers them. */
+export const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;
+
+/** Unary operators of `unary`, in the order native/src/kernels.h numbers them. */
+export const UNARY_OPS = ['Exp', 'Log', 'Sigmoid', 'Tanh', 'Erf', 'Sqrt', 'Rsqrt', 'Square', 'Neg', 'Softplus'] as const;
+
+/** Where `npm run build:native` puts the addon (the same relative path from src/ and dist/). */
+export const ADDON_PATH = fileURLToPath(
+  new URL('../../native/build/Release/tessera_native.node', import.meta.url),
+);
+
+const BUILD_HINT =
+  "install OpenBLAS (sudo bash scripts/install-native-deps.sh) and run 'npm run build:native'";
+
+let loaded: NativeAddon | undefined;
+
+/** True when the compiled addon exists (it may still fail to load, e.g. without libopenblas). */
+export function isNativeBuilt(path: string = ADDON_PATH): boolean {
+  return existsSync(path);
+}
+
+/**
+ * Load the compiled addon once, pick OpenBLAS' kernel set and thread count, and return it.
+ * Throws an error naming the missing file and the fix when the addon was not built.
+ */
+export function loadAddon(path: string = ADDON_PATH): NativeAddon {
+  if (!isNativeBuilt(path)) {
+    throw new Error(`native backend is not built: ${path} is missing; ${BUILD_HINT}`);
+  }
+  if (loaded !== undefined) return loaded;
+  defaultOpenBlasCore();
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    throw new Error(
+      `native backend failed to load ${path}: ${(err as Error).message.split('\n')[0]}; ${BUILD_HINT}`,
+    );
+  }
+  addon.setNumThreads(threadsFromEnv());
+  loaded = addon;
+  return addon;
+}
+
+/** `TESSERA_NUM_THREADS`, else every core: the JS side is single-threaded, so BLAS may use all. */
+function threadsFromEnv(): number {
+  const raw = process.env.TESSERA_NUM_THREADS;
+  if (raw === undefined || raw.trim() === '') return availableParallelism();
+  const threads = Number(raw);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`TESSERA_NUM_THREADS must be a positive integer, got '${raw}'`);
+  }
+  return threads;
+}
+
+/**
+ * OpenBLAS 0.3.21 (Debian 12) does not recognise recent CPUs (e.g. Xeon model 207) and falls back
+ * to its generic `Prescott` kernels, 4-6x slower than AVX2/AVX-512 ones. When the user has not
+ * chosen (`OPENBLAS_CORETYPE` unset), name the best kernel set the CPU's flags allow. OpenBLAS
+ * reads the variable once, when the library loads, i.e. on the require() that follows.
+ */
+function defaultOpenBlasCore(): void {
+  if (process.env.OPENBLAS_CORETYPE !== undefined || process.platform !== 'linux') return;
+  let flags: Set<string>;
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m);
+    flags = new Set((line?.[1] ?? '').trim().split(/\s+/));
+  } catch {
+    return;
+  }
+  if (['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) {
+    process.env.OPENBLAS_CORETYPE = 'SkylakeX';
+  } else if (flags.has('avx2') && flags.has('fma')) {
+    process.env.OPENBLAS_CORETYPE = 'Haswell';
+  }
+}

@@ -1,0 +1,49 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+import { loadAddon } from './addon.js';
+import { elementwiseKernels } from './elementwise.js';
+import { gatherKernels } from './gather.js';
+import { nativeKernels } from './kernels.js';
+
+/** The tfjs backend name of the native addon. */
+export const NATIVE_BACKEND = 'native';
+
+/**
+ * The cpu backend's storage and kernels, with BLAS-backed ones swapped in. Subclassing (rather
+ * than a new KernelBackend) means every kernel we do not override keeps working unchanged.
+ */
+class NativeBackend extends MathBackendCPU {
+  constructor() {
+    super();
+    // The cpu backend advises installing tfjs-node on its first write; that advice is not for us.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+}
+
+let registered = false;
+
+/**
+ * Load the addon and register the 'native' tfjs backend: every cpu kernel copied under the new
+ * name, then matmuls, softmax, transpose, gather, common elementwise ops and Tessera's fused
+ * kernels replaced by native ones.
+ * Idempotent; returns the backend name for `tf.setBackend`. Throws a clear error when the addon
+ * was not built (see {@link loadAddon}).
+ */
+export function registerNativeBackend(): string {
+  if (registered) return NATIVE_BACKEND;
+  const addon = loadAddon();
+  tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend());
+  const own = [
+    ...nativeKernels(addon, NATIVE_BACKEND),
+    ...elementwiseKernels(addon, NATIVE_BACKEND),
+    ...gatherKernels(NATIVE_BACKEND),
+  ];
+  const overridden = new Set(own.map((k) => k.kernelName));
+  for (const config of tf.getKernelsForBackend('cpu')) {
+    if (!overridden.has(config.kernelName)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND });
+  }
+  for (const config of own) tf.registerKernel(config);
+  registered = true;
+  return NATIVE_BACKEND;
+}

@@ -1,0 +1,37 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+/** The native backend is the cpu backend's class: same storage, so cpu kernels run on it as-is. */
+export type Backend = MathBackendCPU;
+export type Inputs = Record<string, TensorInfo | undefined>;
+export type KernelArgs = { inputs: Inputs; backend: Backend; attrs?: NamedAttrMap };
+
+/** A float32 tensor's values, shared with the backend (never written to). */
+export function values(backend: Backend, t: TensorInfo): Float32Array {
+  const stored = backend.data.get(t.dataId).values;
+  // The cpu Cast kernel turns int32/bool into float32 by relabelling the same data (no copy), so
+  // a float32 tensor may be backed by an Int32Array or Uint8Array: convert those.
+  return stored instanceof Float32Array ? stored : Float32Array.from(stored as ArrayLike<number>);
+}
+
+/** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */
+export function cpuKernel(name: string): (args: KernelArgs) => TensorInfo {
+  const config = tf.getKernel(name, 'cpu');
+  if (config === undefined) throw new Error(`tfjs cpu kernel '${name}' is not registered`);
+  return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
+}
+
+/** Row-major element strides of `shape`. */
+export function stridesOf(shape: number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  for (let d = shape.length - 1, s = 1; d >= 0; s *= shape[d], d--) strides[d] = s;
+  return strides;
+}
+
+/** Strides of an operand of shape `shape` read over the broadcast shape `out` (0 = repeated). */
+export function broadcastStrides(shape: number[], out: number[]): number[] {
+  const own = stridesOf(shape);
+  const offset = out.length - shape.length;
+  return out.map((_, d) => (d < offset || shape[d - offset] === 1 ? 0 : own[d - offset]));
+}
