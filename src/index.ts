@@ -69,6 +69,28 @@ export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } fr
 export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type MaskOptions } from './training/losses.js';
 export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
 
+// Hybrids: the layer registry, MoE, hybrid configs, Jamba, saving
+export { MixtureOfExperts, type MixtureOfExpertsOptions } from './layers/moe.js';
+export {
+  LayerRegistry,
+  layerRegistry,
+  registerMixer,
+  registerFeedForward,
+  registerNorm,
+  type PartKind,
+  type PartSpec,
+  type PartFactory,
+  type PartDescriber,
+} from './layers/registry.js';
+export { HYBRID_MODEL_TYPE, parseHybridConfig, type HybridConfig, type LayerSpec, type HybridEmbeddings } from './architectures/hybrid/config.js';
+export { buildHybrid, hybrid } from './architectures/hybrid/model.js';
+export { everyNth, fromPattern } from './architectures/hybrid/pattern.js';
+export { jamba, jambaToHybrid } from './architectures/jamba/model.js';
+export type { JambaConfig } from './architectures/jamba/config.js';
+export { describeModel } from './architectures/hybrid/describe.js';
+export { saveModel } from './loaders/save.js';
+export { toHybrid, copyMatchingWeights, type HybridEdits, type WeightCopyReport } from './architectures/hybrid/convert.js';
+
 // Generation (KV caches, Mamba states, chunked scan)
 export { GenerationCache, disposeSnapshot, type CacheSnapshot } from './generation/cache.js';
 export { generate, stream, generateSteps, type GenerateOptions, type TokenEvent } from './generation/generate.js';
