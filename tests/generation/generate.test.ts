@@ -135,3 +135,17 @@ describe('Mamba decoding state', () => {
     lm.dispose();
   });
 });
+
+describe('generate on a hybrid (jamba-tiny: Mamba and attention layers in one cache)', () => {
+  it("greedy output equals the fixture's greedy_ids; a left-padded row matches the prompt alone", async () => {
+    const expected = loadExpected('jamba-tiny');
+    const lm = (await AutoCausalLM.fromDir(fixture('jamba-tiny'))) as CausalLM;
+    const prompt = expected.greedy_prompt_ids!;
+    const count = expected.greedy_ids!.length;
+    expect(lm.generate([prompt], { maxNewTokens: count })).toEqual([expected.greedy_ids]);
+    const batched = lm.generate([prompt, prompt.slice(0, 3)], { maxNewTokens: count });
+    expect(batched[0]).toEqual(expected.greedy_ids);
+    expect(batched[1]).toEqual(greedyNoCache(lm, prompt.slice(0, 3), count));
+    lm.dispose();
+  });
+});
