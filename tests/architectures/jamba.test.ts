@@ -107,3 +107,14 @@ describe('Jamba matches HF JambaForCausalLM', () => {
     model.dispose();
   });
 });
+
+describe('Jamba generation', () => {
+  it('lm.generate reproduces the greedy ids with the KV cache and the Mamba state', async () => {
+    const expected = loadExpected('jamba-tiny');
+    const model = await AutoCausalLM.fromDir(fixture('jamba-tiny'));
+    const before = tf.memory().numTensors;
+    expect(model.generate([expected.greedy_prompt_ids!], { maxNewTokens: 8 })).toEqual([expected.greedy_ids]);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
