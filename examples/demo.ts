@@ -36,7 +36,9 @@ for (const name of ['llama-tiny', 'mamba-tiny']) {
     const out = lm.forward(inputIds);
     const next = tf.tidy(() => out.logits.slice([0, tokens.length - 1, 0], [1, 1, -1]).reshape([-1]).argMax().dataSync()[0]!);
     if (step === 0) {
-      const first = tf.tidy(() => out.logits.slice([0, tokens.length - 1, 0], [1, 1, 4]).dataSync());
+      const firstLogits = out.logits.slice([0, tokens.length - 1, 0], [1, 1, 4]);
+      const first = firstLogits.dataSync();
+      firstLogits.dispose();
       console.log(`${name} (${lm.parameterCount()} params): logits [${out.logits.shape}], last position [:4] = ${fmt(first)}`);
     }
     tokens.push(next);

@@ -143,10 +143,13 @@ function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: numbe
     cache.mask = fullMask;
     try {
       const hiddenSize = hidden.lastHiddenState.shape[2];
-      return tf.tidy(() => {
-        const last = hidden.lastHiddenState.slice([0, length - 1, 0], [batch, 1, hiddenSize]);
-        return lm.project(last as tf.Tensor3D).dataSync() as Float32Array;
-      });
+      // Read the logits outside tidy: tf.tidy would walk a returned typed array element by element.
+      const logits = tf.tidy(() => lm.project(hidden.lastHiddenState.slice([0, length - 1, 0], [batch, 1, hiddenSize]) as tf.Tensor3D));
+      try {
+        return logits.dataSync() as Float32Array;
+      } finally {
+        logits.dispose();
+      }
     } finally {
       tf.dispose([...hidden.allOutputs, hidden.lastHiddenState]);
     }

@@ -4,7 +4,7 @@ import { init } from './init.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
-import { chunkedScan } from './chunked-scan.js';
+import { defaultScan, hasFusedScan } from './fused-scan.js';
 import { decay } from './decay.js';
 import { derivedOf, registerDerived } from './weight-layout.js';
 import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
@@ -49,10 +49,10 @@ export class MambaMixer extends Layer {
   readonly cNorm?: RMSNorm;
   readonly innerSize: number;
   /**
-   * The scan used for multi-token calls: the chunked parallel scan by default; set it to
-   * `sequentialScan` (the reference) or another implementation to compare.
+   * The scan: the backend's fused kernel or the chunked parallel scan by default (fused-scan.ts);
+   * set it to `sequentialScan` (the reference) or another implementation to compare.
    */
-  scan: SelectiveScan = chunkedScan;
+  scan: SelectiveScan = defaultScan;
 
   constructor(readonly options: MambaOptions) {
     super();
@@ -120,7 +120,7 @@ export class MambaMixer extends Layer {
       const A = derivedOf(this.A_log, 'A', negExp) as tf.Tensor2D; // -exp(A_log)
 
       const scanInputs = { u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D };
-      const { y, h: scannedH } = length === 1 ? recurrentStep(scanInputs) : this.scan(scanInputs);
+      const { y, h: scannedH } = length === 1 && !hasFusedScan() ? recurrentStep(scanInputs) : this.scan(scanInputs);
       const h = this.tap('state', scannedH, ctx);
       if (ctx.cache !== undefined) {
         // A padded single step keeps the old window (a multi-token call pads only on the left,

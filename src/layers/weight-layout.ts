@@ -64,6 +64,6 @@ export function transposedWeight(weight: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** Whether gradients are being recorded: then a kept copy would cut the variable off from its gradient. */
-function recordingGradients(): boolean {
+export function recordingGradients(): boolean {
   return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
 }

@@ -45,71 +45,34 @@ async function loadDir(dir: string, kind: ModelKind): Promise<TransformerModel> 
   return modelFromCheckpoint(await readCheckpointDir(dir), kind);
 }
 
+/** The loading entry points shared by the three `Auto*` classes; `M` is the model class of `kind`. */
+function autoLoader<M extends TransformerModel>(kind: ModelKind) {
+  return class {
+    /** Load from a Hugging Face model folder (config.json + weights). */
+    static async fromDir(dir: string): Promise<M> {
+      return (await loadDir(dir, kind)) as M;
+    }
+    /**
+     * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
+     * downloading config, weights and tokenizer files only when the cache lacks them.
+     */
+    static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<M> {
+      return (await loadDir(await snapshotModel(name, opts), kind)) as M;
+    }
+    /** A model folder if `nameOrPath` is an existing directory, else a hub model name (see fromHfHub). */
+    static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<M> {
+      return (await loadDir(await resolvePretrained(nameOrPath, opts), kind)) as M;
+    }
+    /** A randomly initialised model for an HF-style (or Tessera hybrid) config. */
+    static fromConfig(config: Record<string, unknown>): M {
+      return buildFromConfig(config, kind).model as M;
+    }
+  };
+}
+
 /** Load bidirectional encoders (BERT). */
-export class AutoEncoder {
-  /** Load from a Hugging Face model folder (config.json + weights). */
-  static async fromDir(dir: string): Promise<EncoderModel> {
-    return (await loadDir(dir, 'encoder')) as EncoderModel;
-  }
-  /**
-   * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
-   * downloading config, weights and tokenizer files only when the cache lacks them.
-   */
-  static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<EncoderModel> {
-    return (await loadDir(await snapshotModel(name, opts), 'encoder')) as EncoderModel;
-  }
-  /** A model folder if `nameOrPath` is an existing directory, else a hub model name (AutoEncoder.fromHfHub). */
-  static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<EncoderModel> {
-    return (await loadDir(await resolvePretrained(nameOrPath, opts), 'encoder')) as EncoderModel;
-  }
-  /** A randomly initialised encoder for an HF-style config. */
-  static fromConfig(config: Record<string, unknown>): EncoderModel {
-    return buildFromConfig(config, 'encoder').model as EncoderModel;
-  }
-}
-
+export const AutoEncoder = autoLoader<EncoderModel>('encoder');
 /** Load decoders without their LM head (hidden states only). */
-export class AutoDecoder {
-  /** Load from a Hugging Face model folder (config.json + weights). */
-  static async fromDir(dir: string): Promise<DecoderModel> {
-    return (await loadDir(dir, 'decoder')) as DecoderModel;
-  }
-  /**
-   * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
-   * downloading config, weights and tokenizer files only when the cache lacks them.
-   */
-  static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<DecoderModel> {
-    return (await loadDir(await snapshotModel(name, opts), 'decoder')) as DecoderModel;
-  }
-  /** A model folder if `nameOrPath` is an existing directory, else a hub model name (AutoDecoder.fromHfHub). */
-  static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<DecoderModel> {
-    return (await loadDir(await resolvePretrained(nameOrPath, opts), 'decoder')) as DecoderModel;
-  }
-  /** A randomly initialised decoder for an HF-style config. */
-  static fromConfig(config: Record<string, unknown>): DecoderModel {
-    return buildFromConfig(config, 'decoder').model as DecoderModel;
-  }
-}
-
-/** Load causal language models (Llama, Mamba, ...). */
-export class AutoCausalLM {
-  /** Load from a Hugging Face model folder (config.json + weights). */
-  static async fromDir(dir: string): Promise<CausalLM> {
-    return (await loadDir(dir, 'causal-lm')) as CausalLM;
-  }
-  /**
-   * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
-   * downloading config, weights and tokenizer files only when the cache lacks them.
-   */
-  static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<CausalLM> {
-    return (await loadDir(await snapshotModel(name, opts), 'causal-lm')) as CausalLM;
-  }
-  /** A model folder if `nameOrPath` is an existing directory, else a hub model name (AutoCausalLM.fromHfHub). */
-  static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<CausalLM> {
-    return (await loadDir(await resolvePretrained(nameOrPath, opts), 'causal-lm')) as CausalLM;
-  }
-  /** A randomly initialised causal LM for an HF-style config. */
-  static fromConfig(config: Record<string, unknown>): CausalLM {
-    return buildFromConfig(config, 'causal-lm').model as CausalLM;
-  }
-}
+export const AutoDecoder = autoLoader<DecoderModel>('decoder');
+/** Load causal language models (Llama, Mamba, Jamba, hybrids). */
+export const AutoCausalLM = autoLoader<CausalLM>('causal-lm');

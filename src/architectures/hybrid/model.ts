@@ -1,12 +1,12 @@
 import { Block } from '../../layers/block.js';
 import { Embeddings } from '../../layers/embeddings.js';
-import { Linear } from '../../layers/linear.js';
 import type { Layer } from '../../layers/module.js';
 import { Pooler } from '../../layers/pooler.js';
 import { layerRegistry, type PartKind, type PartSpec } from '../../layers/registry.js';
 import type { NormSpec } from '../../layers/norm.js';
 import type { ModelParts } from '../../models/transformer.js';
 import type { Architecture, ModelKind } from '../architecture.js';
+import { lmHeadFor } from '../lm-head.js';
 import { HYBRID_MODEL_TYPE, parseHybridConfig, type HybridConfig } from './config.js';
 import './parts.js';
 
@@ -42,7 +42,7 @@ export function buildHybrid(config: HybridConfig, kind: ModelKind): ModelParts {
     layers,
     finalNorm,
     pooler: kind === 'encoder' && config.pooler ? new Pooler(h) : undefined,
-    lmHead: kind !== 'causal-lm' ? undefined : config.tieWordEmbeddings ? 'tied' : new Linear(h, config.vocabSize),
+    lmHead: lmHeadFor(kind, config.tieWordEmbeddings ?? false, h, config.vocabSize),
   };
 }
 

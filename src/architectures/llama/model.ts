@@ -2,9 +2,9 @@ import { Attention } from '../../layers/attention.js';
 import { Block } from '../../layers/block.js';
 import { Embeddings } from '../../layers/embeddings.js';
 import { FeedForward } from '../../layers/feed-forward.js';
-import { Linear } from '../../layers/linear.js';
 import { RMSNorm } from '../../layers/norm.js';
 import type { Architecture } from '../architecture.js';
+import { lmHeadFor } from '../lm-head.js';
 import { parseLlamaConfig, type LlamaConfig } from './config.js';
 import { llamaHfNames, llamaIgnored } from './hf.js';
 
@@ -50,7 +50,7 @@ export const llama: Architecture<LlamaConfig> = {
       embeddings: new Embeddings({ vocabSize: c.vocabSize, hiddenSize: c.hiddenSize }),
       layers,
       finalNorm: new RMSNorm(c.hiddenSize, c.rmsNormEps),
-      lmHead: kind !== 'causal-lm' ? undefined : c.tieWordEmbeddings ? 'tied' : new Linear(c.hiddenSize, c.vocabSize),
+      lmHead: lmHeadFor(kind, c.tieWordEmbeddings, c.hiddenSize, c.vocabSize),
     };
   },
 };

@@ -1,9 +1,9 @@
 import { Block } from '../../layers/block.js';
 import { Embeddings } from '../../layers/embeddings.js';
-import { Linear } from '../../layers/linear.js';
 import { MambaMixer } from '../../layers/mamba.js';
 import { RMSNorm } from '../../layers/norm.js';
 import type { Architecture } from '../architecture.js';
+import { lmHeadFor } from '../lm-head.js';
 import { isStateSpacesConfig, parseMambaConfig, type MambaConfig } from './config.js';
 import { mambaHfNames } from './hf.js';
 
@@ -40,7 +40,7 @@ export const mamba: Architecture<MambaConfig> = {
       embeddings: new Embeddings({ vocabSize: c.vocabSize, hiddenSize: c.hiddenSize }),
       layers,
       finalNorm: new RMSNorm(c.hiddenSize, c.normEps),
-      lmHead: kind !== 'causal-lm' ? undefined : c.tieWordEmbeddings ? 'tied' : new Linear(c.hiddenSize, c.vocabSize),
+      lmHead: lmHeadFor(kind, c.tieWordEmbeddings, c.hiddenSize, c.vocabSize),
     };
   },
 };

@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { chunkedScan } from './chunked-scan.js';
+import type { ScanInputs, ScanOutputs } from './selective-scan.js';
+import { recordingGradients } from './weight-layout.js';
+
+/** The fused selective-scan kernel a backend may register (the native addon does). */
+export const SELECTIVE_SCAN_KERNEL = 'TesseraSelectiveScan';
+
+/** Whether the active backend has the fused scan kernel. */
+export function hasFusedScan(): boolean {
+  return tf.getKernel(SELECTIVE_SCAN_KERNEL, tf.getBackend()) !== undefined;
+}
+
+/**
+ * The scan Mamba uses by default: the backend's fused kernel where there is one (one pass over
+ * the sequence, no [B, L, D, N] intermediates), else the chunked scan of tfjs ops. The kernel
+ * has no gradient, so while gradients are recorded the chunked scan runs instead.
+ */
+export function defaultScan(inputs: ScanInputs): ScanOutputs {
+  if (recordingGradients() || !hasFusedScan()) return chunkedScan(inputs);
+  const { u, delta, A, B, C, D, h0 } = inputs;
+  const kernelInputs: tf.NamedTensorMap = h0 === undefined ? { u, delta, A, B, C, D } : { u, delta, A, B, C, D, h0 };
+  const [y, h] = tf.engine().runKernel(SELECTIVE_SCAN_KERNEL, kernelInputs, {}) as tf.Tensor[];
+  return { y: y as tf.Tensor3D, h: h as tf.Tensor3D };
+}
