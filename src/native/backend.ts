@@ -3,6 +3,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { loadAddon } from './addon.js';
 import { elementwiseKernels } from './elementwise.js';
+import { sliceKernels } from './slice.js';
 import { gatherKernels } from './gather.js';
 import { nativeKernels } from './kernels.js';
 
@@ -38,6 +39,7 @@ export function registerNativeBackend(): string {
     ...nativeKernels(addon, NATIVE_BACKEND),
     ...elementwiseKernels(addon, NATIVE_BACKEND),
     ...gatherKernels(NATIVE_BACKEND),
+    ...sliceKernels(NATIVE_BACKEND),
   ];
   const overridden = new Set(own.map((k) => k.kernelName));
   for (const config of tf.getKernelsForBackend('cpu')) {
