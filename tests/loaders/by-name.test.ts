@@ -16,6 +16,7 @@ beforeAll(async () => {
   await hub.start();
   hub.addRepo('state-spaces/mamba-tiny', commitHash('ssm'), folderFiles(fixture('mamba-ssm-tiny')));
   hub.addRepo('tessera/bert-tiny', commitHash('bert'), folderFiles(fixture('bert-tiny')));
+  hub.addRepo('ai21labs/jamba-tiny', commitHash('jamba'), folderFiles(fixture('jamba-tiny')));
 });
 afterAll(() => hub.stop());
 
@@ -27,6 +28,19 @@ describe('loading by Hugging Face model name', () => {
     const out = model.forward(ids(expected.input_ids));
     expect(maxAbsDiff(out.logits, expected.logits)).toBeLessThan(TOL);
     disposeOutput(out);
+    model.dispose();
+  });
+
+  it('loads the Jamba hybrid by name and generates the HF greedy ids with both caches', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'tessera-byname-'));
+    const expected = loadExpected('jamba-tiny');
+    const model = await AutoCausalLM.fromHfHub('ai21labs/jamba-tiny', { endpoint: hub.endpoint, cacheDir: cache });
+    expect(model.architecture).toBe('jamba');
+    const out = model.forward(ids(expected.input_ids));
+    expect(maxAbsDiff(out.logits, expected.logits)).toBeLessThan(TOL);
+    disposeOutput(out);
+    const [generated] = await model.generate([expected.greedy_prompt_ids!], { maxNewTokens: expected.greedy_ids!.length });
+    expect(generated).toEqual(expected.greedy_ids);
     model.dispose();
   });
 
