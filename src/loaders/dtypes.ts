@@ -64,3 +64,47 @@ export function f32ToF16(value: number): number {
   }
   return sign | (e << 10) | m;
 }
+
+/** Bytes per element of the checkpoint dtypes Tessera reads (safetensors names; .bin maps to them). */
+export const ELEMENT_BYTES: Readonly<Record<string, number>> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+/** Whether a checkpoint dtype widens to float32 (else to int32). */
+export function isFloatDtype(code: string): boolean {
+  return code === 'F32' || code === 'F16' || code === 'BF16' || code === 'F64';
+}
+
+/**
+ * A reader of element `i` of little-endian data in the checkpoint dtype `code`, as a JS number.
+ * int64 values outside int32 (tfjs has no int64) are an error naming `tensor`.
+ */
+export function elementReader(code: string, view: DataView, tensor: string): (i: number) => number {
+  switch (code) {
+    case 'F32':
+      return (i) => view.getFloat32(i * 4, true);
+    case 'F16':
+      return (i) => f16ToF32(view.getUint16(i * 2, true));
+    case 'BF16':
+      return (i) => bf16ToF32(view.getUint16(i * 2, true));
+    case 'F64':
+      return (i) => view.getFloat64(i * 8, true);
+    case 'I64':
+      return (i) => {
+        const v = view.getBigInt64(i * 8, true);
+        if (v > 2147483647n || v < -2147483648n) {
+          throw new Error(`tensor '${tensor}': int64 value ${v} at element ${i} does not fit in int32 (tfjs has no int64)`);
+        }
+        return Number(v);
+      };
+    case 'I32':
+      return (i) => view.getInt32(i * 4, true);
+    case 'I16':
+      return (i) => view.getInt16(i * 2, true);
+    case 'I8':
+      return (i) => view.getInt8(i);
+    case 'U8':
+    case 'BOOL':
+      return (i) => view.getUint8(i);
+    default:
+      throw new Error(`tensor '${tensor}': unsupported element type ${code}`);
+  }
+}

@@ -1,9 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtypes.js';
+import { ELEMENT_BYTES, elementReader, f32ToBf16, f32ToF16, isFloatDtype } from './dtypes.js';
 import type { RawTensor, TensorMap } from './raw-tensor.js';
 
-/** Bytes per element of the safetensors dtypes Tessera reads. */
-const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 interface HeaderEntry {
   dtype: string;
@@ -41,7 +39,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const { dtype, shape, data_offsets: offsets } = entry as HeaderEntry;
-    const width = DTYPE_BYTES[dtype];
+    const width = ELEMENT_BYTES[dtype];
     if (width === undefined) throw new Error(`${source}: tensor '${name}' has unsupported dtype '${dtype}'`);
     if (!Array.isArray(shape) || !Array.isArray(offsets) || offsets.length !== 2) {
       throw new Error(`${source}: tensor '${name}' has a malformed header entry`);
@@ -60,40 +58,10 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
 }
 
 function decode(view: DataView, dtype: string, shape: number[], count: number, name: string, source: string): RawTensor {
-  const float = (read: (i: number) => number): RawTensor => {
-    const data = new Float32Array(count);
-    for (let i = 0; i < count; i++) data[i] = read(i);
-    return { shape, dtype: 'float32', data, sourceDtype: dtype };
-  };
-  const int = (read: (i: number) => number): RawTensor => {
-    const data = new Int32Array(count);
-    for (let i = 0; i < count; i++) data[i] = read(i);
-    return { shape, dtype: 'int32', data, sourceDtype: dtype };
-  };
-  switch (dtype) {
-    case 'F32':
-      return float((i) => view.getFloat32(i * 4, true));
-    case 'F16':
-      return float((i) => f16ToF32(view.getUint16(i * 2, true)));
-    case 'BF16':
-      return float((i) => bf16ToF32(view.getUint16(i * 2, true)));
-    case 'F64':
-      return float((i) => view.getFloat64(i * 8, true));
-    case 'I64':
-      return int((i) => {
-        const v = view.getBigInt64(i * 8, true);
-        if (v > 2147483647n || v < -2147483648n) throw new Error(`${source}: tensor '${name}' holds ${v}, outside int32`);
-        return Number(v);
-      });
-    case 'I32':
-      return int((i) => view.getInt32(i * 4, true));
-    case 'I16':
-      return int((i) => view.getInt16(i * 2, true));
-    case 'I8':
-      return int((i) => view.getInt8(i));
-    default: // U8, BOOL
-      return int((i) => view.getUint8(i));
-  }
+  const read = elementReader(dtype, view, `${name}' in '${source}`);
+  const data = isFloatDtype(dtype) ? new Float32Array(count) : new Int32Array(count);
+  for (let i = 0; i < count; i++) data[i] = read(i);
+  return { shape, dtype: data instanceof Float32Array ? 'float32' : 'int32', data, sourceDtype: dtype };
 }
 
 /** A tensor to save; floats are stored as `dtype` (default F32). */
@@ -135,7 +103,7 @@ export async function writeSafetensors(path: string, tensors: Map<string, Tensor
 }
 
 function encode(data: Float32Array | Int32Array, dtype: string): Uint8Array {
-  const width = DTYPE_BYTES[dtype]!;
+  const width = ELEMENT_BYTES[dtype]!;
   const out = new Uint8Array(data.length * width);
   const view = new DataView(out.buffer);
   for (let i = 0; i < data.length; i++) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { readPytorchCheckpoint, UnsafePickleError } from '../../src/loaders/pytorch/index.js';
 import { unpickle } from '../../src/loaders/pytorch/pickle.js';
 import { resolveTorchGlobal } from '../../src/loaders/pytorch/torch-globals.js';
-import { halfToFloat } from '../../src/loaders/pytorch/materialize.js';
+import { f16ToF32 as halfToFloat } from '../../src/loaders/dtypes.js';
 import { readSafetensorsF32 } from '../helpers/read-safetensors.js';
 import { PickleWriter } from '../helpers/pickle-writer.js';
 import { writeStoredZip } from '../helpers/write-zip.js';

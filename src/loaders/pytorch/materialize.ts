@@ -2,18 +2,9 @@
  * Turns a strided tensor view over raw storage bytes into a dense RawTensor: the only place that
  * knows element encodings (half, bfloat16, int64 ...) and PyTorch's offset/size/stride rules.
  */
+import { elementReader, isFloatDtype } from '../dtypes.js';
 import type { RawTensor } from '../raw-tensor.js';
 import type { TensorRef } from './torch-globals.js';
-
-/** float16 bits -> float32 value (IEEE 754 binary16, with subnormals, inf and NaN). */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac === 0 ? sign * Infinity : NaN;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 /**
  * Copy `ref` out of `storage` (the storage's little-endian bytes) into a contiguous row-major
@@ -38,10 +29,10 @@ export function materializeTensor(name: string, ref: TensorRef, storage: Uint8Ar
     );
   }
 
-  const isFloat = dtype.code.startsWith('F') || dtype.code === 'BF16';
+  const isFloat = isFloatDtype(dtype.code);
   const out = isFloat ? new Float32Array(count) : new Int32Array(count);
   const view = new DataView(storage.buffer, storage.byteOffset, storage.byteLength);
-  const read = elementReader(name, dtype.code, view);
+  const read = elementReader(dtype.code, view, name);
 
   const contiguous = isContiguous(ref.size, ref.stride);
   if (contiguous && dtype.code === 'F32') {
@@ -81,35 +72,4 @@ function isContiguous(size: number[], stride: number[]): boolean {
     expected *= size[d];
   }
   return true;
-}
-
-function elementReader(name: string, code: string, view: DataView): (i: number) => number {
-  switch (code) {
-    case 'F32':
-      return (i) => view.getFloat32(i * 4, true);
-    case 'F64':
-      return (i) => view.getFloat64(i * 8, true);
-    case 'F16':
-      return (i) => halfToFloat(view.getUint16(i * 2, true));
-    case 'BF16': {
-      // bfloat16 is the top half of a float32.
-      const tmp = new DataView(new ArrayBuffer(4));
-      return (i) => {
-        tmp.setUint32(0, view.getUint16(i * 2, true) << 16, true);
-        return tmp.getFloat32(0, true);
-      };
-    }
-    case 'I32':
-      return (i) => view.getInt32(i * 4, true);
-    case 'I64':
-      return (i) => {
-        const v = view.getBigInt64(i * 8, true);
-        if (v > 2147483647n || v < -2147483648n) {
-          throw new Error(`tensor '${name}': int64 value ${v} at element ${i} does not fit in int32 (tfjs has no int64)`);
-        }
-        return Number(v);
-      };
-    default:
-      throw new Error(`tensor '${name}': unsupported element type ${code}`);
-  }
 }
