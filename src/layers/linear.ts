@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
-import { registerTransposed, transposedWeight } from './weight-layout.js';
+import { prefersInOutWeights, registerTransposed, transposedWeight } from './weight-layout.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -41,9 +41,11 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   }
   const flat = x.reshape([-1, inFeatures]) as tf.Tensor2D;
   // Not tf.fused.matMul with a bias: on the wasm backend (tfjs 4.22) it returns wrong values
-  // when combined with transposeB. Nor transposeB at all: it is many times slower there than a
-  // plain product with the weight already laid out [in, out].
-  const product = tf.matMul(flat, transposedWeight(weight as tf.Tensor2D));
+  // when combined with transposeB. Nor transposeB at all there: it is many times slower than a
+  // plain product with the weight already laid out [in, out] (BLAS backends take it as it is).
+  const product = prefersInOutWeights()
+    ? tf.matMul(flat, transposedWeight(weight as tf.Tensor2D))
+    : tf.matMul(flat, weight as tf.Tensor2D, false, true);
   const y = bias === undefined ? product : tf.add(product, bias);
   return tf.reshape(y, [...x.shape.slice(0, -1), outFeatures]);
 }

@@ -53,9 +53,24 @@ export function releaseTransposed(variable: tf.Variable): void {
 
 const transpose = (w: tf.Tensor): tf.Tensor => tf.transpose(w);
 
-/** Give `weight` ([out, in]) a cached transposed copy; call once, from the owner's constructor. */
+/**
+ * Backends whose matmul is many times slower with `transposeB` (measured on tfjs-wasm 4.22; the
+ * pure-JS cpu backend is kept with it). BLAS-backed backends read `[out, in]` transposed for free,
+ * so they get no copy and the linear weights are held once.
+ */
+const PREFER_IN_OUT = new Set(['wasm', 'cpu']);
+
+/** Whether the active backend wants linear weights laid out `[in, out]`. */
+export function prefersInOutWeights(): boolean {
+  return PREFER_IN_OUT.has(tf.getBackend());
+}
+
+/**
+ * Give `weight` ([out, in]) a cached transposed copy where the active backend wants one; call once,
+ * from the owner's constructor.
+ */
 export function registerTransposed(weight: tf.Variable): void {
-  registerDerived(weight, 'transposed', transpose);
+  if (prefersInOutWeights()) registerDerived(weight, 'transposed', transpose);
 }
 
 /** `weight` ([out, in]) as `[in, out]`: the registered copy, or a transpose made for this call. */
