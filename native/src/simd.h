@@ -14,26 +14,6 @@
 #define TESSERA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define TESSERA_CLONES
-/* tanhf from exp (Cephes): a polynomial near 0, where 1 - 2/(e^2x + 1) would lose digits. */
-TESSERA_INLINE float tessera_tanhf(float x) {
-  const float ax = fabsf(x);
-  const float z = x * x;
-  const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
-                        1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
-  const float e = tessera_expf(2.0f * (ax > 9.0f ? 9.0f : ax));
-  const float large = copysignf(1.0f - 2.0f / (e + 1.0f), x);
-  return ax < 0.625f ? small : large;
-}
-
-/* erff as tfjs' cpu backend computes it (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). */
-TESSERA_INLINE float tessera_erff(float x) {
-  const float ax = fabsf(x);
-  const float t = 1.0f / (1.0f + 0.3275911f * ax);
-  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
-                      0.254829592f) * t;
-  return copysignf(1.0f - poly * tessera_expf(-ax * ax), x);
-}
-
 #endif
 
 #define TESSERA_INLINE static inline __attribute__((always_inline))

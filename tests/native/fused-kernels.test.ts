@@ -10,22 +10,11 @@ import {
   rmsNorm,
   selectiveScan,
   setNumThreads,
+  type SelectiveScanArrays,
 } from '../../src/native/index.js';
 import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
 
-interface ScanCase {
-  u: Float32Array;
-  delta: Float32Array;
-  A: Float32Array;
-  B: Float32Array;
-  C: Float32Array;
-  D: Float32Array;
-  h0?: Float32Array;
-  batch: number;
-  length: number;
-  dim: number;
-  stateSize: number;
-}
+type ScanCase = SelectiveScanArrays;
 
 /** The paper's recurrence, one step at a time: the readable reference the native scan must match. */
 function referenceScan(x: ScanCase): { y: Float32Array; h: Float32Array } {
