@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "attention.h"
 #include "kernels.h"
 
 /* OpenBLAS extensions. Declared here rather than relying on which cblas.h the alternatives
@@ -295,6 +296,81 @@ static napi_value Reduce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* attention(q, k, v, mask|null, out, [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout,
+ * vLayout, causal], scale) */
+static napi_value Attention(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  F32(0, "q", 0, q, q_len);
+  F32(1, "k", 0, k, k_len);
+  F32(2, "v", 0, v, v_len);
+  F32(3, "mask", 1, mask, mask_len);
+  F32(4, "out", 0, out, out_len);
+  I32(5, "dims", dims, ndims);
+  double scale = 0;
+  CHECK(napi_get_value_double(env, argv[6], &scale));
+  if (ndims != 9) FAIL("tessera_native: attention dims must hold 9 values");
+  for (int i = 0; i < 9; i++)
+    if (dims[i] < 0) FAIL("tessera_native: attention dims must be non-negative");
+  const struct tessera_attention_dims d = {dims[0], dims[1], dims[2], dims[3], dims[4],
+                                           dims[5], dims[6], dims[7], dims[8], (float)scale};
+  if (d.kv_heads == 0 || d.heads % d.kv_heads != 0)
+    FAIL("tessera_native: heads (%d) must be a multiple of kvHeads (%d)", d.heads, d.kv_heads);
+  if (d.k_layout > TESSERA_HEAD_MAJOR || d.v_layout > TESSERA_HEAD_MAJOR)
+    FAIL("tessera_native: unknown attention layout");
+  if (d.kv_len == 0 || d.head_dim == 0) FAIL("tessera_native: attention needs keys and headDim > 0");
+  const size_t bd = (size_t)d.batch * d.head_dim;
+  if (q_len != bd * d.q_len * d.heads || out_len != q_len)
+    FAIL("tessera_native: q and out must hold batch*qLen*heads*headDim values");
+  if (k_len != bd * d.kv_len * d.kv_heads || v_len != k_len)
+    FAIL("tessera_native: k and v must hold batch*kvLen*kvHeads*headDim values");
+  if (mask != NULL && mask_len != (size_t)d.batch * d.kv_len)
+    FAIL("tessera_native: mask must hold batch*kvLen values");
+  tessera_attention(q, k, v, mask, out, &d, openblas_get_num_threads());
+  return NULL;
+}
+
+/* rotary(x, cos, sin, y, batch, len, heads, headDim, rotDim) */
+static napi_value Rotary(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "cos", 0, c, c_len);
+  F32(2, "sin", 0, s, s_len);
+  F32(3, "y", 0, y, y_len);
+  INT(4, "batch", batch);
+  INT(5, "len", len);
+  INT(6, "heads", heads);
+  INT(7, "headDim", head_dim);
+  INT(8, "rotDim", rot_dim);
+  if (rot_dim % 2 != 0 || rot_dim > head_dim)
+    FAIL("tessera_native: rotDim must be even and at most headDim");
+  if (x_len != (size_t)batch * len * heads * head_dim || y_len != x_len)
+    FAIL("tessera_native: x and y must hold batch*len*heads*headDim values");
+  if (c_len != (size_t)batch * len * rot_dim || s_len != c_len)
+    FAIL("tessera_native: cos and sin must hold batch*len*rotDim values");
+  tessera_rotary(x, c, s, y, batch, len, heads, head_dim, rot_dim);
+  return NULL;
+}
+
+/* kvAppend(past|null, x, out, batch, heads, pastLen, len, headDim) */
+static napi_value KvAppend(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  F32(0, "past", 1, past, past_len_values);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "out", 0, out, out_len);
+  INT(3, "batch", batch);
+  INT(4, "heads", heads);
+  INT(5, "pastLen", past_len);
+  INT(6, "len", len);
+  INT(7, "headDim", head_dim);
+  const size_t bhd = (size_t)batch * heads * head_dim;
+  if ((past == NULL ? 0 : past_len_values) != bhd * past_len)
+    FAIL("tessera_native: past must hold batch*heads*pastLen*headDim values");
+  if (x_len != bhd * len || out_len != bhd * (past_len + len))
+    FAIL("tessera_native: x and out must hold batch*heads*(len or pastLen+len)*headDim values");
+  tessera_kv_append(past, x, out, batch, heads, past_len, len, head_dim);
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -333,6 +409,9 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"unary", NULL, Unary, NULL, NULL, NULL, napi_enumerable, NULL},
       {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reduce", NULL, Reduce, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rotary", NULL, Rotary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"kvAppend", NULL, KvAppend, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_enumerable, NULL},

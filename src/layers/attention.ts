@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { batchedMatMul } from './batched-matmul.js';
 import { memoize, type ForwardContext } from './context.js';
+import { canFuseAttention, fusedAttention, kvAppend } from './fused-attention.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RotaryEmbedding, type RotaryOptions } from './rotary.js';
@@ -59,6 +60,7 @@ export class Attention extends Layer {
   }
 
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    if (!this.hasTapHooks() && canFuseAttention()) return this.fusedForward(x, ctx);
     return tf.tidy(() => {
       const [batch, length] = x.shape as [number, number, number];
       const { numHeads, numKvHeads } = this.options;
@@ -102,6 +104,46 @@ export class Attention extends Layer {
     });
   }
 
+  /**
+   * The same computation in the backend's fused kernels, on the projections' token-major output
+   * (no head transposes, no mask tensors): rotary per tensor, the cache append, then attention.
+   * The projections still run through `call`, so their hooks fire; the cache keeps the layout
+   * and format of the op-by-op path, so either path can continue a generation the other began.
+   */
+  private fusedForward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    return tf.tidy(() => {
+      const [batch, length] = x.shape as [number, number, number];
+      const { numHeads, numKvHeads, causal } = this.options;
+      const headDim = this.headDim;
+      let q = this.query.call(x, ctx) as tf.Tensor3D;
+      let k = this.key.call(x, ctx) as tf.Tensor3D;
+      const v = this.value.call(x, ctx) as tf.Tensor3D;
+      if (this.rotary !== undefined) {
+        q = this.rotary.applyFused(q, headDim, ctx);
+        k = this.rotary.applyFused(k, headDim, ctx);
+      }
+      let keys: tf.Tensor = k;
+      let values: tf.Tensor = v;
+      if (ctx.cache !== undefined) {
+        const past = ctx.cache.get(this);
+        keys = kvAppend(past?.key, k, numKvHeads);
+        values = kvAppend(past?.value, v, numKvHeads);
+        ctx.cache.set(this, { key: keys, value: values });
+      }
+      const keyLength = ctx.cache !== undefined ? keys.shape[2]! : length;
+      if (ctx.attentionMask !== undefined) checkMask(ctx.attentionMask, batch, keyLength);
+      const context = fusedAttention(q, keys, values, ctx.attentionMask, {
+        numHeads,
+        numKvHeads,
+        headDim,
+        causal,
+        scale: 1 / Math.sqrt(headDim),
+        layout: ctx.cache !== undefined ? 'heads' : 'tokens',
+      });
+      return this.output.call(context, ctx);
+    });
+  }
+
   /** [B, L, heads·headDim] -> [B, heads, L, headDim]. */
   private heads(x: tf.Tensor, heads: number): tf.Tensor4D {
     const [batch, length] = x.shape as [number, number];
@@ -114,26 +156,32 @@ export class Attention extends Layer {
    */
   private maskBias(ctx: ForwardContext, batch: number, length: number, keyLength: number): tf.Tensor | undefined {
     const causal = this.options.causal;
-    if (!causal && ctx.attentionMask === undefined) return undefined;
+    if ((!causal || length === 1) && ctx.attentionMask === undefined) return undefined;
     return memoize(ctx, `attention.bias:${causal}:${length}:${keyLength}`, () =>
       tf.tidy(() => {
         let allowed: tf.Tensor = tf.ones([1, 1, length, keyLength], 'bool');
-        if (causal) {
+        // A single query sits at the last position and sees every key: no causal mask to build.
+        if (causal && length > 1) {
           const queryPos = tf.range(keyLength - length, keyLength, 1, 'int32').reshape([length, 1]);
           const keyPos = tf.range(0, keyLength, 1, 'int32').reshape([1, keyLength]);
           allowed = tf.lessEqual(keyPos, queryPos).reshape([1, 1, length, keyLength]);
         }
         if (ctx.attentionMask !== undefined) {
           const mask = ctx.attentionMask;
-          if (mask.shape[0] !== batch || mask.shape[1] !== keyLength) {
-            throw new Error(
-              `attentionMask has shape [${mask.shape}], expected [${batch}, ${keyLength}] (batch, cached + new tokens)`,
-            );
-          }
+          checkMask(mask, batch, keyLength);
           allowed = tf.logicalAnd(allowed, mask.toBool().reshape([batch, 1, 1, keyLength]));
         }
         return tf.where(allowed, tf.scalar(0), tf.scalar(MASKED));
       }),
+    );
+  }
+}
+
+/** The padding mask must cover every key: [B, cached + new tokens]. */
+function checkMask(mask: tf.Tensor2D, batch: number, keyLength: number): void {
+  if (mask.shape[0] !== batch || mask.shape[1] !== keyLength) {
+    throw new Error(
+      `attentionMask has shape [${mask.shape}], expected [${batch}, ${keyLength}] (batch, cached + new tokens)`,
     );
   }
 }

@@ -129,6 +129,14 @@ export class Module {
     return this.hooks.size > 0;
   }
 
+  /**
+   * Whether a hook observes one of this module's taps (not its output): a fused path that never
+   * materialises the tapped values must not run then.
+   */
+  protected hasTapHooks(): boolean {
+    return this.tapNames.some((name) => this.hooks.has(name));
+  }
+
   /** Remove every hook attached to this module and the modules below it. */
   clearHooks(): void {
     for (const [, m] of this.namedModules(this.ownPath)) m.hooks.clear();

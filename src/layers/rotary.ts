@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { memoize, positionsOf, type ForwardContext } from './context.js';
+import { fusedRotary } from './fused-attention.js';
 
 /** HF `rope_scaling` variants; `default` is plain RoPE. */
 export type RopeScaling =
@@ -76,6 +77,16 @@ export class RotaryEmbedding {
       return c;
     });
     return [cos as tf.Tensor4D, ctx.memo.get(`rope.sin:${this.options.dim}`) as tf.Tensor4D];
+  }
+
+  /**
+   * Rotate token-major `x` [B, L, heads·headDim] with the backend's fused rotary kernel
+   * (where `canFuseAttention()` allows): the same tables and arithmetic as {@link apply}, without the head transpose.
+   */
+  applyFused(x: tf.Tensor3D, headDim: number, ctx: ForwardContext): tf.Tensor3D {
+    const [batch, length] = x.shape;
+    const [cos, sin] = this.cosSin(ctx, batch, length);
+    return fusedRotary(x, cos, sin, headDim);
   }
 
   /** Rotate `x` [B, H, L, headDim]; dimensions past `dim` pass through unrotated. */

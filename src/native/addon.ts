@@ -90,6 +90,44 @@ export interface NativeAddon {
   softmax(x: Float32Array, out: Float32Array, cols: number): void;
   /** One value per row of width `cols`: `op` 0 sum, 1 mean, 2 max, 3 min. */
   reduce(op: number, x: Float32Array, out: Float32Array, cols: number): void;
+  /**
+   * Fused attention into `out` [B, Lq, H·headDim] from token-major `q`; `dims` =
+   * [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout, vLayout, causal] with layouts
+   * 0 = [B, S, kvHeads·headDim], 1 = [B, kvHeads, S, headDim]. `mask` [B, S]: 0 = padding.
+   * See src/native/attention.ts.
+   */
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array | null,
+    out: Float32Array,
+    dims: Int32Array,
+    scale: number,
+  ): void;
+  /** Rotate-half rotary of `x` [B, L, heads·headDim] into `y`, angles `cos`/`sin` [B, L, rotDim]. */
+  rotary(
+    x: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    y: Float32Array,
+    batch: number,
+    len: number,
+    heads: number,
+    headDim: number,
+    rotDim: number,
+  ): void;
+  /** `out` [B, heads, pastLen + len, headDim] = `past` (head-major) then `x` [B, len, heads·headDim]. */
+  kvAppend(
+    past: Float32Array | null,
+    x: Float32Array,
+    out: Float32Array,
+    batch: number,
+    heads: number,
+    pastLen: number,
+    len: number,
+    headDim: number,
+  ): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   info(): NativeInfo;

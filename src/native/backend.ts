@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { loadAddon } from './addon.js';
+import { attentionKernels } from './attention.js';
 import { elementwiseKernels } from './elementwise.js';
 import { sliceKernels } from './slice.js';
 import { gatherKernels } from './gather.js';
@@ -37,6 +38,7 @@ export function registerNativeBackend(): string {
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend());
   const own = [
     ...nativeKernels(addon, NATIVE_BACKEND),
+    ...attentionKernels(addon, NATIVE_BACKEND),
     ...elementwiseKernels(addon, NATIVE_BACKEND),
     ...gatherKernels(NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),

@@ -1,0 +1,180 @@
+#include "attention.h"
+#include "simd.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenBLAS extensions (see binding.c). */
+extern void openblas_set_num_threads(int num_threads);
+extern int openblas_get_num_threads(void);
+
+/* The op-by-op path's additive bias for a masked key (src/layers/attention.ts). */
+#define MASKED (-1e9f)
+#define ATTENTION_MAX_THREADS 64
+
+struct attention_args {
+  const float *q, *k, *v, *mask;
+  float *out;
+  const struct tessera_attention_dims *d;
+  int first, last; /* the tasks this part computes */
+};
+
+/* With one query per head (decoding), all query heads sharing a kv head form one matrix. */
+static int grouped(const struct tessera_attention_dims *d) { return d->q_len == 1; }
+
+static int task_count(const struct tessera_attention_dims *d) {
+  return d->batch * (grouped(d) ? d->kv_heads : d->heads);
+}
+
+/*
+ * One row of scores in place: scale, add the bias of masked keys (keys at or past `visible`, and
+ * padding), then a max-subtracted softmax, with the same float operations as the op-by-op path's
+ * Multiply, Add and Softmax kernels.
+ */
+TESSERA_CLONES static void softmax_row(float *x, int n, float scale, const float *mask_row, int visible) {
+  if (mask_row != NULL) {
+    for (int j = 0; j < n; j++) {
+      const float s = x[j] * scale;
+      x[j] = (j >= visible || mask_row[j] == 0.0f) ? s + MASKED : s;
+    }
+  } else {
+    for (int j = 0; j < n; j++) {
+      const float s = x[j] * scale;
+      x[j] = j >= visible ? s + MASKED : s;
+    }
+  }
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+  for (int j = 0; j < n; j++) x[j] = tessera_expf(x[j] - mx);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < n; j++) sum += x[j];
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
+/*
+ * A task is one (batch, query head) pair, or when decoding one (batch, kv head) pair whose
+ * query heads are the rows. Every operand is read in place through BLAS leading dimensions.
+ */
+static void attention_tasks(const struct attention_args *a) {
+  const struct tessera_attention_dims *d = a->d;
+  const int H = d->heads, Hkv = d->kv_heads, D = d->head_dim, S = d->kv_len, Lq = d->q_len;
+  const int groups = H / Hkv;
+  const int per_batch = grouped(d) ? Hkv : H;
+  const int rows = grouped(d) ? groups : Lq;
+  float *scores = malloc(sizeof(float) * (size_t)rows * S);
+  if (scores == NULL) abort();
+  const int ldq = grouped(d) ? D : H * D;
+  const int ldk = d->k_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
+  const int ldv = d->v_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
+  for (int task = a->first; task < a->last; task++) {
+    const int b = task / per_batch, t = task % per_batch;
+    const int kvh = grouped(d) ? t : t / groups;
+    const int h0 = grouped(d) ? t * groups : t; /* first query head of the task */
+    const float *Q = a->q + (size_t)b * Lq * H * D + (size_t)h0 * D;
+    float *O = a->out + (size_t)b * Lq * H * D + (size_t)h0 * D;
+    const float *K = d->k_layout == TESSERA_TOKEN_MAJOR ? a->k + (size_t)b * S * Hkv * D + (size_t)kvh * D
+                                                        : a->k + ((size_t)b * Hkv + kvh) * S * D;
+    const float *V = d->v_layout == TESSERA_TOKEN_MAJOR ? a->v + (size_t)b * S * Hkv * D + (size_t)kvh * D
+                                                        : a->v + ((size_t)b * Hkv + kvh) * S * D;
+    if (rows == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, K, ldk, Q, 1, 0.0f, scores, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, S, D, 1.0f, Q, ldq, K, ldk, 0.0f,
+                  scores, S);
+    }
+    const float *mask_row = a->mask == NULL ? NULL : a->mask + (size_t)b * S;
+    for (int r = 0; r < rows; r++) {
+      /* Query i sits at position S - Lq + i; without causality every key is visible. */
+      const int visible = d->causal ? S - Lq + (grouped(d) ? 0 : r) + 1 : S;
+      softmax_row(scores + (size_t)r * S, S, d->scale, mask_row, visible);
+    }
+    if (rows == 1) {
+      cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, V, ldv, scores, 1, 0.0f, O, 1);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, S, 1.0f, scores, S, V, ldv,
+                  0.0f, O, ldq);
+    }
+  }
+  free(scores);
+}
+
+static void *attention_thread(void *arg) {
+  attention_tasks(arg);
+  return NULL;
+}
+
+void tessera_attention(const float *q, const float *k, const float *v, const float *mask,
+                       float *out, const struct tessera_attention_dims *d, int threads) {
+  const int tasks = task_count(d);
+  if (tasks == 0 || d->q_len == 0) return;
+  /* Below ~1M multiply-adds a thread start costs more than it saves (one decode step over a
+   * short cache stays on this thread). */
+  const double work = (double)d->batch * d->heads * d->q_len * d->kv_len * d->head_dim;
+  if (work < 1048576.0 || threads < 1) threads = 1;
+  if (threads > tasks) threads = tasks;
+  if (threads > ATTENTION_MAX_THREADS) threads = ATTENTION_MAX_THREADS;
+  struct attention_args parts[ATTENTION_MAX_THREADS];
+  for (int i = 0; i < threads; i++) {
+    parts[i] = (struct attention_args){q, k, v, mask, out, d, (int)((long long)tasks * i / threads),
+                                       (int)((long long)tasks * (i + 1) / threads)};
+  }
+  if (threads == 1) {
+    attention_tasks(&parts[0]);
+    return;
+  }
+  /* Our threads already fill the cores: each BLAS call runs single-threaded inside them rather
+   * than fanning out again (oversubscription), and the setting is restored afterwards. */
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  pthread_t ids[ATTENTION_MAX_THREADS];
+  int started[ATTENTION_MAX_THREADS] = {0};
+  for (int i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, attention_thread, &parts[i]) == 0;
+  attention_tasks(&parts[0]);
+  for (int i = 1; i < threads; i++) {
+    if (started[i]) {
+      pthread_join(ids[i], NULL);
+    } else {
+      attention_tasks(&parts[i]); /* no thread to be had: compute that part here */
+    }
+  }
+  openblas_set_num_threads(blas_threads);
+}
+
+TESSERA_CLONES void tessera_rotary(const float *x, const float *cos_t, const float *sin_t, float *y,
+                                   int batch, int len, int heads, int head_dim, int rot_dim) {
+  const int half = rot_dim / 2;
+  for (size_t bl = 0; bl < (size_t)batch * len; bl++) {
+    const float *c = cos_t + bl * rot_dim, *s = sin_t + bl * rot_dim;
+    for (int h = 0; h < heads; h++) {
+      const size_t at = (bl * heads + h) * head_dim;
+      const float *xh = x + at;
+      float *yh = y + at;
+      /* rotate_half(x) = [-x2, x1]; out = x * cos + rotate_half(x) * sin. */
+      for (int i = 0; i < half; i++) yh[i] = xh[i] * c[i] + (-xh[i + half]) * s[i];
+      for (int i = half; i < rot_dim; i++) yh[i] = xh[i] * c[i] + xh[i - half] * s[i];
+      for (int i = rot_dim; i < head_dim; i++) yh[i] = xh[i];
+    }
+  }
+}
+
+void tessera_kv_append(const float *past, const float *x, float *out, int batch, int heads,
+                       int past_len, int len, int head_dim) {
+  const int total = past_len + len;
+  const size_t row = sizeof(float) * (size_t)head_dim;
+  for (int b = 0; b < batch; b++) {
+    for (int h = 0; h < heads; h++) {
+      float *dst = out + ((size_t)b * heads + h) * total * head_dim;
+      if (past_len > 0) memcpy(dst, past + ((size_t)b * heads + h) * past_len * head_dim, row * past_len);
+      dst += (size_t)past_len * head_dim;
+      for (int l = 0; l < len; l++) {
+        memcpy(dst + (size_t)l * head_dim, x + (((size_t)b * len + l) * heads + h) * head_dim, row);
+      }
+    }
+  }
+}

@@ -1,0 +1,219 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { Attention, type AttentionOptions } from '../../src/layers/attention.js';
+import { createContext, releaseContext, type ForwardContext } from '../../src/layers/context.js';
+import { ATTENTION_KERNEL, canFuseAttention, fusedAttention, kvAppend } from '../../src/layers/fused-attention.js';
+import { GenerationCache } from '../../src/generation/cache.js';
+import { registerGradients } from '../../src/training/gradients.js';
+import { ATTENTION } from '../../src/native/index.js';
+import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
+
+const HIDDEN = 48;
+
+/** An attention layer with weights large enough that softmax rows are far from uniform. */
+function layer(options: Partial<AttentionOptions> & Pick<AttentionOptions, 'numHeads' | 'numKvHeads' | 'causal'>, seed = 10): Attention {
+  const attn = new Attention({ hiddenSize: HIDDEN, qkvBias: true, outputBias: true, ...options });
+  let s = seed;
+  for (const p of [attn.query, attn.key, attn.value, attn.output]) {
+    p.weight.assign(tf.tensor(randoms(p.weight.size, s++), p.weight.shape).mul(0.6));
+    p.bias?.assign(tf.tensor(randoms(p.bias.size, s++), p.bias.shape).mul(0.3));
+  }
+  return attn;
+}
+
+function input(batch: number, length: number, seed = 3): tf.Tensor3D {
+  return tf.tensor3d(randoms(batch * length * HIDDEN, seed), [batch, length, HIDDEN]);
+}
+
+/** Left padding: row b starts with `pads[b]` padding positions, over `total` positions. */
+function leftPadMask(pads: number[], total: number): tf.Tensor2D {
+  return tf.tensor2d(
+    pads.flatMap((p) => Array.from({ length: total }, (_, i) => (i < p ? 0 : 1))),
+    [pads.length, total],
+    'int32',
+  );
+}
+
+/** Run `attn` once fused and once op-by-op (a no-op hook on its `probs` tap forces that path). */
+function bothPaths(attn: Attention, run: () => tf.Tensor): { fused: Float32Array; reference: Float32Array } {
+  const fused = tf.tidy(run);
+  const handle = attn.attachHook('probs', 'post', () => undefined);
+  const reference = tf.tidy(run);
+  handle.remove();
+  const out = { fused: Float32Array.from(fused.dataSync()), reference: Float32Array.from(reference.dataSync()) };
+  tf.dispose([fused, reference]);
+  return out;
+}
+
+function forward(attn: Attention, x: tf.Tensor, init: Partial<ForwardContext> = {}): tf.Tensor {
+  const ctx = createContext(init);
+  const y = attn.call(x, ctx);
+  releaseContext(ctx);
+  return y;
+}
+
+describe.skipIf(!built)('fused attention (native)', () => {
+  beforeAll(async () => {
+    await selectNativeOrExpectClearError();
+  });
+  afterAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('registers the kernels the layers look for', () => {
+    expect(ATTENTION).toBe(ATTENTION_KERNEL);
+    expect(canFuseAttention()).toBe(true);
+  });
+
+  const shapes: Array<[string, Partial<AttentionOptions> & Pick<AttentionOptions, 'numHeads' | 'numKvHeads' | 'causal'>]> = [
+    ['MHA bidirectional', { numHeads: 4, numKvHeads: 4, causal: false }],
+    ['MHA causal with rotary', { numHeads: 4, numKvHeads: 4, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } }],
+    ['GQA causal with rotary', { numHeads: 6, numKvHeads: 2, causal: true, rotary: { dim: 8, base: 10000, scaling: { type: 'default' } } }],
+    ['MQA causal, partial rotary', { numHeads: 4, numKvHeads: 1, causal: true, rotary: { dim: 6, base: 500, scaling: { type: 'linear', factor: 2 } } }],
+    ['GQA bidirectional, headDim != hidden/heads', { numHeads: 4, numKvHeads: 2, causal: false, headDim: 10 }],
+  ];
+
+  for (const [name, options] of shapes) {
+    it(`matches the op-by-op path: ${name}, batch 3, no mask`, () => {
+      const attn = layer(options);
+      const x = input(3, 7);
+      const { fused, reference } = bothPaths(attn, () => forward(attn, x));
+      expectClose(fused, reference, 1e-5, 1e-4);
+      x.dispose();
+      attn.dispose();
+    });
+
+    it(`matches the op-by-op path: ${name}, left padding (a fully padded query row too)`, () => {
+      const attn = layer(options);
+      const x = input(3, 6, 4);
+      const mask = leftPadMask([0, 2, 5], 6);
+      const positionIds = tf.tensor2d([0, 1, 2, 3, 4, 5, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 0, 0], [3, 6], 'int32');
+      const { fused, reference } = bothPaths(attn, () => forward(attn, x, { attentionMask: mask, positionIds }));
+      expectClose(fused, reference, 1e-5, 1e-4);
+      tf.dispose([x, mask, positionIds]);
+      attn.dispose();
+    });
+
+    it(`matches the op-by-op path: ${name}, prefill then one-token steps over the cache`, () => {
+      const attn = layer(options);
+      const steps = [input(2, 5, 5), input(2, 1, 6), input(2, 1, 7), input(2, 2, 8)];
+      const pads = [2, 0];
+      const decode = (): tf.Tensor => {
+        const cache = new GenerationCache();
+        const outs: tf.Tensor[] = [];
+        let offset = 0;
+        for (const x of steps) {
+          const length = x.shape[1];
+          const mask = leftPadMask(pads, offset + length);
+          const positionIds = tf.tensor2d(
+            pads.flatMap((p) => Array.from({ length }, (_, i) => Math.max(0, offset + i - p))),
+            [2, length],
+            'int32',
+          );
+          outs.push(forward(attn, x, { attentionMask: mask, positionIds, cache, offset }));
+          tf.dispose([mask, positionIds]);
+          offset += length;
+        }
+        const all = tf.concat(outs, 1);
+        // The cache keeps the op-by-op path's layout: [B, kvHeads, S, headDim].
+        const { key, value } = cache.get(attn)!;
+        expect(key.shape).toEqual([2, options.numKvHeads, offset, attn.headDim]);
+        expect(value.shape).toEqual(key.shape);
+        const withCache = tf.concat([all.reshape([-1]), key.reshape([-1]), value.reshape([-1])]);
+        cache.dispose();
+        return withCache;
+      };
+      const { fused, reference } = bothPaths(attn, decode);
+      expectClose(fused, reference, 1e-5, 1e-4);
+      tf.dispose(steps);
+      attn.dispose();
+    });
+  }
+
+  it('continues a generation the other path began (the cache format is shared)', () => {
+    const attn = layer({ numHeads: 6, numKvHeads: 2, causal: true, rotary: { dim: 8, base: 10000, scaling: { type: 'default' } } });
+    const prompt = input(1, 4, 11);
+    const next = input(1, 1, 12);
+    const run = (prefillFused: boolean, stepFused: boolean): Float32Array => {
+      const cache = new GenerationCache();
+      const hookOnce = (fused: boolean, fn: () => tf.Tensor): tf.Tensor => {
+        const handle = fused ? undefined : attn.attachHook('scores', 'post', () => undefined);
+        const y = fn();
+        handle?.remove();
+        return y;
+      };
+      tf.dispose(hookOnce(prefillFused, () => forward(attn, prompt, { cache })));
+      const y = hookOnce(stepFused, () => forward(attn, next, { cache, offset: 4 }));
+      const out = Float32Array.from(y.dataSync());
+      y.dispose();
+      cache.dispose();
+      return out;
+    };
+    const reference = run(false, false);
+    expectClose(run(true, false), reference, 1e-5, 1e-4);
+    expectClose(run(false, true), reference, 1e-5, 1e-4);
+    expectClose(run(true, true), reference, 1e-5, 1e-4);
+    tf.dispose([prompt, next]);
+    attn.dispose();
+  });
+
+  it('leaves no tensors behind, with and without a cache', () => {
+    const attn = layer({ numHeads: 4, numKvHeads: 2, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } });
+    const x = input(2, 3);
+    const cache = new GenerationCache();
+    tf.dispose(forward(attn, x, { cache }));
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      tf.dispose(tf.tidy(() => forward(attn, x.slice([0, 0, 0], [2, 1, HIDDEN]), { cache, offset: 3 + i })));
+      tf.dispose(forward(attn, x));
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    cache.dispose();
+    x.dispose();
+    attn.dispose();
+  });
+
+  it('falls back to the op-by-op path while a tap is hooked, and hooks on the projections still fire', () => {
+    const attn = layer({ numHeads: 4, numKvHeads: 4, causal: false });
+    const x = input(2, 3);
+    const seen: string[] = [];
+    const probs = attn.attachHook('probs', 'post', (v) => void seen.push(`probs ${v.shape}`));
+    tf.dispose(forward(attn, x));
+    expect(seen).toEqual(['probs 2,4,3,3']);
+    probs.remove();
+    const query = attn.query.attachHook('', 'post', (v) => void seen.push(`query ${v.shape}`));
+    const output = attn.attachHook('', 'post', (v) => void seen.push(`output ${v.shape}`));
+    tf.dispose(forward(attn, x));
+    expect(seen.slice(1)).toEqual(['query 2,3,48', 'output 2,3,48']);
+    query.remove();
+    output.remove();
+    tf.dispose(x);
+    attn.dispose();
+  });
+
+  it('does not run fused while gradients are recorded (the kernel has no gradient: grads would throw)', async () => {
+    await registerGradients();
+    const attn = layer({ numHeads: 4, numKvHeads: 4, causal: true });
+    const x = input(1, 3);
+    const grads = tf.grads((a: tf.Tensor) => forward(attn, a).sum())([x]);
+    expect(grads[0]!.shape).toEqual(x.shape);
+    expect(Math.abs(grads[0]!.sum().dataSync()[0]!)).toBeGreaterThan(0);
+    tf.dispose([x, ...grads]);
+    attn.dispose();
+  });
+
+  it('rejects bad shapes with clear errors', () => {
+    const q = tf.zeros([1, 2, 8]);
+    const k = tf.zeros([1, 3, 8]);
+    const opts = { numHeads: 2, numKvHeads: 2, headDim: 4, causal: false, scale: 0.5, layout: 'tokens' as const };
+    expect(() => fusedAttention(q, k, tf.zeros([1, 4, 8]), undefined, opts)).toThrow(/TesseraAttention: .*'v' must have shape \[1,4,8\]|same number of keys/);
+    expect(() => fusedAttention(q, k, k, tf.ones([1, 2]) as tf.Tensor2D, opts)).toThrow(/TesseraAttention: input 'mask' must have shape \[1,3\]/);
+    expect(() => fusedAttention(q, k, k, undefined, { ...opts, numKvHeads: 3 })).toThrow(/multiple of numKvHeads/);
+    expect(() => kvAppend(tf.zeros([1, 2, 5, 3]), q as tf.Tensor3D, 2)).toThrow(/TesseraKvAppend: input 'past' must have shape \[1,2,5,4\]/);
+    const attn = layer({ numHeads: 4, numKvHeads: 4, causal: false });
+    const mask = tf.ones([2, 5], 'int32') as tf.Tensor2D;
+    expect(() => forward(attn, input(2, 3), { attentionMask: mask })).toThrow(/attentionMask has shape \[2,5\], expected \[2, 3\]/);
+    attn.dispose();
+  });
+});
