@@ -14,6 +14,8 @@ extern int openblas_get_num_threads(void);
 /* The op-by-op path's additive bias for a masked key (src/layers/attention.ts). */
 #define MASKED (-1e9f)
 #define ATTENTION_MAX_THREADS 64
+/* Query rows per block of a causal task (see attention_tasks). */
+#define CAUSAL_BLOCK 64
 
 struct attention_args {
   const float *q, *k, *v, *mask;
@@ -82,23 +84,44 @@ static void attention_tasks(const struct attention_args *a) {
                                                         : a->k + ((size_t)b * Hkv + kvh) * S * D;
     const float *V = d->v_layout == TESSERA_TOKEN_MAJOR ? a->v + (size_t)b * S * Hkv * D + (size_t)kvh * D
                                                         : a->v + ((size_t)b * Hkv + kvh) * S * D;
-    if (rows == 1) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, K, ldk, Q, 1, 0.0f, scores, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, S, D, 1.0f, Q, ldq, K, ldk, 0.0f,
-                  scores, S);
-    }
     const float *mask_row = a->mask == NULL ? NULL : a->mask + (size_t)b * S;
-    for (int r = 0; r < rows; r++) {
-      /* Query i sits at position S - Lq + i; without causality every key is visible. */
-      const int visible = d->causal ? S - Lq + (grouped(d) ? 0 : r) + 1 : S;
-      softmax_row(scores + (size_t)r * S, S, d->scale, mask_row, visible);
+    if (grouped(d)) {
+      /* One query per head, at the last position: it sees every key but padding. */
+      if (rows == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, K, ldk, Q, 1, 0.0f, scores, 1);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, S, D, 1.0f, Q, ldq, K, ldk, 0.0f,
+                    scores, S);
+      }
+      for (int r = 0; r < rows; r++) softmax_row(scores + (size_t)r * S, S, d->scale, mask_row, S);
+      if (rows == 1) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, V, ldv, scores, 1, 0.0f, O, 1);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, S, 1.0f, scores, S, V, ldv,
+                    0.0f, O, ldq);
+      }
+      continue;
     }
-    if (rows == 1) {
-      cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, V, ldv, scores, 1, 0.0f, O, 1);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, S, 1.0f, scores, S, V, ldv,
-                  0.0f, O, ldq);
+    /* Causal rows go in blocks, each over the keys up to its last row only: the keys after it are
+     * masked, and where every row of the block sees some unmasked key their probability is exactly
+     * 0 (exp underflows). A row with every key masked is uniform over all S keys, so a block that
+     * may hold one (left padding reaching past its first row) takes every key. */
+    int first_real = 0;
+    if (mask_row != NULL) while (first_real < S && mask_row[first_real] == 0.0f) first_real++;
+    const int block = d->causal ? CAUSAL_BLOCK : rows;
+    for (int r0 = 0; r0 < rows; r0 += block) {
+      const int r1 = r0 + block < rows ? r0 + block : rows;
+      const int n = d->causal && first_real <= S - Lq + r0 ? S - Lq + r1 : S;
+      float *P = scores + (size_t)r0 * S;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n, D, 1.0f, Q + (size_t)r0 * ldq,
+                  ldq, K, ldk, 0.0f, P, S);
+      for (int r = r0; r < r1; r++) {
+        /* Query r sits at position S - Lq + r; without causality every key is visible. */
+        const int visible = d->causal ? S - Lq + r + 1 : S;
+        softmax_row(scores + (size_t)r * S, n, d->scale, mask_row, visible);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, n, 1.0f, P, S, V, ldv, 0.0f,
+                  O + (size_t)r0 * ldq, ldq);
     }
   }
   free(scores);

@@ -131,6 +131,24 @@ describe.skipIf(!built)('fused attention (native)', () => {
     });
   }
 
+  it('matches the op-by-op path on long causal prompts (row blocks over the visible keys), left padding past a block', () => {
+    const attn = layer({ numHeads: 6, numKvHeads: 2, causal: true, rotary: { dim: 8, base: 10000, scaling: { type: 'default' } } });
+    const x = input(3, 150, 13);
+    const pads = [0, 70, 149];
+    const mask = leftPadMask(pads, 150);
+    const positionIds = tf.tensor2d(
+      pads.flatMap((p) => Array.from({ length: 150 }, (_, i) => Math.max(0, i - p))),
+      [3, 150],
+      'int32',
+    );
+    const { fused, reference } = bothPaths(attn, () => forward(attn, x, { attentionMask: mask, positionIds }));
+    expectClose(fused, reference, 1e-5, 1e-4);
+    const unmasked = bothPaths(attn, () => forward(attn, x));
+    expectClose(unmasked.fused, unmasked.reference, 1e-5, 1e-4);
+    tf.dispose([x, mask, positionIds]);
+    attn.dispose();
+  });
+
   it('continues a generation the other path began (the cache format is shared)', () => {
     const attn = layer({ numHeads: 6, numKvHeads: 2, causal: true, rotary: { dim: 8, base: 10000, scaling: { type: 'default' } } });
     const prompt = input(1, 4, 11);
