@@ -159,8 +159,9 @@ export class Attention extends Layer {
     if ((!causal || length === 1) && ctx.attentionMask === undefined) return undefined;
     return memoize(ctx, `attention.bias:${causal}:${length}:${keyLength}`, () =>
       tf.tidy(() => {
-        let allowed: tf.Tensor = tf.ones([1, 1, length, keyLength], 'bool');
-        // A single query sits at the last position and sees every key: no causal mask to build.
+        // Only the masks that apply are built: a single query sits at the last position and sees
+        // every key, so decoding needs at most the padding mask ([B, 1, 1, S], broadcast).
+        let allowed: tf.Tensor | undefined;
         if (causal && length > 1) {
           const queryPos = tf.range(keyLength - length, keyLength, 1, 'int32').reshape([length, 1]);
           const keyPos = tf.range(0, keyLength, 1, 'int32').reshape([1, keyLength]);
@@ -169,8 +170,10 @@ export class Attention extends Layer {
         if (ctx.attentionMask !== undefined) {
           const mask = ctx.attentionMask;
           checkMask(mask, batch, keyLength);
-          allowed = tf.logicalAnd(allowed, mask.toBool().reshape([batch, 1, 1, keyLength]));
+          const padding = mask.toBool().reshape([batch, 1, 1, keyLength]);
+          allowed = allowed === undefined ? padding : tf.logicalAnd(allowed, padding);
         }
+        if (allowed === undefined) throw new Error('unreachable: no mask applies');
         return tf.where(allowed, tf.scalar(0), tf.scalar(MASKED));
       }),
     );

@@ -222,13 +222,13 @@ describe.skipIf(!built)('fused attention (native)', () => {
   });
 
   it('rejects bad shapes with clear errors', () => {
-    const q = tf.zeros([1, 2, 8]);
+    const q = tf.zeros([1, 2, 8]) as tf.Tensor3D;
     const k = tf.zeros([1, 3, 8]);
     const opts = { numHeads: 2, numKvHeads: 2, headDim: 4, causal: false, scale: 0.5, layout: 'tokens' as const };
     expect(() => fusedAttention(q, k, tf.zeros([1, 4, 8]), undefined, opts)).toThrow(/TesseraAttention: .*'v' must have shape \[1,4,8\]|same number of keys/);
     expect(() => fusedAttention(q, k, k, tf.ones([1, 2]) as tf.Tensor2D, opts)).toThrow(/TesseraAttention: input 'mask' must have shape \[1,3\]/);
     expect(() => fusedAttention(q, k, k, undefined, { ...opts, numKvHeads: 3 })).toThrow(/multiple of numKvHeads/);
-    expect(() => kvAppend(tf.zeros([1, 2, 5, 3]), q as tf.Tensor3D, 2)).toThrow(/TesseraKvAppend: input 'past' must have shape \[1,2,5,4\]/);
+    expect(() => kvAppend(tf.zeros([1, 2, 5, 3]), q, 2)).toThrow(/TesseraKvAppend: input 'past' must have shape \[1,2,5,4\]/);
     const attn = layer({ numHeads: 4, numKvHeads: 4, causal: false });
     const mask = tf.ones([2, 5], 'int32') as tf.Tensor2D;
     expect(() => forward(attn, input(2, 3), { attentionMask: mask })).toThrow(/attentionMask has shape \[2,5\], expected \[2, 3\]/);
