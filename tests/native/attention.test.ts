@@ -6,7 +6,7 @@ import { createContext, releaseContext, type ForwardContext } from '../../src/la
 import { ATTENTION_KERNEL, canFuseAttention, fusedAttention, kvAppend } from '../../src/layers/fused-attention.js';
 import { GenerationCache } from '../../src/generation/cache.js';
 import { registerGradients } from '../../src/training/gradients.js';
-import { ATTENTION } from '../../src/native/index.js';
+import { ATTENTION, getNumThreads, setNumThreads } from '../../src/native/index.js';
 import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
 
 const HIDDEN = 48;
@@ -146,6 +146,30 @@ describe.skipIf(!built)('fused attention (native)', () => {
     const unmasked = bothPaths(attn, () => forward(attn, x));
     expectClose(unmasked.fused, unmasked.reference, 1e-5, 1e-4);
     tf.dispose([x, mask, positionIds]);
+    attn.dispose();
+  });
+
+  it('splits (batch, head) pairs over threads with the same result as one thread', () => {
+    // 2 x 4 heads x 128 x 128 keys x 12 dims is past the kernel's threading threshold.
+    const attn = layer({ numHeads: 4, numKvHeads: 2, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } });
+    const x = input(2, 128, 14);
+    const mask = leftPadMask([0, 100], 128);
+    const run = (): Float32Array => {
+      const y = tf.tidy(() => forward(attn, x, { attentionMask: mask }));
+      const out = Float32Array.from(y.dataSync());
+      y.dispose();
+      return out;
+    };
+    const threads = getNumThreads();
+    const parallel = run();
+    setNumThreads(1);
+    const single = run();
+    setNumThreads(threads);
+    expect(threads).toBeGreaterThan(0);
+    expect(parallel).toEqual(single);
+    const { fused, reference } = bothPaths(attn, () => forward(attn, x, { attentionMask: mask }));
+    expectClose(fused, reference, 1e-5, 1e-4);
+    tf.dispose([x, mask]);
     attn.dispose();
   });
 
