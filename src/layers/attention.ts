@@ -32,6 +32,9 @@ export interface AttentionOptions {
  * Hook taps: `q`, `k`, `v` ([B, heads, L, headDim] after rotary; k and v include cached positions;
  * `query`, `key`, `value` are the projection modules' own points), `scores` (scaled and
  * masked, [B, heads, L, S]), `probs` (softmax of scores).
+ *
+ * Where the backend has the fused attention kernels (native), inference runs on them instead
+ * (see {@link canFuseAttention}); the taps exist only on the op-by-op path, so hooking one selects it.
  */
 export class Attention extends Layer {
   readonly query: Linear;
