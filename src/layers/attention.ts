@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { batchedMatMul } from './batched-matmul.js';
 import { memoize, type ForwardContext } from './context.js';
-import { canFuseAttention, fusedAttention, kvAppend } from './fused-attention.js';
+import { canFuseAttention, fusedAttention } from './fused-attention.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RotaryEmbedding, type RotaryOptions } from './rotary.js';
@@ -108,42 +108,34 @@ export class Attention extends Layer {
   }
 
   /**
-   * The same computation in the backend's fused kernels, on the projections' token-major output
-   * (no head transposes, no mask tensors): rotary per tensor, the cache append, then attention.
-   * The projections still run through `call`, so their hooks fire; the cache keeps the layout
-   * and format of the op-by-op path, so either path can continue a generation the other began.
+   * The same computation in the backend's fused kernel, on the projections' token-major output
+   * (no head transposes, no mask tensors): rotary, the cache append and attention in one kernel
+   * call. The projections still run through `call`, so their hooks fire; the cache keeps the
+   * layout and format of the op-by-op path, so either path can continue a generation the other began.
    */
   private fusedForward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
       const [batch, length] = x.shape as [number, number, number];
       const { numHeads, numKvHeads, causal } = this.options;
-      const headDim = this.headDim;
-      let q = this.query.call(x, ctx) as tf.Tensor3D;
-      let k = this.key.call(x, ctx) as tf.Tensor3D;
+      const q = this.query.call(x, ctx) as tf.Tensor3D;
+      const k = this.key.call(x, ctx) as tf.Tensor3D;
       const v = this.value.call(x, ctx) as tf.Tensor3D;
-      if (this.rotary !== undefined) {
-        q = this.rotary.applyFused(q, headDim, ctx);
-        k = this.rotary.applyFused(k, headDim, ctx);
-      }
-      let keys: tf.Tensor = k;
-      let values: tf.Tensor = v;
-      if (ctx.cache !== undefined) {
-        const past = ctx.cache.get(this);
-        keys = kvAppend(past?.key, k, numKvHeads);
-        values = kvAppend(past?.value, v, numKvHeads);
-        ctx.cache.set(this, { key: keys, value: values });
-      }
-      const keyLength = ctx.cache !== undefined ? keys.shape[2]! : length;
+      const past = ctx.cache?.get(this);
+      const keyLength = (past?.key.shape[2] ?? 0) + length;
       if (ctx.attentionMask !== undefined) checkMask(ctx.attentionMask, batch, keyLength);
-      const context = fusedAttention(q, keys, values, ctx.attentionMask, {
-        numHeads,
-        numKvHeads,
-        headDim,
-        causal,
-        scale: 1 / Math.sqrt(headDim),
-        layout: ctx.cache !== undefined ? 'heads' : 'tokens',
-      });
-      return this.output.call(context, ctx);
+      const result = fusedAttention(
+        {
+          q,
+          k,
+          v,
+          rotary: this.rotary?.tables(ctx, batch, length),
+          cache: ctx.cache === undefined ? undefined : { past: past as { key: tf.Tensor; value: tf.Tensor } | undefined },
+          mask: ctx.attentionMask,
+        },
+        { numHeads, numKvHeads, headDim: this.headDim, causal, scale: 1 / Math.sqrt(this.headDim) },
+      );
+      if (ctx.cache !== undefined) ctx.cache.set(this, { key: result.key!, value: result.value! });
+      return this.output.call(result.context, ctx);
     });
   }
 

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { memoize, positionsOf, type ForwardContext } from './context.js';
-import { fusedRotary } from './fused-attention.js';
 
 /** HF `rope_scaling` variants; `default` is plain RoPE. */
 export type RopeScaling =
@@ -79,14 +78,10 @@ export class RotaryEmbedding {
     return [cos as tf.Tensor4D, ctx.memo.get(`rope.sin:${this.options.dim}`) as tf.Tensor4D];
   }
 
-  /**
-   * Rotate token-major `x` [B, L, heads·headDim] with the backend's fused rotary kernel
-   * (where `canFuseAttention()` allows): the same tables and arithmetic as {@link apply}, without the head transpose.
-   */
-  applyFused(x: tf.Tensor3D, headDim: number, ctx: ForwardContext): tf.Tensor3D {
-    const [batch, length] = x.shape;
+  /** The cos and sin tables [B, 1, L, dim] of this call's positions, as {@link apply} uses them (for fused kernels). */
+  tables(ctx: ForwardContext, batch: number, length: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
     const [cos, sin] = this.cosSin(ctx, batch, length);
-    return fusedRotary(x, cos, sin, headDim);
+    return { cos, sin };
   }
 
   /** Rotate `x` [B, H, L, headDim]; dimensions past `dim` pass through unrotated. */

@@ -4,153 +4,128 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import type { NativeAddon } from './addon.js';
 import { values, type KernelArgs } from './kernel-utils.js';
 
-/** Names of the fused attention kernels (src/layers/fused-attention.ts runs them). */
+/** Name of the fused attention kernel (src/layers/fused-attention.ts runs it). */
 export const ATTENTION = 'TesseraAttention';
-export const ROTARY = 'TesseraRotary';
-export const KV_APPEND = 'TesseraKvAppend';
 
-/** How a key/value operand is laid out: as a projection returns it, or as the KV cache keeps it. */
-export type AttentionLayout = 'tokens' | 'heads';
+/** Layout codes of the addon's `attention`: 0 = [B, S, Hkv·D] (as projected), 1 = [B, Hkv, S, D] (as cached). */
+const TOKEN_MAJOR = 0;
+const HEAD_MAJOR = 1;
 
-const LAYOUTS: readonly AttentionLayout[] = ['tokens', 'heads'];
-
-function fail(kernel: string, message: string): never {
-  throw new Error(`${kernel}: ${message}`);
+function fail(message: string): never {
+  throw new Error(`${ATTENTION}: ${message}`);
 }
 
-function requireFloat32(kernel: string, name: string, t: TensorInfo): void {
-  if (t.dtype !== 'float32') fail(kernel, `input '${name}' must be float32, got ${t.dtype}`);
+function requireShape(name: string, t: TensorInfo | undefined, shape: number[]): void {
+  if (t !== undefined && !tf.util.arraysEqual(t.shape, shape)) {
+    fail(`input '${name}' must have shape [${shape}], got [${t.shape}]`);
+  }
 }
 
-function requireShape(kernel: string, name: string, t: TensorInfo, shape: number[]): void {
-  if (!tf.util.arraysEqual(t.shape, shape)) fail(kernel, `input '${name}' must have shape [${shape}], got [${t.shape}]`);
-}
-
-function positiveInt(kernel: string, name: string, value: unknown): number {
+function positiveInt(name: string, value: unknown): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) fail(kernel, `attr '${name}' must be a positive integer, got ${String(value)}`);
+  if (!Number.isInteger(n) || n < 1) fail(`attr '${name}' must be a positive integer, got ${String(value)}`);
   return n;
 }
 
-/** [B, S, kvHeads·headDim] for 'tokens', [B, kvHeads, S, headDim] for 'heads'; returns S. */
-function keyLength(name: string, t: TensorInfo, layout: AttentionLayout, batch: number, kvHeads: number, headDim: number): number {
-  const s = layout === 'tokens' ? t.shape[1] : t.shape[2];
-  const want = layout === 'tokens' ? [batch, s, kvHeads * headDim] : [batch, kvHeads, s, headDim];
-  requireShape(ATTENTION, name, t, want);
-  return s;
+interface AttentionInputs {
+  q: TensorInfo;
+  k: TensorInfo;
+  v: TensorInfo;
+  cos?: TensorInfo;
+  sin?: TensorInfo;
+  pastKey?: TensorInfo;
+  pastValue?: TensorInfo;
+  mask?: TensorInfo;
 }
 
 /**
- * Inputs `{ q: [B, Lq, H·D], k, v, mask?: [B, S] (any dtype, 0 = padding) }`, attrs
- * `{ numHeads, numKvHeads, headDim, causal, scale, kLayout, vLayout }` (layouts 'tokens' =
- * [B, S, Hkv·D], 'heads' = [B, Hkv, S, D]); output the context `[B, Lq, H·D]`.
+ * One attention layer's work after the projections, in one tfjs kernel (each kernel costs a
+ * dispatch, which dominates decoding):
+ *
+ * inputs `{ q: [B, L, H·D], k, v: [B, L, Hkv·D], cos?, sin?: [B, 1, L, rotDim], pastKey?,
+ * pastValue?: [B, Hkv, S0, D], mask?: [B, S0 + L] (any dtype, 0 = padding) }`, attrs
+ * `{ numHeads, numKvHeads, headDim, causal, scale, returnCache }`.
+ *
+ * Rotary (rotate half, on the first rotDim values of each head) goes on q and k when cos/sin
+ * are given. With `returnCache` the outputs are `[context, key, value]`, key and value being the
+ * cache with this call's keys and values appended, head-major `[B, Hkv, S0 + L, D]`; otherwise
+ * `[context]`. `context` is `[B, L, H·D]`.
  */
 function attentionKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs = {} }: KernelArgs) => {
-    const { q, k, v, mask } = inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo; mask?: TensorInfo };
-    for (const [name, t] of Object.entries({ q, k, v })) requireFloat32(ATTENTION, name, t);
-    const heads = positiveInt(ATTENTION, 'numHeads', attrs.numHeads);
-    const kvHeads = positiveInt(ATTENTION, 'numKvHeads', attrs.numKvHeads);
-    const headDim = positiveInt(ATTENTION, 'headDim', attrs.headDim);
-    if (heads % kvHeads !== 0) fail(ATTENTION, `numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
-    const kLayout = attrs.kLayout as AttentionLayout;
-    const vLayout = attrs.vLayout as AttentionLayout;
-    if (!LAYOUTS.includes(kLayout) || !LAYOUTS.includes(vLayout)) {
-      fail(ATTENTION, `kLayout and vLayout must be 'tokens' or 'heads', got '${kLayout}' and '${vLayout}'`);
+    const { q, k, v, cos, sin, pastKey, pastValue, mask } = inputs as unknown as AttentionInputs;
+    for (const [name, t] of Object.entries({ q, k, v, cos, sin, pastKey, pastValue })) {
+      if (t !== undefined && t.dtype !== 'float32') fail(`input '${name}' must be float32, got ${t.dtype}`);
     }
-    if (q.shape.length !== 3) fail(ATTENTION, `q must be [batch, length, numHeads·headDim], got [${q.shape}]`);
-    const [batch, qLen] = q.shape;
-    requireShape(ATTENTION, 'q', q, [batch, qLen, heads * headDim]);
-    const s = keyLength('k', k, kLayout, batch, kvHeads, headDim);
-    if (keyLength('v', v, vLayout, batch, kvHeads, headDim) !== s) fail(ATTENTION, 'k and v must hold the same number of keys');
-    if (s < 1) fail(ATTENTION, 'k and v must hold at least one key');
-    if (qLen > s) fail(ATTENTION, `more queries (${qLen}) than keys (${s})`);
-    if (mask !== undefined) requireShape(ATTENTION, 'mask', mask, [batch, s]);
-    const out = new Float32Array(batch * qLen * heads * headDim);
-    if (out.length > 0) {
-      const dims = Int32Array.of(
-        batch,
-        qLen,
-        s,
-        heads,
-        kvHeads,
-        headDim,
-        LAYOUTS.indexOf(kLayout),
-        LAYOUTS.indexOf(vLayout),
-        attrs.causal === true ? 1 : 0,
-      );
+    const heads = positiveInt('numHeads', attrs.numHeads);
+    const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads);
+    const headDim = positiveInt('headDim', attrs.headDim);
+    const returnCache = attrs.returnCache === true;
+    if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
+    if (q.shape.length !== 3) fail(`q must be [batch, length, numHeads·headDim], got [${q.shape}]`);
+    const [batch, len] = q.shape;
+    requireShape('q', q, [batch, len, heads * headDim]);
+    requireShape('k', k, [batch, len, kvHeads * headDim]);
+    requireShape('v', v, [batch, len, kvHeads * headDim]);
+    if ((cos === undefined) !== (sin === undefined)) fail('cos and sin come together');
+    const rotDim = cos === undefined ? 0 : cos.shape[3];
+    if (cos !== undefined && (rotDim % 2 !== 0 || rotDim > headDim)) {
+      fail(`rotary dim ${rotDim} must be even and at most headDim ${headDim}`);
+    }
+    requireShape('cos', cos, [batch, 1, len, rotDim]);
+    requireShape('sin', sin, [batch, 1, len, rotDim]);
+    if ((pastKey === undefined) !== (pastValue === undefined)) fail('pastKey and pastValue come together');
+    if (pastKey !== undefined && !returnCache) fail('pastKey/pastValue need returnCache');
+    const pastLen = pastKey === undefined ? 0 : pastKey.shape[2];
+    requireShape('pastKey', pastKey, [batch, kvHeads, pastLen, headDim]);
+    requireShape('pastValue', pastValue, [batch, kvHeads, pastLen, headDim]);
+    const keys = pastLen + len;
+    requireShape('mask', mask, [batch, keys]);
+
+    const rotate = (x: TensorInfo, n: number): Float32Array => {
+      const xs = values(backend, x);
+      if (cos === undefined || xs.length === 0) return xs;
+      const y = new Float32Array(xs.length);
+      addon.rotary(xs, values(backend, cos), values(backend, sin!), y, batch, len, n, headDim, rotDim);
+      return y;
+    };
+    const qs = rotate(q, heads);
+    let ks = rotate(k, kvHeads);
+    let vs = values(backend, v);
+    let layout = TOKEN_MAJOR;
+    if (returnCache) {
+      const append = (past: TensorInfo | undefined, x: Float32Array): Float32Array => {
+        const out = new Float32Array(batch * kvHeads * keys * headDim);
+        const p = past === undefined || pastLen === 0 ? null : values(backend, past);
+        if (out.length > 0) addon.kvAppend(p, x, out, batch, kvHeads, p === null ? 0 : pastLen, len, headDim);
+        return out;
+      };
+      ks = append(pastKey, ks);
+      vs = append(pastValue, vs);
+      layout = HEAD_MAJOR;
+    }
+    const context = new Float32Array(batch * len * heads * headDim);
+    if (context.length > 0) {
+      if (keys === 0) fail('no keys to attend to');
+      const dims = Int32Array.of(batch, len, keys, heads, kvHeads, headDim, layout, layout, attrs.causal === true ? 1 : 0);
       addon.attention(
-        values(backend, q),
-        values(backend, k),
-        values(backend, v),
+        qs,
+        ks,
+        vs,
         mask === undefined ? null : values(backend, mask),
-        out,
+        context,
         dims,
         Number(attrs.scale ?? 1 / Math.sqrt(headDim)),
       );
     }
-    return backend.makeTensorInfo([batch, qLen, heads * headDim], 'float32', out);
+    const out = backend.makeTensorInfo([batch, len, heads * headDim], 'float32', context);
+    if (!returnCache) return out;
+    const cacheShape = [batch, kvHeads, keys, headDim];
+    return [out, backend.makeTensorInfo(cacheShape, 'float32', ks), backend.makeTensorInfo(cacheShape, 'float32', vs)];
   }) as unknown as KernelFunc;
 }
 
-/**
- * Inputs `{ x: [B, L, heads·headDim], cos, sin: [B, L, rotDim] or [B, 1, L, rotDim] }`, attrs
- * `{ headDim }`: rotate-half rotary per head on the first rotDim values; output like x.
- */
-function rotaryKernel(addon: NativeAddon): KernelFunc {
-  return (({ inputs, backend, attrs = {} }: KernelArgs) => {
-    const { x, cos, sin } = inputs as { x: TensorInfo; cos: TensorInfo; sin: TensorInfo };
-    for (const [name, t] of Object.entries({ x, cos, sin })) requireFloat32(ROTARY, name, t);
-    const headDim = positiveInt(ROTARY, 'headDim', attrs.headDim);
-    if (x.shape.length !== 3 || x.shape[2] % headDim !== 0) {
-      fail(ROTARY, `x must be [batch, length, heads·${headDim}], got [${x.shape}]`);
-    }
-    const [batch, len, width] = x.shape;
-    const rotDim = cos.shape[cos.shape.length - 1];
-    if (rotDim % 2 !== 0 || rotDim > headDim) fail(ROTARY, `rotary dim ${rotDim} must be even and at most headDim ${headDim}`);
-    const table = cos.shape.length === 4 ? [batch, 1, len, rotDim] : [batch, len, rotDim];
-    requireShape(ROTARY, 'cos', cos, table);
-    requireShape(ROTARY, 'sin', sin, table);
-    const y = new Float32Array(batch * len * width);
-    if (y.length > 0) {
-      addon.rotary(values(backend, x), values(backend, cos), values(backend, sin), y, batch, len, width / headDim, headDim, rotDim);
-    }
-    return backend.makeTensorInfo(x.shape, 'float32', y);
-  }) as unknown as KernelFunc;
-}
-
-/**
- * Inputs `{ x: [B, L, heads·headDim], past?: [B, heads, S0, headDim] }`, attrs `{ numHeads }`;
- * output `[B, heads, S0 + L, headDim]`: the cache with x appended, in the cache's head-major layout.
- */
-function kvAppendKernel(addon: NativeAddon): KernelFunc {
-  return (({ inputs, backend, attrs = {} }: KernelArgs) => {
-    const { x, past } = inputs as { x: TensorInfo; past?: TensorInfo };
-    requireFloat32(KV_APPEND, 'x', x);
-    if (past !== undefined) requireFloat32(KV_APPEND, 'past', past);
-    const heads = positiveInt(KV_APPEND, 'numHeads', attrs.numHeads);
-    if (x.shape.length !== 3 || x.shape[2] % heads !== 0) {
-      fail(KV_APPEND, `x must be [batch, length, ${heads}·headDim], got [${x.shape}]`);
-    }
-    const [batch, len, width] = x.shape;
-    const headDim = width / heads;
-    const pastLen = past === undefined ? 0 : past.shape[2];
-    if (past !== undefined) requireShape(KV_APPEND, 'past', past, [batch, heads, pastLen, headDim]);
-    const out = new Float32Array(batch * heads * (pastLen + len) * headDim);
-    if (out.length > 0) {
-      const pastValues = past === undefined || pastLen === 0 ? null : values(backend, past);
-      addon.kvAppend(pastValues, values(backend, x), out, batch, heads, pastValues === null ? 0 : pastLen, len, headDim);
-    }
-    return backend.makeTensorInfo([batch, heads, pastLen + len, headDim], 'float32', out);
-  }) as unknown as KernelFunc;
-}
-
-/** The fused attention kernels, for the native backend's registration. */
+/** The fused attention kernel, for the native backend's registration. */
 export function attentionKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
-  const kernels: Array<[string, KernelFunc]> = [
-    [ATTENTION, attentionKernel(addon)],
-    [ROTARY, rotaryKernel(addon)],
-    [KV_APPEND, kvAppendKernel(addon)],
-  ];
-  return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
+  return [{ kernelName: ATTENTION, backendName, kernelFunc: attentionKernel(addon) }];
 }

@@ -6,7 +6,7 @@ import { loadAddon, type NativeInfo } from './addon.js';
 
 export { ADDON_PATH, isNativeBuilt, type NativeInfo } from './addon.js';
 export { NATIVE_BACKEND, registerNativeBackend } from './backend.js';
-export { ATTENTION, KV_APPEND, ROTARY } from './attention.js';
+export { ATTENTION } from './attention.js';
 export { LAYER_NORM, RMS_NORM, SELECTIVE_SCAN } from './kernels.js';
 export { layerNorm, rmsNorm, selectiveScan, type SelectiveScanArrays } from './ops.js';
 

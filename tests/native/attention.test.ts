@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Attention, type AttentionOptions } from '../../src/layers/attention.js';
 import { createContext, releaseContext, type ForwardContext } from '../../src/layers/context.js';
-import { ATTENTION_KERNEL, canFuseAttention, fusedAttention, kvAppend } from '../../src/layers/fused-attention.js';
+import { ATTENTION_KERNEL, canFuseAttention, fusedAttention } from '../../src/layers/fused-attention.js';
 import { GenerationCache } from '../../src/generation/cache.js';
 import { registerGradients } from '../../src/training/gradients.js';
 import { ATTENTION, getNumThreads, setNumThreads } from '../../src/native/index.js';
@@ -247,12 +247,15 @@ describe.skipIf(!built)('fused attention (native)', () => {
 
   it('rejects bad shapes with clear errors', () => {
     const q = tf.zeros([1, 2, 8]) as tf.Tensor3D;
-    const k = tf.zeros([1, 3, 8]);
-    const opts = { numHeads: 2, numKvHeads: 2, headDim: 4, causal: false, scale: 0.5, layout: 'tokens' as const };
-    expect(() => fusedAttention(q, k, tf.zeros([1, 4, 8]), undefined, opts)).toThrow(/TesseraAttention: .*'v' must have shape \[1,4,8\]|same number of keys/);
-    expect(() => fusedAttention(q, k, k, tf.ones([1, 2]) as tf.Tensor2D, opts)).toThrow(/TesseraAttention: input 'mask' must have shape \[1,3\]/);
-    expect(() => fusedAttention(q, k, k, undefined, { ...opts, numKvHeads: 3 })).toThrow(/multiple of numKvHeads/);
-    expect(() => kvAppend(tf.zeros([1, 2, 5, 3]), q, 2)).toThrow(/TesseraKvAppend: input 'past' must have shape \[1,2,5,4\]/);
+    const k = tf.zeros([1, 2, 8]) as tf.Tensor3D;
+    const opts = { numHeads: 2, numKvHeads: 2, headDim: 4, causal: false, scale: 0.5 };
+    expect(() => fusedAttention({ q, k, v: tf.zeros([1, 3, 8]) as tf.Tensor3D }, opts)).toThrow(/TesseraAttention: input 'v' must have shape \[1,2,8\]/);
+    expect(() => fusedAttention({ q, k, v: k, mask: tf.ones([1, 3]) as tf.Tensor2D }, opts)).toThrow(/TesseraAttention: input 'mask' must have shape \[1,2\]/);
+    expect(() => fusedAttention({ q, k, v: k }, { ...opts, numKvHeads: 3 })).toThrow(/multiple of numKvHeads/);
+    const past = { key: tf.zeros([1, 2, 5, 3]), value: tf.zeros([1, 2, 5, 3]) };
+    expect(() => fusedAttention({ q, k, v: k, cache: { past } }, opts)).toThrow(/TesseraAttention: input 'pastKey' must have shape \[1,2,5,4\]/);
+    const table = tf.zeros([1, 1, 2, 5]);
+    expect(() => fusedAttention({ q, k, v: k, rotary: { cos: table, sin: table } }, opts)).toThrow(/rotary dim 5 must be even/);
     const attn = layer({ numHeads: 4, numKvHeads: 4, causal: false });
     const mask = tf.ones([2, 5], 'int32') as tf.Tensor2D;
     expect(() => forward(attn, input(2, 3), { attentionMask: mask })).toThrow(/attentionMask has shape \[2,5\], expected \[2, 3\]/);
