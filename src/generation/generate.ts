@@ -138,7 +138,9 @@ function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: numbe
   const fullMask = cache.mask.map((row, r) => [...row, ...mask[r]!]);
   const inputs = [tf.tensor2d(ids, [batch, length], 'int32'), tf.tensor2d(fullMask, [batch, fullMask[0]!.length], 'int32'), tf.tensor2d(positions, [batch, length], 'int32')] as const;
   try {
-    const hidden = lm.forwardHidden(inputs[0], { attentionMask: inputs[1], positionIds: inputs[2], cache, offset: cache.length });
+    // A mask of all ones masks nothing: leaving it out spares every layer its per-token mask work.
+    const attentionMask = fullMask.some((row) => row.includes(0)) ? inputs[1] : undefined;
+    const hidden = lm.forwardHidden(inputs[0], { attentionMask, positionIds: inputs[2], cache, offset: cache.length });
     cache.length += length;
     cache.mask = fullMask;
     try {
