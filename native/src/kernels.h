@@ -102,4 +102,27 @@ enum tessera_reduce_op {
 /* out[r] = op over row r (width cols >= 1) of x. */
 void tessera_reduce(int op, const float *x, float *out, size_t rows, int cols);
 
+/* One Mamba mixer's weights and sizes (PyTorch layouts; optional pointers may be NULL). */
+struct tessera_mamba {
+  int batch, len, hidden, inner, nstate, rank, kernel;
+  const float *in_weight, *in_bias;     /* [2E, H], [2E] */
+  const float *conv_weight, *conv_bias; /* [E, K], [E] */
+  const float *x_weight;                /* [R + 2N, E] */
+  const float *dt_weight, *dt_bias;     /* [E, R], [E] */
+  const float *A, *D;                   /* [E, N] = -exp(A_log), [E] */
+  const float *out_weight, *out_bias;   /* [H, E], [H] */
+  const float *dt_norm, *b_norm, *c_norm; /* Jamba's inner RMSNorm weights [R], [N], [N], or NULL */
+  float norm_eps;
+};
+
+/*
+ * The Mamba mixer over hidden [B, L, H] into out [B, L, H], continuing from the conv window
+ * conv_in [B, E, K] and SSM state ssm_in [B, E, N] (NULL: zeros) and writing the new ones.
+ * keep [B, L] (NULL: all 1) marks real tokens; padding leaves the state untouched.
+ * Returns NULL, or what went wrong.
+ */
+const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
+                                const float *keep, const float *conv_in, const float *ssm_in,
+                                float *out, float *conv_out, float *ssm_out, int threads);
+
 #endif

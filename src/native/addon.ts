@@ -42,6 +42,11 @@ export interface NativeAddon {
     alpha: number,
     prelu: Float32Array | null,
   ): void;
+  /**
+   * The whole Mamba mixer (native/src/mamba.c): `dims` = [batch, len, hidden, inner, nstate, rank,
+   * kernel]; `operands` and `outputs` in the order binding.c's MambaMixer lists them.
+   */
+  mambaMixer(dims: Int32Array, operands: Array<Float32Array | null>, outputs: Float32Array[], eps: number): void;
   /** See {@link selectiveScan} in ./ops.ts for shapes; `y` and `hOut` are outputs. */
   selectiveScan(
     u: Float32Array,

@@ -6,6 +6,7 @@ import { elementwiseKernels } from './elementwise.js';
 import { sliceKernels } from './slice.js';
 import { gatherKernels } from './gather.js';
 import { nativeKernels } from './kernels.js';
+import { mambaKernels } from './mamba-mixer.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -37,6 +38,7 @@ export function registerNativeBackend(): string {
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend());
   const own = [
     ...nativeKernels(addon, NATIVE_BACKEND),
+    ...mambaKernels(addon, NATIVE_BACKEND),
     ...elementwiseKernels(addon, NATIVE_BACKEND),
     ...gatherKernels(NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),

@@ -1,0 +1,231 @@
+/*
+ * The whole Mamba mixer in one native call, for a prompt (L tokens) or one decode step (L = 1).
+ * The math is src/layers/mamba.ts's, in the same order and with the same names:
+ *   [x, z] = in_proj(h);  u = SiLU(conv1d(x));  [dt, B, C] = x_proj(u);
+ *   delta = softplus(dt_proj(dt));  y = scan(u, delta, A, B, C, D);  out = out_proj(y * SiLU(z)).
+ * Doing it in one call matters for decode: op by op, a token is ~45 tfjs kernels per layer, each
+ * with ~20 us of dispatch, which costs more than reading the layer's weights.
+ */
+#include "kernels.h"
+#include "simd.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* out[m, n] = a[m, k] (rows lda apart) . w[n, k]^T (+ bias): a Linear with PyTorch's layout. */
+static void linear_rows(const float *a, int lda, const float *w, const float *bias, float *out,
+                        int m, int n, int k) {
+  float beta = 0.0f;
+  if (bias != NULL) {
+    for (int i = 0; i < m; i++) memcpy(out + (size_t)i * n, bias, sizeof(float) * (size_t)n);
+    beta = 1.0f;
+  }
+  if (m == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, a, 1, beta, out, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
+  }
+}
+
+TESSERA_INLINE float silu(float x) { return x / (1.0f + tessera_expf(-x)); }
+
+/*
+ * Causal depthwise conv + SiLU for one batch row. The sequence is the K cached inputs (window,
+ * [E, K]) followed by this call's x (rows of xz, 2E apart); u_t = SiLU(cb + sum_k w_k seq_{t+k+1}).
+ * The new window is the sequence's last K entries.
+ */
+TESSERA_CLONES static void conv_row(const float *xz, int len, int inner, int kernel,
+                                    const float *weight, const float *bias, const float *window,
+                                    float *u, float *new_window, int keep_window) {
+  const int stride = 2 * inner;
+  for (int t = 0; t < len; t++) {
+    float *ut = u + (size_t)t * inner;
+    for (int e = 0; e < inner; e++) ut[e] = bias != NULL ? bias[e] : 0.0f;
+    for (int k = 0; k < kernel; k++) {
+      const int j = t + k + 1 - kernel; /* index into this call's x; < 0 reads the window */
+      if (j >= 0) {
+        const float *xj = xz + (size_t)j * stride;
+        for (int e = 0; e < inner; e++) ut[e] += weight[e * kernel + k] * xj[e];
+      } else {
+        for (int e = 0; e < inner; e++) ut[e] += weight[e * kernel + k] * window[e * kernel + kernel + j];
+      }
+    }
+    for (int e = 0; e < inner; e++) ut[e] = silu(ut[e]);
+  }
+  for (int e = 0; e < inner; e++) {
+    for (int k = 0; k < kernel; k++) {
+      const int j = len - kernel + k;
+      new_window[e * kernel + k] = keep_window ? window[e * kernel + k]
+                                   : j >= 0    ? xz[(size_t)j * stride + e]
+                                               : window[e * kernel + kernel + j];
+    }
+  }
+}
+
+/* Channels scanned together: one AVX-512 vector of channels per state element. */
+#define BLOCK 16
+#define MAX_STATE 256
+#define MAX_THREADS 64
+
+struct scan_job {
+  const struct tessera_mamba *m;
+  const float *u, *delta, *xdbl, *xz;
+  const float *h0;
+  float *h_out, *gated;
+  int first, last; /* (batch, channel block) tasks */
+};
+
+/*
+ * h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t;  y_t = C_t . h_t + D u_t;  gated = y_t SiLU(z_t),
+ * BLOCK channels at a time, vectorised across channels, state in registers / L1.
+ */
+TESSERA_CLONES static void scan_job_run(const struct scan_job *s) {
+  const struct tessera_mamba *m = s->m;
+  const int len = m->len, inner = m->inner, n_state = m->nstate, rank = m->rank;
+  const int xdbl_width = rank + 2 * n_state;
+  const int nblocks = (inner + BLOCK - 1) / BLOCK;
+  float h[MAX_STATE * BLOCK], a[MAX_STATE * BLOCK], decay[MAX_STATE * BLOCK];
+  for (int task = s->first; task < s->last; task++) {
+    const int b = task / nblocks, d0 = (task % nblocks) * BLOCK;
+    const int nd = inner - d0 < BLOCK ? inner - d0 : BLOCK;
+    for (int n = 0; n < n_state; n++) {
+      for (int j = 0; j < BLOCK; j++) {
+        const size_t at = ((size_t)b * inner + d0 + j) * n_state + n;
+        a[n * BLOCK + j] = j < nd ? m->A[(size_t)(d0 + j) * n_state + n] : 0.0f;
+        h[n * BLOCK + j] = j < nd && s->h0 != NULL ? s->h0[at] : 0.0f;
+      }
+    }
+    for (int t = 0; t < len; t++) {
+      const size_t row = (size_t)b * len + t;
+      const float *bt = s->xdbl + row * xdbl_width + rank, *ct = bt + n_state;
+      float dt[BLOCK], dtu[BLOCK], acc[BLOCK];
+      for (int j = 0; j < BLOCK; j++) {
+        dt[j] = j < nd ? s->delta[row * inner + d0 + j] : 0.0f;
+        dtu[j] = j < nd ? dt[j] * s->u[row * inner + d0 + j] : 0.0f;
+        acc[j] = 0.0f;
+      }
+      /* The decays first, in a loop of their own: the exp is the costly part and vectorises alone. */
+      for (int n = 0; n < n_state; n++) {
+#pragma omp simd
+        for (int j = 0; j < BLOCK; j++) decay[n * BLOCK + j] = tessera_expf(dt[j] * a[n * BLOCK + j]);
+      }
+      for (int n = 0; n < n_state; n++) {
+        const float bn = bt[n], cn = ct[n];
+#pragma omp simd
+        for (int j = 0; j < BLOCK; j++) {
+          h[n * BLOCK + j] = decay[n * BLOCK + j] * h[n * BLOCK + j] + dtu[j] * bn;
+          acc[j] += cn * h[n * BLOCK + j];
+        }
+      }
+      const float *zt = s->xz + row * 2 * inner + inner + d0;
+      const float *ut = s->u + row * inner + d0;
+      float *gt = s->gated + row * inner + d0;
+      for (int j = 0; j < nd; j++) gt[j] = (acc[j] + m->D[d0 + j] * ut[j]) * silu(zt[j]);
+    }
+    for (int n = 0; n < n_state; n++) {
+      for (int j = 0; j < nd; j++) s->h_out[((size_t)b * inner + d0 + j) * n_state + n] = h[n * BLOCK + j];
+    }
+  }
+}
+
+static void *scan_thread(void *arg) {
+  scan_job_run(arg);
+  return NULL;
+}
+
+/*
+ * delta = keep * softplus(delta) in place, row by row. PyTorch's softplus (beta 1; above its
+ * threshold 20 it returns x, which this equals in float32) as max(x, 0) + log(1 + e^-|x|), so
+ * nothing overflows; where e^-|x| is below float32's epsilon the log rounds to 0 instead of e^x,
+ * an absolute error under 1e-7. Two passes, exp then log, written without selects: GCC does not
+ * vectorise the two composed in one loop, nor a select after the log.
+ */
+TESSERA_CLONES static void softplus_rows(float *delta, const float *keep, int rows, int inner) {
+  float y[256];
+  for (int r = 0; r < rows; r++) {
+    const float k = keep != NULL ? keep[r] : 1.0f;
+    for (int e0 = 0; e0 < inner; e0 += 256) {
+      float *restrict d = delta + (size_t)r * inner + e0;
+      const int count = inner - e0 < 256 ? inner - e0 : 256;
+      for (int e = 0; e < count; e++) y[e] = tessera_expf(-fabsf(d[e]));
+      for (int e = 0; e < count; e++) d[e] = k * (0.5f * (d[e] + fabsf(d[e])) + tessera_logf(1.0f + y[e]));
+    }
+  }
+}
+
+const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
+                                const float *keep, const float *conv_in, const float *ssm_in,
+                                float *out, float *conv_out, float *ssm_out, int threads) {
+  const int batch = m->batch, len = m->len, inner = m->inner, n_state = m->nstate,
+            rank = m->rank, kernel = m->kernel;
+  if (n_state > MAX_STATE) return "state size above 256";
+  const int rows = batch * len, xdbl_width = rank + 2 * n_state;
+  float *xz = malloc(sizeof(float) * (size_t)rows * 2 * inner);
+  float *u = malloc(sizeof(float) * (size_t)rows * inner);
+  float *xdbl = malloc(sizeof(float) * (size_t)rows * xdbl_width);
+  float *delta = malloc(sizeof(float) * (size_t)rows * inner);
+  float *zeros = conv_in == NULL ? calloc((size_t)inner * kernel, sizeof(float)) : NULL;
+  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || (conv_in == NULL && zeros == NULL)) {
+    free(xz), free(u), free(xdbl), free(delta), free(zeros);
+    return "out of memory";
+  }
+
+  linear_rows(hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
+  if (keep != NULL) {
+    /* Padding must not reach the state: its conv input is zeroed (and its delta, below). */
+    for (int r = 0; r < rows; r++) {
+      for (int e = 0; e < inner; e++) xz[(size_t)r * 2 * inner + e] *= keep[r];
+    }
+  }
+  for (int b = 0; b < batch; b++) {
+    const float *window = conv_in != NULL ? conv_in + (size_t)b * inner * kernel : zeros;
+    /* A padded single step keeps its window (a longer call pads only on the left). */
+    const int keep_window = len == 1 && keep != NULL && keep[b] == 0.0f;
+    conv_row(xz + (size_t)b * len * 2 * inner, len, inner, kernel, m->conv_weight, m->conv_bias,
+             window, u + (size_t)b * len * inner, conv_out + (size_t)b * inner * kernel, keep_window);
+  }
+
+  linear_rows(u, inner, m->x_weight, NULL, xdbl, rows, xdbl_width, inner);
+  if (m->dt_norm != NULL) {
+    /* Jamba: RMSNorms on dt, B and C (in place). */
+    for (int r = 0; r < rows; r++) {
+      float *row = xdbl + (size_t)r * xdbl_width;
+      tessera_rms_norm(row, m->dt_norm, row, 1, rank, m->norm_eps);
+      tessera_rms_norm(row + rank, m->b_norm, row + rank, 1, n_state, m->norm_eps);
+      tessera_rms_norm(row + rank + n_state, m->c_norm, row + rank + n_state, 1, n_state, m->norm_eps);
+    }
+  }
+  linear_rows(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);
+  softplus_rows(delta, keep, rows, inner);
+
+  /* The scan reads u, delta and z as it goes, so its gated output has its own buffer. */
+  float *gated = malloc(sizeof(float) * (size_t)rows * inner);
+  if (gated == NULL) {
+    free(xz), free(u), free(xdbl), free(delta), free(zeros);
+    return "out of memory";
+  }
+  const int tasks = batch * ((inner + BLOCK - 1) / BLOCK);
+  if ((double)rows * inner * n_state < 65536.0 || threads < 1) threads = 1;
+  if (threads > tasks) threads = tasks;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  struct scan_job jobs[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  for (int i = 0; i < threads; i++) {
+    jobs[i] = (struct scan_job){m, u, delta, xdbl, xz, ssm_in, ssm_out, gated,
+                                (int)((long long)tasks * i / threads),
+                                (int)((long long)tasks * (i + 1) / threads)};
+  }
+  for (int i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, scan_thread, &jobs[i]) == 0;
+  scan_job_run(&jobs[0]);
+  for (int i = 1; i < threads; i++) {
+    if (started[i]) pthread_join(ids[i], NULL);
+    else scan_job_run(&jobs[i]);
+  }
+
+  linear_rows(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
+  free(xz), free(u), free(xdbl), free(delta), free(zeros), free(gated);
+  return NULL;
+}
