@@ -40,6 +40,23 @@ void tessera_selective_scan(const float *u, const float *delta, const float *A, 
                             const float *Cm, const float *Dvec, const float *h0, float *y,
                             float *h_out, int batch, int len, int dim, int nstate, int threads);
 
+/*
+ * The scan behind both Mamba kernels (scan.c). u, delta and y are [B*L, dim] rows; B_t and C_t
+ * are nstate values at Bm / Cm + row * bc_stride (so they may sit inside a wider x_proj row);
+ * z (NULL: no gate) is read at z + row * z_stride, and then y_t = (C_t . h_t + D u_t) SiLU(z_t).
+ * h0 [B, dim, nstate] may be NULL (zeros). Returns NULL, or what is wrong.
+ */
+struct tessera_scan {
+  int batch, len, dim, nstate;
+  const float *u, *delta, *A, *Bm, *Cm;
+  int bc_stride;
+  const float *D, *z;
+  int z_stride;
+  const float *h0;
+  float *y, *h_out;
+};
+const char *tessera_scan_run(const struct tessera_scan *s, int threads);
+
 /* y = x / sqrt(mean(x^2) + eps) * weight over rows of width h (weight may be NULL: ones). */
 void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
                       float eps);

@@ -10,7 +10,6 @@
 #include "simd.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +27,6 @@ static void linear_rows(const float *a, int lda, const float *w, const float *bi
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
   }
 }
-
-TESSERA_INLINE float silu(float x) { return x / (1.0f + tessera_expf(-x)); }
 
 /*
  * Causal depthwise conv + SiLU for one batch row. The sequence is the K cached inputs (window,
@@ -52,7 +49,7 @@ TESSERA_CLONES static void conv_row(const float *xz, int len, int inner, int ker
         for (int e = 0; e < inner; e++) ut[e] += weight[e * kernel + k] * window[e * kernel + kernel + j];
       }
     }
-    for (int e = 0; e < inner; e++) ut[e] = silu(ut[e]);
+    for (int e = 0; e < inner; e++) ut[e] = tessera_siluf(ut[e]);
   }
   for (int e = 0; e < inner; e++) {
     for (int k = 0; k < kernel; k++) {
@@ -62,77 +59,6 @@ TESSERA_CLONES static void conv_row(const float *xz, int len, int inner, int ker
                                                : window[e * kernel + kernel + j];
     }
   }
-}
-
-/* Channels scanned together: one AVX-512 vector of channels per state element. */
-#define BLOCK 16
-#define MAX_STATE 256
-#define MAX_THREADS 64
-
-struct scan_job {
-  const struct tessera_mamba *m;
-  const float *u, *delta, *xdbl, *xz;
-  const float *h0;
-  float *h_out, *gated;
-  int first, last; /* (batch, channel block) tasks */
-};
-
-/*
- * h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t;  y_t = C_t . h_t + D u_t;  gated = y_t SiLU(z_t),
- * BLOCK channels at a time, vectorised across channels, state in registers / L1.
- */
-TESSERA_CLONES static void scan_job_run(const struct scan_job *s) {
-  const struct tessera_mamba *m = s->m;
-  const int len = m->len, inner = m->inner, n_state = m->nstate, rank = m->rank;
-  const int xdbl_width = rank + 2 * n_state;
-  const int nblocks = (inner + BLOCK - 1) / BLOCK;
-  float h[MAX_STATE * BLOCK], a[MAX_STATE * BLOCK], decay[MAX_STATE * BLOCK];
-  for (int task = s->first; task < s->last; task++) {
-    const int b = task / nblocks, d0 = (task % nblocks) * BLOCK;
-    const int nd = inner - d0 < BLOCK ? inner - d0 : BLOCK;
-    for (int n = 0; n < n_state; n++) {
-      for (int j = 0; j < BLOCK; j++) {
-        const size_t at = ((size_t)b * inner + d0 + j) * n_state + n;
-        a[n * BLOCK + j] = j < nd ? m->A[(size_t)(d0 + j) * n_state + n] : 0.0f;
-        h[n * BLOCK + j] = j < nd && s->h0 != NULL ? s->h0[at] : 0.0f;
-      }
-    }
-    for (int t = 0; t < len; t++) {
-      const size_t row = (size_t)b * len + t;
-      const float *bt = s->xdbl + row * xdbl_width + rank, *ct = bt + n_state;
-      float dt[BLOCK], dtu[BLOCK], acc[BLOCK];
-      for (int j = 0; j < BLOCK; j++) {
-        dt[j] = j < nd ? s->delta[row * inner + d0 + j] : 0.0f;
-        dtu[j] = j < nd ? dt[j] * s->u[row * inner + d0 + j] : 0.0f;
-        acc[j] = 0.0f;
-      }
-      /* The decays first, in a loop of their own: the exp is the costly part and vectorises alone. */
-      for (int n = 0; n < n_state; n++) {
-#pragma omp simd
-        for (int j = 0; j < BLOCK; j++) decay[n * BLOCK + j] = tessera_expf(dt[j] * a[n * BLOCK + j]);
-      }
-      for (int n = 0; n < n_state; n++) {
-        const float bn = bt[n], cn = ct[n];
-#pragma omp simd
-        for (int j = 0; j < BLOCK; j++) {
-          h[n * BLOCK + j] = decay[n * BLOCK + j] * h[n * BLOCK + j] + dtu[j] * bn;
-          acc[j] += cn * h[n * BLOCK + j];
-        }
-      }
-      const float *zt = s->xz + row * 2 * inner + inner + d0;
-      const float *ut = s->u + row * inner + d0;
-      float *gt = s->gated + row * inner + d0;
-      for (int j = 0; j < nd; j++) gt[j] = (acc[j] + m->D[d0 + j] * ut[j]) * silu(zt[j]);
-    }
-    for (int n = 0; n < n_state; n++) {
-      for (int j = 0; j < nd; j++) s->h_out[((size_t)b * inner + d0 + j) * n_state + n] = h[n * BLOCK + j];
-    }
-  }
-}
-
-static void *scan_thread(void *arg) {
-  scan_job_run(arg);
-  return NULL;
 }
 
 /*
@@ -160,16 +86,19 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
                                 float *out, float *conv_out, float *ssm_out, int threads) {
   const int batch = m->batch, len = m->len, inner = m->inner, n_state = m->nstate,
             rank = m->rank, kernel = m->kernel;
-  if (n_state > MAX_STATE) return "state size above 256";
   const int rows = batch * len, xdbl_width = rank + 2 * n_state;
   float *xz = malloc(sizeof(float) * (size_t)rows * 2 * inner);
   float *u = malloc(sizeof(float) * (size_t)rows * inner);
   float *xdbl = malloc(sizeof(float) * (size_t)rows * xdbl_width);
   float *delta = malloc(sizeof(float) * (size_t)rows * inner);
+  /* The scan reads u, delta and z as it goes, so its gated output has its own buffer. */
+  float *gated = malloc(sizeof(float) * (size_t)rows * inner);
   float *zeros = conv_in == NULL ? calloc((size_t)inner * kernel, sizeof(float)) : NULL;
-  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || (conv_in == NULL && zeros == NULL)) {
-    free(xz), free(u), free(xdbl), free(delta), free(zeros);
-    return "out of memory";
+  const char *error = NULL;
+  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL ||
+      (conv_in == NULL && zeros == NULL)) {
+    error = "out of memory";
+    goto done;
   }
 
   linear_rows(hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
@@ -200,32 +129,12 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   linear_rows(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);
   softplus_rows(delta, keep, rows, inner);
 
-  /* The scan reads u, delta and z as it goes, so its gated output has its own buffer. */
-  float *gated = malloc(sizeof(float) * (size_t)rows * inner);
-  if (gated == NULL) {
-    free(xz), free(u), free(xdbl), free(delta), free(zeros);
-    return "out of memory";
-  }
-  const int tasks = batch * ((inner + BLOCK - 1) / BLOCK);
-  if ((double)rows * inner * n_state < 65536.0 || threads < 1) threads = 1;
-  if (threads > tasks) threads = tasks;
-  if (threads > MAX_THREADS) threads = MAX_THREADS;
-  struct scan_job jobs[MAX_THREADS];
-  pthread_t ids[MAX_THREADS];
-  int started[MAX_THREADS] = {0};
-  for (int i = 0; i < threads; i++) {
-    jobs[i] = (struct scan_job){m, u, delta, xdbl, xz, ssm_in, ssm_out, gated,
-                                (int)((long long)tasks * i / threads),
-                                (int)((long long)tasks * (i + 1) / threads)};
-  }
-  for (int i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, scan_thread, &jobs[i]) == 0;
-  scan_job_run(&jobs[0]);
-  for (int i = 1; i < threads; i++) {
-    if (started[i]) pthread_join(ids[i], NULL);
-    else scan_job_run(&jobs[i]);
-  }
-
-  linear_rows(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
-  free(xz), free(u), free(xdbl), free(delta), free(zeros), free(gated);
-  return NULL;
+  const struct tessera_scan scan = {batch, len, inner, n_state, u, delta, m->A, xdbl + rank,
+                                    xdbl + rank + n_state, xdbl_width, m->D, xz + inner, 2 * inner,
+                                    ssm_in, gated, ssm_out};
+  error = tessera_scan_run(&scan, threads);
+  if (error == NULL) linear_rows(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
+done:
+  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros);
+  return error;
 }

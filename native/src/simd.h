@@ -71,6 +71,9 @@ TESSERA_INLINE float tessera_logf(float x) {
   return f + y + 0.693359375f * e;
 }
 
+/* SiLU (swish): x sigmoid(x). */
+TESSERA_INLINE float tessera_siluf(float x) { return x / (1.0f + tessera_expf(-x)); }
+
 /* tanhf from exp (Cephes): a polynomial near 0, where 1 - 2/(e^2x + 1) would lose digits. */
 TESSERA_INLINE float tessera_tanhf(float x) {
   const float ax = fabsf(x);
