@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ffn.h"
 #include "kernels.h"
 
 /* OpenBLAS extensions. Declared here rather than relying on which cblas.h the alternatives
@@ -348,6 +349,67 @@ static napi_value Reduce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ffnActivation(act, x, up|null, out): out = act(x) (* up). */
+static napi_value FfnActivation(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  INT(0, "act", act);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "up", 1, up, up_len);
+  F32(3, "out", 0, out, out_len);
+  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
+  if (out_len != x_len || (up != NULL && up_len != x_len))
+    FAIL("tessera_native: x, up and out must hold as many values");
+  tessera_ffn_activation(act, x, up, out, x_len);
+  return NULL;
+}
+
+/* ffnLinear(x, w, bias|null, out, in, n, act): out = act(x . w^T + bias), w [n, in]. */
+static napi_value FfnLinear(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "w", 0, w, w_len);
+  F32(2, "bias", 1, bias, bias_len);
+  F32(3, "out", 0, out, out_len);
+  INT(4, "in", in);
+  INT(5, "n", n);
+  INT(6, "act", act);
+  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
+  if (in == 0 || x_len % in != 0) FAIL("tessera_native: x must hold whole rows of in = %d values", in);
+  const size_t rows = x_len / in;
+  if (w_len != (size_t)n * in) FAIL("tessera_native: w must hold n*in = %zu values", (size_t)n * in);
+  if (bias != NULL && bias_len != (size_t)n) FAIL("tessera_native: bias must hold n = %d values", n);
+  if (out_len != rows * n) FAIL("tessera_native: out must hold rows*n = %zu values", rows * n);
+  if (rows > INT32_MAX) FAIL("tessera_native: too many rows");
+  tessera_ffn_linear(x, w, bias, out, (int)rows, in, n, act);
+  return NULL;
+}
+
+/* ffnGatedLinear(x, wg, wu, bg|null, bu|null, out, in, n, act): out = act(x.wg^T+bg) * (x.wu^T+bu). */
+static napi_value FfnGatedLinear(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "wg", 0, wg, wg_len);
+  F32(2, "wu", 0, wu, wu_len);
+  F32(3, "bg", 1, bg, bg_len);
+  F32(4, "bu", 1, bu, bu_len);
+  F32(5, "out", 0, out, out_len);
+  INT(6, "in", in);
+  INT(7, "n", n);
+  INT(8, "act", act);
+  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
+  if (in == 0 || x_len % in != 0) FAIL("tessera_native: x must hold whole rows of in = %d values", in);
+  const size_t rows = x_len / in;
+  if (wg_len != (size_t)n * in || wu_len != (size_t)n * in)
+    FAIL("tessera_native: wg and wu must hold n*in = %zu values", (size_t)n * in);
+  if ((bg != NULL && bg_len != (size_t)n) || (bu != NULL && bu_len != (size_t)n))
+    FAIL("tessera_native: bg and bu must hold n = %d values", n);
+  if (out_len != rows * n) FAIL("tessera_native: out must hold rows*n = %zu values", rows * n);
+  if (rows > INT32_MAX) FAIL("tessera_native: too many rows");
+  if (!tessera_ffn_gated_linear(x, wg, wu, bg, bu, out, (int)rows, in, n, act))
+    FAIL("tessera_native: out of memory");
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -390,6 +452,9 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ffnActivation", NULL, FfnActivation, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ffnLinear", NULL, FfnLinear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ffnGatedLinear", NULL, FfnGatedLinear, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

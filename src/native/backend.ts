@@ -7,6 +7,7 @@ import { sliceKernels } from './slice.js';
 import { gatherKernels } from './gather.js';
 import { nativeKernels } from './kernels.js';
 import { mambaKernels } from './mamba-mixer.js';
+import { ffnKernels } from './ffn-kernels.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -42,6 +43,7 @@ export function registerNativeBackend(): string {
     ...elementwiseKernels(addon, NATIVE_BACKEND),
     ...gatherKernels(NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),
+    ...ffnKernels(addon, NATIVE_BACKEND),
   ];
   const overridden = new Set(own.map((k) => k.kernelName));
   for (const config of tf.getKernelsForBackend('cpu')) {
