@@ -8,23 +8,17 @@
 #include "kernels.h"
 #include "simd.h"
 
-#include <pthread.h>
+#include "parallel.h"
 
 #define BLOCK 16
 #define MAX_STATE 256
-#define MAX_THREADS 64
-
-struct scan_part {
-  const struct tessera_scan *s;
-  int first, last; /* the (batch, channel block) tasks this part scans */
-};
-
-TESSERA_CLONES static void scan_part_run(const struct scan_part *part) {
-  const struct tessera_scan *s = part->s;
+/* Scan the (batch, channel block) tasks [first, last). */
+TESSERA_CLONES static void scan_tasks(void *ctx, size_t first, size_t last) {
+  const struct tessera_scan *s = ctx;
   const int len = s->len, dim = s->dim, nstate = s->nstate;
   const int nblocks = (dim + BLOCK - 1) / BLOCK;
   float h[MAX_STATE * BLOCK], a[MAX_STATE * BLOCK], decay[MAX_STATE * BLOCK];
-  for (int task = part->first; task < part->last; task++) {
+  for (int task = (int)first; task < (int)last; task++) {
     const int b = task / nblocks, d0 = (task % nblocks) * BLOCK;
     const int nd = dim - d0 < BLOCK ? dim - d0 : BLOCK;
     /* Lanes past the last channel run on zeros (delta = 0 keeps them inert) and are not stored. */
@@ -72,33 +66,11 @@ TESSERA_CLONES static void scan_part_run(const struct scan_part *part) {
   }
 }
 
-static void *scan_thread(void *arg) {
-  scan_part_run(arg);
-  return NULL;
-}
-
 const char *tessera_scan_run(const struct tessera_scan *s, int threads) {
   if (s->nstate > MAX_STATE) return "state size above 256";
-  const int tasks = s->batch * ((s->dim + BLOCK - 1) / BLOCK);
-  /* Below ~64k state updates a thread start costs more than it saves. */
-  if ((double)s->batch * s->len * s->dim * s->nstate < 65536.0 || threads < 1) threads = 1;
-  if (threads > tasks) threads = tasks;
-  if (threads > MAX_THREADS) threads = MAX_THREADS;
-  if (threads < 1) threads = 1;
-  struct scan_part parts[MAX_THREADS];
-  pthread_t ids[MAX_THREADS];
-  int started[MAX_THREADS] = {0};
-  for (int i = 0; i < threads; i++) {
-    parts[i] = (struct scan_part){s, (int)((long long)tasks * i / threads), (int)((long long)tasks * (i + 1) / threads)};
-  }
-  for (int i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, scan_thread, &parts[i]) == 0;
-  scan_part_run(&parts[0]);
-  for (int i = 1; i < threads; i++) {
-    if (started[i]) {
-      pthread_join(ids[i], NULL);
-    } else {
-      scan_part_run(&parts[i]); /* no thread to be had: scan that part here */
-    }
-  }
+  const size_t tasks = (size_t)s->batch * ((s->dim + BLOCK - 1) / BLOCK);
+  /* A thread pays off from ~64k state updates; each task is len * BLOCK * nstate of them. */
+  const size_t per_task = (size_t)s->len * BLOCK * s->nstate;
+  tessera_parallel_for(tasks, per_task >= 65536 ? 1 : (65536 + per_task - 1) / per_task, threads, scan_tasks, (void *)s);
   return NULL;
 }
