@@ -27,7 +27,7 @@ export default defineConfig({
               test: {
                 ...shared,
                 name: 'native',
-                include: ['tests/architectures/*.test.ts', 'tests/loaders/safetensors.test.ts', 'tests/models/*.test.ts'],
+                include: ['tests/architectures/*.test.ts', 'tests/loaders/safetensors.test.ts', 'tests/models/*.test.ts', 'tests/generation/*.test.ts'],
                 env: { TESSERA_BACKEND: 'native' },
               },
             },

@@ -1,9 +1,9 @@
 #include "attention.h"
+#include "parallel.h"
 #include "simd.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +13,6 @@ extern int openblas_get_num_threads(void);
 
 /* The op-by-op path's additive bias for a masked key (src/layers/attention.ts). */
 #define MASKED (-1e9f)
-#define ATTENTION_MAX_THREADS 64
 /* Query rows per block of a causal task (see attention_tasks). */
 #define CAUSAL_BLOCK 64
 
@@ -21,7 +20,6 @@ struct attention_args {
   const float *q, *k, *v, *mask;
   float *out;
   const struct tessera_attention_dims *d;
-  int first, last; /* the tasks this part computes */
 };
 
 /* With one query per head (decoding), all query heads sharing a kv head form one matrix. */
@@ -63,7 +61,8 @@ TESSERA_CLONES static void softmax_row(float *x, int n, float scale, const float
  * A task is one (batch, query head) pair, or when decoding one (batch, kv head) pair whose
  * query heads are the rows. Every operand is read in place through BLAS leading dimensions.
  */
-static void attention_tasks(const struct attention_args *a) {
+static void attention_tasks(void *ctx, size_t first, size_t last) {
+  const struct attention_args *a = ctx;
   const struct tessera_attention_dims *d = a->d;
   const int H = d->heads, Hkv = d->kv_heads, D = d->head_dim, S = d->kv_len, Lq = d->q_len;
   const int groups = H / Hkv;
@@ -74,7 +73,7 @@ static void attention_tasks(const struct attention_args *a) {
   const int ldq = grouped(d) ? D : H * D;
   const int ldk = d->k_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
   const int ldv = d->v_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
-  for (int task = a->first; task < a->last; task++) {
+  for (int task = (int)first; task < (int)last; task++) {
     const int b = task / per_batch, t = task % per_batch;
     const int kvh = grouped(d) ? t : t / groups;
     const int h0 = grouped(d) ? t * groups : t; /* first query head of the task */
@@ -127,45 +126,23 @@ static void attention_tasks(const struct attention_args *a) {
   free(scores);
 }
 
-static void *attention_thread(void *arg) {
-  attention_tasks(arg);
-  return NULL;
-}
-
 void tessera_attention(const float *q, const float *k, const float *v, const float *mask,
                        float *out, const struct tessera_attention_dims *d, int threads) {
   const int tasks = task_count(d);
   if (tasks == 0 || d->q_len == 0) return;
+  struct attention_args args = {q, k, v, mask, out, d};
   /* Below ~1M multiply-adds a thread start costs more than it saves (one decode step over a
    * short cache stays on this thread). */
   const double work = (double)d->batch * d->heads * d->q_len * d->kv_len * d->head_dim;
-  if (work < 1048576.0 || threads < 1) threads = 1;
-  if (threads > tasks) threads = tasks;
-  if (threads > ATTENTION_MAX_THREADS) threads = ATTENTION_MAX_THREADS;
-  struct attention_args parts[ATTENTION_MAX_THREADS];
-  for (int i = 0; i < threads; i++) {
-    parts[i] = (struct attention_args){q, k, v, mask, out, d, (int)((long long)tasks * i / threads),
-                                       (int)((long long)tasks * (i + 1) / threads)};
-  }
-  if (threads == 1) {
-    attention_tasks(&parts[0]);
+  if (work < 1048576.0 || threads <= 1 || tasks == 1) {
+    attention_tasks(&args, 0, (size_t)tasks);
     return;
   }
   /* Our threads already fill the cores: each BLAS call runs single-threaded inside them rather
    * than fanning out again (oversubscription), and the setting is restored afterwards. */
   const int blas_threads = openblas_get_num_threads();
   openblas_set_num_threads(1);
-  pthread_t ids[ATTENTION_MAX_THREADS];
-  int started[ATTENTION_MAX_THREADS] = {0};
-  for (int i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, attention_thread, &parts[i]) == 0;
-  attention_tasks(&parts[0]);
-  for (int i = 1; i < threads; i++) {
-    if (started[i]) {
-      pthread_join(ids[i], NULL);
-    } else {
-      attention_tasks(&parts[i]); /* no thread to be had: compute that part here */
-    }
-  }
+  tessera_parallel_for((size_t)tasks, 1, threads, attention_tasks, &args);
   openblas_set_num_threads(blas_threads);
 }
 

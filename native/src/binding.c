@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "attention.h"
+#include "ffn.h"
 #include "kernels.h"
 
 /* OpenBLAS extensions. Declared here rather than relying on which cblas.h the alternatives
@@ -145,6 +146,59 @@ static napi_value SelectiveScan(napi_env env, napi_callback_info info) {
   /* As many threads as BLAS is allowed (setNumThreads / TESSERA_NUM_THREADS). */
   tessera_selective_scan(u, delta, A, Bm, Cm, Dvec, h0, y, h_out, batch, len, dim, nstate,
                          openblas_get_num_threads());
+  return NULL;
+}
+
+/* Expected length of each mambaMixer operand; 0 marks an optional one that may be null. */
+struct operand {
+  const char *name;
+  size_t len;
+  int optional;
+};
+
+/*
+ * mambaMixer(dims Int32Array [batch, len, hidden, inner, nstate, rank, kernel], operands[18],
+ * outputs[3], eps): operands are hidden, keep, convIn, ssmIn, inWeight, inBias, convWeight,
+ * convBias, xWeight, dtWeight, dtBias, A, D, outWeight, outBias, dtNorm, bNorm, cNorm (Float32Array
+ * or null where optional); outputs are out, convOut, ssmOut.
+ */
+static napi_value MambaMixer(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int32_t *dims = NULL;
+  size_t ndims = 0;
+  if (!typed_array(env, argv[0], napi_int32_array, 0, (void **)&dims, &ndims) || ndims != 7)
+    FAIL("tessera_native: mambaMixer dims must be an Int32Array of 7");
+  for (int i = 0; i < 7; i++) {
+    if (dims[i] < 1) FAIL("tessera_native: mambaMixer dims[%d] = %d must be positive", i, dims[i]);
+  }
+  const size_t B = dims[0], L = dims[1], H = dims[2], E = dims[3], N = dims[4], R = dims[5], K = dims[6];
+  const struct operand want[21] = {
+      {"hidden", B * L * H, 0}, {"keep", B * L, 1}, {"convIn", B * E * K, 1}, {"ssmIn", B * E * N, 1},
+      {"inWeight", 2 * E * H, 0}, {"inBias", 2 * E, 1}, {"convWeight", E * K, 0}, {"convBias", E, 1},
+      {"xWeight", (R + 2 * N) * E, 0}, {"dtWeight", E * R, 0}, {"dtBias", E, 0}, {"A", E * N, 0},
+      {"D", E, 0}, {"outWeight", H * E, 0}, {"outBias", H, 1}, {"dtNorm", R, 1}, {"bNorm", N, 1},
+      {"cNorm", N, 1}, {"out", B * L * H, 0}, {"convOut", B * E * K, 0}, {"ssmOut", B * E * N, 0}};
+  float *ptr[21];
+  for (int i = 0; i < 21; i++) {
+    napi_value v;
+    CHECK(napi_get_element(env, argv[i < 18 ? 1 : 2], i < 18 ? i : i - 18, &v));
+    size_t len = 0;
+    if (!typed_array(env, v, napi_float32_array, want[i].optional, (void **)&ptr[i], &len))
+      FAIL("tessera_native: mambaMixer %s must be a Float32Array%s", want[i].name,
+           want[i].optional ? " or null" : "");
+    if (ptr[i] != NULL && len != want[i].len)
+      FAIL("tessera_native: mambaMixer %s holds %zu values, expected %zu", want[i].name, len, want[i].len);
+  }
+  if ((ptr[15] == NULL) != (ptr[16] == NULL) || (ptr[15] == NULL) != (ptr[17] == NULL))
+    FAIL("tessera_native: mambaMixer takes all three inner norms (dtNorm, bNorm, cNorm) or none");
+  double eps = 0;
+  CHECK(napi_get_value_double(env, argv[3], &eps));
+  const struct tessera_mamba m = {dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6],
+                                  ptr[4], ptr[5], ptr[6], ptr[7], ptr[8], ptr[9], ptr[10], ptr[11],
+                                  ptr[12], ptr[13], ptr[14], ptr[15], ptr[16], ptr[17], (float)eps};
+  const char *error = tessera_mamba_mixer(&m, ptr[0], ptr[1], ptr[2], ptr[3], ptr[18], ptr[19],
+                                          ptr[20], openblas_get_num_threads());
+  if (error != NULL) FAIL("tessera_native: mambaMixer: %s", error);
   return NULL;
 }
 
@@ -371,6 +425,67 @@ static napi_value KvAppend(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ffnActivation(act, x, up|null, out): out = act(x) (* up). */
+static napi_value FfnActivation(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  INT(0, "act", act);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "up", 1, up, up_len);
+  F32(3, "out", 0, out, out_len);
+  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
+  if (out_len != x_len || (up != NULL && up_len != x_len))
+    FAIL("tessera_native: x, up and out must hold as many values");
+  tessera_ffn_activation(act, x, up, out, x_len);
+  return NULL;
+}
+
+/* ffnLinear(x, w, bias|null, out, in, n, act): out = act(x . w^T + bias), w [n, in]. */
+static napi_value FfnLinear(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "w", 0, w, w_len);
+  F32(2, "bias", 1, bias, bias_len);
+  F32(3, "out", 0, out, out_len);
+  INT(4, "in", in);
+  INT(5, "n", n);
+  INT(6, "act", act);
+  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
+  if (in == 0 || x_len % in != 0) FAIL("tessera_native: x must hold whole rows of in = %d values", in);
+  const size_t rows = x_len / in;
+  if (w_len != (size_t)n * in) FAIL("tessera_native: w must hold n*in = %zu values", (size_t)n * in);
+  if (bias != NULL && bias_len != (size_t)n) FAIL("tessera_native: bias must hold n = %d values", n);
+  if (out_len != rows * n) FAIL("tessera_native: out must hold rows*n = %zu values", rows * n);
+  if (rows > INT32_MAX) FAIL("tessera_native: too many rows");
+  tessera_ffn_linear(x, w, bias, out, (int)rows, in, n, act);
+  return NULL;
+}
+
+/* ffnGatedLinear(x, wg, wu, bg|null, bu|null, out, in, n, act): out = act(x.wg^T+bg) * (x.wu^T+bu). */
+static napi_value FfnGatedLinear(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "wg", 0, wg, wg_len);
+  F32(2, "wu", 0, wu, wu_len);
+  F32(3, "bg", 1, bg, bg_len);
+  F32(4, "bu", 1, bu, bu_len);
+  F32(5, "out", 0, out, out_len);
+  INT(6, "in", in);
+  INT(7, "n", n);
+  INT(8, "act", act);
+  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
+  if (in == 0 || x_len % in != 0) FAIL("tessera_native: x must hold whole rows of in = %d values", in);
+  const size_t rows = x_len / in;
+  if (wg_len != (size_t)n * in || wu_len != (size_t)n * in)
+    FAIL("tessera_native: wg and wu must hold n*in = %zu values", (size_t)n * in);
+  if ((bg != NULL && bg_len != (size_t)n) || (bu != NULL && bu_len != (size_t)n))
+    FAIL("tessera_native: bg and bu must hold n = %d values", n);
+  if (out_len != rows * n) FAIL("tessera_native: out must hold rows*n = %zu values", rows * n);
+  if (rows > INT32_MAX) FAIL("tessera_native: too many rows");
+  if (!tessera_ffn_gated_linear(x, wg, wu, bg, bu, out, (int)rows, in, n, act))
+    FAIL("tessera_native: out of memory");
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -402,6 +517,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"matmul", NULL, Matmul, NULL, NULL, NULL, napi_enumerable, NULL},
       {"selectiveScan", NULL, SelectiveScan, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mambaMixer", NULL, MambaMixer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rmsNorm", NULL, RmsNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"binary", NULL, Binary, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -415,6 +531,9 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ffnActivation", NULL, FfnActivation, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ffnLinear", NULL, FfnLinear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ffnGatedLinear", NULL, FfnGatedLinear, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -3,7 +3,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,104 +93,12 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
   }
 }
 
-/* Channels scanned together: one AVX-512 vector (two AVX2 ones) of d per state element n. */
-#define SCAN_BLOCK 16
-#define SCAN_MAX_THREADS 64
-
-struct scan_args {
-  const float *u, *delta, *A, *Bm, *Cm, *Dvec, *h0;
-  float *y, *h_out;
-  int batch, len, dim, nstate;
-  int first, last; /* the (batch, channel block) tasks this part scans */
-};
-
-/*
- * SCAN_BLOCK channels d at a time, vectorised across d rather than n: each step's exp, update and
- * C.h accumulate are then plain vector ops with no horizontal sums, and u_t / delta_t for
- * neighbouring channels are contiguous. The block's state lives in hb[n][j] (L1-resident).
- */
-TESSERA_CLONES static void scan_tasks(const struct scan_args *s) {
-  const int len = s->len, dim = s->dim, nstate = s->nstate;
-  const int nblocks = (dim + SCAN_BLOCK - 1) / SCAN_BLOCK;
-  float *hb = malloc(sizeof(float) * (size_t)nstate * SCAN_BLOCK);
-  float *ab = malloc(sizeof(float) * (size_t)nstate * SCAN_BLOCK);
-  if (hb == NULL || ab == NULL) abort();
-  for (int task = s->first; task < s->last; task++) {
-    const int bi = task / nblocks;
-    const int d0 = (task % nblocks) * SCAN_BLOCK;
-    const int nd = dim - d0 < SCAN_BLOCK ? dim - d0 : SCAN_BLOCK;
-    /* Lanes past the last channel run on zeros (delta = 0 keeps them inert) and are not stored. */
-    for (int n = 0; n < nstate; n++) {
-      for (int j = 0; j < SCAN_BLOCK; j++) {
-        const size_t hd = ((size_t)bi * dim + d0 + j) * nstate + n;
-        ab[n * SCAN_BLOCK + j] = j < nd ? s->A[(size_t)(d0 + j) * nstate + n] : 0.0f;
-        hb[n * SCAN_BLOCK + j] = j < nd && s->h0 != NULL ? s->h0[hd] : 0.0f;
-      }
-    }
-    for (int t = 0; t < len; t++) {
-      const size_t x_at = ((size_t)bi * len + t) * dim + d0;
-      const float *b_row = s->Bm + ((size_t)bi * len + t) * nstate;
-      const float *c_row = s->Cm + ((size_t)bi * len + t) * nstate;
-      float dt[SCAN_BLOCK], dtu[SCAN_BLOCK], acc[SCAN_BLOCK];
-      for (int j = 0; j < SCAN_BLOCK; j++) {
-        dt[j] = j < nd ? s->delta[x_at + j] : 0.0f;
-        dtu[j] = j < nd ? dt[j] * s->u[x_at + j] : 0.0f;
-        acc[j] = 0.0f;
-      }
-      for (int n = 0; n < nstate; n++) {
-        float *hn = hb + n * SCAN_BLOCK;
-        const float *an = ab + n * SCAN_BLOCK;
-        const float bn = b_row[n], cn = c_row[n];
-        for (int j = 0; j < SCAN_BLOCK; j++) {
-          hn[j] = tessera_expf(dt[j] * an[j]) * hn[j] + dtu[j] * bn;
-          acc[j] += cn * hn[j];
-        }
-      }
-      for (int j = 0; j < nd; j++) s->y[x_at + j] = acc[j] + s->Dvec[d0 + j] * s->u[x_at + j];
-    }
-    for (int n = 0; n < nstate; n++) {
-      for (int j = 0; j < nd; j++) {
-        s->h_out[((size_t)bi * dim + d0 + j) * nstate + n] = hb[n * SCAN_BLOCK + j];
-      }
-    }
-  }
-  free(hb);
-  free(ab);
-}
-
-static void *scan_thread(void *arg) {
-  scan_tasks(arg);
-  return NULL;
-}
-
 void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
                             const float *Cm, const float *Dvec, const float *h0, float *y,
                             float *h_out, int batch, int len, int dim, int nstate, int threads) {
-  const int tasks = batch * ((dim + SCAN_BLOCK - 1) / SCAN_BLOCK);
-  /* Channels are independent, so (batch, block) tasks split across threads; below ~64k state
-   * updates a thread start costs more than it saves. */
-  const double work = (double)batch * len * dim * nstate;
-  if (work < 65536.0 || threads < 1) threads = 1;
-  if (threads > tasks) threads = tasks;
-  if (threads > SCAN_MAX_THREADS) threads = SCAN_MAX_THREADS;
-  if (threads < 1) threads = 1;
-  struct scan_args parts[SCAN_MAX_THREADS];
-  pthread_t ids[SCAN_MAX_THREADS];
-  int started[SCAN_MAX_THREADS] = {0};
-  for (int i = 0; i < threads; i++) {
-    parts[i] = (struct scan_args){u, delta, A, Bm, Cm, Dvec, h0, y, h_out, batch, len, dim, nstate,
-                                  (int)((long long)tasks * i / threads),
-                                  (int)((long long)tasks * (i + 1) / threads)};
-  }
-  for (int i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, scan_thread, &parts[i]) == 0;
-  scan_tasks(&parts[0]);
-  for (int i = 1; i < threads; i++) {
-    if (started[i]) {
-      pthread_join(ids[i], NULL);
-    } else {
-      scan_tasks(&parts[i]); /* no thread to be had: scan that part here */
-    }
-  }
+  const struct tessera_scan s = {batch, len, dim, nstate, u, delta, A, Bm, Cm, nstate, Dvec,
+                                 NULL, 0, h0, y, h_out};
+  tessera_scan_run(&s, threads);
 }
 
 TESSERA_CLONES void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,

@@ -40,6 +40,23 @@ void tessera_selective_scan(const float *u, const float *delta, const float *A, 
                             const float *Cm, const float *Dvec, const float *h0, float *y,
                             float *h_out, int batch, int len, int dim, int nstate, int threads);
 
+/*
+ * The scan behind both Mamba kernels (scan.c). u, delta and y are [B*L, dim] rows; B_t and C_t
+ * are nstate values at Bm / Cm + row * bc_stride (so they may sit inside a wider x_proj row);
+ * z (NULL: no gate) is read at z + row * z_stride, and then y_t = (C_t . h_t + D u_t) SiLU(z_t).
+ * h0 [B, dim, nstate] may be NULL (zeros). Returns NULL, or what is wrong.
+ */
+struct tessera_scan {
+  int batch, len, dim, nstate;
+  const float *u, *delta, *A, *Bm, *Cm;
+  int bc_stride;
+  const float *D, *z;
+  int z_stride;
+  const float *h0;
+  float *y, *h_out;
+};
+const char *tessera_scan_run(const struct tessera_scan *s, int threads);
+
 /* y = x / sqrt(mean(x^2) + eps) * weight over rows of width h (weight may be NULL: ones). */
 void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
                       float eps);
@@ -101,5 +118,28 @@ enum tessera_reduce_op {
 
 /* out[r] = op over row r (width cols >= 1) of x. */
 void tessera_reduce(int op, const float *x, float *out, size_t rows, int cols);
+
+/* One Mamba mixer's weights and sizes (PyTorch layouts; optional pointers may be NULL). */
+struct tessera_mamba {
+  int batch, len, hidden, inner, nstate, rank, kernel;
+  const float *in_weight, *in_bias;     /* [2E, H], [2E] */
+  const float *conv_weight, *conv_bias; /* [E, K], [E] */
+  const float *x_weight;                /* [R + 2N, E] */
+  const float *dt_weight, *dt_bias;     /* [E, R], [E] */
+  const float *A, *D;                   /* [E, N] = -exp(A_log), [E] */
+  const float *out_weight, *out_bias;   /* [H, E], [H] */
+  const float *dt_norm, *b_norm, *c_norm; /* Jamba's inner RMSNorm weights [R], [N], [N], or NULL */
+  float norm_eps;
+};
+
+/*
+ * The Mamba mixer over hidden [B, L, H] into out [B, L, H], continuing from the conv window
+ * conv_in [B, E, K] and SSM state ssm_in [B, E, N] (NULL: zeros) and writing the new ones.
+ * keep [B, L] (NULL: all 1) marks real tokens; padding leaves the state untouched.
+ * Returns NULL, or what went wrong.
+ */
+const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
+                                const float *keep, const float *conv_in, const float *ssm_in,
+                                float *out, float *conv_out, float *ssm_out, int threads);
 
 #endif

@@ -43,6 +43,37 @@ TESSERA_INLINE float tessera_expf(float x) {
   return x < lo ? 0.0f : (x > hi ? INFINITY : e);
 }
 
+/*
+ * logf for finite x > 0 (Cephes): x = m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-8 polynomial
+ * in m - 1, and log(2) split in two parts so e log(2) adds no rounding error.
+ */
+TESSERA_INLINE float tessera_logf(float x) {
+  union {
+    float f;
+    int32_t i;
+  } v = {x};
+  float e = (float)(((v.i >> 23) & 0xff) - 127);
+  v.i = (v.i & 0x007fffff) | 0x3f800000; /* the mantissa as a float in [1, 2) */
+  const int above = v.f > 1.41421356f; /* selects, not a branch: the loops around vectorise */
+  const float m = above ? 0.5f * v.f : v.f;
+  e += above ? 1.0f : 0.0f;
+  const float f = m - 1.0f, z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const float y = f * z * p - 2.12194440e-4f * e - 0.5f * z;
+  return f + y + 0.693359375f * e;
+}
+
+/* SiLU (swish): x sigmoid(x). */
+TESSERA_INLINE float tessera_siluf(float x) { return x / (1.0f + tessera_expf(-x)); }
+
 /* tanhf from exp (Cephes): a polynomial near 0, where 1 - 2/(e^2x + 1) would lose digits. */
 TESSERA_INLINE float tessera_tanhf(float x) {
   const float ax = fabsf(x);

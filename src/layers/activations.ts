@@ -1,7 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { canFuse, FUSED, runFused } from './fused-kernels.js';
 
 /** An elementwise activation. */
 export type Activation = (x: tf.Tensor) => tf.Tensor;
+
+/** A gated activation: `act(gate) * up` (the inner product of SwiGLU-style MLPs). */
+export type GatedActivation = (gate: tf.Tensor, up: tf.Tensor) => tf.Tensor;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
@@ -26,11 +30,51 @@ const ACTIVATIONS: Record<string, Activation> = {
 /** Names accepted by {@link activation}, as they appear in HF configs (`hidden_act`). */
 export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS);
 
-/** The activation HF calls `name` (`gelu` is the erf form, as in HF). */
-export function activation(name: string): Activation {
+/**
+ * The name fused kernels ({@link FUSED}) use for each HF activation: one vectorised pass instead of
+ * up to five elementwise ops (and, in an MLP, the epilogue of the up-projection's GEMM).
+ */
+const FUSED_NAMES: Record<string, string> = {
+  gelu: 'gelu',
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  gelu_fast: 'gelu_tanh',
+  silu: 'silu',
+  swish: 'silu',
+  relu: 'relu',
+  tanh: 'tanh',
+};
+
+/** The fused kernels' name for HF activation `name` (undefined for one they lack). */
+export function fusedActivationName(name: string): string | undefined {
+  return FUSED_NAMES[name];
+}
+
+function reference(name: string): Activation {
   const fn = ACTIVATIONS[name];
   if (fn === undefined) {
     throw new Error(`unknown activation '${name}' (hidden_act); supported: ${ACTIVATION_NAMES.join(', ')}`);
   }
   return fn;
+}
+
+/**
+ * The activation HF calls `name` (`gelu` is the erf form, as in HF): the backend's fused kernel
+ * where {@link canFuse} allows, else the composed tfjs ops above.
+ */
+export function activation(name: string): Activation {
+  const composed = reference(name);
+  const fused = FUSED_NAMES[name];
+  if (fused === undefined) return composed;
+  return (x) => (canFuse(FUSED.activation) ? runFused(FUSED.activation, { x }, { activation: fused }) : composed(x));
+}
+
+/** `act(gate) * up` for HF activation `name`, in one fused kernel where the backend has it. */
+export function gatedActivation(name: string): GatedActivation {
+  const composed = reference(name);
+  const fused = FUSED_NAMES[name];
+  return (gate, up) =>
+    fused !== undefined && canFuse(FUSED.activation)
+      ? runFused(FUSED.activation, { x: gate, up }, { activation: fused })
+      : tf.tidy(() => composed(gate).mul(up));
 }

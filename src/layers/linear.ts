@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
+import { canFuse, FUSED, runFused } from './fused-kernels.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
 import { prefersInOutWeights, registerTransposed, transposedWeight } from './weight-layout.js';
@@ -39,14 +40,20 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   if (weight.shape[1] !== inFeatures) {
     throw new Error(`linear: input has ${inFeatures} features, weight expects ${weight.shape[1]}`);
   }
+  // A backend's fused linear kernel: any leading dims, bias added by the GEMM, one kernel.
+  if (canFuse(FUSED.linear)) return runFused(FUSED.linear, { x, weight, bias }, { activation: 'linear' });
   const flat = x.reshape([-1, inFeatures]) as tf.Tensor2D;
-  // Not tf.fused.matMul with a bias: on the wasm backend (tfjs 4.22) it returns wrong values
-  // when combined with transposeB. Nor transposeB at all there: it is many times slower than a
-  // plain product with the weight already laid out [in, out] (BLAS backends take it as it is).
-  const product = prefersInOutWeights()
-    ? tf.matMul(flat, transposedWeight(weight as tf.Tensor2D))
-    : tf.matMul(flat, weight as tf.Tensor2D, false, true);
-  const y = bias === undefined ? product : tf.add(product, bias);
+  let y: tf.Tensor;
+  if (prefersInOutWeights()) {
+    // Not tf.fused.matMul with a bias: on the wasm backend (tfjs 4.22) it returns wrong values
+    // when combined with transposeB. Nor transposeB at all there: it is many times slower than a
+    // plain product with the weight already laid out [in, out].
+    const product = tf.matMul(flat, transposedWeight(weight as tf.Tensor2D));
+    y = bias === undefined ? product : tf.add(product, bias);
+  } else {
+    // BLAS backends read [out, in] transposed for free and add the bias in the GEMM's epilogue.
+    y = tf.fused.matMul({ a: flat, b: weight as tf.Tensor2D, transposeB: true, bias });
+  }
   return tf.reshape(y, [...x.shape.slice(0, -1), outFeatures]);
 }
 

@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { ForwardContext } from './context.js';
+import { memoize, type ForwardContext } from './context.js';
 import { init } from './init.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
 import { defaultScan, hasFusedScan } from './fused-scan.js';
+import { fusedMixer, hasFusedMixer } from './fused-mamba.js';
 import { decay } from './decay.js';
-import { derivedOf, registerDerived } from './weight-layout.js';
+import { derivedOf, recordingGradients, registerDerived } from './weight-layout.js';
 import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 export interface MambaOptions {
@@ -78,6 +79,7 @@ export class MambaMixer extends Layer {
   }
 
   protected forward(hidden: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    if (this.canFuse(hidden)) return this.fusedForward(hidden, ctx);
     return tf.tidy(() => {
       const [batch, length] = hidden.shape as [number, number, number];
       const { stateSize: n, dtRank, convKernel } = this.options;
@@ -133,14 +135,40 @@ export class MambaMixer extends Layer {
       return this.outProj.call(gated, ctx);
     });
   }
+
+  /**
+   * The backend's whole-mixer kernel (native) computes every step above in one call; it runs when
+   * nothing needs the steps one by one: no gradients, the default scan, no hook inside the mixer.
+   */
+  private canFuse(hidden: tf.Tensor): boolean {
+    return hasFusedMixer() && hidden.dtype === 'float32' && this.scan === defaultScan && !recordingGradients() && !this.hasInnerHooks();
+  }
+
+  private fusedForward(hidden: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    return tf.tidy(() => {
+      const [batch, length] = hidden.shape as [number, number, number];
+      const past = ctx.cache?.get(this);
+      const { out, conv, ssm } = fusedMixer(this, hidden, {
+        keep: realTokens(ctx, batch, length)?.reshape([batch, length]),
+        conv: past?.conv,
+        ssm: past?.ssm,
+        A: derivedOf(this.A_log, 'A', negExp),
+      });
+      if (ctx.cache !== undefined) ctx.cache.set(this, { conv, ssm });
+      return out;
+    });
+  }
 }
 
-/** The mask of this call's tokens as [B, L, 1] floats, or undefined when every token is real. */
+/**
+ * The mask of this call's tokens as [B, L, 1] floats, or undefined when every token is real.
+ * Made once per call and shared by the Mamba layers.
+ */
 function realTokens(ctx: ForwardContext, batch: number, length: number): tf.Tensor | undefined {
   const mask = ctx.attentionMask;
   if (mask === undefined) return undefined;
   const total = mask.shape[1];
-  return mask.slice([0, total - length], [batch, length]).toFloat().reshape([batch, length, 1]);
+  return memoize(ctx, `mamba.keep:${batch}x${length}`, () => mask.slice([0, total - length], [batch, length]).toFloat().reshape([batch, length, 1]));
 }
 
 /** One token of the scan, O(1) in the position: h = exp(delta A) h + delta B u, y = C·h + D u. */

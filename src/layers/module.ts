@@ -137,6 +137,16 @@ export class Module {
     return this.tapNames.some((name) => this.hooks.has(name));
   }
 
+  /**
+   * Whether a hook is attached to one of this module's taps or to any module below it. A fused
+   * kernel computes those points inside itself, so it must not run while they have hooks.
+   */
+  hasInnerHooks(): boolean {
+    for (const point of this.hooks.keys()) if (point !== '') return true;
+    for (const child of this.children.values()) if (child.hasHooks() || child.hasInnerHooks()) return true;
+    return false;
+  }
+
   /** Remove every hook attached to this module and the modules below it. */
   clearHooks(): void {
     for (const [, m] of this.namedModules(this.ownPath)) m.hooks.clear();

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { canFuse, FUSED, runFused } from './fused-kernels.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
 
@@ -15,6 +16,9 @@ export class LayerNorm extends Layer {
     this.bias = this.addParameter('bias', init.zeros([size]));
   }
   protected forward(x: tf.Tensor): tf.Tensor {
+    if (canFuse(FUSED.layerNorm)) {
+      return runFused(FUSED.layerNorm, { x, gamma: this.weight, beta: this.bias }, { epsilon: this.eps });
+    }
     return tf.tidy(() => {
       const { mean, variance } = tf.moments(x, -1, true);
       return x.sub(mean).mul(tf.rsqrt(variance.add(this.eps))).mul(this.weight).add(this.bias);
@@ -33,6 +37,7 @@ export class RMSNorm extends Layer {
     this.weight = this.addParameter('weight', init.ones([size]));
   }
   protected forward(x: tf.Tensor): tf.Tensor {
+    if (canFuse(FUSED.rmsNorm)) return runFused(FUSED.rmsNorm, { x, weight: this.weight }, { epsilon: this.eps });
     return tf.tidy(() => x.mul(tf.rsqrt(x.square().mean(-1, true).add(this.eps))).mul(this.weight));
   }
 }

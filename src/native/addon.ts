@@ -42,6 +42,11 @@ export interface NativeAddon {
     alpha: number,
     prelu: Float32Array | null,
   ): void;
+  /**
+   * The whole Mamba mixer (native/src/mamba.c): `dims` = [batch, len, hidden, inner, nstate, rank,
+   * kernel]; `operands` and `outputs` in the order binding.c's MambaMixer lists them.
+   */
+  mambaMixer(dims: Int32Array, operands: Array<Float32Array | null>, outputs: Float32Array[], eps: number): void;
   /** See {@link selectiveScan} in ./ops.ts for shapes; `y` and `hOut` are outputs. */
   selectiveScan(
     u: Float32Array,
@@ -128,6 +133,22 @@ export interface NativeAddon {
     len: number,
     headDim: number,
   ): void;
+  /** `out[i] = act(x[i])`, times `up[i]` when given; `act` indexes {@link FFN_ACTIVATIONS}. */
+  ffnActivation(act: number, x: Float32Array, up: Float32Array | null, out: Float32Array): void;
+  /** `out [rows, n] = act(x [rows, inF] · wᵀ + bias)`, `w` stored `[n, inF]`. */
+  ffnLinear(x: Float32Array, w: Float32Array, bias: Float32Array | null, out: Float32Array, inF: number, n: number, act: number): void;
+  /** `out = act(x · wgᵀ + bg) * (x · wuᵀ + bu)`, both weights `[n, inF]`. */
+  ffnGatedLinear(
+    x: Float32Array,
+    wg: Float32Array,
+    wu: Float32Array,
+    bg: Float32Array | null,
+    bu: Float32Array | null,
+    out: Float32Array,
+    inF: number,
+    n: number,
+    act: number,
+  ): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   info(): NativeInfo;
@@ -135,6 +156,9 @@ export interface NativeAddon {
 
 /** tfjs fused-op activation names, in the order binding.c numbers them. */
 export const ACTIVATIONS = ['linear', 'relu', 'elu', 'relu6', 'prelu', 'leakyrelu', 'sigmoid'] as const;
+
+/** Activations of the ffn kernels, in the order native/src/ffn.h numbers them. */
+export const FFN_ACTIVATIONS = ['linear', 'gelu', 'gelu_tanh', 'silu', 'relu', 'tanh'] as const;
 
 /** Binary operators of `binary`, in the order native/src/kernels.h numbers them. */
 export const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;

@@ -7,6 +7,8 @@ import { elementwiseKernels } from './elementwise.js';
 import { sliceKernels } from './slice.js';
 import { gatherKernels } from './gather.js';
 import { nativeKernels } from './kernels.js';
+import { mambaKernels } from './mamba-mixer.js';
+import { ffnKernels } from './ffn-kernels.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -39,9 +41,11 @@ export function registerNativeBackend(): string {
   const own = [
     ...nativeKernels(addon, NATIVE_BACKEND),
     ...attentionKernels(addon, NATIVE_BACKEND),
+    ...mambaKernels(addon, NATIVE_BACKEND),
     ...elementwiseKernels(addon, NATIVE_BACKEND),
     ...gatherKernels(NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),
+    ...ffnKernels(addon, NATIVE_BACKEND),
   ];
   const overridden = new Set(own.map((k) => k.kernelName));
   for (const config of tf.getKernelsForBackend('cpu')) {

@@ -164,7 +164,7 @@ function fusedMatMulKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
-function requireFloat32(kernel: string, inputs: Inputs): void {
+export function requireFloat32(kernel: string, inputs: Inputs): void {
   for (const [name, t] of Object.entries(inputs)) {
     if (t !== undefined && t.dtype !== 'float32') {
       throw new Error(`${kernel}: input '${name}' must be float32, got ${t.dtype}`);
@@ -172,7 +172,7 @@ function requireFloat32(kernel: string, inputs: Inputs): void {
   }
 }
 
-function requireShape(kernel: string, name: string, t: TensorInfo | undefined, shape: number[]): void {
+export function requireShape(kernel: string, name: string, t: TensorInfo | undefined, shape: number[]): void {
   if (t !== undefined && !tf.util.arraysEqual(t.shape, shape)) {
     throw new Error(`${kernel}: input '${name}' must have shape [${shape}], got [${t.shape}]`);
   }

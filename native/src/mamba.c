@@ -1,0 +1,140 @@
+/*
+ * The whole Mamba mixer in one native call, for a prompt (L tokens) or one decode step (L = 1).
+ * The math is src/layers/mamba.ts's, in the same order and with the same names:
+ *   [x, z] = in_proj(h);  u = SiLU(conv1d(x));  [dt, B, C] = x_proj(u);
+ *   delta = softplus(dt_proj(dt));  y = scan(u, delta, A, B, C, D);  out = out_proj(y * SiLU(z)).
+ * Doing it in one call matters for decode: op by op, a token is ~45 tfjs kernels per layer, each
+ * with ~20 us of dispatch, which costs more than reading the layer's weights.
+ */
+#include "kernels.h"
+#include "simd.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* out[m, n] = a[m, k] (rows lda apart) . w[n, k]^T (+ bias): a Linear with PyTorch's layout. */
+static void linear_rows(const float *a, int lda, const float *w, const float *bias, float *out,
+                        int m, int n, int k) {
+  float beta = 0.0f;
+  if (bias != NULL) {
+    for (int i = 0; i < m; i++) memcpy(out + (size_t)i * n, bias, sizeof(float) * (size_t)n);
+    beta = 1.0f;
+  }
+  if (m == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, a, 1, beta, out, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
+  }
+}
+
+/*
+ * Causal depthwise conv + SiLU for one batch row. The sequence is the K cached inputs (window,
+ * [E, K]) followed by this call's x (rows of xz, 2E apart); u_t = SiLU(cb + sum_k w_k seq_{t+k+1}).
+ * The new window is the sequence's last K entries.
+ */
+TESSERA_CLONES static void conv_row(const float *xz, int len, int inner, int kernel,
+                                    const float *weight, const float *bias, const float *window,
+                                    float *u, float *new_window, int keep_window) {
+  const int stride = 2 * inner;
+  for (int t = 0; t < len; t++) {
+    float *ut = u + (size_t)t * inner;
+    for (int e = 0; e < inner; e++) ut[e] = bias != NULL ? bias[e] : 0.0f;
+    for (int k = 0; k < kernel; k++) {
+      const int j = t + k + 1 - kernel; /* index into this call's x; < 0 reads the window */
+      if (j >= 0) {
+        const float *xj = xz + (size_t)j * stride;
+        for (int e = 0; e < inner; e++) ut[e] += weight[e * kernel + k] * xj[e];
+      } else {
+        for (int e = 0; e < inner; e++) ut[e] += weight[e * kernel + k] * window[e * kernel + kernel + j];
+      }
+    }
+    for (int e = 0; e < inner; e++) ut[e] = tessera_siluf(ut[e]);
+  }
+  for (int e = 0; e < inner; e++) {
+    for (int k = 0; k < kernel; k++) {
+      const int j = len - kernel + k;
+      new_window[e * kernel + k] = keep_window ? window[e * kernel + k]
+                                   : j >= 0    ? xz[(size_t)j * stride + e]
+                                               : window[e * kernel + kernel + j];
+    }
+  }
+}
+
+/*
+ * delta = keep * softplus(delta) in place, row by row. PyTorch's softplus (beta 1; above its
+ * threshold 20 it returns x, which this equals in float32) as max(x, 0) + log(1 + e^-|x|), so
+ * nothing overflows; where e^-|x| is below float32's epsilon the log rounds to 0 instead of e^x,
+ * an absolute error under 1e-7. Two passes, exp then log, written without selects: GCC does not
+ * vectorise the two composed in one loop, nor a select after the log.
+ */
+TESSERA_CLONES static void softplus_rows(float *delta, const float *keep, int rows, int inner) {
+  float y[256];
+  for (int r = 0; r < rows; r++) {
+    const float k = keep != NULL ? keep[r] : 1.0f;
+    for (int e0 = 0; e0 < inner; e0 += 256) {
+      float *restrict d = delta + (size_t)r * inner + e0;
+      const int count = inner - e0 < 256 ? inner - e0 : 256;
+      for (int e = 0; e < count; e++) y[e] = tessera_expf(-fabsf(d[e]));
+      for (int e = 0; e < count; e++) d[e] = k * (0.5f * (d[e] + fabsf(d[e])) + tessera_logf(1.0f + y[e]));
+    }
+  }
+}
+
+const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
+                                const float *keep, const float *conv_in, const float *ssm_in,
+                                float *out, float *conv_out, float *ssm_out, int threads) {
+  const int batch = m->batch, len = m->len, inner = m->inner, n_state = m->nstate,
+            rank = m->rank, kernel = m->kernel;
+  const int rows = batch * len, xdbl_width = rank + 2 * n_state;
+  float *xz = malloc(sizeof(float) * (size_t)rows * 2 * inner);
+  float *u = malloc(sizeof(float) * (size_t)rows * inner);
+  float *xdbl = malloc(sizeof(float) * (size_t)rows * xdbl_width);
+  float *delta = malloc(sizeof(float) * (size_t)rows * inner);
+  /* The scan reads u, delta and z as it goes, so its gated output has its own buffer. */
+  float *gated = malloc(sizeof(float) * (size_t)rows * inner);
+  float *zeros = conv_in == NULL ? calloc((size_t)inner * kernel, sizeof(float)) : NULL;
+  const char *error = NULL;
+  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL ||
+      (conv_in == NULL && zeros == NULL)) {
+    error = "out of memory";
+    goto done;
+  }
+
+  linear_rows(hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
+  if (keep != NULL) {
+    /* Padding must not reach the state: its conv input is zeroed (and its delta, below). */
+    for (int r = 0; r < rows; r++) {
+      for (int e = 0; e < inner; e++) xz[(size_t)r * 2 * inner + e] *= keep[r];
+    }
+  }
+  for (int b = 0; b < batch; b++) {
+    const float *window = conv_in != NULL ? conv_in + (size_t)b * inner * kernel : zeros;
+    /* A padded single step keeps its window (a longer call pads only on the left). */
+    const int keep_window = len == 1 && keep != NULL && keep[b] == 0.0f;
+    conv_row(xz + (size_t)b * len * 2 * inner, len, inner, kernel, m->conv_weight, m->conv_bias,
+             window, u + (size_t)b * len * inner, conv_out + (size_t)b * inner * kernel, keep_window);
+  }
+
+  linear_rows(u, inner, m->x_weight, NULL, xdbl, rows, xdbl_width, inner);
+  if (m->dt_norm != NULL) {
+    /* Jamba: RMSNorms on dt, B and C (in place). */
+    for (int r = 0; r < rows; r++) {
+      float *row = xdbl + (size_t)r * xdbl_width;
+      tessera_rms_norm(row, m->dt_norm, row, 1, rank, m->norm_eps);
+      tessera_rms_norm(row + rank, m->b_norm, row + rank, 1, n_state, m->norm_eps);
+      tessera_rms_norm(row + rank + n_state, m->c_norm, row + rank + n_state, 1, n_state, m->norm_eps);
+    }
+  }
+  linear_rows(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);
+  softplus_rows(delta, keep, rows, inner);
+
+  const struct tessera_scan scan = {batch, len, inner, n_state, u, delta, m->A, xdbl + rank,
+                                    xdbl + rank + n_state, xdbl_width, m->D, xz + inner, 2 * inner,
+                                    ssm_in, gated, ssm_out};
+  error = tessera_scan_run(&scan, threads);
+  if (error == NULL) linear_rows(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
+done:
+  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros);
+  return error;
+}

@@ -1,0 +1,36 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { recordingGradients } from './weight-layout.js';
+
+/**
+ * Fused kernels a backend may register (the native addon does; see docs/native-backend.md), by
+ * the tfjs kernel name. Layers run one of these instead of their op-by-op path only where
+ * {@link canFuse} says so; the op-by-op path stays the reference (and what wasm, cpu and
+ * gradient recording use).
+ */
+export const FUSED = {
+  /** `{ x, weight?: [H] }`, `{ epsilon }`. */
+  rmsNorm: 'TesseraRMSNorm',
+  /** `{ x, gamma?: [H], beta?: [H] }`, `{ epsilon }`. */
+  layerNorm: 'TesseraLayerNorm',
+  /** `{ x: [..., in], weight: [out, in], bias?: [out] }`, `{ activation }` → `act(x·Wᵀ + b)`. */
+  linear: 'TesseraLinear',
+  /** `{ x, gateWeight, upWeight, gateBias?, upBias? }`, `{ activation }` → `act(x·Wgᵀ + bg) * (x·Wuᵀ + bu)`. */
+  gatedLinear: 'TesseraGatedLinear',
+  /** `{ x, up? }`, `{ activation }` → `act(x)` (times `up`). */
+  activation: 'TesseraActivation',
+} as const;
+
+/**
+ * Whether `kernel` may run now: the active backend registers it and no gradients are recorded
+ * (fused kernels have no gradient; the op-by-op path keeps training exact).
+ */
+export function canFuse(kernel: string): boolean {
+  return tf.getKernel(kernel, tf.getBackend()) !== undefined && !recordingGradients();
+}
+
+/** Run a fused kernel with the inputs that are defined (optional ones may be left out). */
+export function runFused(kernel: string, inputs: Record<string, tf.Tensor | undefined>, attrs: Record<string, string | number> = {}): tf.Tensor {
+  const present: tf.NamedTensorMap = {};
+  for (const [name, t] of Object.entries(inputs)) if (t !== undefined) present[name] = t;
+  return tf.engine().runKernel(kernel, present, attrs) as tf.Tensor;
+}

@@ -1,0 +1,109 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+
+import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
+import { values, type KernelArgs } from './kernel-utils.js';
+import { requireFloat32, requireShape } from './kernels.js';
+
+/** Names of Tessera's feed-forward kernels, registered for the 'native' backend only. */
+export const LINEAR = 'TesseraLinear';
+export const GATED_LINEAR = 'TesseraGatedLinear';
+export const ACTIVATION = 'TesseraActivation';
+
+/** The native number of an `activation` attr, with a clear error for names the kernels lack. */
+function activationCode(kernel: string, attrs: KernelArgs['attrs']): number {
+  const name = String(attrs?.activation ?? 'linear');
+  const code = (FFN_ACTIVATIONS as readonly string[]).indexOf(name);
+  if (code < 0) throw new Error(`${kernel}: unknown activation '${name}'; supported: ${FFN_ACTIVATIONS.join(', ')}`);
+  return code;
+}
+
+/** `[out, in]` weight that fits `x [..., in]`; returns `out`. */
+function outFeatures(kernel: string, name: string, x: TensorInfo, weight: TensorInfo): number {
+  const inF = x.shape[x.shape.length - 1];
+  if (x.shape.length < 1 || weight.shape.length !== 2 || weight.shape[1] !== inF) {
+    throw new Error(`${kernel}: ${name} must be [out, ${inF}] for x [${x.shape}], got [${weight.shape}]`);
+  }
+  return weight.shape[0];
+}
+
+/**
+ * Inputs `{ x: [..., in], weight: [out, in], bias?: [out] }`, attrs `{ activation = 'linear' }`
+ * (one of FFN_ACTIVATIONS); output `act(x · weightᵀ + bias)`, `[..., out]`: a Linear layer, and
+ * with an activation the up-projection of an MLP, in one kernel (no reshapes, no bias add).
+ */
+function linearKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { x, weight, bias } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+    requireFloat32(LINEAR, inputs);
+    const act = activationCode(LINEAR, attrs);
+    const n = outFeatures(LINEAR, 'weight', x, weight);
+    requireShape(LINEAR, 'bias', bias, [n]);
+    const shape = [...x.shape.slice(0, -1), n];
+    const out = new Float32Array(tf.util.sizeFromShape(shape));
+    if (out.length > 0) {
+      const b = bias === undefined ? null : values(backend, bias);
+      addon.ffnLinear(values(backend, x), values(backend, weight), b, out, x.shape[x.shape.length - 1], n, act);
+    }
+    return backend.makeTensorInfo(shape, 'float32', out);
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * Inputs `{ x: [..., in], gateWeight: [out, in], upWeight: [out, in], gateBias?: [out], upBias?: [out] }`,
+ * attrs `{ activation }`; output `act(x · gateWeightᵀ + gateBias) * (x · upWeightᵀ + upBias)`,
+ * `[..., out]`: the first half of a gated (SwiGLU-style) MLP in one kernel.
+ */
+function gatedLinearKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { x, gateWeight, upWeight, gateBias, upBias } = inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
+      gateBias?: TensorInfo;
+      upBias?: TensorInfo;
+    };
+    requireFloat32(GATED_LINEAR, inputs);
+    const act = activationCode(GATED_LINEAR, attrs);
+    const n = outFeatures(GATED_LINEAR, 'gateWeight', x, gateWeight);
+    requireShape(GATED_LINEAR, 'upWeight', upWeight, gateWeight.shape);
+    requireShape(GATED_LINEAR, 'gateBias', gateBias, [n]);
+    requireShape(GATED_LINEAR, 'upBias', upBias, [n]);
+    const shape = [...x.shape.slice(0, -1), n];
+    const out = new Float32Array(tf.util.sizeFromShape(shape));
+    if (out.length > 0) {
+      addon.ffnGatedLinear(
+        values(backend, x),
+        values(backend, gateWeight),
+        values(backend, upWeight),
+        gateBias === undefined ? null : values(backend, gateBias),
+        upBias === undefined ? null : values(backend, upBias),
+        out,
+        x.shape[x.shape.length - 1],
+        n,
+        act,
+      );
+    }
+    return backend.makeTensorInfo(shape, 'float32', out);
+  }) as unknown as KernelFunc;
+}
+
+/** Inputs `{ x, up? }` (up shaped like x), attrs `{ activation }`; output `act(x)`, times `up` when given. */
+function activationKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { x, up } = inputs as { x: TensorInfo; up?: TensorInfo };
+    requireFloat32(ACTIVATION, inputs);
+    const act = activationCode(ACTIVATION, attrs);
+    requireShape(ACTIVATION, 'up', up, x.shape);
+    const out = new Float32Array(tf.util.sizeFromShape(x.shape));
+    if (out.length > 0) addon.ffnActivation(act, values(backend, x), up === undefined ? null : values(backend, up), out);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  }) as unknown as KernelFunc;
+}
+
+/** The feed-forward kernels of the native backend. */
+export function ffnKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
+  const kernels: Array<[string, KernelFunc]> = [
+    [LINEAR, linearKernel(addon)],
+    [GATED_LINEAR, gatedLinearKernel(addon)],
+    [ACTIVATION, activationKernel(addon)],
+  ];
+  return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
+}

@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+
+import type { NativeAddon } from './addon.js';
+import { requireFloat32, requireShape } from './kernels.js';
+import { values, type KernelArgs } from './kernel-utils.js';
+
+/** The fused Mamba mixer kernel (native/src/mamba.c); src/layers/mamba.ts calls it by this name. */
+export const MAMBA_MIXER = 'TesseraMambaMixer';
+
+/** Operand names in the order the addon takes them (binding.c's MambaMixer). */
+const OPERANDS = [
+  'hidden', 'keep', 'convState', 'ssmState', 'inWeight', 'inBias', 'convWeight', 'convBias', 'xWeight',
+  'dtWeight', 'dtBias', 'A', 'D', 'outWeight', 'outBias', 'dtNorm', 'bNorm', 'cNorm',
+] as const;
+
+/**
+ * Inputs: hidden [B, L, H]; the mixer's weights in PyTorch layouts (inWeight [2E, H], convWeight
+ * [E, 1, K], xWeight [R + 2N, E], dtWeight [E, R], dtBias [E], A [E, N] = -exp(A_log), D [E],
+ * outWeight [H, E]; optional inBias, convBias, outBias, and Jamba's dtNorm [R], bNorm [N],
+ * cNorm [N] with attr `normEps`); optional convState [B, E, K], ssmState [B, E, N] (zeros when
+ * absent) and keep [B, L] (1 = real token, 0 = padding). Outputs: out [B, L, H], convState,
+ * ssmState.
+ */
+function mambaMixerKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    requireFloat32(MAMBA_MIXER, inputs);
+    const { hidden, inWeight, convWeight, xWeight, A } = inputs as Record<string, TensorInfo>;
+    if (hidden.shape.length !== 3) throw new Error(`${MAMBA_MIXER}: hidden must be [batch, length, hidden], got [${hidden.shape}]`);
+    const [batch, len, size] = hidden.shape as [number, number, number];
+    const inner = inWeight.shape[0]! / 2;
+    const [, nstate] = A.shape as [number, number];
+    const kernel = convWeight.shape[convWeight.shape.length - 1]!;
+    const rank = xWeight.shape[0]! - 2 * nstate;
+    const expected: Record<string, number[]> = {
+      inWeight: [2 * inner, size], inBias: [2 * inner], convWeight: [inner, 1, kernel], convBias: [inner],
+      xWeight: [rank + 2 * nstate, inner], dtWeight: [inner, rank], dtBias: [inner], A: [inner, nstate],
+      D: [inner], outWeight: [size, inner], outBias: [size], dtNorm: [rank], bNorm: [nstate], cNorm: [nstate],
+      convState: [batch, inner, kernel], ssmState: [batch, inner, nstate], keep: [batch, len],
+    };
+    for (const [name, shape] of Object.entries(expected)) requireShape(MAMBA_MIXER, name, inputs[name], shape);
+    for (const name of ['dtWeight', 'dtBias', 'D', 'outWeight'] as const) {
+      if (inputs[name] === undefined) throw new Error(`${MAMBA_MIXER}: input '${name}' is missing`);
+    }
+    const operands = OPERANDS.map((name) => {
+      const t = inputs[name];
+      return t === undefined ? null : values(backend, t);
+    });
+    const out = new Float32Array(batch * len * size);
+    const convState = new Float32Array(batch * inner * kernel);
+    const ssmState = new Float32Array(batch * inner * nstate);
+    const dims = Int32Array.from([batch, len, size, inner, nstate, rank, kernel]);
+    if (out.length > 0) addon.mambaMixer(dims, operands, [out, convState, ssmState], Number(attrs?.normEps ?? 1e-6));
+    return [
+      backend.makeTensorInfo([batch, len, size], 'float32', out),
+      backend.makeTensorInfo([batch, inner, kernel], 'float32', convState),
+      backend.makeTensorInfo([batch, inner, nstate], 'float32', ssmState),
+    ];
+  }) as unknown as KernelFunc;
+}
+
+/** The fused Mamba kernel for the native backend. */
+export function mambaKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
+  return [{ kernelName: MAMBA_MIXER, backendName, kernelFunc: mambaMixerKernel(addon) }];
+}

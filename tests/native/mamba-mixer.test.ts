@@ -1,0 +1,126 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { GenerationCache } from '../../src/generation/cache.js';
+import { createContext, releaseContext } from '../../src/layers/context.js';
+import { MAMBA_MIXER_KERNEL, hasFusedMixer } from '../../src/layers/fused-mamba.js';
+import { MambaMixer, type MambaOptions } from '../../src/layers/mamba.js';
+import { addHook } from '../../src/hooks/run.js';
+import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
+
+const BASE: MambaOptions = { hiddenSize: 24, stateSize: 8, convKernel: 4, expand: 2, dtRank: 3, convBias: true, projBias: false };
+
+/** A mixer whose every parameter is random (A_log and D too, so nothing hides behind init values). */
+function randomMixer(options: MambaOptions, seed: number): MambaMixer {
+  const mixer = new MambaMixer(options);
+  mixer.namedParameters().forEach(([name, p], i) => {
+    const scale = name.endsWith('A_log') ? 1 : 0.3;
+    p.assign(tf.tensor(randoms(p.size, seed + i), p.shape).mul(scale));
+  });
+  return mixer;
+}
+
+/** Run the mixer over `chunks` (token counts) with a cache; the output of every call, and the final states. */
+function run(mixer: MambaMixer, hidden: tf.Tensor3D, chunks: number[], mask?: tf.Tensor2D): { outs: Float32Array[]; conv: Float32Array; ssm: Float32Array } {
+  const cache = new GenerationCache();
+  const outs: Float32Array[] = [];
+  let done = 0;
+  for (const length of chunks) {
+    const ctx = createContext({ cache, attentionMask: mask?.slice([0, 0], [mask.shape[0], done + length]) as tf.Tensor2D | undefined });
+    const x = hidden.slice([0, done, 0], [hidden.shape[0], length, hidden.shape[2]]);
+    const y = mixer.call(x, ctx);
+    outs.push(Float32Array.from(y.dataSync()));
+    releaseContext(ctx);
+    tf.dispose([x, y, ctx.attentionMask]);
+    done += length;
+  }
+  const state = cache.get(mixer)!;
+  const result = { outs, conv: Float32Array.from(state.conv!.dataSync()), ssm: Float32Array.from(state.ssm!.dataSync()) };
+  cache.dispose();
+  return result;
+}
+
+/** The same run op by op: a hook on a tap (that changes nothing) keeps the fused kernel out. */
+function runOpByOp(mixer: MambaMixer, hidden: tf.Tensor3D, chunks: number[], mask?: tf.Tensor2D) {
+  let seen = 0;
+  const handle = addHook(mixer, 'delta', () => void seen++);
+  const result = run(mixer, hidden, chunks, mask);
+  handle.remove();
+  expect(seen).toBe(chunks.length); // the hook saw every call: the op-by-op path ran
+  return result;
+}
+
+describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
+  beforeAll(async () => {
+    await selectNativeOrExpectClearError();
+  });
+  afterAll(async () => {
+    await tf.setBackend('wasm');
+  });
+
+  it('is registered on native only', () => {
+    expect(hasFusedMixer()).toBe(true);
+    expect(tf.getKernel(MAMBA_MIXER_KERNEL, 'wasm')).toBeUndefined();
+  });
+
+  const cases: Array<[string, MambaOptions]> = [
+    ['Mamba (conv bias, no projection biases)', BASE],
+    ['projection biases, no conv bias', { ...BASE, convBias: false, projBias: true }],
+    ["Jamba's inner RMSNorms on dt, B and C", { ...BASE, innerNormEps: 1e-6 }],
+  ];
+  for (const [name, options] of cases) {
+    it(`matches the op-by-op mixer: ${name}; prompt, then single steps, batch 2`, () => {
+      const mixer = randomMixer(options, 11);
+      const hidden = tf.tensor3d(randoms(2 * 9 * 24, 5), [2, 9, 24]);
+      const chunks = [5, 1, 1, 2];
+      const fused = run(mixer, hidden, chunks);
+      const reference = runOpByOp(mixer, hidden, chunks);
+      fused.outs.forEach((out, i) => expectClose(out, reference.outs[i]!, 1e-5, 1e-4));
+      expectClose(fused.conv, reference.conv, 1e-5, 1e-5);
+      expectClose(fused.ssm, reference.ssm, 1e-5, 1e-4);
+      hidden.dispose();
+      mixer.dispose();
+    });
+  }
+
+  it('leaves the state untouched for padding: left-padded prompt and padded single steps', () => {
+    const mixer = randomMixer(BASE, 3);
+    const hidden = tf.tensor3d(randoms(2 * 8 * 24, 9), [2, 8, 24]);
+    // Row 1 is left-padded by 3, then has a padded decode step (position 6) between real ones.
+    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 0, 1]], [2, 8], 'int32');
+    const chunks = [6, 1, 1];
+    const fused = run(mixer, hidden, chunks, mask);
+    const reference = runOpByOp(mixer, hidden, chunks, mask);
+    fused.outs.forEach((out, i) => expectClose(out, reference.outs[i]!, 1e-5, 1e-4));
+    expectClose(fused.conv, reference.conv, 1e-5, 1e-5);
+    expectClose(fused.ssm, reference.ssm, 1e-5, 1e-4);
+    tf.dispose([hidden, mask]);
+    mixer.dispose();
+  });
+
+  it('does not leak tensors across repeated calls', () => {
+    const mixer = randomMixer(BASE, 4);
+    const hidden = tf.tensor3d(randoms(1 * 6 * 24, 2), [1, 6, 24]);
+    run(mixer, hidden, [4, 1, 1]);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) run(mixer, hidden, [4, 1, 1]);
+    expect(tf.memory().numTensors).toBe(before);
+    hidden.dispose();
+    mixer.dispose();
+  });
+
+  it('rejects operands of the wrong shape, naming them', () => {
+    const mixer = randomMixer(BASE, 5);
+    const hidden = tf.zeros([1, 2, 24]);
+    const inputs = (over: tf.NamedTensorMap) => ({
+      hidden, inWeight: mixer.inProj.weight, convWeight: mixer.convWeight, convBias: mixer.convBias!, xWeight: mixer.xProj.weight,
+      dtWeight: mixer.dtProj.weight, dtBias: mixer.dtProj.bias!, A: mixer.A_log, D: mixer.D, outWeight: mixer.outProj.weight, ...over,
+    });
+    const wrongState = tf.zeros([1, 48, 3]);
+    expect(() => tf.engine().runKernel(MAMBA_MIXER_KERNEL, inputs({ convState: wrongState }), {})).toThrow(/input 'convState' must have shape \[1,48,4\], got \[1,48,3\]/);
+    const wrongD = tf.zeros([47]);
+    expect(() => tf.engine().runKernel(MAMBA_MIXER_KERNEL, inputs({ D: wrongD }), {})).toThrow(/input 'D' must have shape \[48\]/);
+    tf.dispose([hidden, wrongState, wrongD]);
+    mixer.dispose();
+  });
+});
