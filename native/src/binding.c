@@ -202,6 +202,28 @@ static napi_value MambaMixer(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void free_huge(napi_env env, void *data, void *hint) { tessera_huge_free(data); }
+
+/* hugePageCopy(array: Float32Array) -> a Float32Array copy on 2 MiB pages, or null */
+static napi_value HugePageCopy(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  F32(0, "array", 0, data, len);
+  napi_value result;
+  void *copy = len == 0 ? NULL : tessera_huge_copy(data, len * sizeof(float));
+  if (copy == NULL) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  napi_value buffer;
+  if (napi_create_external_arraybuffer(env, copy, len * sizeof(float), free_huge, NULL, &buffer) != napi_ok) {
+    tessera_huge_free(copy); /* e.g. a runtime that forbids external buffers */
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  CHECK(napi_create_typedarray(env, napi_float32_array, len, buffer, 0, &result));
+  return result;
+}
+
 /* rmsNorm(x, weight|null, y, h, eps) */
 static napi_value RmsNorm(napi_env env, napi_callback_info info) {
   ARGS(5);
@@ -518,6 +540,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"matmul", NULL, Matmul, NULL, NULL, NULL, napi_enumerable, NULL},
       {"selectiveScan", NULL, SelectiveScan, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mambaMixer", NULL, MambaMixer, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hugePageCopy", NULL, HugePageCopy, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rmsNorm", NULL, RmsNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"binary", NULL, Binary, NULL, NULL, NULL, napi_enumerable, NULL},

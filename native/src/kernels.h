@@ -142,4 +142,11 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
                                 const float *keep, const float *conv_in, const float *ssm_in,
                                 float *out, float *conv_out, float *ssm_out, int threads);
 
+/*
+ * A copy of `bytes` at `data` in fresh memory aligned to, and advised for, 2 MiB pages (memory.c);
+ * NULL when it cannot be allocated. Free with tessera_huge_free.
+ */
+void *tessera_huge_copy(const void *data, size_t bytes);
+void tessera_huge_free(void *data);
+
 #endif

@@ -66,7 +66,38 @@ TESSERA_CLONES static void scan_tasks(void *ctx, size_t first, size_t last) {
   }
 }
 
+/*
+ * One token (decode): nothing to carry from step to step, so each channel's N states are one
+ * contiguous vector, read from h0 and A and written to h_out in their stored [dim, N] order.
+ */
+TESSERA_CLONES static void step_tasks(void *ctx, size_t first, size_t last) {
+  const struct tessera_scan *s = ctx;
+  const int dim = s->dim, nstate = s->nstate;
+  for (size_t task = first; task < last; task++) {
+    const size_t b = task / (size_t)dim, d = task % (size_t)dim;
+    const float *bt = s->Bm + b * s->bc_stride, *ct = s->Cm + b * s->bc_stride;
+    const float *a = s->A + d * nstate;
+    const float *h0 = s->h0 != NULL ? s->h0 + task * nstate : NULL;
+    float *h = s->h_out + task * nstate;
+    const float dt = s->delta[task], u = s->u[task], dtu = dt * u;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int n = 0; n < nstate; n++) {
+      const float hn = (h0 != NULL ? tessera_expf(dt * a[n]) * h0[n] : 0.0f) + dtu * bt[n];
+      h[n] = hn;
+      acc += ct[n] * hn;
+    }
+    const float y = acc + s->D[d] * u;
+    s->y[task] = s->z != NULL ? y * tessera_siluf(s->z[b * s->z_stride + d]) : y;
+  }
+}
+
 const char *tessera_scan_run(const struct tessera_scan *s, int threads) {
+  if (s->len == 1) {
+    /* (batch, channel) tasks; at decode sizes one thread does them faster than two start. */
+    tessera_parallel_for((size_t)s->batch * s->dim, 4096, threads, step_tasks, (void *)s);
+    return NULL;
+  }
   if (s->nstate > MAX_STATE) return "state size above 256";
   const size_t tasks = (size_t)s->batch * ((s->dim + BLOCK - 1) / BLOCK);
   /* A thread pays off from ~64k state updates; each task is len * BLOCK * nstate of them. */

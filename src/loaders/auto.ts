@@ -5,6 +5,7 @@ import { CausalLM } from '../models/causal-lm.js';
 import { DecoderModel } from '../models/decoder.js';
 import { EncoderModel } from '../models/encoder.js';
 import type { TransformerModel } from '../models/transformer.js';
+import { settleWeights } from '../backend.js';
 import { assignWeights } from './assign-weights.js';
 import { readCheckpointDir, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';
@@ -34,6 +35,7 @@ export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind): Tr
   if (kind !== 'causal-lm' || (model as CausalLM).tiedEmbeddings) ignore.push(/^lm_head\./);
   try {
     assignWeights(model, checkpoint.tensors, { rules: architecture.hfNames, ignore, source: checkpoint.dir });
+    settleWeights(model.namedParameters().map(([, p]) => p));
   } catch (err) {
     model.dispose();
     throw err;
@@ -65,7 +67,9 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
     }
     /** A randomly initialised model for an HF-style (or Tessera hybrid) config. */
     static fromConfig(config: Record<string, unknown>): M {
-      return buildFromConfig(config, kind).model as M;
+      const { model } = buildFromConfig(config, kind);
+      settleWeights(model.namedParameters().map(([, p]) => p));
+      return model as M;
     }
   };
 }

@@ -1,0 +1,55 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { settleWeights } from '../../src/backend.js';
+import { loadAddon } from '../../src/native/addon.js';
+import { AutoCausalLM } from '../../src/loaders/auto.js';
+import { built, randoms, selectNativeOrExpectClearError } from './helpers.js';
+
+describe.runIf(built)('weights on 2 MiB pages (native)', () => {
+  beforeAll(async () => {
+    await selectNativeOrExpectClearError();
+  });
+  afterAll(async () => {
+    await tf.setBackend('wasm');
+  });
+
+  it('hugePageCopy returns an equal, separate copy', () => {
+    const source = randoms(3 * 1024 * 1024, 7);
+    const copy = loadAddon().hugePageCopy(source);
+    expect(copy).not.toBeNull();
+    expect(copy!.length).toBe(source.length);
+    expect(copy!.buffer === source.buffer).toBe(false);
+    expect(Buffer.from(copy!.buffer).equals(Buffer.from(source.buffer))).toBe(true);
+  });
+
+  it('settleWeights moves large weights, keeps their values, and leaves small ones', () => {
+    const big = tf.tidy(() => tf.variable(tf.tensor(randoms(1024 * 1024, 3), [1024, 1024]))); // 4 MiB
+    const small = tf.tidy(() => tf.variable(tf.tensor(randoms(64, 4), [64])));
+    const storage = (t: tf.Tensor) => (tf.backend() as unknown as { data: { get(id: object): { values: Float32Array } } }).data.get(t.dataId).values;
+    const [bigBefore, smallBefore] = [storage(big), storage(small)];
+    const expected = Float32Array.from(big.dataSync());
+    settleWeights([big, small]);
+    expect(storage(big) === bigBefore).toBe(false);
+    expect(storage(small) === smallBefore).toBe(true);
+    expect(Buffer.from(big.dataSync().buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    // The moved data is used as any other: a product and an update.
+    const product = tf.matMul(big, big);
+    expect(Number.isFinite(product.sum().dataSync()[0]!)).toBe(true);
+    big.assign(tf.zerosLike(big));
+    expect(big.sum().dataSync()[0]).toBe(0);
+    tf.dispose([big, small, product]);
+  });
+
+  it('a model built on native generates the same ids with its weights moved', () => {
+    const config = { model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 128, vocab_size: 8192 };
+    const lm = AutoCausalLM.fromConfig(config); // the 2 MiB embedding was moved
+    const ids = lm.generate([[1, 2, 3, 4]], { maxNewTokens: 5 });
+    // The same weights in ordinary memory: copies made outside settleWeights.
+    const plain = AutoCausalLM.fromConfig(config);
+    for (const [[, from], [, to]] of lm.namedParameters().map((p, i) => [p, plain.namedParameters()[i]!] as const)) to.assign(from.clone());
+    expect(plain.generate([[1, 2, 3, 4]], { maxNewTokens: 5 })).toEqual(ids);
+    lm.dispose();
+    plain.dispose();
+  });
+});
