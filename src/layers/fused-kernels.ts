@@ -8,9 +8,9 @@ import { recordingGradients } from './weight-layout.js';
  * gradient recording use).
  */
 export const FUSED = {
-  /** `{ x, weight?: [H] }`, `{ epsilon }`. */
+  /** `{ x, weight?: [H], residual? }`, `{ epsilon }` → norm(x + residual). */
   rmsNorm: 'TesseraRMSNorm',
-  /** `{ x, gamma?: [H], beta?: [H] }`, `{ epsilon }`. */
+  /** `{ x, gamma?: [H], beta?: [H], residual? }`, `{ epsilon }` → norm(x + residual). */
   layerNorm: 'TesseraLayerNorm',
   /** `{ x: [..., in], weight: [out, in], bias?: [out] }`, `{ activation }` → `act(x·Wᵀ + b)`. */
   linear: 'TesseraLinear',

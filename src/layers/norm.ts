@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { canFuse, FUSED, runFused } from './fused-kernels.js';
 import { init } from './init.js';
+import type { ForwardContext } from './context.js';
 import { Layer } from './module.js';
 
 /** LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * weight + bias. */
@@ -48,4 +49,21 @@ export type NormSpec = { kind: 'layernorm' | 'rmsnorm'; eps: number };
 /** Build the norm a {@link NormSpec} names. */
 export function createNorm(spec: NormSpec, size: number): LayerNorm | RMSNorm {
   return spec.kind === 'layernorm' ? new LayerNorm(size, spec.eps) : new RMSNorm(size, spec.eps);
+}
+
+/**
+ * `norm(x + y)`, the post-norm residual (BERT). Where the backend fuses norms and nothing hooks
+ * the norm, the sum is made inside the norm's kernel (one kernel instead of two); otherwise the
+ * norm is called on the sum as usual, with its hooks.
+ */
+export function normOfSum(norm: Layer, x: tf.Tensor, y: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+  if (!norm.hasHooks() && tf.util.arraysEqual(x.shape, y.shape) && x.dtype === 'float32' && y.dtype === 'float32') {
+    if (norm instanceof LayerNorm && canFuse(FUSED.layerNorm)) {
+      return runFused(FUSED.layerNorm, { x, residual: y, gamma: norm.weight, beta: norm.bias }, { epsilon: norm.eps });
+    }
+    if (norm instanceof RMSNorm && canFuse(FUSED.rmsNorm)) {
+      return runFused(FUSED.rmsNorm, { x, residual: y, weight: norm.weight }, { epsilon: norm.eps });
+    }
+  }
+  return norm.call(x.add(y), ctx);
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
 import type { Layer } from './module.js';
+import { normOfSum } from './norm.js';
 
 /**
  * Where a block's norm sits around a residual connection:
@@ -20,6 +21,6 @@ export function residual(
   return tf.tidy(() =>
     placement === 'pre'
       ? x.add(sublayer.call(norm.call(x, ctx), ctx))
-      : norm.call(x.add(sublayer.call(x, ctx)), ctx),
+      : normOfSum(norm, x, sublayer.call(x, ctx), ctx),
   );
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { ACTIVATIONS, type NativeAddon } from './addon.js';
+import { ACTIVATIONS, BINARY_OPS, type NativeAddon } from './addon.js';
 import { broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
 /** Names of Tessera's fused kernels, registered for the 'native' backend only. */
@@ -178,34 +178,48 @@ export function requireShape(kernel: string, name: string, t: TensorInfo | undef
   }
 }
 
-/** Inputs `{ x: [..., H], weight?: [H] }`, attrs `{ epsilon = 1e-6 }`; output like x. */
+/**
+ * The rows a norm kernel normalises: `x`, or `x + residual` (post-norm blocks: norm(x + f(x)) in
+ * one kernel), written into a fresh array that the norm then updates in place.
+ */
+function normInput(addon: NativeAddon, backend: Backend, kernel: string, x: TensorInfo, residual: TensorInfo | undefined): { input: Float32Array; out: Float32Array } {
+  const out = new Float32Array(tf.util.sizeFromShape(x.shape));
+  if (residual === undefined) return { input: values(backend, x), out };
+  requireShape(kernel, 'residual', residual, x.shape);
+  const flat = Int32Array.of(out.length);
+  const unit = Int32Array.of(1);
+  if (out.length > 0) addon.binary(BINARY_OPS.indexOf('Add'), values(backend, x), unit, values(backend, residual), unit, out, flat);
+  return { input: out, out };
+}
+
+/** Inputs `{ x: [..., H], weight?: [H], residual?: like x }`, attrs `{ epsilon = 1e-6 }`; norm(x + residual), shape of x. */
 function rmsNormKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { x, weight } = inputs as { x: TensorInfo; weight?: TensorInfo };
+    const { x, weight, residual } = inputs as { x: TensorInfo; weight?: TensorInfo; residual?: TensorInfo };
     requireFloat32(RMS_NORM, inputs);
     const h = x.shape[x.shape.length - 1] ?? 0;
     requireShape(RMS_NORM, 'weight', weight, [h]);
-    const y = new Float32Array(tf.util.sizeFromShape(x.shape));
+    const { input, out: y } = normInput(addon, backend, RMS_NORM, x, residual);
     if (y.length > 0) {
       const w = weight === undefined ? null : values(backend, weight);
-      addon.rmsNorm(values(backend, x), w, y, h, Number(attrs?.epsilon ?? 1e-6));
+      addon.rmsNorm(input, w, y, h, Number(attrs?.epsilon ?? 1e-6));
     }
     return backend.makeTensorInfo(x.shape, 'float32', y);
   }) as unknown as KernelFunc;
 }
 
-/** Inputs `{ x: [..., H], gamma?: [H], beta?: [H] }`, attrs `{ epsilon = 1e-5 }`; output like x. */
+/** Inputs `{ x: [..., H], gamma?: [H], beta?: [H], residual?: like x }`, attrs `{ epsilon = 1e-5 }`; norm(x + residual), shape of x. */
 function layerNormKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { x, gamma, beta } = inputs as { x: TensorInfo; gamma?: TensorInfo; beta?: TensorInfo };
+    const { x, gamma, beta, residual } = inputs as { x: TensorInfo; gamma?: TensorInfo; beta?: TensorInfo; residual?: TensorInfo };
     requireFloat32(LAYER_NORM, inputs);
     const h = x.shape[x.shape.length - 1] ?? 0;
     requireShape(LAYER_NORM, 'gamma', gamma, [h]);
     requireShape(LAYER_NORM, 'beta', beta, [h]);
-    const y = new Float32Array(tf.util.sizeFromShape(x.shape));
+    const { input, out: y } = normInput(addon, backend, LAYER_NORM, x, residual);
     if (y.length > 0) {
       addon.layerNorm(
-        values(backend, x),
+        input,
         gamma === undefined ? null : values(backend, gamma),
         beta === undefined ? null : values(backend, beta),
         y,
