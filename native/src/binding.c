@@ -157,13 +157,13 @@ struct operand {
 };
 
 /*
- * mambaMixer(dims Int32Array [batch, len, hidden, inner, nstate, rank, kernel], operands[18],
- * outputs[3], eps): operands are hidden, keep, convIn, ssmIn, inWeight, inBias, convWeight,
- * convBias, xWeight, dtWeight, dtBias, A, D, outWeight, outBias, dtNorm, bNorm, cNorm (Float32Array
- * or null where optional); outputs are out, convOut, ssmOut.
+ * mambaMixer(dims Int32Array [batch, len, hidden, inner, nstate, rank, kernel], operands[19],
+ * outputs[3], eps, preNormEps, addResidual): operands are hidden, keep, convIn, ssmIn, inWeight,
+ * inBias, convWeight, convBias, xWeight, dtWeight, dtBias, A, D, outWeight, outBias, dtNorm,
+ * bNorm, cNorm, preNorm (Float32Array, or null where optional); outputs are out, convOut, ssmOut.
  */
 static napi_value MambaMixer(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(6);
   int32_t *dims = NULL;
   size_t ndims = 0;
   if (!typed_array(env, argv[0], napi_int32_array, 0, (void **)&dims, &ndims) || ndims != 7)
@@ -172,16 +172,17 @@ static napi_value MambaMixer(napi_env env, napi_callback_info info) {
     if (dims[i] < 1) FAIL("tessera_native: mambaMixer dims[%d] = %d must be positive", i, dims[i]);
   }
   const size_t B = dims[0], L = dims[1], H = dims[2], E = dims[3], N = dims[4], R = dims[5], K = dims[6];
-  const struct operand want[21] = {
+  const struct operand want[22] = {
       {"hidden", B * L * H, 0}, {"keep", B * L, 1}, {"convIn", B * E * K, 1}, {"ssmIn", B * E * N, 1},
       {"inWeight", 2 * E * H, 0}, {"inBias", 2 * E, 1}, {"convWeight", E * K, 0}, {"convBias", E, 1},
       {"xWeight", (R + 2 * N) * E, 0}, {"dtWeight", E * R, 0}, {"dtBias", E, 0}, {"A", E * N, 0},
       {"D", E, 0}, {"outWeight", H * E, 0}, {"outBias", H, 1}, {"dtNorm", R, 1}, {"bNorm", N, 1},
-      {"cNorm", N, 1}, {"out", B * L * H, 0}, {"convOut", B * E * K, 0}, {"ssmOut", B * E * N, 0}};
-  float *ptr[21];
-  for (int i = 0; i < 21; i++) {
+      {"cNorm", N, 1}, {"preNorm", H, 1}, {"out", B * L * H, 0}, {"convOut", B * E * K, 0},
+      {"ssmOut", B * E * N, 0}};
+  float *ptr[22];
+  for (int i = 0; i < 22; i++) {
     napi_value v;
-    CHECK(napi_get_element(env, argv[i < 18 ? 1 : 2], i < 18 ? i : i - 18, &v));
+    CHECK(napi_get_element(env, argv[i < 19 ? 1 : 2], i < 19 ? i : i - 19, &v));
     size_t len = 0;
     if (!typed_array(env, v, napi_float32_array, want[i].optional, (void **)&ptr[i], &len))
       FAIL("tessera_native: mambaMixer %s must be a Float32Array%s", want[i].name,
@@ -191,13 +192,17 @@ static napi_value MambaMixer(napi_env env, napi_callback_info info) {
   }
   if ((ptr[15] == NULL) != (ptr[16] == NULL) || (ptr[15] == NULL) != (ptr[17] == NULL))
     FAIL("tessera_native: mambaMixer takes all three inner norms (dtNorm, bNorm, cNorm) or none");
-  double eps = 0;
+  double eps = 0, pre_norm_eps = 0;
   CHECK(napi_get_value_double(env, argv[3], &eps));
+  CHECK(napi_get_value_double(env, argv[4], &pre_norm_eps));
+  bool add_residual = false;
+  CHECK(napi_get_value_bool(env, argv[5], &add_residual));
   const struct tessera_mamba m = {dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6],
                                   ptr[4], ptr[5], ptr[6], ptr[7], ptr[8], ptr[9], ptr[10], ptr[11],
-                                  ptr[12], ptr[13], ptr[14], ptr[15], ptr[16], ptr[17], (float)eps};
-  const char *error = tessera_mamba_mixer(&m, ptr[0], ptr[1], ptr[2], ptr[3], ptr[18], ptr[19],
-                                          ptr[20], openblas_get_num_threads());
+                                  ptr[12], ptr[13], ptr[14], ptr[15], ptr[16], ptr[17], (float)eps,
+                                  ptr[18], (float)pre_norm_eps, add_residual};
+  const char *error = tessera_mamba_mixer(&m, ptr[0], ptr[1], ptr[2], ptr[3], ptr[19], ptr[20],
+                                          ptr[21], openblas_get_num_threads());
   if (error != NULL) FAIL("tessera_native: mambaMixer: %s", error);
   return NULL;
 }

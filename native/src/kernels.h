@@ -130,10 +130,15 @@ struct tessera_mamba {
   const float *out_weight, *out_bias;   /* [H, E], [H] */
   const float *dt_norm, *b_norm, *c_norm; /* Jamba's inner RMSNorm weights [R], [N], [N], or NULL */
   float norm_eps;
+  /* The block around the mixer, when fused in: hidden -> hidden + mixer(RMSNorm(hidden)). */
+  const float *pre_norm; /* [H], or NULL: hidden goes to in_proj as it is */
+  float pre_norm_eps;
+  int add_residual; /* add hidden to the output */
 };
 
 /*
- * The Mamba mixer over hidden [B, L, H] into out [B, L, H], continuing from the conv window
+ * The Mamba mixer over hidden [B, L, H] into out [B, L, H] (with pre_norm and add_residual, the
+ * whole pre-norm residual block around it), continuing from the conv window
  * conv_in [B, E, K] and SSM state ssm_in [B, E, N] (NULL: zeros) and writing the new ones.
  * keep [B, L] (NULL: all 1) marks real tokens; padding leaves the state untouched.
  * Returns NULL, or what went wrong.

@@ -94,14 +94,16 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   /* The scan reads u, delta and z as it goes, so its gated output has its own buffer. */
   float *gated = malloc(sizeof(float) * (size_t)rows * inner);
   float *zeros = conv_in == NULL ? calloc((size_t)inner * kernel, sizeof(float)) : NULL;
+  float *normed = m->pre_norm != NULL ? malloc(sizeof(float) * (size_t)rows * m->hidden) : NULL;
   const char *error = NULL;
   if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL ||
-      (conv_in == NULL && zeros == NULL)) {
+      (conv_in == NULL && zeros == NULL) || (m->pre_norm != NULL && normed == NULL)) {
     error = "out of memory";
     goto done;
   }
 
-  linear_rows(hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
+  if (normed != NULL) tessera_rms_norm(hidden, m->pre_norm, normed, rows, m->hidden, m->pre_norm_eps);
+  linear_rows(normed != NULL ? normed : hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
   if (keep != NULL) {
     /* Padding must not reach the state: its conv input is zeroed (and its delta, below). */
     for (int r = 0; r < rows; r++) {
@@ -133,8 +135,13 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
                                     xdbl + rank + n_state, xdbl_width, m->D, xz + inner, 2 * inner,
                                     ssm_in, gated, ssm_out};
   error = tessera_scan_run(&scan, threads);
-  if (error == NULL) linear_rows(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
+  if (error == NULL) {
+    linear_rows(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
+    if (m->add_residual) {
+      for (size_t i = 0; i < (size_t)rows * m->hidden; i++) out[i] += hidden[i];
+    }
+  }
 done:
-  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros);
+  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros), free(normed);
   return error;
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MambaMixer } from './mamba.js';
+import type { RMSNorm } from './norm.js';
 
 /** The whole-mixer kernel a backend may register (the native addon does: native/src/mamba.c). */
 export const MAMBA_MIXER_KERNEL = 'TesseraMambaMixer';
@@ -17,6 +18,8 @@ export interface FusedMixerState {
   conv?: tf.Tensor;
   ssm?: tf.Tensor;
   A: tf.Tensor;
+  /** The block's pre-norm: the kernel then returns hidden + mixer(preNorm(hidden)). */
+  preNorm?: RMSNorm;
 }
 
 /**
@@ -35,6 +38,7 @@ export function fusedMixer(mixer: MambaMixer, hidden: tf.Tensor, state: FusedMix
     keep: state.keep,
     convState: state.conv,
     ssmState: state.ssm,
+    preNorm: state.preNorm?.weight,
   };
   const inputs: tf.NamedTensorMap = {
     hidden,
@@ -48,7 +52,7 @@ export function fusedMixer(mixer: MambaMixer, hidden: tf.Tensor, state: FusedMix
     outWeight: mixer.outProj.weight,
   };
   for (const [name, t] of Object.entries(optional)) if (t !== undefined) inputs[name] = t;
-  const attrs = { normEps: mixer.options.innerNormEps ?? 0 };
+  const attrs = { normEps: mixer.options.innerNormEps ?? 0, preNormEps: state.preNorm?.eps ?? 0, addResidual: state.preNorm !== undefined };
   const [out, conv, ssm] = tf.engine().runKernel(MAMBA_MIXER_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   return { out: out!, conv: conv!, ssm: ssm! };
 }

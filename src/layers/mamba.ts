@@ -144,7 +144,17 @@ export class MambaMixer extends Layer {
     return hasFusedMixer() && hidden.dtype === 'float32' && this.scan === defaultScan && !recordingGradients() && !this.hasInnerHooks();
   }
 
-  private fusedForward(hidden: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+  /**
+   * The pre-norm residual block around this mixer, `hidden + mixer(norm(hidden))`, as one kernel
+   * call where the mixer can be fused and `norm` is an RMSNorm without hooks; undefined otherwise
+   * (the block then runs its steps one by one). Saves a decode step two kernels per layer.
+   */
+  residualForward(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor | undefined {
+    if (!(norm instanceof RMSNorm) || norm.hasHooks() || this.hasHooks() || !this.canFuse(hidden)) return undefined;
+    return this.fusedForward(hidden, ctx, norm);
+  }
+
+  private fusedForward(hidden: tf.Tensor, ctx: ForwardContext, preNorm?: RMSNorm): tf.Tensor {
     return tf.tidy(() => {
       const [batch, length] = hidden.shape as [number, number, number];
       const past = ctx.cache?.get(this);
@@ -153,6 +163,7 @@ export class MambaMixer extends Layer {
         conv: past?.conv,
         ssm: past?.ssm,
         A: derivedOf(this.A_log, 'A', negExp),
+        preNorm,
       });
       if (ctx.cache !== undefined) ctx.cache.set(this, { conv, ssm });
       return out;

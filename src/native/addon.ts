@@ -46,9 +46,17 @@ export interface NativeAddon {
   hugePageCopy(array: Float32Array): Float32Array | null;
   /**
    * The whole Mamba mixer (native/src/mamba.c): `dims` = [batch, len, hidden, inner, nstate, rank,
-   * kernel]; `operands` and `outputs` in the order binding.c's MambaMixer lists them.
+   * kernel]; `operands` and `outputs` in the order binding.c's MambaMixer lists them. With a
+   * `preNorm` operand and `addResidual`, the pre-norm residual block around the mixer.
    */
-  mambaMixer(dims: Int32Array, operands: Array<Float32Array | null>, outputs: Float32Array[], eps: number): void;
+  mambaMixer(
+    dims: Int32Array,
+    operands: Array<Float32Array | null>,
+    outputs: Float32Array[],
+    eps: number,
+    preNormEps: number,
+    addResidual: boolean,
+  ): void;
   /** See {@link selectiveScan} in ./ops.ts for shapes; `y` and `hOut` are outputs. */
   selectiveScan(
     u: Float32Array,

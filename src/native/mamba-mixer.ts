@@ -11,7 +11,7 @@ export const MAMBA_MIXER = 'TesseraMambaMixer';
 /** Operand names in the order the addon takes them (binding.c's MambaMixer). */
 const OPERANDS = [
   'hidden', 'keep', 'convState', 'ssmState', 'inWeight', 'inBias', 'convWeight', 'convBias', 'xWeight',
-  'dtWeight', 'dtBias', 'A', 'D', 'outWeight', 'outBias', 'dtNorm', 'bNorm', 'cNorm',
+  'dtWeight', 'dtBias', 'A', 'D', 'outWeight', 'outBias', 'dtNorm', 'bNorm', 'cNorm', 'preNorm',
 ] as const;
 
 /**
@@ -19,8 +19,9 @@ const OPERANDS = [
  * [E, 1, K], xWeight [R + 2N, E], dtWeight [E, R], dtBias [E], A [E, N] = -exp(A_log), D [E],
  * outWeight [H, E]; optional inBias, convBias, outBias, and Jamba's dtNorm [R], bNorm [N],
  * cNorm [N] with attr `normEps`); optional convState [B, E, K], ssmState [B, E, N] (zeros when
- * absent) and keep [B, L] (1 = real token, 0 = padding). Outputs: out [B, L, H], convState,
- * ssmState.
+ * absent) and keep [B, L] (1 = real token, 0 = padding). With preNorm [H] (attr `preNormEps`)
+ * the hidden rows are RMS-normalised first, and with attr `addResidual` hidden is added to the
+ * output: the pre-norm residual block. Outputs: out [B, L, H], convState, ssmState.
  */
 function mambaMixerKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
@@ -36,7 +37,7 @@ function mambaMixerKernel(addon: NativeAddon): KernelFunc {
       inWeight: [2 * inner, size], inBias: [2 * inner], convWeight: [inner, 1, kernel], convBias: [inner],
       xWeight: [rank + 2 * nstate, inner], dtWeight: [inner, rank], dtBias: [inner], A: [inner, nstate],
       D: [inner], outWeight: [size, inner], outBias: [size], dtNorm: [rank], bNorm: [nstate], cNorm: [nstate],
-      convState: [batch, inner, kernel], ssmState: [batch, inner, nstate], keep: [batch, len],
+      convState: [batch, inner, kernel], ssmState: [batch, inner, nstate], keep: [batch, len], preNorm: [size],
     };
     for (const [name, shape] of Object.entries(expected)) requireShape(MAMBA_MIXER, name, inputs[name], shape);
     for (const name of ['dtWeight', 'dtBias', 'D', 'outWeight'] as const) {
@@ -50,7 +51,10 @@ function mambaMixerKernel(addon: NativeAddon): KernelFunc {
     const convState = new Float32Array(batch * inner * kernel);
     const ssmState = new Float32Array(batch * inner * nstate);
     const dims = Int32Array.from([batch, len, size, inner, nstate, rank, kernel]);
-    if (out.length > 0) addon.mambaMixer(dims, operands, [out, convState, ssmState], Number(attrs?.normEps ?? 1e-6));
+    if (out.length > 0) {
+      const eps = Number(attrs?.normEps ?? 1e-6);
+      addon.mambaMixer(dims, operands, [out, convState, ssmState], eps, Number(attrs?.preNormEps ?? 1e-6), Boolean(attrs?.addResidual));
+    }
     return [
       backend.makeTensorInfo([batch, len, size], 'float32', out),
       backend.makeTensorInfo([batch, inner, kernel], 'float32', convState),

@@ -5,6 +5,8 @@ import { GenerationCache } from '../../src/generation/cache.js';
 import { createContext, releaseContext } from '../../src/layers/context.js';
 import { MAMBA_MIXER_KERNEL, hasFusedMixer } from '../../src/layers/fused-mamba.js';
 import { MambaMixer, type MambaOptions } from '../../src/layers/mamba.js';
+import { Block } from '../../src/layers/block.js';
+import { RMSNorm } from '../../src/layers/norm.js';
 import { addHook } from '../../src/hooks/run.js';
 import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
 
@@ -96,6 +98,33 @@ describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
     expectClose(fused.ssm, reference.ssm, 1e-5, 1e-4);
     tf.dispose([hidden, mask]);
     mixer.dispose();
+  });
+
+  it('runs a whole pre-norm Mamba block (norm, mixer, residual) as one kernel, equal to its steps', async () => {
+    const block = new Block({ mixerNorm: new RMSNorm(24, 1e-5), mixer: randomMixer(BASE, 21), placement: 'pre' });
+    block.mixerNorm.namedParameters().forEach(([, p]) => p.assign(tf.tensor(randoms(p.size, 8), p.shape).add(1)));
+    const hidden = tf.tensor3d(randoms(2 * 6 * 24, 13), [2, 6, 24]);
+    const forward = (): tf.Tensor => {
+      const cache = new GenerationCache();
+      const ctx = createContext({ cache });
+      const first = block.call(hidden.slice([0, 0, 0], [2, 5, 24]), ctx);
+      const step = block.call(hidden.slice([0, 5, 0], [2, 1, 24]), createContext({ cache }));
+      const out = tf.concat([first, step], 1);
+      cache.dispose();
+      return out;
+    };
+    tf.tidy(() => block.call(hidden, createContext())); // A = -exp(A_log) is derived on first use
+    const profile = await tf.profile(() => tf.tidy(() => block.call(hidden, createContext())));
+    expect(profile.kernels.map((k) => k.name)).toEqual(['TesseraMambaMixer']);
+    (profile.result as tf.Tensor).dispose();
+    const fused = tf.tidy(forward);
+    // A hook on the norm keeps the block in steps (norm kernel, mixer kernel, add).
+    const handle = block.mixerNorm.attachHook('', 'post', () => undefined);
+    const steps = tf.tidy(forward);
+    handle.remove();
+    expectClose(fused.dataSync(), steps.dataSync(), 1e-5, 1e-4);
+    tf.dispose([fused, steps, hidden]);
+    block.dispose();
   });
 
   it('does not leak tensors across repeated calls', () => {
