@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { recordingGradients } from './weight-layout.js';
+import { canFuse, FUSED } from './fused-kernels.js';
 
 /** The fused attention kernel a backend may register (the native addon does; src/native/attention.ts). */
-export const ATTENTION_KERNEL = 'TesseraAttention';
+export const ATTENTION_KERNEL = FUSED.attention;
 
 /**
  * Whether attention may run fused: the active backend has the kernel and no gradients are being
@@ -10,7 +10,7 @@ export const ATTENTION_KERNEL = 'TesseraAttention';
  * materialises.
  */
 export function canFuseAttention(): boolean {
-  return !recordingGradients() && tf.getKernel(ATTENTION_KERNEL, tf.getBackend()) !== undefined;
+  return canFuse(ATTENTION_KERNEL);
 }
 
 export interface FusedAttentionOptions {

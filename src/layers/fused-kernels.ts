@@ -18,6 +18,12 @@ export const FUSED = {
   gatedLinear: 'TesseraGatedLinear',
   /** `{ x, up? }`, `{ activation }` → `act(x)` (times `up`). */
   activation: 'TesseraActivation',
+  /** Attention after the q/k/v projections (src/layers/fused-attention.ts). */
+  attention: 'TesseraAttention',
+  /** The Mamba selective scan (src/layers/fused-scan.ts). */
+  selectiveScan: 'TesseraSelectiveScan',
+  /** The whole Mamba mixer, or its pre-norm block (src/layers/fused-mamba.ts). */
+  mambaMixer: 'TesseraMambaMixer',
 } as const;
 
 /**

@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MambaMixer } from './mamba.js';
 import type { RMSNorm } from './norm.js';
+import { canFuse, FUSED } from './fused-kernels.js';
 
 /** The whole-mixer kernel a backend may register (the native addon does: native/src/mamba.c). */
-export const MAMBA_MIXER_KERNEL = 'TesseraMambaMixer';
+export const MAMBA_MIXER_KERNEL = FUSED.mambaMixer;
 
-/** Whether the active backend has the fused Mamba mixer kernel. */
-export function hasFusedMixer(): boolean {
-  return tf.getKernel(MAMBA_MIXER_KERNEL, tf.getBackend()) !== undefined;
+/** Whether the Mamba mixer may run fused now: the backend has the kernel, no gradients are recorded. */
+export function canFuseMixer(): boolean {
+  return canFuse(MAMBA_MIXER_KERNEL);
 }
 
 /** What a call carries besides the weights: padding, the cached states and A = -exp(A_log). */

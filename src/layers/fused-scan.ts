@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { chunkedScan } from './chunked-scan.js';
 import type { ScanInputs, ScanOutputs } from './selective-scan.js';
-import { recordingGradients } from './weight-layout.js';
+import { canFuse, FUSED } from './fused-kernels.js';
 
 /** The fused selective-scan kernel a backend may register (the native addon does). */
-export const SELECTIVE_SCAN_KERNEL = 'TesseraSelectiveScan';
+export const SELECTIVE_SCAN_KERNEL = FUSED.selectiveScan;
 
 /** Whether the active backend has the fused scan kernel. */
 export function hasFusedScan(): boolean {
@@ -17,7 +17,7 @@ export function hasFusedScan(): boolean {
  * has no gradient, so while gradients are recorded the chunked scan runs instead.
  */
 export function defaultScan(inputs: ScanInputs): ScanOutputs {
-  if (recordingGradients() || !hasFusedScan()) return chunkedScan(inputs);
+  if (!canFuse(SELECTIVE_SCAN_KERNEL)) return chunkedScan(inputs);
   const { u, delta, A, B, C, D, h0 } = inputs;
   const kernelInputs: tf.NamedTensorMap = h0 === undefined ? { u, delta, A, B, C, D } : { u, delta, A, B, C, D, h0 };
   const [y, h] = tf.engine().runKernel(SELECTIVE_SCAN_KERNEL, kernelInputs, {}) as tf.Tensor[];

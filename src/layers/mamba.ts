@@ -5,9 +5,9 @@ import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
 import { defaultScan, hasFusedScan } from './fused-scan.js';
-import { fusedMixer, hasFusedMixer } from './fused-mamba.js';
+import { canFuseMixer, fusedMixer } from './fused-mamba.js';
 import { decay } from './decay.js';
-import { derivedOf, recordingGradients, registerDerived } from './weight-layout.js';
+import { derivedOf, registerDerived } from './weight-layout.js';
 import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 export interface MambaOptions {
@@ -141,7 +141,7 @@ export class MambaMixer extends Layer {
    * nothing needs the steps one by one: no gradients, the default scan, no hook inside the mixer.
    */
   private canFuse(hidden: tf.Tensor): boolean {
-    return hasFusedMixer() && hidden.dtype === 'float32' && this.scan === defaultScan && !recordingGradients() && !this.hasInnerHooks();
+    return canFuseMixer() && hidden.dtype === 'float32' && this.scan === defaultScan && !this.hasInnerHooks();
   }
 
   /**
