@@ -15,8 +15,10 @@ describe('npm run bench (quick smoke check)', () => {
       'mamba_decode_ratio_4096_vs_64',
       'matmul_gflops',
       'matvec_gbps',
+      'matvec_streaming_gbps',
       'encode_engine_fraction',
       'decode_engine_fraction',
+      'decode_streaming_fraction',
       'tensors_before',
       'tensors_after',
     ]) {
