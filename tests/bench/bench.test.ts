@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { runBench } from '../../bench/run.js';
 
@@ -5,7 +6,7 @@ describe('npm run bench (quick smoke check)', () => {
   it('reports every key as a finite number, on the active backend, with no tensor growth', async () => {
     const lines: string[] = [];
     const result = await runBench({ quick: true, log: (l) => lines.push(l) });
-    expect(result.backend).toBe('wasm');
+    expect(result.backend).toBe(tf.getBackend());
     for (const key of [
       'bert_base_encode_tok_s',
       'mamba130m_prefill512_tok_s',

@@ -54,11 +54,13 @@ function forward(attn: Attention, x: tf.Tensor, init: Partial<ForwardContext> = 
 }
 
 describe.skipIf(!built)('fused attention (native)', () => {
+  let previous = '';
   beforeAll(async () => {
+    previous = tf.getBackend();
     await selectNativeOrExpectClearError();
   });
   afterAll(async () => {
-    await tf.setBackend('cpu');
+    await tf.setBackend(previous);
   });
 
   it('registers the kernels the layers look for', () => {

@@ -7,11 +7,13 @@ import { AutoCausalLM } from '../../src/loaders/auto.js';
 import { built, randoms, selectNativeOrExpectClearError } from './helpers.js';
 
 describe.runIf(built)('weights on 2 MiB pages (native)', () => {
+  let previous = '';
   beforeAll(async () => {
+    previous = tf.getBackend();
     await selectNativeOrExpectClearError();
   });
   afterAll(async () => {
-    await tf.setBackend('wasm');
+    await tf.setBackend(previous);
   });
 
   it('hugePageCopy returns an equal, separate copy', () => {

@@ -53,11 +53,13 @@ function runOpByOp(mixer: MambaMixer, hidden: tf.Tensor3D, chunks: number[], mas
 }
 
 describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
+  let previous = '';
   beforeAll(async () => {
+    previous = tf.getBackend();
     await selectNativeOrExpectClearError();
   });
   afterAll(async () => {
-    await tf.setBackend('wasm');
+    await tf.setBackend(previous);
   });
 
   it('is registered on native only', () => {

@@ -16,11 +16,13 @@ function reference(norm: LayerNorm | RMSNorm, x: tf.Tensor, y: tf.Tensor): Float
 }
 
 describe.runIf(built)('post-norm residual in one norm kernel (native)', () => {
+  let previous = '';
   beforeAll(async () => {
+    previous = tf.getBackend();
     await selectNativeOrExpectClearError();
   });
   afterAll(async () => {
-    await tf.setBackend('wasm');
+    await tf.setBackend(previous);
   });
 
   for (const make of [() => new LayerNorm(48, 1e-12), () => new RMSNorm(48, 1e-6)]) {
