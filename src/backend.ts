@@ -47,6 +47,9 @@ const loaders = new Map<BackendName, () => Promise<string>>([
     'wasm',
     async () => {
       await import('@tensorflow/tfjs-backend-wasm');
+      // Mamba's scan as one JS pass over the wasm heap instead of a few thousand tfjs ops.
+      const { registerWasmScanKernel } = await import('./wasm/scan-kernel.js');
+      registerWasmScanKernel();
       return 'wasm';
     },
   ],

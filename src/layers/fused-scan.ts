@@ -12,6 +12,15 @@ export function hasFusedScan(): boolean {
 }
 
 /**
+ * Whether single decode steps should go through the scan kernel too. Not on wasm: its kernel is
+ * JS (src/wasm/scan-kernel.ts), which wins on prompts but costs ~0.8 ms a step for Mamba-130m,
+ * more than the few vectorised wasm ops of the recurrent step.
+ */
+export function fusedScanForSteps(): boolean {
+  return hasFusedScan() && tf.getBackend() !== 'wasm';
+}
+
+/**
  * The scan Mamba uses by default: the backend's fused kernel where there is one (one pass over
  * the sequence, no [B, L, D, N] intermediates), else the chunked scan of tfjs ops. The kernel
  * has no gradient, so while gradients are recorded the chunked scan runs instead.

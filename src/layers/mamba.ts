@@ -4,7 +4,7 @@ import { init } from './init.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
-import { defaultScan, hasFusedScan } from './fused-scan.js';
+import { defaultScan, fusedScanForSteps } from './fused-scan.js';
 import { canFuseMixer, fusedMixer } from './fused-mamba.js';
 import { decay } from './decay.js';
 import { derivedOf, registerDerived } from './weight-layout.js';
@@ -122,7 +122,7 @@ export class MambaMixer extends Layer {
       const A = derivedOf(this.A_log, 'A', negExp) as tf.Tensor2D; // -exp(A_log)
 
       const scanInputs = { u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D };
-      const { y, h: scannedH } = length === 1 && !hasFusedScan() ? recurrentStep(scanInputs) : this.scan(scanInputs);
+      const { y, h: scannedH } = length === 1 && !fusedScanForSteps() ? recurrentStep(scanInputs) : this.scan(scanInputs);
       const h = this.tap('state', scannedH, ctx);
       if (ctx.cache !== undefined) {
         // A padded single step keeps the old window (a multi-token call pads only on the left,
