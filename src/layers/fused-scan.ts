@@ -3,7 +3,7 @@ import { chunkedScan } from './chunked-scan.js';
 import type { ScanInputs, ScanOutputs } from './selective-scan.js';
 import { canFuse, FUSED } from './fused-kernels.js';
 
-/** The fused selective-scan kernel a backend may register (the native addon does). */
+/** The fused selective-scan kernel a backend may register (native/src/scan.c on native; src/wasm/scan-kernel.ts on wasm). */
 export const SELECTIVE_SCAN_KERNEL = FUSED.selectiveScan;
 
 /** Whether the active backend has the fused scan kernel. */
