@@ -46,15 +46,7 @@ TESSERA_CLONES static void softmax_row(float *x, int n, float scale, const float
       x[j] = j >= visible ? s + MASKED : s;
     }
   }
-  float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-  for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
-  for (int j = 0; j < n; j++) x[j] = tessera_expf(x[j] - mx);
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int j = 0; j < n; j++) sum += x[j];
-  const float inv = 1.0f / sum;
-  for (int j = 0; j < n; j++) x[j] *= inv;
+  tessera_softmax_inplace(x, n);
 }
 
 /*

@@ -131,20 +131,8 @@ TESSERA_CLONES void tessera_unary(int op, const float *x, float *out, size_t n) 
 }
 
 TESSERA_CLONES void tessera_softmax(const float *x, float *out, size_t rows, int cols) {
-  for (size_t r = 0; r < rows; r++) {
-    const float *xr = x + r * cols;
-    float *yr = out + r * cols;
-    /* Subtract the row max so exp never overflows (as tfjs does). */
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int i = 0; i < cols; i++) mx = xr[i] > mx ? xr[i] : mx;
-    for (int i = 0; i < cols; i++) yr[i] = tessera_expf(xr[i] - mx);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < cols; i++) sum += yr[i];
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < cols; i++) yr[i] *= inv;
-  }
+  if (out != x) memcpy(out, x, sizeof(float) * rows * (size_t)cols);
+  for (size_t r = 0; r < rows; r++) tessera_softmax_inplace(out + r * cols, cols);
 }
 
 TESSERA_CLONES void tessera_reduce(int op, const float *x, float *out, size_t rows, int cols) {

@@ -19,7 +19,7 @@ TESSERA_INLINE float ffn_act(int act, float x) {
     case TESSERA_FFN_GELU: return 0.5f * x * (1.0f + tessera_erff(x * SQRT1_2));
     case TESSERA_FFN_GELU_TANH:
       return 0.5f * x * (1.0f + tessera_tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
-    case TESSERA_FFN_SILU: return x / (1.0f + tessera_expf(-x));
+    case TESSERA_FFN_SILU: return tessera_siluf(x);
     case TESSERA_FFN_RELU: return x < 0.0f ? 0.0f : x;
     case TESSERA_FFN_TANH: return tessera_tanhf(x);
     default: return x;
@@ -67,21 +67,16 @@ void tessera_ffn_activation(int act, const float *x, const float *up, float *out
 
 void tessera_ffn_linear(const float *x, const float *w, const float *bias, float *out, int rows,
                         int in, int n, int act) {
-  const int32_t zero = 0;
-  tessera_matmul(x, w, out, &zero, &zero, 1, rows, n, in, 0, 1, bias, bias == NULL ? 0 : (size_t)n,
-                 TESSERA_ACT_LINEAR, 0.0f, NULL, 0);
+  tessera_linear(x, in, w, bias, out, rows, n, in);
   if (act != TESSERA_FFN_IDENTITY) tessera_ffn_activation(act, out, NULL, out, (size_t)rows * n);
 }
 
 int tessera_ffn_gated_linear(const float *x, const float *wg, const float *wu, const float *bg,
                              const float *bu, float *out, int rows, int in, int n, int act) {
-  const int32_t zero = 0;
   float *up = malloc(sizeof(float) * (size_t)rows * n);
   if (up == NULL) return 0;
-  tessera_matmul(x, wg, out, &zero, &zero, 1, rows, n, in, 0, 1, bg, bg == NULL ? 0 : (size_t)n,
-                 TESSERA_ACT_LINEAR, 0.0f, NULL, 0);
-  tessera_matmul(x, wu, up, &zero, &zero, 1, rows, n, in, 0, 1, bu, bu == NULL ? 0 : (size_t)n,
-                 TESSERA_ACT_LINEAR, 0.0f, NULL, 0);
+  tessera_linear(x, in, wg, bg, out, rows, n, in);
+  tessera_linear(x, in, wu, bu, up, rows, n, in);
   tessera_ffn_activation(act, out, up, out, (size_t)rows * n);
   free(up);
   return 1;

@@ -93,6 +93,25 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
   }
 }
 
+void tessera_linear(const float *a, int lda, const float *w, const float *bias, float *out, int m,
+                    int n, int k) {
+  if (m <= 0 || n <= 0) return;
+  float beta = 0.0f;
+  if (k == 0 && bias == NULL) memset(out, 0, sizeof(float) * (size_t)m * n);
+  if (bias != NULL) {
+    /* out starts as the bias rows and BLAS accumulates onto them (beta = 1). */
+    fill_bias(out, m, n, bias, (size_t)n);
+    beta = 1.0f;
+  }
+  if (k == 0) {
+    /* An empty inner dimension: the product is zero (BLAS would reject ld = 0). */
+  } else if (m == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, a, 1, beta, out, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
+  }
+}
+
 void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
                             const float *Cm, const float *Dvec, const float *h0, float *y,
                             float *h_out, int batch, int len, int dim, int nstate, int threads) {

@@ -31,6 +31,13 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
                     const float *prelu, size_t prelu_len);
 
 /*
+ * A linear layer with PyTorch's weight layout: out[m, n] = a[m, k] . w[n, k]^T (+ bias[n]), the
+ * rows of a lda apart (so a may be a column slice of a wider matrix); gemv for one row.
+ */
+void tessera_linear(const float *a, int lda, const float *w, const float *bias, float *out, int m,
+                    int n, int k);
+
+/*
  * Mamba selective scan (no z gate), shapes [B,L,D] for u/delta/y, [D,N] for A, [B,L,N] for Bm/Cm,
  * [D] for Dvec, [B,D,N] for h0 (NULL: zeros) and h_out:
  *   h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t;   y_t = C_t . h_t + D * u_t

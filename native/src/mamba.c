@@ -13,21 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* out[m, n] = a[m, k] (rows lda apart) . w[n, k]^T (+ bias): a Linear with PyTorch's layout. */
-static void linear_rows(const float *a, int lda, const float *w, const float *bias, float *out,
-                        int m, int n, int k) {
-  float beta = 0.0f;
-  if (bias != NULL) {
-    for (int i = 0; i < m; i++) memcpy(out + (size_t)i * n, bias, sizeof(float) * (size_t)n);
-    beta = 1.0f;
-  }
-  if (m == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, a, 1, beta, out, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
-  }
-}
-
 /*
  * Causal depthwise conv + SiLU for one batch row. The sequence is the K cached inputs (window,
  * [E, K]) followed by this call's x (rows of xz, 2E apart); u_t = SiLU(cb + sum_k w_k seq_{t+k+1}).
@@ -103,7 +88,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   }
 
   if (normed != NULL) tessera_rms_norm(hidden, m->pre_norm, normed, rows, m->hidden, m->pre_norm_eps);
-  linear_rows(normed != NULL ? normed : hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
+  tessera_linear(normed != NULL ? normed : hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
   if (keep != NULL) {
     /* Padding must not reach the state: its conv input is zeroed (and its delta, below). */
     for (int r = 0; r < rows; r++) {
@@ -118,7 +103,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
              window, u + (size_t)b * len * inner, conv_out + (size_t)b * inner * kernel, keep_window);
   }
 
-  linear_rows(u, inner, m->x_weight, NULL, xdbl, rows, xdbl_width, inner);
+  tessera_linear(u, inner, m->x_weight, NULL, xdbl, rows, xdbl_width, inner);
   if (m->dt_norm != NULL) {
     /* Jamba: RMSNorms on dt, B and C (in place). */
     for (int r = 0; r < rows; r++) {
@@ -128,7 +113,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
       tessera_rms_norm(row + rank + n_state, m->c_norm, row + rank + n_state, 1, n_state, m->norm_eps);
     }
   }
-  linear_rows(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);
+  tessera_linear(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);
   softplus_rows(delta, keep, rows, inner);
 
   const struct tessera_scan scan = {batch, len, inner, n_state, u, delta, m->A, xdbl + rank,
@@ -136,7 +121,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
                                     ssm_in, gated, ssm_out};
   error = tessera_scan_run(&scan, threads);
   if (error == NULL) {
-    linear_rows(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
+    tessera_linear(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
     if (m->add_residual) {
       for (size_t i = 0; i < (size_t)rows * m->hidden; i++) out[i] += hidden[i];
     }

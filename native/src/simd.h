@@ -74,6 +74,19 @@ TESSERA_INLINE float tessera_logf(float x) {
 /* SiLU (swish): x sigmoid(x). */
 TESSERA_INLINE float tessera_siluf(float x) { return x / (1.0f + tessera_expf(-x)); }
 
+/* Softmax of a row in place, max-subtracted so exp never overflows (as tfjs does). */
+TESSERA_INLINE void tessera_softmax_inplace(float *x, int n) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+  for (int j = 0; j < n; j++) x[j] = tessera_expf(x[j] - mx);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < n; j++) sum += x[j];
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
 /* tanhf from exp (Cephes): a polynomial near 0, where 1 - 2/(e^2x + 1) would lose digits. */
 TESSERA_INLINE float tessera_tanhf(float x) {
   const float ax = fabsf(x);
