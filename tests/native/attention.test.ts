@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { Attention, type AttentionOptions } from '../../src/layers/attention.js';
 import { createContext, releaseContext, type ForwardContext } from '../../src/layers/context.js';
@@ -7,7 +7,7 @@ import { ATTENTION_KERNEL, canFuseAttention, fusedAttention } from '../../src/la
 import { GenerationCache } from '../../src/generation/cache.js';
 import { registerGradients } from '../../src/training/gradients.js';
 import { ATTENTION, getNumThreads, setNumThreads } from '../../src/native/index.js';
-import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
+import { built, expectClose, randoms, useNativeBackend } from './helpers.js';
 
 const HIDDEN = 48;
 
@@ -54,14 +54,7 @@ function forward(attn: Attention, x: tf.Tensor, init: Partial<ForwardContext> = 
 }
 
 describe.skipIf(!built)('fused attention (native)', () => {
-  let previous = '';
-  beforeAll(async () => {
-    previous = tf.getBackend();
-    await selectNativeOrExpectClearError();
-  });
-  afterAll(async () => {
-    await tf.setBackend(previous);
-  });
+  useNativeBackend();
 
   it('registers the kernels the layers look for', () => {
     expect(ATTENTION).toBe(ATTENTION_KERNEL);

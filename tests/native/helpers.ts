@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 
 import { initBackend } from '../../src/backend.js';
 import { isNativeBuilt } from '../../src/native/index.js';
@@ -20,6 +20,18 @@ export async function selectNativeOrExpectClearError(): Promise<void> {
       /native backend is not built: .*tessera_native\.node is missing; .*npm run build:native/,
     );
   }
+}
+
+/** In a describe block: run its tests on the native backend, then give back the backend it found. */
+export function useNativeBackend(): void {
+  let previous = '';
+  beforeAll(async () => {
+    previous = tf.getBackend();
+    await selectNativeOrExpectClearError();
+  });
+  afterAll(async () => {
+    await tf.setBackend(previous);
+  });
 }
 
 /** Deterministic pseudo-random floats in [-1, 1) (a fixed LCG, so failures reproduce). */

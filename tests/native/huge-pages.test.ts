@@ -1,20 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { settleWeights } from '../../src/backend.js';
 import { loadAddon } from '../../src/native/addon.js';
 import { AutoCausalLM } from '../../src/loaders/auto.js';
-import { built, randoms, selectNativeOrExpectClearError } from './helpers.js';
+import { built, randoms, useNativeBackend } from './helpers.js';
 
 describe.runIf(built)('weights on 2 MiB pages (native)', () => {
-  let previous = '';
-  beforeAll(async () => {
-    previous = tf.getBackend();
-    await selectNativeOrExpectClearError();
-  });
-  afterAll(async () => {
-    await tf.setBackend(previous);
-  });
+  useNativeBackend();
 
   it('hugePageCopy returns an equal, separate copy', () => {
     const source = randoms(3 * 1024 * 1024, 7);

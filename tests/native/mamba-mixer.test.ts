@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { GenerationCache } from '../../src/generation/cache.js';
 import { createContext, releaseContext } from '../../src/layers/context.js';
@@ -8,7 +8,7 @@ import { MambaMixer, type MambaOptions } from '../../src/layers/mamba.js';
 import { Block } from '../../src/layers/block.js';
 import { RMSNorm } from '../../src/layers/norm.js';
 import { addHook } from '../../src/hooks/run.js';
-import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
+import { built, expectClose, randoms, useNativeBackend } from './helpers.js';
 
 const BASE: MambaOptions = { hiddenSize: 24, stateSize: 8, convKernel: 4, expand: 2, dtRank: 3, convBias: true, projBias: false };
 
@@ -53,14 +53,7 @@ function runOpByOp(mixer: MambaMixer, hidden: tf.Tensor3D, chunks: number[], mas
 }
 
 describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
-  let previous = '';
-  beforeAll(async () => {
-    previous = tf.getBackend();
-    await selectNativeOrExpectClearError();
-  });
-  afterAll(async () => {
-    await tf.setBackend(previous);
-  });
+  useNativeBackend();
 
   it('is registered on native only', () => {
     expect(canFuseMixer()).toBe(true);

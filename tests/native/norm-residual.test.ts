@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { createContext } from '../../src/layers/context.js';
 import { LayerNorm, RMSNorm, normOfSum } from '../../src/layers/norm.js';
-import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
+import { built, expectClose, randoms, useNativeBackend } from './helpers.js';
 
 /** norm(x + y) by its definition, in tfjs ops. */
 function reference(norm: LayerNorm | RMSNorm, x: tf.Tensor, y: tf.Tensor): Float32Array {
@@ -16,14 +16,7 @@ function reference(norm: LayerNorm | RMSNorm, x: tf.Tensor, y: tf.Tensor): Float
 }
 
 describe.runIf(built)('post-norm residual in one norm kernel (native)', () => {
-  let previous = '';
-  beforeAll(async () => {
-    previous = tf.getBackend();
-    await selectNativeOrExpectClearError();
-  });
-  afterAll(async () => {
-    await tf.setBackend(previous);
-  });
+  useNativeBackend();
 
   for (const make of [() => new LayerNorm(48, 1e-12), () => new RMSNorm(48, 1e-6)]) {
     it(`${make().constructor.name}: norm(x + y) matches the definition, in one kernel, and falls back for hooks`, async () => {
