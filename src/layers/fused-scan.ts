@@ -6,18 +6,13 @@ import { canFuse, FUSED } from './fused-kernels.js';
 /** The fused selective-scan kernel a backend may register (native/src/scan.c on native; src/wasm/scan-kernel.ts on wasm). */
 export const SELECTIVE_SCAN_KERNEL = FUSED.selectiveScan;
 
-/** Whether the active backend has the fused scan kernel. */
-export function hasFusedScan(): boolean {
-  return tf.getKernel(SELECTIVE_SCAN_KERNEL, tf.getBackend()) !== undefined;
-}
-
 /**
  * Whether single decode steps should go through the scan kernel too. Not on wasm: its kernel is
  * JS (src/wasm/scan-kernel.ts), which wins on prompts but costs ~0.8 ms a step for Mamba-130m,
  * more than the few vectorised wasm ops of the recurrent step.
  */
 export function fusedScanForSteps(): boolean {
-  return hasFusedScan() && tf.getBackend() !== 'wasm';
+  return tf.getKernel(SELECTIVE_SCAN_KERNEL, tf.getBackend()) !== undefined && tf.getBackend() !== 'wasm';
 }
 
 /**
