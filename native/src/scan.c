@@ -80,10 +80,16 @@ TESSERA_CLONES static void step_tasks(void *ctx, size_t first, size_t last) {
     const float *h0 = s->h0 != NULL ? s->h0 + task * nstate : NULL;
     float *h = s->h_out + task * nstate;
     const float dt = s->delta[task], u = s->u[task], dtu = dt * u;
+    /* exp in a loop of its own and no branch inside the update: GCC vectorises neither a loop
+     * whose body selects on h0 nor one that composes the exp with the reduction (~6x slower). */
+    float decay[MAX_STATE];
+#pragma omp simd
+    for (int n = 0; n < nstate; n++) decay[n] = h0 != NULL ? tessera_expf(dt * a[n]) : 0.0f;
+    const float *past = h0 != NULL ? h0 : decay; /* decay is all zeros when there is no h0 */
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
     for (int n = 0; n < nstate; n++) {
-      const float hn = (h0 != NULL ? tessera_expf(dt * a[n]) * h0[n] : 0.0f) + dtu * bt[n];
+      const float hn = decay[n] * past[n] + dtu * bt[n];
       h[n] = hn;
       acc += ct[n] * hn;
     }
@@ -93,12 +99,12 @@ TESSERA_CLONES static void step_tasks(void *ctx, size_t first, size_t last) {
 }
 
 const char *tessera_scan_run(const struct tessera_scan *s, int threads) {
+  if (s->nstate > MAX_STATE) return "state size above 256";
   if (s->len == 1) {
     /* (batch, channel) tasks; at decode sizes one thread does them faster than two start. */
     tessera_parallel_for((size_t)s->batch * s->dim, 4096, threads, step_tasks, (void *)s);
     return NULL;
   }
-  if (s->nstate > MAX_STATE) return "state size above 256";
   const size_t tasks = (size_t)s->batch * ((s->dim + BLOCK - 1) / BLOCK);
   /* A thread pays off from ~64k state updates; each task is len * BLOCK * nstate of them. */
   const size_t per_task = (size_t)s->len * BLOCK * s->nstate;

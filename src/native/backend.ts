@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { BackendValues, DataType } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { loadAddon, type NativeAddon } from './addon.js';
@@ -17,7 +18,16 @@ export const NATIVE_BACKEND = 'native';
  * The cpu backend's storage and kernels, with BLAS-backed ones swapped in. Subclassing (rather
  * than a new KernelBackend) means every kernel we do not override keeps working unchanged.
  */
-class NativeBackend extends MathBackendCPU {
+export class NativeBackend extends MathBackendCPU {
+  /** Buffers of disposed kernel outputs, by length, for {@link allocate} to hand out again. */
+  private readonly spare = new Map<number, Float32Array[]>();
+  private spareBytes = 0;
+  /** Buffers {@link allocate} made, and the dataId each one is stored under now. */
+  private readonly pooled = new WeakSet<ArrayBufferLike>();
+  private readonly owner = new WeakMap<ArrayBufferLike, object>();
+  /** Pooled buffers that left the backend's hands (read out, or viewed by another tensor). */
+  private readonly shared = new WeakSet<ArrayBufferLike>();
+
   constructor(private readonly addon: NativeAddon) {
     super();
     // The cpu backend advises installing tfjs-node on its first write; that advice is not for us.
@@ -38,7 +48,81 @@ class NativeBackend extends MathBackendCPU {
       if (copy !== null) entry!.values = copy;
     }
   }
+
+  /**
+   * A float32 output buffer for a kernel that writes every element of it: the buffer of an
+   * earlier output of the same length that has been disposed, else a new one. A decode step
+   * makes the same outputs every token (Mamba's conv and SSM states are 3 MB per token for
+   * Mamba-130m); fresh ones are V8 external memory, whose growth sets off a full GC every ~10
+   * tokens, and arrive cold. A buffer is only reused while no one else can see it: not once it
+   * was read out (`dataSync`, `data`, `buffer`) or another tensor was made over it (the cpu
+   * kernels' contiguous slices are views); such buffers are left to the garbage collector.
+   */
+  allocate(length: number): Float32Array {
+    const reused = this.spare.get(length)?.pop();
+    if (reused !== undefined) {
+      this.spareBytes -= reused.byteLength;
+      return reused;
+    }
+    const fresh = new Float32Array(length);
+    this.pooled.add(fresh.buffer);
+    return fresh;
+  }
+
+  override write(values: BackendValues, shape: number[], dtype: DataType): object {
+    const dataId = super.write(values, shape, dtype);
+    this.claim(values, dataId);
+    return dataId;
+  }
+
+  override move(dataId: object, values: BackendValues, shape: number[], dtype: DataType, refCount: number): void {
+    super.move(dataId, values, shape, dtype, refCount);
+    this.claim(values, dataId);
+  }
+
+  override readSync(dataId: object): BackendValues {
+    this.markShared(this.data.get(dataId)?.values);
+    return super.readSync(dataId);
+  }
+
+  override disposeData(dataId: object, force = false): boolean {
+    const values = this.data.get(dataId)?.values;
+    const released = super.disposeData(dataId, force);
+    if (released && values instanceof Float32Array && this.owner.get(values.buffer) === dataId) {
+      this.owner.delete(values.buffer);
+      if (!this.shared.has(values.buffer) && this.spareBytes + values.byteLength <= MAX_SPARE_BYTES) {
+        const list = this.spare.get(values.length) ?? [];
+        list.push(values);
+        this.spare.set(values.length, list);
+        this.spareBytes += values.byteLength;
+      }
+    }
+    return released;
+  }
+
+  override dispose(): void {
+    this.spare.clear();
+    this.spareBytes = 0;
+    super.dispose();
+  }
+
+  /** Record which dataId holds a pooled buffer; a second holder, or a part of it, makes it shared. */
+  private claim(values: BackendValues | undefined, dataId: object): void {
+    if (!ArrayBuffer.isView(values) || !this.pooled.has(values.buffer)) return;
+    if (this.owner.has(values.buffer) || values.byteLength !== values.buffer.byteLength) {
+      this.shared.add(values.buffer);
+    } else {
+      this.owner.set(values.buffer, dataId);
+    }
+  }
+
+  private markShared(values: BackendValues | undefined): void {
+    if (ArrayBuffer.isView(values) && this.pooled.has(values.buffer)) this.shared.add(values.buffer);
+  }
 }
+
+/** At most this much disposed output is held for reuse. */
+const MAX_SPARE_BYTES = 64 << 20;
 
 const HUGE_PAGE = 2 << 20;
 

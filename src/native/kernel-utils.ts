@@ -15,6 +15,15 @@ export function values(backend: Backend, t: TensorInfo): Float32Array {
   return stored instanceof Float32Array ? stored : Float32Array.from(stored as ArrayLike<number>);
 }
 
+/**
+ * A float32 output buffer that the kernel will overwrite completely: possibly a disposed
+ * output's buffer (see NativeBackend.allocate), so its initial contents are arbitrary.
+ */
+export function allocate(backend: Backend, length: number): Float32Array {
+  const pool = backend as Backend & { allocate?: (length: number) => Float32Array };
+  return pool.allocate !== undefined ? pool.allocate(length) : new Float32Array(length);
+}
+
 /** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */
 export function cpuKernel(name: string): (args: KernelArgs) => TensorInfo {
   const config = tf.getKernel(name, 'cpu');

@@ -3,7 +3,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import type { NativeAddon } from './addon.js';
 import { requireFloat32, requireShape } from './kernels.js';
-import { values, type KernelArgs } from './kernel-utils.js';
+import { allocate, values, type KernelArgs } from './kernel-utils.js';
 
 /** The fused Mamba mixer kernel (native/src/mamba.c); src/layers/mamba.ts calls it by this name. */
 export const MAMBA_MIXER = 'TesseraMambaMixer';
@@ -47,9 +47,10 @@ function mambaMixerKernel(addon: NativeAddon): KernelFunc {
       const t = inputs[name];
       return t === undefined ? null : values(backend, t);
     });
-    const out = new Float32Array(batch * len * size);
-    const convState = new Float32Array(batch * inner * kernel);
-    const ssmState = new Float32Array(batch * inner * nstate);
+    // The kernel writes every element of its outputs, so they may be reused buffers.
+    const out = allocate(backend, batch * len * size);
+    const convState = allocate(backend, batch * inner * kernel);
+    const ssmState = allocate(backend, batch * inner * nstate);
     const dims = Int32Array.from([batch, len, size, inner, nstate, rank, kernel]);
     if (out.length > 0) {
       const eps = Number(attrs?.normEps ?? 1e-6);

@@ -1,0 +1,99 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+
+import { disposeSnapshot, GenerationCache } from '../../src/generation/cache.js';
+import { AutoCausalLM } from '../../src/loaders/auto.js';
+import type { NativeBackend } from '../../src/native/backend.js';
+import { built, useNativeBackend } from './helpers.js';
+
+const backend = () => tf.backend() as unknown as NativeBackend;
+/** A tensor over `values` as a kernel makes one (the backend's makeTensorInfo). */
+const tensorOver = (values: Float32Array, shape = [values.length]): tf.Tensor =>
+  tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo(shape, 'float32', values), backend());
+const storage = (t: tf.Tensor) => (backend() as unknown as { data: { get(id: object): { values: Float32Array } } }).data.get(t.dataId).values;
+
+describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
+  useNativeBackend();
+
+  it('hands a disposed output buffer of the same length out again, and only of that length', () => {
+    const first = backend().allocate(1000);
+    tensorOver(first).dispose();
+    expect(backend().allocate(999)).not.toBe(first);
+    expect(backend().allocate(1000)).toBe(first);
+    expect(backend().allocate(1000)).not.toBe(first); // handed out once
+  });
+
+  it('keeps a buffer while any tensor still holds it (clone, reshape)', () => {
+    const values = backend().allocate(64);
+    const t = tensorOver(values, [8, 8]);
+    const [clone, reshaped] = [t.clone(), t.reshape([64])];
+    t.dispose();
+    clone.dispose();
+    expect(backend().allocate(64)).not.toBe(values);
+    reshaped.dispose(); // the last holder
+    expect(backend().allocate(64)).toBe(values);
+  });
+
+  it('never reuses a buffer that was read out: the array dataSync returned stays as it was', () => {
+    const values = backend().allocate(16);
+    values.fill(3);
+    const t = tensorOver(values);
+    const read = t.dataSync();
+    t.dispose();
+    const next = backend().allocate(16);
+    next.fill(7);
+    expect(next).not.toBe(values);
+    expect(Array.from(read)).toEqual(new Array(16).fill(3));
+  });
+
+  it('never reuses a buffer another tensor views (as the cpu kernels do for contiguous slices)', () => {
+    const values = backend().allocate(32);
+    values.fill(5);
+    const whole = tensorOver(values);
+    const view = tensorOver(values.subarray(8, 16));
+    whole.dispose();
+    expect(backend().allocate(32)).not.toBe(values);
+    expect(Array.from(view.dataSync())).toEqual(new Array(8).fill(5));
+    view.dispose();
+  });
+
+  it('Mamba decode reuses its state buffers, with the same results and intact snapshots', () => {
+    const config = { model_type: 'mamba', hidden_size: 32, num_hidden_layers: 2, state_size: 8, expand: 2, vocab_size: 64 };
+    const lm = AutoCausalLM.fromConfig(config);
+    /** Prompt, then 8 single-token steps; the last SSM state, the tokens, and the buffers it used. */
+    const decode = () => {
+      const cache = new GenerationCache();
+      const tokens = lm.generate([[3, 1, 4, 1, 5]], { maxNewTokens: 1, cache })[0]!;
+      // A snapshot shares its tensors' data with the cache (clone): read without marking it read.
+      const snapshot = cache.snapshot();
+      const owner = cache.owners()[0]!;
+      const atSnapshot = Float32Array.from(storage(snapshot.slots.get(owner)!.ssm!));
+      const buffers = new Set<Float32Array>();
+      const before = tf.memory().numTensors;
+      for (let step = 0; step < 8; step++) {
+        tokens.push(lm.generate([[tokens.at(-1)!]], { maxNewTokens: 1, cache })[0]![0]!);
+        buffers.add(storage(cache.get(owner)!.ssm!));
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      expect(Array.from(snapshot.slots.get(owner)!.ssm!.dataSync())).toEqual(Array.from(atSnapshot));
+      const ssm = Float32Array.from(cache.get(owner)!.ssm!.dataSync());
+      cache.dispose();
+      disposeSnapshot(snapshot);
+      return { tokens, ssm, buffers: buffers.size };
+    };
+    const pooled = decode();
+    const allocate = backend().allocate;
+    backend().allocate = (length: number) => new Float32Array(length); // every output new
+    let fresh: ReturnType<typeof decode>;
+    try {
+      fresh = decode();
+    } finally {
+      backend().allocate = allocate;
+    }
+    expect(fresh.buffers).toBe(8);
+    expect(pooled.buffers).toBeLessThan(8); // the states cycle through a few buffers
+    expect(pooled.tokens).toEqual(fresh.tokens);
+    expect(Array.from(pooled.ssm)).toEqual(Array.from(fresh.ssm));
+    lm.dispose();
+  });
+});
