@@ -64,6 +64,7 @@ describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
     ['Mamba (conv bias, no projection biases)', BASE],
     ['projection biases, no conv bias', { ...BASE, convBias: false, projBias: true }],
     ["Jamba's inner RMSNorms on dt, B and C", { ...BASE, innerNormEps: 1e-6 }],
+    ['state size 16 (the decode step has a fixed-length loop for it)', { ...BASE, stateSize: 16 }],
   ];
   for (const [name, options] of cases) {
     it(`matches the op-by-op mixer: ${name}; prompt, then single steps, batch 2`, () => {
