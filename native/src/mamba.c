@@ -22,6 +22,23 @@ TESSERA_CLONES static void conv_row(const float *xz, int len, int inner, int ker
                                     const float *weight, const float *bias, const float *window,
                                     float *u, float *new_window, int keep_window) {
   const int stride = 2 * inner;
+  if (len == 1 && !keep_window) {
+    /* One decode step: the window shifts by one; each channel's K taps in one pass. */
+    for (int e = 0; e < inner; e++) {
+      const float *w = weight + (size_t)e * kernel, *win = window + (size_t)e * kernel;
+      float *next = new_window + (size_t)e * kernel;
+      float acc = bias != NULL ? bias[e] : 0.0f;
+      for (int k = 0; k + 1 < kernel; k++) {
+        acc += w[k] * win[k + 1];
+        next[k] = win[k + 1];
+      }
+      acc += w[kernel - 1] * xz[e];
+      next[kernel - 1] = xz[e];
+      u[e] = acc;
+    }
+    for (int e = 0; e < inner; e++) u[e] = tessera_siluf(u[e]);
+    return;
+  }
   for (int t = 0; t < len; t++) {
     float *ut = u + (size_t)t * inner;
     for (int e = 0; e < inner; e++) ut[e] = bias != NULL ? bias[e] : 0.0f;
