@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { values, type KernelArgs } from './kernel-utils.js';
+import { allocate, values, type KernelArgs } from './kernel-utils.js';
 
 /** Name of the fused attention kernel (src/layers/fused-attention.ts runs it). */
 export const ATTENTION = 'TesseraAttention';
@@ -95,7 +95,7 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     let layout = TOKEN_MAJOR;
     if (returnCache) {
       const append = (past: TensorInfo | undefined, x: Float32Array): Float32Array => {
-        const out = new Float32Array(batch * kvHeads * keys * headDim);
+        const out = allocate(backend, batch * kvHeads * keys * headDim);
         const p = past === undefined || pastLen === 0 ? null : values(backend, past);
         if (out.length > 0) addon.kvAppend(p, x, out, batch, kvHeads, p === null ? 0 : pastLen, len, headDim);
         return out;
@@ -104,7 +104,7 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
       vs = append(pastValue, vs);
       layout = HEAD_MAJOR;
     }
-    const context = new Float32Array(batch * len * heads * headDim);
+    const context = allocate(backend, batch * len * heads * headDim);
     if (context.length > 0) {
       if (keys === 0) fail('no keys to attend to');
       const dims = Int32Array.of(batch, len, keys, heads, kvHeads, headDim, layout, layout, attrs.causal === true ? 1 : 0);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { values, type KernelArgs } from './kernel-utils.js';
+import { allocate, values, type KernelArgs } from './kernel-utils.js';
 import { requireFloat32, requireShape } from './kernels.js';
 
 /** Names of Tessera's feed-forward kernels, registered for the 'native' backend only. */
@@ -40,7 +40,7 @@ function linearKernel(addon: NativeAddon): KernelFunc {
     const n = outFeatures(LINEAR, 'weight', x, weight);
     requireShape(LINEAR, 'bias', bias, [n]);
     const shape = [...x.shape.slice(0, -1), n];
-    const out = new Float32Array(tf.util.sizeFromShape(shape));
+    const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
       const b = bias === undefined ? null : values(backend, bias);
       addon.ffnLinear(values(backend, x), values(backend, weight), b, out, x.shape[x.shape.length - 1], n, act);
@@ -67,7 +67,7 @@ function gatedLinearKernel(addon: NativeAddon): KernelFunc {
     requireShape(GATED_LINEAR, 'gateBias', gateBias, [n]);
     requireShape(GATED_LINEAR, 'upBias', upBias, [n]);
     const shape = [...x.shape.slice(0, -1), n];
-    const out = new Float32Array(tf.util.sizeFromShape(shape));
+    const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
       addon.ffnGatedLinear(
         values(backend, x),
@@ -92,7 +92,7 @@ function activationKernel(addon: NativeAddon): KernelFunc {
     requireFloat32(ACTIVATION, inputs);
     const act = activationCode(ACTIVATION, attrs);
     requireShape(ACTIVATION, 'up', up, x.shape);
-    const out = new Float32Array(tf.util.sizeFromShape(x.shape));
+    const out = allocate(backend, tf.util.sizeFromShape(x.shape));
     if (out.length > 0) addon.ffnActivation(act, values(backend, x), up === undefined ? null : values(backend, up), out);
     return backend.makeTensorInfo(x.shape, 'float32', out);
   }) as unknown as KernelFunc;

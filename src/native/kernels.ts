@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { ACTIVATIONS, BINARY_OPS, type NativeAddon } from './addon.js';
-import { broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
+import { allocate, broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
 /** Names of Tessera's fused kernels, registered for the 'native' backend only. */
 export const SELECTIVE_SCAN = 'TesseraSelectiveScan';
@@ -74,7 +74,7 @@ function matMul(
     aIdx = new Int32Array(1);
     bIdx = new Int32Array(1);
   }
-  const out = new Float32Array(batch * m * n);
+  const out = allocate(backend, batch * m * n);
   addon.matmul(
     values(backend, a),
     values(backend, b),
@@ -183,7 +183,7 @@ export function requireShape(kernel: string, name: string, t: TensorInfo | undef
  * one kernel), written into a fresh array that the norm then updates in place.
  */
 function normInput(addon: NativeAddon, backend: Backend, kernel: string, x: TensorInfo, residual: TensorInfo | undefined): { input: Float32Array; out: Float32Array } {
-  const out = new Float32Array(tf.util.sizeFromShape(x.shape));
+  const out = allocate(backend, tf.util.sizeFromShape(x.shape));
   if (residual === undefined) return { input: values(backend, x), out };
   requireShape(kernel, 'residual', residual, x.shape);
   const flat = Int32Array.of(out.length);
