@@ -10,6 +10,7 @@
 #include "attention.h"
 #include "ffn.h"
 #include "kernels.h"
+#include "parallel.h"
 
 /* OpenBLAS extensions. Declared here rather than relying on which cblas.h the alternatives
  * system picked (netlib's lacks them); the link against -lopenblas provides them. */
@@ -229,6 +230,27 @@ static napi_value HugePageCopy(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* A norm over rows, split across the threads: an encoder's norms cover ~1M values per call. */
+struct norm_job {
+  const float *x, *gamma, *beta;
+  float *y;
+  int h;
+  float eps;
+};
+
+static void rms_norm_rows(void *ctx, size_t begin, size_t end) {
+  const struct norm_job *j = ctx;
+  tessera_rms_norm(j->x + begin * j->h, j->gamma, j->y + begin * j->h, end - begin, j->h, j->eps);
+}
+
+static void layer_norm_rows(void *ctx, size_t begin, size_t end) {
+  const struct norm_job *j = ctx;
+  tessera_layer_norm(j->x + begin * j->h, j->gamma, j->beta, j->y + begin * j->h, end - begin, j->h, j->eps);
+}
+
+/* Rows per thread at least: below ~64k values a thread costs more than it saves. */
+static size_t norm_grain(int h) { return (size_t)(65536 / h + 1); }
+
 /* rmsNorm(x, weight|null, y, h, eps) */
 static napi_value RmsNorm(napi_env env, napi_callback_info info) {
   ARGS(5);
@@ -241,7 +263,8 @@ static napi_value RmsNorm(napi_env env, napi_callback_info info) {
   if (h == 0 || x_len % h != 0 || y_len != x_len)
     FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
   if (w != NULL && w_len != (size_t)h) FAIL("tessera_native: weight must hold h = %d values", h);
-  tessera_rms_norm(x, w, y, x_len / h, h, (float)eps);
+  struct norm_job job = {x, w, NULL, y, h, (float)eps};
+  tessera_parallel_for(x_len / h, norm_grain(h), tessera_threads(), rms_norm_rows, &job);
   return NULL;
 }
 
@@ -259,7 +282,8 @@ static napi_value LayerNorm(napi_env env, napi_callback_info info) {
     FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
   if ((g != NULL && g_len != (size_t)h) || (bt != NULL && bt_len != (size_t)h))
     FAIL("tessera_native: gamma and beta must hold h = %d values", h);
-  tessera_layer_norm(x, g, bt, y, x_len / h, h, (float)eps);
+  struct norm_job job = {x, g, bt, y, h, (float)eps};
+  tessera_parallel_for(x_len / h, norm_grain(h), tessera_threads(), layer_norm_rows, &job);
   return NULL;
 }
 
