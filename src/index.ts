@@ -10,6 +10,7 @@ export { initBackend, activeBackend, registerBackendLoader, BACKEND_PREFERENCE, 
 export { Module, Layer, ModuleList, type HookFn, type HookContext, type HookHandle } from './layers/module.js';
 export { createContext, type ForwardContext, type LayerStateStore } from './layers/context.js';
 export { Linear, Identity, linear } from './layers/linear.js';
+export { TiedLinear } from './layers/tied-linear.js';
 export { LayerNorm, RMSNorm, createNorm, type NormSpec } from './layers/norm.js';
 export { activation, ACTIVATION_NAMES, type Activation } from './layers/activations.js';
 export { Embedding, Embeddings, type EmbeddingsOptions } from './layers/embeddings.js';

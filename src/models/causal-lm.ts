@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { generate, stream, type GenerateOptions, type TokenEvent } from '../generation/generate.js';
-import { linear, Linear } from '../layers/linear.js';
-import { registerTransposed } from '../layers/weight-layout.js';
+import { Linear } from '../layers/linear.js';
+import { TiedLinear } from '../layers/tied-linear.js';
 import { TransformerModel, type ForwardOptions, type HiddenOutput, type ModelParts } from './transformer.js';
 
 /** Output of a causal LM: hidden states and next-token logits for every position. */
@@ -12,20 +12,23 @@ export interface CausalLMOutput extends HiddenOutput {
 
 /** A decoder with its vocabulary projection (HF's `*ForCausalLM`). */
 export class CausalLM<Config = unknown> extends TransformerModel<Config> {
-  /** The LM head; undefined when tied to the token embeddings. */
-  readonly lmHead?: Linear;
+  /**
+   * The LM head, hook point `lmHead`: its own matrix, or (tied) a {@link TiedLinear} over the
+   * token embedding matrix.
+   */
+  readonly lmHead: Linear | TiedLinear;
 
   constructor(parts: ModelParts, config: Config, architecture: string) {
     super(parts, config, architecture);
     if (parts.lmHead === undefined) throw new Error(`architecture '${architecture}' built no LM head`);
-    if (parts.lmHead instanceof Linear) this.lmHead = this.addModule('lmHead', parts.lmHead);
-    else registerTransposed(this.embeddings.word.weight); // the tied head's matmul layout
+    const head = parts.lmHead instanceof Linear ? parts.lmHead : new TiedLinear(this.embeddings.word.weight);
+    this.lmHead = this.addModule('lmHead', head);
     this.namedModules();
   }
 
   /** Whether the LM head reuses the token embedding matrix. */
   get tiedEmbeddings(): boolean {
-    return this.lmHead === undefined;
+    return this.lmHead instanceof TiedLinear;
   }
 
   /** Run int32 ids [B, L]; the caller owns the returned tensors. */
@@ -48,7 +51,6 @@ export class CausalLM<Config = unknown> extends TransformerModel<Config> {
 
   /** Vocabulary logits for hidden states [B, L, H]. */
   project(hidden: tf.Tensor3D): tf.Tensor3D {
-    if (this.lmHead !== undefined) return this.lmHead.call(hidden, { offset: 0, memo: new Map() }) as tf.Tensor3D;
-    return linear(hidden, this.embeddings.word.weight) as tf.Tensor3D;
+    return this.lmHead.call(hidden, { offset: 0, memo: new Map() }) as tf.Tensor3D;
   }
 }

@@ -243,3 +243,36 @@ describe('gradients', () => {
     });
   });
 });
+
+describe('LM head', () => {
+  it('is the hook point lmHead whether it is its own matrix or tied to the embeddings', async () => {
+    const tied = await AutoCausalLM.fromDir(fixture('mamba-tiny'));
+    try {
+      expect(llama.tiedEmbeddings).toBe(false);
+      expect(tied.tiedEmbeddings).toBe(true);
+      for (const model of [llama, tied]) expect(model.hookPoints()).toContain('lmHead');
+      // Tied: the matrix is listed (and saved) once, under the embeddings.
+      const names = tied.namedParameters().map(([name]) => name);
+      expect(names.filter((n) => n.startsWith('lmHead'))).toEqual([]);
+      expect(names).toContain('embeddings.word.weight');
+
+      withIds(loadExpected('mamba-tiny').input_ids, (x) => {
+        let captured: tf.Tensor | undefined;
+        const plain = tied.runWithHooks(x, { lmHead: (v) => void (captured = tf.keep(v.clone())) });
+        expect(Array.from(captured!.dataSync())).toEqual(Array.from(plain.logits.dataSync()));
+        // A replacement reaches the output and generation: every logit but token 7's pushed down.
+        const onlySeven = (v: tf.Tensor) => v.add(tf.oneHot(7, v.shape.at(-1)!).mul(1e4).sub(5e3));
+        const steered = tied.runWithHooks(x, { lmHead: onlySeven });
+        expect(Array.from(tf.tidy(() => steered.logits.argMax(-1).dataSync()))).toEqual(new Array(x.size).fill(7));
+        const handle = tied.addHook('lmHead', onlySeven);
+        expect(tied.generate([[1, 2, 3]], { maxNewTokens: 4 })).toEqual([[7, 7, 7, 7]]);
+        handle.remove();
+        expect(tied.generate([[1, 2, 3]], { maxNewTokens: 4 })[0]).not.toEqual([7, 7, 7, 7]);
+        [plain, steered].forEach(disposeOutput);
+        captured!.dispose();
+      });
+    } finally {
+      tied.dispose();
+    }
+  });
+});
