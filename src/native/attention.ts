@@ -95,7 +95,7 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     let layout = TOKEN_MAJOR;
     if (returnCache) {
       const append = (past: TensorInfo | undefined, x: Float32Array): Float32Array => {
-        const out = allocate(backend, batch * kvHeads * keys * headDim);
+        const out = allocate(backend, batch * kvHeads * keys * headDim, true); // grows a position per token
         const p = past === undefined || pastLen === 0 ? null : values(backend, past);
         if (out.length > 0) addon.kvAppend(p, x, out, batch, kvHeads, p === null ? 0 : pastLen, len, headDim);
         return out;

@@ -19,11 +19,11 @@ export const NATIVE_BACKEND = 'native';
  * than a new KernelBackend) means every kernel we do not override keeps working unchanged.
  */
 export class NativeBackend extends MathBackendCPU {
-  /** Buffers of disposed kernel outputs, by length, for {@link allocate} to hand out again. */
-  private readonly spare = new Map<number, Float32Array[]>();
+  /** Buffers of disposed kernel outputs, by capacity in floats, for {@link allocate} to reuse. */
+  private readonly spare = new Map<number, ArrayBuffer[]>();
   private spareBytes = 0;
-  /** Buffers {@link allocate} made, and the dataId each one is stored under now. */
-  private readonly pooled = new WeakSet<ArrayBufferLike>();
+  /** The view {@link allocate} handed out over each of its buffers, and the dataId holding it now. */
+  private readonly handedOut = new WeakMap<ArrayBufferLike, Float32Array>();
   private readonly owner = new WeakMap<ArrayBufferLike, object>();
   /** Pooled buffers that left the backend's hands (read out, or viewed by another tensor). */
   private readonly shared = new WeakSet<ArrayBufferLike>();
@@ -51,22 +51,24 @@ export class NativeBackend extends MathBackendCPU {
 
   /**
    * A float32 output buffer for a kernel that writes every element of it: the buffer of an
-   * earlier output of the same length that has been disposed, else a new one. A decode step
-   * makes the same outputs every token (Mamba's conv and SSM states are 3 MB per token for
-   * Mamba-130m); fresh ones are V8 external memory, whose growth sets off a full GC every ~10
-   * tokens, and arrive cold. A buffer is only reused while no one else can see it: not once it
-   * was read out (`dataSync`, `data`, `buffer`) or another tensor was made over it (the cpu
-   * kernels' contiguous slices are views); such buffers are left to the garbage collector.
+   * earlier output that has been disposed, else a new one. A decode step makes the same outputs
+   * every token (Mamba's conv and SSM states are 3 MB per token for Mamba-130m); fresh ones are V8
+   * external memory, whose growth sets off a full GC every ~10 tokens, and arrive cold. A buffer
+   * is only reused while no one else can see it: not once it was read out (`dataSync`, `data`,
+   * `buffer`) or another tensor was made over it (the cpu kernels' contiguous slices are views);
+   * such buffers are left to the garbage collector.
+   *
+   * With `growing`, for an output that grows step by step (a KV cache, one position per token),
+   * the buffer has ~9% headroom and the returned array is a view of its first `length` floats, so
+   * the buffer of the step before last fits again.
    */
-  allocate(length: number): Float32Array {
-    const reused = this.spare.get(length)?.pop();
-    if (reused !== undefined) {
-      this.spareBytes -= reused.byteLength;
-      return reused;
-    }
-    const fresh = new Float32Array(length);
-    this.pooled.add(fresh.buffer);
-    return fresh;
+  allocate(length: number, growing = false): Float32Array {
+    const capacity = growing ? grownCapacity(length) : length;
+    const buffer = this.spare.get(capacity)?.pop();
+    if (buffer !== undefined) this.spareBytes -= buffer.byteLength;
+    const view = new Float32Array(buffer ?? new ArrayBuffer(capacity * 4), 0, length);
+    this.handedOut.set(view.buffer, view);
+    return view;
   }
 
   override write(values: BackendValues, shape: number[], dtype: DataType): object {
@@ -89,12 +91,15 @@ export class NativeBackend extends MathBackendCPU {
     const values = this.data.get(dataId)?.values;
     const released = super.disposeData(dataId, force);
     if (released && values instanceof Float32Array && this.owner.get(values.buffer) === dataId) {
-      this.owner.delete(values.buffer);
-      if (!this.shared.has(values.buffer) && this.spareBytes + values.byteLength <= MAX_SPARE_BYTES) {
-        const list = this.spare.get(values.length) ?? [];
-        list.push(values);
-        this.spare.set(values.length, list);
-        this.spareBytes += values.byteLength;
+      const buffer = values.buffer as ArrayBuffer;
+      this.owner.delete(buffer);
+      this.handedOut.delete(buffer);
+      if (!this.shared.has(buffer) && this.spareBytes + buffer.byteLength <= MAX_SPARE_BYTES) {
+        const capacity = buffer.byteLength / 4;
+        const list = this.spare.get(capacity) ?? [];
+        list.push(buffer);
+        this.spare.set(capacity, list);
+        this.spareBytes += buffer.byteLength;
       }
     }
     return released;
@@ -106,10 +111,12 @@ export class NativeBackend extends MathBackendCPU {
     super.dispose();
   }
 
-  /** Record which dataId holds a pooled buffer; a second holder, or a part of it, makes it shared. */
+  /** Record which dataId holds a pooled buffer; a second holder, or another view of it, makes it shared. */
   private claim(values: BackendValues | undefined, dataId: object): void {
-    if (!ArrayBuffer.isView(values) || !this.pooled.has(values.buffer)) return;
-    if (this.owner.has(values.buffer) || values.byteLength !== values.buffer.byteLength) {
+    if (!ArrayBuffer.isView(values)) return;
+    const view = this.handedOut.get(values.buffer);
+    if (view === undefined) return;
+    if (this.owner.has(values.buffer) || values !== view) {
       this.shared.add(values.buffer);
     } else {
       this.owner.set(values.buffer, dataId);
@@ -117,12 +124,18 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   private markShared(values: BackendValues | undefined): void {
-    if (ArrayBuffer.isView(values) && this.pooled.has(values.buffer)) this.shared.add(values.buffer);
+    if (ArrayBuffer.isView(values) && this.handedOut.has(values.buffer)) this.shared.add(values.buffer);
   }
 }
 
+/** `length` rounded up to the next step of a 2^(1/8) (~9%) series: the capacity of a growing output. */
+function grownCapacity(length: number): number {
+  if (length <= 1024) return length;
+  return Math.max(length, Math.ceil(2 ** (Math.ceil(Math.log2(length) * 8) / 8)));
+}
+
 /** At most this much disposed output is held for reuse. */
-const MAX_SPARE_BYTES = 64 << 20;
+const MAX_SPARE_BYTES = 256 << 20;
 
 const HUGE_PAGE = 2 << 20;
 

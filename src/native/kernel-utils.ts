@@ -17,11 +17,12 @@ export function values(backend: Backend, t: TensorInfo): Float32Array {
 
 /**
  * A float32 output buffer that the kernel will overwrite completely: possibly a disposed
- * output's buffer (see NativeBackend.allocate), so its initial contents are arbitrary.
+ * output's buffer (see NativeBackend.allocate), so its initial contents are arbitrary. `growing`:
+ * an output that grows by a little each step (a KV cache), given headroom so buffers fit again.
  */
-export function allocate(backend: Backend, length: number): Float32Array {
-  const pool = backend as Backend & { allocate?: (length: number) => Float32Array };
-  return pool.allocate !== undefined ? pool.allocate(length) : new Float32Array(length);
+export function allocate(backend: Backend, length: number, growing = false): Float32Array {
+  const pool = backend as Backend & { allocate?: (length: number, growing: boolean) => Float32Array };
+  return pool.allocate !== undefined ? pool.allocate(length, growing) : new Float32Array(length);
 }
 
 /** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */

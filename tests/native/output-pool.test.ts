@@ -18,9 +18,27 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
   it('hands a disposed output buffer of the same length out again, and only of that length', () => {
     const first = backend().allocate(1000);
     tensorOver(first).dispose();
-    expect(backend().allocate(999)).not.toBe(first);
-    expect(backend().allocate(1000)).toBe(first);
-    expect(backend().allocate(1000)).not.toBe(first); // handed out once
+    expect(backend().allocate(999).buffer).not.toBe(first.buffer);
+    expect(backend().allocate(1000).buffer).toBe(first.buffer);
+    expect(backend().allocate(1000).buffer).not.toBe(first.buffer); // handed out once
+  });
+
+  it('gives growing outputs headroom, so the buffer of the step before last fits again', () => {
+    const [positions, row] = [2000, 256]; // a KV cache of 2000 positions, 256 floats each
+    const first = backend().allocate(positions * row, true);
+    expect(first.length).toBe(positions * row);
+    expect(first.buffer.byteLength).toBeGreaterThan(first.byteLength);
+    expect(first.buffer.byteLength).toBeLessThanOrEqual(first.byteLength * 1.1);
+    tensorOver(first).dispose();
+    const later = backend().allocate((positions + 2) * row, true);
+    expect(later.buffer).toBe(first.buffer);
+    expect(later.length).toBe((positions + 2) * row);
+    // A view of it other than the one handed out (a slice) makes it shared: not reused.
+    const t = tensorOver(later);
+    const view = tensorOver(new Float32Array(later.buffer, 0, row));
+    t.dispose();
+    expect(backend().allocate((positions + 2) * row, true).buffer).not.toBe(first.buffer);
+    view.dispose();
   });
 
   it('keeps a buffer while any tensor still holds it (clone, reshape)', () => {
@@ -29,9 +47,9 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
     const [clone, reshaped] = [t.clone(), t.reshape([64])];
     t.dispose();
     clone.dispose();
-    expect(backend().allocate(64)).not.toBe(values);
+    expect(backend().allocate(64).buffer).not.toBe(values.buffer);
     reshaped.dispose(); // the last holder
-    expect(backend().allocate(64)).toBe(values);
+    expect(backend().allocate(64).buffer).toBe(values.buffer);
   });
 
   it('never reuses a buffer that was read out: the array dataSync returned stays as it was', () => {
@@ -42,7 +60,7 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
     t.dispose();
     const next = backend().allocate(16);
     next.fill(7);
-    expect(next).not.toBe(values);
+    expect(next.buffer).not.toBe(values.buffer);
     expect(Array.from(read)).toEqual(new Array(16).fill(3));
   });
 
@@ -52,7 +70,7 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
     const whole = tensorOver(values);
     const view = tensorOver(values.subarray(8, 16));
     whole.dispose();
-    expect(backend().allocate(32)).not.toBe(values);
+    expect(backend().allocate(32).buffer).not.toBe(values.buffer);
     expect(Array.from(view.dataSync())).toEqual(new Array(8).fill(5));
     view.dispose();
   });
@@ -68,11 +86,11 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
       const snapshot = cache.snapshot();
       const owner = cache.owners()[0]!;
       const atSnapshot = Float32Array.from(storage(snapshot.slots.get(owner)!.ssm!));
-      const buffers = new Set<Float32Array>();
+      const buffers = new Set<ArrayBufferLike>();
       const before = tf.memory().numTensors;
       for (let step = 0; step < 8; step++) {
         tokens.push(lm.generate([[tokens.at(-1)!]], { maxNewTokens: 1, cache })[0]![0]!);
-        buffers.add(storage(cache.get(owner)!.ssm!));
+        buffers.add(storage(cache.get(owner)!.ssm!).buffer);
       }
       expect(tf.memory().numTensors).toBe(before);
       expect(Array.from(snapshot.slots.get(owner)!.ssm!.dataSync())).toEqual(Array.from(atSnapshot));
@@ -94,6 +112,39 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
     expect(pooled.buffers).toBeLessThan(8); // the states cycle through a few buffers
     expect(pooled.tokens).toEqual(fresh.tokens);
     expect(Array.from(pooled.ssm)).toEqual(Array.from(fresh.ssm));
+    lm.dispose();
+  });
+
+  it('attention decode reuses its growing KV cache buffers, with the same results', () => {
+    const config = { model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 96, vocab_size: 64 };
+    const lm = AutoCausalLM.fromConfig(config);
+    const prompt = Array.from({ length: 40 }, (_, i) => (i * 7) % 64); // 40 positions x 32 floats: past the 1024 floats without headroom
+    const decode = () => {
+      const cache = new GenerationCache();
+      const tokens = lm.generate([prompt], { maxNewTokens: 1, cache })[0]!;
+      const owner = cache.owners()[0]!;
+      const buffers = new Set<ArrayBufferLike>();
+      for (let step = 0; step < 8; step++) {
+        tokens.push(lm.generate([[tokens.at(-1)!]], { maxNewTokens: 1, cache })[0]![0]!);
+        buffers.add(storage(cache.get(owner)!.key!).buffer);
+      }
+      const key = Float32Array.from(cache.get(owner)!.key!.dataSync());
+      cache.dispose();
+      return { tokens, key, buffers: buffers.size };
+    };
+    const pooled = decode();
+    const allocate = backend().allocate;
+    backend().allocate = (length: number) => new Float32Array(length);
+    let fresh: ReturnType<typeof decode>;
+    try {
+      fresh = decode();
+    } finally {
+      backend().allocate = allocate;
+    }
+    expect(fresh.buffers).toBe(8);
+    expect(pooled.buffers).toBeLessThan(8);
+    expect(pooled.tokens).toEqual(fresh.tokens);
+    expect(Array.from(pooled.key)).toEqual(Array.from(fresh.key));
     lm.dispose();
   });
 });
