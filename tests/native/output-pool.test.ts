@@ -12,6 +12,18 @@ const tensorOver = (values: Float32Array, shape = [values.length]): tf.Tensor =>
   tf.engine().makeTensorFromTensorInfo(backend().makeTensorInfo(shape, 'float32', values), backend());
 const storage = (t: tf.Tensor) => (backend() as unknown as { data: { get(id: object): { values: Float32Array } } }).data.get(t.dataId).values;
 
+/** `run` with the backend's buffer reuse, then with every output a new array. */
+function withAndWithoutReuse<T>(run: () => T): { pooled: T; fresh: T } {
+  const pooled = run();
+  const allocate = backend().allocate;
+  backend().allocate = (length: number) => new Float32Array(length);
+  try {
+    return { pooled, fresh: run() };
+  } finally {
+    backend().allocate = allocate;
+  }
+}
+
 describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
   useNativeBackend();
 
@@ -99,15 +111,7 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
       disposeSnapshot(snapshot);
       return { tokens, ssm, buffers: buffers.size };
     };
-    const pooled = decode();
-    const allocate = backend().allocate;
-    backend().allocate = (length: number) => new Float32Array(length); // every output new
-    let fresh: ReturnType<typeof decode>;
-    try {
-      fresh = decode();
-    } finally {
-      backend().allocate = allocate;
-    }
+    const { pooled, fresh } = withAndWithoutReuse(decode);
     expect(fresh.buffers).toBe(8);
     expect(pooled.buffers).toBeLessThan(8); // the states cycle through a few buffers
     expect(pooled.tokens).toEqual(fresh.tokens);
@@ -132,15 +136,7 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
       cache.dispose();
       return { tokens, key, buffers: buffers.size };
     };
-    const pooled = decode();
-    const allocate = backend().allocate;
-    backend().allocate = (length: number) => new Float32Array(length);
-    let fresh: ReturnType<typeof decode>;
-    try {
-      fresh = decode();
-    } finally {
-      backend().allocate = allocate;
-    }
+    const { pooled, fresh } = withAndWithoutReuse(decode);
     expect(fresh.buffers).toBe(8);
     expect(pooled.buffers).toBeLessThan(8);
     expect(pooled.tokens).toEqual(fresh.tokens);
