@@ -105,9 +105,19 @@ export class NativeBackend extends MathBackendCPU {
     return released;
   }
 
-  override dispose(): void {
+  /** Bytes held for reuse by {@link allocate} (at most 256 MiB). */
+  get spareBufferBytes(): number {
+    return this.spareBytes;
+  }
+
+  /** Let go of the buffers held for reuse (e.g. after a long generation), for the GC to free. */
+  releaseSpareBuffers(): void {
     this.spare.clear();
     this.spareBytes = 0;
+  }
+
+  override dispose(): void {
+    this.releaseSpareBuffers();
     super.dispose();
   }
 

@@ -53,6 +53,15 @@ describe.runIf(built)('reuse of disposed kernel outputs (native)', () => {
     view.dispose();
   });
 
+  it('holds disposed buffers only until releaseSpareBuffers', () => {
+    const values = backend().allocate(4096);
+    tensorOver(values).dispose();
+    expect(backend().spareBufferBytes).toBeGreaterThanOrEqual(4096 * 4);
+    backend().releaseSpareBuffers();
+    expect(backend().spareBufferBytes).toBe(0);
+    expect(backend().allocate(4096).buffer).not.toBe(values.buffer);
+  });
+
   it('keeps a buffer while any tensor still holds it (clone, reshape)', () => {
     const values = backend().allocate(64);
     const t = tensorOver(values, [8, 8]);
