@@ -13,6 +13,8 @@ extern int openblas_get_num_threads(void);
 
 /* The op-by-op path's additive bias for a masked key (src/layers/attention.ts). */
 #define MASKED (-1e9f)
+/* Query heads per kv head up to which decode uses one GEMV per head (see attention_tasks). */
+#define SMALL_GROUP 4
 /* Query rows per block of a causal task (see attention_tasks). */
 #define CAUSAL_BLOCK 64
 
@@ -78,15 +80,23 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
     const float *mask_row = a->mask == NULL ? NULL : a->mask + (size_t)b * S;
     if (grouped(d)) {
       /* One query per head, at the last position: it sees every key but padding. */
-      if (rows == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, K, ldk, Q, 1, 0.0f, scores, 1);
+      /* A few rows (a GQA group) as one GEMV each: OpenBLAS packs the whole K or V for a GEMM,
+       * which for M <= 4 costs more than reading them once per row (~1.4x here). */
+      if (rows <= SMALL_GROUP) {
+        for (int r = 0; r < rows; r++) {
+          cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, K, ldk, Q + (size_t)r * D, 1, 0.0f,
+                      scores + (size_t)r * S, 1);
+        }
       } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, S, D, 1.0f, Q, ldq, K, ldk, 0.0f,
                     scores, S);
       }
       for (int r = 0; r < rows; r++) softmax_row(scores + (size_t)r * S, S, d->scale, mask_row, S);
-      if (rows == 1) {
-        cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, V, ldv, scores, 1, 0.0f, O, 1);
+      if (rows <= SMALL_GROUP) {
+        for (int r = 0; r < rows; r++) {
+          cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, V, ldv, scores + (size_t)r * S, 1, 0.0f,
+                      O + (size_t)r * D, 1);
+        }
       } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, S, 1.0f, scores, S, V, ldv,
                     0.0f, O, ldq);
@@ -155,18 +165,34 @@ TESSERA_CLONES void tessera_rotary(const float *x, const float *cos_t, const flo
   }
 }
 
-void tessera_kv_append(const float *past, const float *x, float *out, int batch, int heads,
-                       int past_len, int len, int head_dim) {
-  const int total = past_len + len;
-  const size_t row = sizeof(float) * (size_t)head_dim;
-  for (int b = 0; b < batch; b++) {
-    for (int h = 0; h < heads; h++) {
-      float *dst = out + ((size_t)b * heads + h) * total * head_dim;
-      if (past_len > 0) memcpy(dst, past + ((size_t)b * heads + h) * past_len * head_dim, row * past_len);
-      dst += (size_t)past_len * head_dim;
-      for (int l = 0; l < len; l++) {
-        memcpy(dst + (size_t)l * head_dim, x + (((size_t)b * len + l) * heads + h) * head_dim, row);
-      }
+struct kv_append_args {
+  const float *past, *x;
+  float *out;
+  int heads, past_len, len, head_dim;
+};
+
+/* (batch, head) pairs [first, last): that head's cached rows, then this call's. */
+static void kv_append_pairs(void *ctx, size_t first, size_t last) {
+  const struct kv_append_args *a = ctx;
+  const int total = a->past_len + a->len, D = a->head_dim;
+  const size_t row = sizeof(float) * (size_t)D;
+  for (size_t pair = first; pair < last; pair++) {
+    const size_t b = pair / (size_t)a->heads, h = pair % (size_t)a->heads;
+    float *dst = a->out + pair * total * D;
+    if (a->past_len > 0) memcpy(dst, a->past + pair * a->past_len * D, row * a->past_len);
+    dst += (size_t)a->past_len * D;
+    for (int l = 0; l < a->len; l++) {
+      memcpy(dst + (size_t)l * D, a->x + ((b * a->len + l) * a->heads + h) * D, row);
     }
   }
+}
+
+void tessera_kv_append(const float *past, const float *x, float *out, int batch, int heads,
+                       int past_len, int len, int head_dim, int threads) {
+  struct kv_append_args args = {past, x, out, heads, past_len, len, head_dim};
+  /* The whole cache is copied each step (the layout is head-major), so a long one is worth both
+   * cores' bandwidth: from ~256 KB per pair (a thread start is tens of microseconds). */
+  const size_t pair_bytes = sizeof(float) * (size_t)(past_len + len) * head_dim * 2;
+  const size_t grain = pair_bytes >= ((size_t)256 << 10) ? 1 : (size_t)batch * heads;
+  tessera_parallel_for((size_t)batch * heads, grain, threads, kv_append_pairs, &args);
 }

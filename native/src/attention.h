@@ -47,9 +47,10 @@ void tessera_rotary(const float *x, const float *cos_t, const float *sin_t, floa
 
 /*
  * out [B, H, S0 + L, D] = past [B, H, S0, D] (NULL when S0 = 0) followed by x [B, L, H * D] in
- * head-major order: the KV cache append without a transpose and a concat.
+ * head-major order: the KV cache append without a transpose and a concat. Long caches are copied
+ * on up to `threads` threads.
  */
 void tessera_kv_append(const float *past, const float *x, float *out, int batch, int heads,
-                       int past_len, int len, int head_dim);
+                       int past_len, int len, int head_dim, int threads);
 
 #endif

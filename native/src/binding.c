@@ -472,7 +472,7 @@ static napi_value KvAppend(napi_env env, napi_callback_info info) {
     FAIL("tessera_native: past must hold batch*heads*pastLen*headDim values");
   if (x_len != bhd * len || out_len != bhd * (past_len + len))
     FAIL("tessera_native: x and out must hold batch*heads*(len or pastLen+len)*headDim values");
-  tessera_kv_append(past, x, out, batch, heads, past_len, len, head_dim);
+  tessera_kv_append(past, x, out, batch, heads, past_len, len, head_dim, tessera_threads());
   return NULL;
 }
 

@@ -66,6 +66,8 @@ describe.skipIf(!built)('fused attention (native)', () => {
     ['MHA causal with rotary', { numHeads: 4, numKvHeads: 4, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } }],
     ['GQA causal with rotary', { numHeads: 6, numKvHeads: 2, causal: true, rotary: { dim: 8, base: 10000, scaling: { type: 'default' } } }],
     ['MQA causal, partial rotary', { numHeads: 4, numKvHeads: 1, causal: true, rotary: { dim: 6, base: 500, scaling: { type: 'linear', factor: 2 } } }],
+    // Decode takes one GEMV per query head up to 4 heads per kv head, a GEMM beyond.
+    ['MQA with 8 query heads per kv head, causal', { numHeads: 8, numKvHeads: 1, causal: true, headDim: 6 }],
     ['GQA bidirectional, headDim != hidden/heads', { numHeads: 4, numKvHeads: 2, causal: false, headDim: 10 }],
   ];
 
