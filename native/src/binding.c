@@ -490,6 +490,22 @@ static napi_value FfnActivation(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * The checks ffnLinear and ffnGatedLinear share: a known activation, x as whole rows of `in`,
+ * out as rows*n. Returns the row count, or -1 after throwing.
+ */
+static int64_t linear_rows(napi_env env, int act, size_t x_len, int in, int n, size_t out_len) {
+  char msg[256] = "";
+  const size_t rows = in == 0 ? 0 : x_len / in;
+  if (act >= TESSERA_FFN_COUNT) snprintf(msg, sizeof msg, "tessera_native: unknown ffn activation %d", act);
+  else if (in == 0 || x_len % in != 0) snprintf(msg, sizeof msg, "tessera_native: x must hold whole rows of in = %d values", in);
+  else if (out_len != rows * n) snprintf(msg, sizeof msg, "tessera_native: out must hold rows*n = %zu values", rows * n);
+  else if (rows > INT32_MAX) snprintf(msg, sizeof msg, "tessera_native: too many rows");
+  if (msg[0] == '\0') return (int64_t)rows;
+  napi_throw_type_error(env, NULL, msg);
+  return -1;
+}
+
 /* ffnLinear(x, w, bias|null, out, in, n, act): out = act(x . w^T + bias), w [n, in]. */
 static napi_value FfnLinear(napi_env env, napi_callback_info info) {
   ARGS(7);
@@ -500,13 +516,10 @@ static napi_value FfnLinear(napi_env env, napi_callback_info info) {
   INT(4, "in", in);
   INT(5, "n", n);
   INT(6, "act", act);
-  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
-  if (in == 0 || x_len % in != 0) FAIL("tessera_native: x must hold whole rows of in = %d values", in);
-  const size_t rows = x_len / in;
+  const int64_t rows = linear_rows(env, act, x_len, in, n, out_len);
+  if (rows < 0) return NULL;
   if (w_len != (size_t)n * in) FAIL("tessera_native: w must hold n*in = %zu values", (size_t)n * in);
   if (bias != NULL && bias_len != (size_t)n) FAIL("tessera_native: bias must hold n = %d values", n);
-  if (out_len != rows * n) FAIL("tessera_native: out must hold rows*n = %zu values", rows * n);
-  if (rows > INT32_MAX) FAIL("tessera_native: too many rows");
   tessera_ffn_linear(x, w, bias, out, (int)rows, in, n, act);
   return NULL;
 }
@@ -523,15 +536,12 @@ static napi_value FfnGatedLinear(napi_env env, napi_callback_info info) {
   INT(6, "in", in);
   INT(7, "n", n);
   INT(8, "act", act);
-  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
-  if (in == 0 || x_len % in != 0) FAIL("tessera_native: x must hold whole rows of in = %d values", in);
-  const size_t rows = x_len / in;
+  const int64_t rows = linear_rows(env, act, x_len, in, n, out_len);
+  if (rows < 0) return NULL;
   if (wg_len != (size_t)n * in || wu_len != (size_t)n * in)
     FAIL("tessera_native: wg and wu must hold n*in = %zu values", (size_t)n * in);
   if ((bg != NULL && bg_len != (size_t)n) || (bu != NULL && bu_len != (size_t)n))
     FAIL("tessera_native: bg and bu must hold n = %d values", n);
-  if (out_len != rows * n) FAIL("tessera_native: out must hold rows*n = %zu values", rows * n);
-  if (rows > INT32_MAX) FAIL("tessera_native: too many rows");
   if (!tessera_ffn_gated_linear(x, wg, wu, bg, bu, out, (int)rows, in, n, act))
     FAIL("tessera_native: out of memory");
   return NULL;

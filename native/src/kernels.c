@@ -6,16 +6,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Fill each of the m rows of c (width n) with the bias row (or its single value). */
-static void fill_bias(float *c, int m, int n, const float *bias, size_t bias_len) {
-  for (int i = 0; i < m; i++) {
-    float *row = c + (size_t)i * n;
-    if (bias_len == 1) {
-      for (int j = 0; j < n; j++) row[j] = bias[0];
-    } else {
-      memcpy(row, bias, sizeof(float) * (size_t)n);
+/*
+ * Prepare the m x n output c of a product with inner dimension k, and return the BLAS beta to
+ * accumulate onto it: with a bias, c starts as the broadcast bias row (or its single value) and
+ * beta is 1; with k = 0 (BLAS would reject ld = 0 and the caller skips it) c is zeroed.
+ */
+static float start_output(float *c, int m, int n, int k, const float *bias, size_t bias_len) {
+  if (bias != NULL) {
+    for (int i = 0; i < m; i++) {
+      float *row = c + (size_t)i * n;
+      if (bias_len == 1) {
+        for (int j = 0; j < n; j++) row[j] = bias[0];
+      } else {
+        memcpy(row, bias, sizeof(float) * (size_t)n);
+      }
     }
+    return 1.0f;
   }
+  if (k == 0) memset(c, 0, sizeof(float) * (size_t)m * n);
+  return 0.0f;
 }
 
 /* The tfjs definitions (tfjs-backend-cpu/src/utils/fused_utils.ts and the kernels it calls). */
@@ -66,16 +75,9 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
     const float *A = a + (size_t)a_idx[i] * a_size;
     const float *B = b + (size_t)b_idx[i] * b_size;
     float *C = out + (size_t)i * c_size;
-    /* With a bias, C starts as the broadcast bias and BLAS accumulates onto it (beta = 1). */
-    float beta = 0.0f;
-    if (bias != NULL) {
-      fill_bias(C, m, n, bias, bias_len);
-      beta = 1.0f;
-    } else if (k == 0) {
-      memset(C, 0, sizeof(float) * c_size);
-    }
+    const float beta = start_output(C, m, n, k, bias, bias_len);
     if (k == 0) {
-      /* Empty inner dimension: the product is zero; BLAS would reject ld = 0. */
+      /* Empty inner dimension: the product is zero (the bias, if any). */
     } else if (m == 1) {
       /* A row vector times a matrix: gemv is several times faster than a 1-row sgemm. */
       cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
@@ -96,15 +98,9 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
 void tessera_linear(const float *a, int lda, const float *w, const float *bias, float *out, int m,
                     int n, int k) {
   if (m <= 0 || n <= 0) return;
-  float beta = 0.0f;
-  if (k == 0 && bias == NULL) memset(out, 0, sizeof(float) * (size_t)m * n);
-  if (bias != NULL) {
-    /* out starts as the bias rows and BLAS accumulates onto them (beta = 1). */
-    fill_bias(out, m, n, bias, (size_t)n);
-    beta = 1.0f;
-  }
+  const float beta = start_output(out, m, n, k, bias, (size_t)n);
   if (k == 0) {
-    /* An empty inner dimension: the product is zero (BLAS would reject ld = 0). */
+    /* An empty inner dimension: the product is zero (the bias, if any). */
   } else if (m == 1) {
     cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, a, 1, beta, out, 1);
   } else {
