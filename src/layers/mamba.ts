@@ -104,9 +104,9 @@ export class MambaMixer extends Layer {
         // adding zeros and multiplying by 1 is exact.
         window = history
           .reshape([batch * dim, convKernel])
-          .matMul(shiftLeft(convKernel))
+          .matMul(memoize(ctx, `mamba.shift:${convKernel}`, () => shiftLeft(convKernel)))
           .reshape([batch, dim, convKernel])
-          .add(x.reshape([batch, dim, 1]).mul(lastSlot(convKernel)));
+          .add(x.reshape([batch, dim, 1]).mul(memoize(ctx, `mamba.last:${convKernel}`, () => lastSlot(convKernel))));
         conv = window.mul(this.convWeight.reshape([dim, convKernel])).sum(2).reshape([batch, 1, dim]);
         if (this.convBias !== undefined) conv = conv.add(this.convBias);
       } else {
