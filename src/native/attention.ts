@@ -1,8 +1,8 @@
-import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
+import { requireFloat32, requireShape } from './kernels.js';
 
 /** Name of the fused attention kernel (src/layers/fused-attention.ts runs it). */
 export const ATTENTION = 'TesseraAttention';
@@ -13,12 +13,6 @@ const HEAD_MAJOR = 1;
 
 function fail(message: string): never {
   throw new Error(`${ATTENTION}: ${message}`);
-}
-
-function requireShape(name: string, t: TensorInfo | undefined, shape: number[]): void {
-  if (t !== undefined && !tf.util.arraysEqual(t.shape, shape)) {
-    fail(`input '${name}' must have shape [${shape}], got [${t.shape}]`);
-  }
 }
 
 function positiveInt(name: string, value: unknown): number {
@@ -54,9 +48,7 @@ interface AttentionInputs {
 function attentionKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs = {} }: KernelArgs) => {
     const { q, k, v, cos, sin, pastKey, pastValue, mask } = inputs as unknown as AttentionInputs;
-    for (const [name, t] of Object.entries({ q, k, v, cos, sin, pastKey, pastValue })) {
-      if (t !== undefined && t.dtype !== 'float32') fail(`input '${name}' must be float32, got ${t.dtype}`);
-    }
+    requireFloat32(ATTENTION, { q, k, v, cos, sin, pastKey, pastValue }); // the mask may be any dtype
     const heads = positiveInt('numHeads', attrs.numHeads);
     const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads);
     const headDim = positiveInt('headDim', attrs.headDim);
@@ -64,23 +56,23 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
     if (q.shape.length !== 3) fail(`q must be [batch, length, numHeads·headDim], got [${q.shape}]`);
     const [batch, len] = q.shape;
-    requireShape('q', q, [batch, len, heads * headDim]);
-    requireShape('k', k, [batch, len, kvHeads * headDim]);
-    requireShape('v', v, [batch, len, kvHeads * headDim]);
+    requireShape(ATTENTION, 'q', q, [batch, len, heads * headDim]);
+    requireShape(ATTENTION, 'k', k, [batch, len, kvHeads * headDim]);
+    requireShape(ATTENTION, 'v', v, [batch, len, kvHeads * headDim]);
     if ((cos === undefined) !== (sin === undefined)) fail('cos and sin come together');
     const rotDim = cos === undefined ? 0 : cos.shape[3];
     if (cos !== undefined && (rotDim % 2 !== 0 || rotDim > headDim)) {
       fail(`rotary dim ${rotDim} must be even and at most headDim ${headDim}`);
     }
-    requireShape('cos', cos, [batch, 1, len, rotDim]);
-    requireShape('sin', sin, [batch, 1, len, rotDim]);
+    requireShape(ATTENTION, 'cos', cos, [batch, 1, len, rotDim]);
+    requireShape(ATTENTION, 'sin', sin, [batch, 1, len, rotDim]);
     if ((pastKey === undefined) !== (pastValue === undefined)) fail('pastKey and pastValue come together');
     if (pastKey !== undefined && !returnCache) fail('pastKey/pastValue need returnCache');
     const pastLen = pastKey === undefined ? 0 : pastKey.shape[2];
-    requireShape('pastKey', pastKey, [batch, kvHeads, pastLen, headDim]);
-    requireShape('pastValue', pastValue, [batch, kvHeads, pastLen, headDim]);
+    requireShape(ATTENTION, 'pastKey', pastKey, [batch, kvHeads, pastLen, headDim]);
+    requireShape(ATTENTION, 'pastValue', pastValue, [batch, kvHeads, pastLen, headDim]);
     const keys = pastLen + len;
-    requireShape('mask', mask, [batch, keys]);
+    requireShape(ATTENTION, 'mask', mask, [batch, keys]);
 
     const rotate = (x: TensorInfo, n: number): Float32Array => {
       const xs = values(backend, x);

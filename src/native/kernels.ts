@@ -180,7 +180,7 @@ export function requireShape(kernel: string, name: string, t: TensorInfo | undef
 
 /**
  * The rows a norm kernel normalises: `x`, or `x + residual` (post-norm blocks: norm(x + f(x)) in
- * one kernel), written into a fresh array that the norm then updates in place.
+ * one kernel), written into the output array, which the norm then updates in place.
  */
 function normInput(addon: NativeAddon, backend: Backend, kernel: string, x: TensorInfo, residual: TensorInfo | undefined): { input: Float32Array; out: Float32Array } {
   const out = allocate(backend, tf.util.sizeFromShape(x.shape));
