@@ -2,10 +2,11 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import type { NativeAddon } from './addon.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
-import { requireFloat32, requireShape } from './kernels.js';
+import { FUSED } from '../layers/fused-kernels.js';
+import { requireFloat32, requireShape } from '../kernel-checks.js';
 
 /** Name of the fused attention kernel (src/layers/fused-attention.ts runs it). */
-export const ATTENTION = 'TesseraAttention';
+export const ATTENTION = FUSED.attention;
 
 /** Layout codes of the addon's `attention`: 0 = [B, S, Hkv·D] (as projected), 1 = [B, Hkv, S, D] (as cached). */
 const TOKEN_MAJOR = 0;

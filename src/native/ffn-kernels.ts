@@ -3,12 +3,13 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
-import { requireFloat32, requireShape } from './kernels.js';
+import { FUSED } from '../layers/fused-kernels.js';
+import { requireFloat32, requireShape } from '../kernel-checks.js';
 
 /** Names of Tessera's feed-forward kernels, registered for the 'native' backend only. */
-export const LINEAR = 'TesseraLinear';
-export const GATED_LINEAR = 'TesseraGatedLinear';
-export const ACTIVATION = 'TesseraActivation';
+export const LINEAR = FUSED.linear;
+export const GATED_LINEAR = FUSED.gatedLinear;
+export const ACTIVATION = FUSED.activation;
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
 function activationCode(kernel: string, attrs: KernelArgs['attrs']): number {

@@ -2,12 +2,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { ACTIVATIONS, BINARY_OPS, type NativeAddon } from './addon.js';
+import { FUSED } from '../layers/fused-kernels.js';
+import { requireFloat32, requireShape } from '../kernel-checks.js';
 import { allocate, broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
 /** Names of Tessera's fused kernels, registered for the 'native' backend only. */
-export const SELECTIVE_SCAN = 'TesseraSelectiveScan';
-export const RMS_NORM = 'TesseraRMSNorm';
-export const LAYER_NORM = 'TesseraLayerNorm';
+export const SELECTIVE_SCAN = FUSED.selectiveScan;
+export const RMS_NORM = FUSED.rmsNorm;
+export const LAYER_NORM = FUSED.layerNorm;
 
 /**
  * For every batch of the broadcast output batch shape `out`, the flat batch index into an operand
@@ -164,20 +166,6 @@ function fusedMatMulKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
-export function requireFloat32(kernel: string, inputs: Inputs): void {
-  for (const [name, t] of Object.entries(inputs)) {
-    if (t !== undefined && t.dtype !== 'float32') {
-      throw new Error(`${kernel}: input '${name}' must be float32, got ${t.dtype}`);
-    }
-  }
-}
-
-export function requireShape(kernel: string, name: string, t: TensorInfo | undefined, shape: number[]): void {
-  if (t !== undefined && !tf.util.arraysEqual(t.shape, shape)) {
-    throw new Error(`${kernel}: input '${name}' must have shape [${shape}], got [${t.shape}]`);
-  }
-}
-
 /**
  * The rows a norm kernel normalises: `x`, or `x + residual` (post-norm blocks: norm(x + f(x)) in
  * one kernel), written into the output array, which the norm then updates in place.
@@ -252,8 +240,8 @@ function selectiveScanKernel(addon: NativeAddon): KernelFunc {
     requireShape(SELECTIVE_SCAN, 'C', C, [batch, len, nstate]);
     requireShape(SELECTIVE_SCAN, 'D', D, [dim]);
     requireShape(SELECTIVE_SCAN, 'h0', h0, [batch, dim, nstate]);
-    const y = new Float32Array(batch * len * dim);
-    const h = new Float32Array(batch * dim * nstate);
+    const y = allocate(backend, batch * len * dim);
+    const h = allocate(backend, batch * dim * nstate);
     addon.selectiveScan(
       values(backend, u),
       values(backend, delta),

@@ -1,11 +1,12 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { requireFloat32, requireShape } from './kernels.js';
+import { FUSED } from '../layers/fused-kernels.js';
+import { requireFloat32, requireShape } from '../kernel-checks.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
 
 /** The fused Mamba mixer kernel (native/src/mamba.c); src/layers/mamba.ts calls it by this name. */
-export const MAMBA_MIXER = 'TesseraMambaMixer';
+export const MAMBA_MIXER = FUSED.mambaMixer;
 
 /** Operand names in the order the addon takes them (binding.c's MambaMixer). */
 const OPERANDS = [

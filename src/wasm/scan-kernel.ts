@@ -1,4 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { FUSED } from '../layers/fused-kernels.js';
+import { requireFloat32, requireShape } from '../kernel-checks.js';
+
+const KERNEL = FUSED.selectiveScan;
 
 /** The slice of the wasm backend's API this kernel needs. */
 interface WasmBackendLike {
@@ -18,23 +22,16 @@ interface WasmBackendLike {
  */
 function selectiveScan({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
   const wasm = backend as WasmBackendLike;
-  for (const [name, t] of Object.entries(inputs)) {
-    if (t !== undefined && t.dtype !== 'float32') throw new Error(`TesseraSelectiveScan: input '${name}' must be float32, got ${t.dtype}`);
-  }
+  requireFloat32(KERNEL, inputs);
   const { u, delta, A, B, C, D, h0 } = inputs as Record<string, tf.TensorInfo>;
   const [batch, len, dim] = u!.shape as [number, number, number];
   const nstate = A!.shape[1]!;
-  const expect = (name: string, t: tf.TensorInfo | undefined, shape: number[]): void => {
-    if (t !== undefined && !tf.util.arraysEqual(t.shape, shape)) {
-      throw new Error(`TesseraSelectiveScan: input '${name}' must have shape [${shape}], got [${t.shape}]`);
-    }
-  };
-  expect('delta', delta, [batch, len, dim]);
-  expect('A', A, [dim, nstate]);
-  expect('B', B, [batch, len, nstate]);
-  expect('C', C, [batch, len, nstate]);
-  expect('D', D, [dim]);
-  expect('h0', h0, [batch, dim, nstate]);
+  requireShape(KERNEL, 'delta', delta, [batch, len, dim]);
+  requireShape(KERNEL, 'A', A, [dim, nstate]);
+  requireShape(KERNEL, 'B', B, [batch, len, nstate]);
+  requireShape(KERNEL, 'C', C, [batch, len, nstate]);
+  requireShape(KERNEL, 'D', D, [dim]);
+  requireShape(KERNEL, 'h0', h0, [batch, dim, nstate]);
   const yInfo = wasm.makeOutput([batch, len, dim], 'float32');
   const hInfo = wasm.makeOutput([batch, dim, nstate], 'float32');
   // Views after every allocation: growing the heap detaches earlier ones.
@@ -68,7 +65,7 @@ function selectiveScan({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; bac
 
 /** Register the JS selective scan on the wasm backend (idempotent). */
 export function registerWasmScanKernel(): void {
-  if (tf.getKernel('TesseraSelectiveScan', 'wasm') === undefined) {
-    tf.registerKernel({ kernelName: 'TesseraSelectiveScan', backendName: 'wasm', kernelFunc: selectiveScan as unknown as tf.KernelFunc });
+  if (tf.getKernel(KERNEL, 'wasm') === undefined) {
+    tf.registerKernel({ kernelName: KERNEL, backendName: 'wasm', kernelFunc: selectiveScan as unknown as tf.KernelFunc });
   }
 }
