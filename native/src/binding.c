@@ -145,8 +145,9 @@ static napi_value SelectiveScan(napi_env env, napi_callback_info info) {
   if ((h0 != NULL && h0_len != bdn) || h_len != bdn)
     FAIL("tessera_native: h0 and hOut must hold batch*dim*nstate = %zu values", bdn);
   /* As many threads as BLAS is allowed (setNumThreads / TESSERA_NUM_THREADS). */
-  tessera_selective_scan(u, delta, A, Bm, Cm, Dvec, h0, y, h_out, batch, len, dim, nstate,
-                         openblas_get_num_threads());
+  const char *error = tessera_selective_scan(u, delta, A, Bm, Cm, Dvec, h0, y, h_out, batch, len,
+                                             dim, nstate, openblas_get_num_threads());
+  if (error != NULL) FAIL("tessera_native: selective scan: %s", error);
   return NULL;
 }
 

@@ -108,12 +108,12 @@ void tessera_linear(const float *a, int lda, const float *w, const float *bias, 
   }
 }
 
-void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
-                            const float *Cm, const float *Dvec, const float *h0, float *y,
-                            float *h_out, int batch, int len, int dim, int nstate, int threads) {
+const char *tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
+                                   const float *Cm, const float *Dvec, const float *h0, float *y,
+                                   float *h_out, int batch, int len, int dim, int nstate, int threads) {
   const struct tessera_scan s = {batch, len, dim, nstate, u, delta, A, Bm, Cm, nstate, Dvec,
                                  NULL, 0, h0, y, h_out};
-  tessera_scan_run(&s, threads);
+  return tessera_scan_run(&s, threads);
 }
 
 TESSERA_CLONES void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,

@@ -41,11 +41,11 @@ void tessera_linear(const float *a, int lda, const float *w, const float *bias, 
  * Mamba selective scan (no z gate), shapes [B,L,D] for u/delta/y, [D,N] for A, [B,L,N] for Bm/Cm,
  * [D] for Dvec, [B,D,N] for h0 (NULL: zeros) and h_out:
  *   h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t;   y_t = C_t . h_t + D * u_t
- * Channels are split across up to `threads` threads.
+ * Channels are split across up to `threads` threads. Returns NULL, or what went wrong.
  */
-void tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
-                            const float *Cm, const float *Dvec, const float *h0, float *y,
-                            float *h_out, int batch, int len, int dim, int nstate, int threads);
+const char *tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
+                                   const float *Cm, const float *Dvec, const float *h0, float *y,
+                                   float *h_out, int batch, int len, int dim, int nstate, int threads);
 
 /*
  * The scan behind both Mamba kernels (scan.c). u, delta and y are [B*L, dim] rows; B_t and C_t

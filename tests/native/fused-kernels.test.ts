@@ -177,6 +177,13 @@ describe('native fused kernels', () => {
       );
       tf.dispose(Object.values(inputs));
     });
+
+    it('refuses a state size above 256 with an error, not silently', () => {
+      const t = (shape: number[]): tf.Tensor => tf.zeros(shape);
+      const inputs = { u: t([1, 2, 3]), delta: t([1, 2, 3]), A: t([3, 300]), B: t([1, 2, 300]), C: t([1, 2, 300]), D: t([3]) };
+      expect(() => tf.engine().runKernel(SELECTIVE_SCAN, inputs, {})).toThrow('selective scan: state size above 256');
+      tf.dispose(Object.values(inputs));
+    });
   });
 
   describe.runIf(built)('RMSNorm and LayerNorm', () => {
