@@ -3,7 +3,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import { ACTIVATIONS, BINARY_OPS, type NativeAddon } from './addon.js';
 import { FUSED } from '../layers/fused-kernels.js';
-import { requireFloat32, requireShape } from '../kernel-checks.js';
+import { requireFloat32, requireShape, scanKernelInputs } from '../kernel-checks.js';
 import { allocate, broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
 /** Names of Tessera's fused kernels, registered for the 'native' backend only. */
@@ -225,21 +225,7 @@ function layerNormKernel(addon: NativeAddon): KernelFunc {
  */
 function selectiveScanKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend }: KernelArgs) => {
-    const { u, delta, A, B, C, D, h0 } = inputs as Record<'u' | 'delta' | 'A' | 'B' | 'C' | 'D', TensorInfo> & {
-      h0?: TensorInfo;
-    };
-    requireFloat32(SELECTIVE_SCAN, inputs);
-    if (u.shape.length !== 3 || A.shape.length !== 2) {
-      throw new Error(`${SELECTIVE_SCAN}: u must be [B, L, D] and A [D, N], got [${u.shape}] and [${A.shape}]`);
-    }
-    const [batch, len, dim] = u.shape;
-    const nstate = A.shape[1];
-    requireShape(SELECTIVE_SCAN, 'delta', delta, [batch, len, dim]);
-    requireShape(SELECTIVE_SCAN, 'A', A, [dim, nstate]);
-    requireShape(SELECTIVE_SCAN, 'B', B, [batch, len, nstate]);
-    requireShape(SELECTIVE_SCAN, 'C', C, [batch, len, nstate]);
-    requireShape(SELECTIVE_SCAN, 'D', D, [dim]);
-    requireShape(SELECTIVE_SCAN, 'h0', h0, [batch, dim, nstate]);
+    const { u, delta, A, B, C, D, h0, batch, len, dim, nstate } = scanKernelInputs(SELECTIVE_SCAN, inputs);
     const y = allocate(backend, batch * len * dim);
     const h = allocate(backend, batch * dim * nstate);
     addon.selectiveScan(

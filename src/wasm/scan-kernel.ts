@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED } from '../layers/fused-kernels.js';
-import { requireFloat32, requireShape } from '../kernel-checks.js';
+import { scanKernelInputs } from '../kernel-checks.js';
 
 const KERNEL = FUSED.selectiveScan;
 
@@ -22,20 +22,11 @@ interface WasmBackendLike {
  */
 function selectiveScan({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
   const wasm = backend as WasmBackendLike;
-  requireFloat32(KERNEL, inputs);
-  const { u, delta, A, B, C, D, h0 } = inputs as Record<string, tf.TensorInfo>;
-  const [batch, len, dim] = u!.shape as [number, number, number];
-  const nstate = A!.shape[1]!;
-  requireShape(KERNEL, 'delta', delta, [batch, len, dim]);
-  requireShape(KERNEL, 'A', A, [dim, nstate]);
-  requireShape(KERNEL, 'B', B, [batch, len, nstate]);
-  requireShape(KERNEL, 'C', C, [batch, len, nstate]);
-  requireShape(KERNEL, 'D', D, [dim]);
-  requireShape(KERNEL, 'h0', h0, [batch, dim, nstate]);
+  const { u, delta, A, B, C, D, h0, batch, len, dim, nstate } = scanKernelInputs(KERNEL, inputs);
   const yInfo = wasm.makeOutput([batch, len, dim], 'float32');
   const hInfo = wasm.makeOutput([batch, dim, nstate], 'float32');
   // Views after every allocation: growing the heap detaches earlier ones.
-  const [us, ds, as, bs, cs, skip, y, h] = [u, delta, A, B, C, D, yInfo, hInfo].map((t) => wasm.typedArrayFromHeap(t!));
+  const [us, ds, as, bs, cs, skip, y, h] = [u, delta, A, B, C, D, yInfo, hInfo].map((t) => wasm.typedArrayFromHeap(t));
   const h0s = h0 === undefined ? undefined : wasm.typedArrayFromHeap(h0);
   // Token-major: each step reads one contiguous row of u, delta, B and C; the state of every
   // channel ([D, N], 96 KB for Mamba-130m) stays in cache.
