@@ -68,6 +68,27 @@ export function f32ToF16(value: number): number {
 /** Bytes per element of the checkpoint dtypes Tessera reads (safetensors names; .bin maps to them). */
 export const ELEMENT_BYTES: Readonly<Record<string, number>> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
+/**
+ * The most elements one tensor read from a file may have: typed arrays and tfjs index with
+ * 32-bit integers, so a larger claim is refused before anything is allocated.
+ */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+
+/**
+ * The element count of `shape`, or undefined when a dimension is not a non-negative safe integer
+ * or a partial product leaves the safe-integer range (as the reference safetensors crate's
+ * checked multiplication does, so `[2^40, 2^40, 0]` is refused rather than counted as 0).
+ */
+export function elementCount(shape: readonly unknown[]): number | undefined {
+  let count = 1;
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) return undefined;
+    count *= d;
+    if (!Number.isSafeInteger(count)) return undefined;
+  }
+  return count;
+}
+
 /** Whether a checkpoint dtype widens to float32 (else to int32). */
 export function isFloatDtype(code: string): boolean {
   return code === 'F32' || code === 'F16' || code === 'BF16' || code === 'F64';

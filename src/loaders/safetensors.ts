@@ -1,60 +1,194 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { ELEMENT_BYTES, elementReader, f32ToBf16, f32ToF16, isFloatDtype } from './dtypes.js';
+import { ELEMENT_BYTES, MAX_TENSOR_ELEMENTS, elementCount, elementReader, f32ToBf16, f32ToF16, isFloatDtype } from './dtypes.js';
 import type { RawTensor, TensorMap } from './raw-tensor.js';
 
 
+/** The reference safetensors crate refuses headers above 100 MB (`HeaderTooLarge`); so does Tessera. */
+export const MAX_SAFETENSORS_HEADER_BYTES = 100_000_000;
+
 interface HeaderEntry {
+  name: string;
   dtype: string;
   shape: number[];
-  data_offsets: [number, number];
+  begin: number;
+  end: number;
+  count: number;
 }
 
 /**
  * Read a `.safetensors` file: 8-byte little-endian header length, a JSON header, then raw
- * little-endian data. Every header entry is validated against the file before any data is read,
- * and half floats are widened to float32.
+ * little-endian data. The whole header is validated, as the reference Rust crate does, before any
+ * tensor is decoded (see {@link parseSafetensors}); half floats are widened to float32.
  */
 export async function readSafetensors(path: string): Promise<TensorMap> {
   const bytes = await readFile(path);
   return parseSafetensors(bytes, path);
 }
 
-/** Parse safetensors bytes; `source` names the file in errors. */
+/**
+ * Parse safetensors bytes; `source` names the file in errors. Before anything is decoded the
+ * header must be a JSON object (at most {@link MAX_SAFETENSORS_HEADER_BYTES} bytes of UTF-8, with
+ * no key given twice in any object) whose entries each have a known `dtype`, a `shape` of
+ * non-negative integers and `data_offsets` `[begin, end]` with `end - begin` = elements × width;
+ * sorted by offset the tensors must tile the data section exactly, from 0 to its end, with no gap
+ * or overlap; `__metadata__`, if present, maps strings to strings. Any violation is an Error
+ * naming the file, the tensor and the problem.
+ */
 export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data'): TensorMap {
+  const entries = validateHeader(bytes, source);
+  const dataStart = 8 + Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  const tensors: TensorMap = new Map();
+  for (const e of entries) {
+    tensors.set(e.name, decode(new DataView(bytes.buffer, bytes.byteOffset + dataStart + e.begin, e.end - e.begin), e.dtype, e.shape, e.count, e.name, source));
+  }
+  return tensors;
+}
+
+/** Every check of the header and the layout; returns the entries in header order. */
+function validateHeader(bytes: Uint8Array, source: string): HeaderEntry[] {
   if (bytes.byteLength < 8) throw new Error(`${source}: file too short for a safetensors header (${bytes.byteLength} bytes)`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
+  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (declared > BigInt(MAX_SAFETENSORS_HEADER_BYTES)) {
+    throw new Error(`${source}: header length ${declared} exceeds the ${MAX_SAFETENSORS_HEADER_BYTES}-byte limit safetensors sets; the file is corrupt or not safetensors`);
+  }
+  const headerLength = Number(declared);
   if (headerLength > bytes.byteLength - 8) {
     throw new Error(`${source}: header length ${headerLength} points past the end of the file (${bytes.byteLength} bytes); the file is truncated or not safetensors`);
   }
-  let header: Record<string, HeaderEntry | Record<string, string>>;
+  let text: string;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+  } catch {
+    throw new Error(`${source}: header is not valid UTF-8; the file is corrupt or not safetensors`);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
   } catch (err) {
     throw new Error(`${source}: header is not valid JSON (${(err as Error).message})`);
   }
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
-  const tensors: TensorMap = new Map();
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const { dtype, shape, data_offsets: offsets } = entry as HeaderEntry;
-    const width = ELEMENT_BYTES[dtype];
-    if (width === undefined) throw new Error(`${source}: tensor '${name}' has unsupported dtype '${dtype}'`);
-    if (!Array.isArray(shape) || !Array.isArray(offsets) || offsets.length !== 2) {
-      throw new Error(`${source}: tensor '${name}' has a malformed header entry`);
+  if (!isPlainObject(header)) throw new Error(`${source}: header is ${jsonKind(header)}, not a JSON object of tensors`);
+  // JSON.parse keeps the last of two equal keys; a file read differently by another reader
+  // (or by a reviewer) must not load here, so any repeated key is an error.
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined) throw new Error(`${source}: header ${duplicate}; the file is corrupt or was edited`);
+
+  const dataLength = bytes.byteLength - 8 - headerLength;
+  const entries: HeaderEntry[] = [];
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      checkMetadata(raw, source);
+      continue;
     }
-    const [begin, end] = offsets;
-    const count = shape.reduce((a, b) => a * b, 1);
-    if (begin < 0 || end > dataLength || end < begin) {
-      throw new Error(`${source}: tensor '${name}' data [${begin}, ${end}) lies outside the ${dataLength} data bytes; the file is truncated or corrupt`);
+    const where = `${source}: tensor '${name}'`;
+    if (!isPlainObject(raw)) throw new Error(`${where}: header entry is ${jsonKind(raw)}, not an object with dtype, shape and data_offsets`);
+    const { dtype, shape, data_offsets: offsets } = raw;
+    if (typeof dtype !== 'string') throw new Error(`${where}: dtype is ${jsonKind(dtype)}, not a string`);
+    const width = Object.hasOwn(ELEMENT_BYTES, dtype) ? ELEMENT_BYTES[dtype] : undefined;
+    if (width === undefined) throw new Error(`${where} has unsupported dtype '${dtype}' (supported: ${Object.keys(ELEMENT_BYTES).join(', ')})`);
+    if (!Array.isArray(shape)) throw new Error(`${where}: shape is ${jsonKind(shape)}, not an array`);
+    if (!shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
+      throw new Error(`${where}: shape ${JSON.stringify(shape)} must hold non-negative integers`);
     }
-    if (end - begin !== count * width) {
-      throw new Error(`${source}: tensor '${name}' has ${end - begin} bytes, but ${dtype}[${shape}] needs ${count * width}`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
+      throw new Error(`${where}: data_offsets ${JSON.stringify(offsets)} must be two non-negative integers [begin, end]`);
     }
-    tensors.set(name, decode(new DataView(bytes.buffer, bytes.byteOffset + dataStart + begin, end - begin), dtype, shape, count, name, source));
+    const [begin, end] = offsets as [number, number];
+    if (end < begin) throw new Error(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
+    if (end > dataLength) {
+      throw new Error(`${where} data [${begin}, ${end}) lies outside the ${dataLength} data bytes; the file is truncated or corrupt`);
+    }
+    const count = elementCount(shape);
+    if (count === undefined || count * width !== end - begin) {
+      throw new Error(`${where} has ${end - begin} bytes, but ${dtype}[${shape}] needs ${count === undefined ? 'more than 2^53' : count * width}`);
+    }
+    if (count > MAX_TENSOR_ELEMENTS) throw new Error(`${where}: ${count} elements exceed the ${MAX_TENSOR_ELEMENTS} one tensor can hold`);
+    entries.push({ name, dtype, shape: shape as number[], begin, end, count });
   }
-  return tensors;
+  checkLayout(entries, dataLength, source);
+  return entries;
+}
+
+/**
+ * The reference crate's layout rule: sorted by offsets, each tensor starts where the previous
+ * ended, the first at 0 (`InvalidOffset`), and the last ends at the end of the file
+ * (`MetadataIncompleteBuffer`). So no two tensors share bytes and no byte is unaccounted for.
+ */
+function checkLayout(entries: readonly HeaderEntry[], dataLength: number, source: string): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const e = sorted[i]!;
+    if (e.begin < at) {
+      throw new Error(`${source}: tensor '${e.name}' data [${e.begin}, ${e.end}) overlaps tensor '${sorted[i - 1]!.name}' (which ends at ${at}); the file is corrupt`);
+    }
+    if (e.begin > at) {
+      throw new Error(`${source}: tensor '${e.name}' data starts at ${e.begin}, leaving bytes [${at}, ${e.begin}) that belong to no tensor; the file is corrupt`);
+    }
+    at = e.end;
+  }
+  if (at !== dataLength) {
+    throw new Error(`${source}: the tensors cover ${at} of the ${dataLength} data bytes; the other ${dataLength - at} belong to no tensor (the file is corrupt or has trailing data)`);
+  }
+}
+
+function checkMetadata(raw: unknown, source: string): void {
+  // serde reads `"__metadata__": null` as no metadata, so it is accepted here too.
+  if (raw === null) return;
+  if (!isPlainObject(raw)) throw new Error(`${source}: __metadata__ is ${jsonKind(raw)}, not an object of strings`);
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw new Error(`${source}: __metadata__ '${k}' is ${jsonKind(v)}, not a string`);
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function jsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v} (${JSON.stringify(v)?.slice(0, 40)})`;
+}
+
+/**
+ * Scan JSON text (already known to parse) for an object that has one key twice; returns a
+ * description of the first such key. Keys are compared after unescaping, as JSON.parse does.
+ */
+function findDuplicateKey(text: string): string | undefined {
+  // One frame per open container: the keys seen (objects) or null (arrays), and its own key.
+  const frames: { keys: Set<string> | null; name: string }[] = [];
+  let expectKey = false;
+  let lastKey = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      if (expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const frame = frames[frames.length - 1]!;
+        if (frame.keys!.has(key)) {
+          return frames.length === 1 ? `names '${key}' twice` : `entry '${frame.name}' has the key '${key}' twice`;
+        }
+        frame.keys!.add(key);
+        lastKey = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */) {
+      frames.push({ keys: new Set(), name: frames.length === 0 ? '' : frames.length === 1 ? lastKey : `${frames[frames.length - 1]!.name}.${lastKey}` });
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      frames.push({ keys: null, name: frames[frames.length - 1]?.name ?? '' });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      frames.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = frames[frames.length - 1]?.keys != null;
+    }
+  }
+  return undefined;
 }
 
 function decode(view: DataView, dtype: string, shape: number[], count: number, name: string, source: string): RawTensor {
