@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { TensorMap } from '../raw-tensor.js';
 import { unpickle, UnsafePickleError, type PyValue } from './pickle.js';
-import { parseStoragePid, resolveTorchGlobal, type StorageRef } from './torch-globals.js';
+import { parseStoragePid, registerStorage, resolveTorchGlobal, type StorageRef } from './torch-globals.js';
 import { collectTensorRefs } from './state-dict.js';
 import { materializeTensor } from './materialize.js';
 
@@ -28,7 +28,7 @@ export async function readTorchLegacy(path: string, data?: Uint8Array): Promise<
       persistentLoad: withStorages
         ? (pid) => {
             const ref = parseStoragePid(pid);
-            storages!.set(ref.key, ref);
+            registerStorage(storages!, ref);
             return ref;
           }
         : undefined,
@@ -59,9 +59,15 @@ export async function readTorchLegacy(path: string, data?: Uint8Array): Promise<
     const ref = storages.get(key);
     if (ref === undefined) throw new Error(`${path}: storage '${key}' is listed but no tensor uses it, so its element size is unknown`);
     if (pos + 8 > buf.length) throw new Error(`${path}: truncated before storage '${key}'`);
-    const numel = Number(view.getBigInt64(pos, true));
+    if (bytes.has(key)) throw new Error(`${path}: storage '${key}' is listed twice`);
+    const stored = view.getBigInt64(pos, true);
     pos += 8;
-    const n = numel * ref.dtype.bytes;
+    // The element count before the bytes must be the one the pickle named; both are checked
+    // against the bytes left before anything is sliced.
+    if (stored !== BigInt(ref.numel)) {
+      throw new Error(`${path}: storage '${key}' has ${stored} elements in the file but ${ref.numel} in the pickle; the checkpoint is corrupt`);
+    }
+    const n = ref.numel * ref.dtype.bytes;
     if (pos + n > buf.length) throw new Error(`${path}: truncated inside storage '${key}' (needs ${n} bytes, ${buf.length - pos} left)`);
     bytes.set(key, buf.subarray(pos, pos + n));
     pos += n;

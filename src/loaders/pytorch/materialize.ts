@@ -2,7 +2,7 @@
  * Turns a strided tensor view over raw storage bytes into a dense RawTensor: the only place that
  * knows element encodings (half, bfloat16, int64 ...) and PyTorch's offset/size/stride rules.
  */
-import { elementReader, isFloatDtype } from '../dtypes.js';
+import { MAX_TENSOR_ELEMENTS, elementCount, elementReader, isFloatDtype } from '../dtypes.js';
 import type { RawTensor } from '../raw-tensor.js';
 import type { TensorRef } from './torch-globals.js';
 
@@ -13,19 +13,38 @@ import type { TensorRef } from './torch-globals.js';
  */
 export function materializeTensor(name: string, ref: TensorRef, storage: Uint8Array): RawTensor {
   const { dtype } = ref.storage;
-  const availableElements = Math.floor(storage.byteLength / dtype.bytes);
-  const count = ref.size.reduce((a, b) => a * b, 1);
+  const where = `tensor '${name}'`;
   if (ref.size.length !== ref.stride.length) {
-    throw new Error(`tensor '${name}': size has ${ref.size.length} dims but stride has ${ref.stride.length}`);
+    throw new Error(`${where}: size has ${ref.size.length} dims but stride has ${ref.stride.length}`);
   }
-  const base = ref.storage.viewOffset + ref.offset;
-  // The furthest element the view touches must lie inside the storage.
+  const count = elementCount(ref.size);
+  if (count === undefined || !ref.stride.every((s) => Number.isSafeInteger(s) && s >= 0) || !Number.isSafeInteger(ref.offset) || ref.offset < 0) {
+    throw new Error(`${where}: size [${ref.size}], stride [${ref.stride}] and offset ${ref.offset} must be non-negative integers of safe size`);
+  }
+  // The elements the view may touch: the legacy view's window, else the whole storage, and never
+  // more than the bytes actually present.
+  const viewStart = ref.storage.viewOffset;
+  const storageElements = Math.min(ref.storage.numel, Math.floor(storage.byteLength / dtype.bytes));
+  const windowEnd = ref.storage.viewSize === undefined ? storageElements : Math.min(storageElements, viewStart + ref.storage.viewSize);
+  const available = Math.max(0, windowEnd - viewStart);
+  // A view with more elements than its storage repeats elements (stride 0 or overlapping
+  // strides): torch.save writes such expanded tensors, but no saved model parameter is one, and
+  // materialising it would turn a tiny file into an arbitrarily large allocation.
+  if (count > available) {
+    throw new Error(
+      `${where}: view size [${ref.size}], stride [${ref.stride}] has ${count} elements but its storage '${ref.storage.key}' holds ${available}: ` +
+        'an expanded (stride-0 or overlapping) view, which checkpoints of model parameters never contain; the file is corrupt or crafted',
+    );
+  }
+  if (count > MAX_TENSOR_ELEMENTS) throw new Error(`${where}: ${count} elements exceed the ${MAX_TENSOR_ELEMENTS} one tensor can hold`);
+  const base = viewStart + ref.offset;
+  // The furthest element the view touches must lie inside the window.
   let last = base;
   for (let d = 0; d < ref.size.length; d++) last += (ref.size[d] - 1) * ref.stride[d];
-  if (count > 0 && last >= availableElements) {
+  if (count > 0 && (!Number.isSafeInteger(last) || last >= windowEnd)) {
     throw new Error(
-      `tensor '${name}': view (offset ${base}, size [${ref.size}], stride [${ref.stride}]) reaches element ${last} ` +
-        `but storage '${ref.storage.key}' holds ${availableElements} ${dtype.code} elements: the checkpoint is truncated or corrupt`,
+      `${where}: view (offset ${base}, size [${ref.size}], stride [${ref.stride}]) reaches element ${last} ` +
+        `but storage '${ref.storage.key}' holds ${windowEnd} ${dtype.code} elements: the checkpoint is truncated or corrupt`,
     );
   }
 

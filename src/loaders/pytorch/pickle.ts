@@ -64,6 +64,21 @@ export interface UnpickleResult {
 // MARK pushes the current stack onto `metastack` and starts a fresh one (CPython's layout).
 type StackItem = PyValue;
 
+/**
+ * The deepest nesting of containers (and of MARKs) a pickle may build. Python's pickler recurses
+ * once per level and stops at its recursion limit (1000 by default), so no pickle Python writes
+ * nests deeper; a deeper one is hand-made and would overflow code that walks the result.
+ */
+export const MAX_PICKLE_DEPTH = 1000;
+/**
+ * The most values a pickle may hold on its stack (all MARK frames together) and in its memo.
+ * A state dict uses a few per tensor; the cap stops a few MB of one-byte DUPs or PUTs from
+ * becoming gigabytes of references.
+ */
+export const MAX_PICKLE_ITEMS = 1 << 22;
+/** Python itself refuses to convert decimal integers longer than this (sys.int_info.default_max_str_digits). */
+const MAX_INT_DIGITS = 4300;
+
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 const latin1 = new TextDecoder('latin1');
 
@@ -75,6 +90,12 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
   let stack: StackItem[] = [];
   const metastack: StackItem[][] = [];
   const memo = new Map<number, PyValue>();
+  // Items held in the frames below the current one, so the stack limit counts all of them.
+  let savedItems = 0;
+  // Nesting depth of each container built here: 1 + the deepest item it held when last filled.
+  // (A container changed after it was put inside another does not update its parents; code
+  // walking the result still guards itself, as collectTensorRefs does.)
+  const depths = new WeakMap<object, number>();
 
   const fail = (message: string): never => {
     throw new UnsafePickleError(`${where}: ${message} (at byte ${pos})`);
@@ -137,11 +158,26 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
     const items = stack;
     if (metastack.length === 0) fail('no MARK for this opcode');
     stack = metastack.pop()!;
+    savedItems -= stack.length;
     return items;
   };
   const memoGet = (i: number): PyValue => {
     if (!memo.has(i)) fail(`memo key ${i} was never set`);
     return memo.get(i)!;
+  };
+  const memoPut = (i: number, v: PyValue): void => {
+    if (!Number.isSafeInteger(i) || i < 0) fail(`bad memo key ${i}`);
+    if (!memo.has(i) && memo.size >= MAX_PICKLE_ITEMS) fail(`more than ${MAX_PICKLE_ITEMS} memo entries; this is not a checkpoint pickle`);
+    memo.set(i, v);
+  };
+  const depthOf = (v: PyValue): number => (typeof v === 'object' && v !== null ? (depths.get(v) ?? 0) : 0);
+  /** Record that `container` now holds `items`; refuses nesting deeper than MAX_PICKLE_DEPTH. */
+  const nest = <T extends PyValue>(container: T, items: readonly PyValue[]): T => {
+    let d = depths.get(container as object) ?? 1;
+    for (const it of items) d = Math.max(d, depthOf(it) + 1);
+    if (d > MAX_PICKLE_DEPTH) fail(`containers nested more than ${MAX_PICKLE_DEPTH} deep; Python never writes such a pickle`);
+    depths.set(container as object, d);
+    return container;
   };
   const asKey = (k: PyValue): PyKey => {
     if (k === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof k)) return k as PyKey;
@@ -150,10 +186,13 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
   const setItem = (d: PyValue, k: PyValue, v: PyValue): void => {
     if (!(d instanceof Map)) fail(`SETITEM on ${describe(d)}`);
     (d as Map<PyKey, PyValue>).set(asKey(k), v);
+    nest(d, [v]);
   };
   const appendTo = (l: PyValue, items: PyValue[]): void => {
     if (!Array.isArray(l) || Object.isFrozen(l)) fail(`APPEND on ${describe(l)}`);
-    (l as PyValue[]).push(...items);
+    // A loop, not push(...items): spreading a long list as arguments overflows the call stack.
+    for (const it of items) (l as PyValue[]).push(it);
+    nest(l, items);
   };
   const resolve = (module: string, name: string): PyValue => {
     try {
@@ -162,22 +201,24 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
       return fail((err as Error).message);
     }
   };
-  const tuple = (items: PyValue[]): PyValue[] => Object.freeze(items) as PyValue[];
+  const tuple = (items: PyValue[]): PyValue[] => nest(Object.freeze(items) as PyValue[], items);
   const signedLE = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    // One hex conversion (linear) rather than a shift per byte (quadratic in the length).
+    let v = BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return Number.isSafeInteger(Number(v)) && BigInt(Number(v)) === v ? Number(v) : v;
   };
   const parseIntText = (s: string): number | bigint => {
     const t = s.endsWith('L') ? s.slice(0, -1) : s;
-    if (!/^[-+]?\d+$/.test(t)) fail(`bad integer literal '${s}'`);
+    if (t.length > MAX_INT_DIGITS) fail(`integer literal of ${t.length} digits (Python refuses more than ${MAX_INT_DIGITS})`);
+    if (!/^[-+]?\d+$/.test(t)) fail(`bad integer literal '${s.slice(0, 40)}'`);
     const v = BigInt(t);
     return Number.isSafeInteger(Number(v)) ? Number(v) : v;
   };
 
   for (;;) {
+    if (stack.length + savedItems > MAX_PICKLE_ITEMS) fail(`more than ${MAX_PICKLE_ITEMS} values on the pickle stack; this is not a checkpoint pickle`);
     const opAt = pos;
     const op = u8();
     switch (op) {
@@ -190,7 +231,9 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
       case 0x2e: // STOP
         return { value: pop(), end: pos };
       case 0x28: // MARK
+        if (metastack.length >= MAX_PICKLE_DEPTH) fail(`MARKs nested more than ${MAX_PICKLE_DEPTH} deep; Python never writes such a pickle`);
         metastack.push(stack);
+        savedItems += stack.length;
         stack = [];
         break;
       case 0x30: // POP (on an empty frame it drops the MARK, as CPython does)
@@ -315,7 +358,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
       case 0x6c: {
         // LIST
         const items = popMark();
-        stack.push(items);
+        stack.push(nest(items, items));
         break;
       }
       case 0x61: {
@@ -338,7 +381,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
         const items = popMark();
         const d = new Map<PyKey, PyValue>();
         for (let i = 0; i + 1 < items.length; i += 2) setItem(d, items[i], items[i + 1]);
-        stack.push(d);
+        stack.push(nest(d, []));
         break;
       }
       case 0x73: {
@@ -365,6 +408,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
         const s = top();
         if (!(s instanceof Set)) fail(`ADDITEMS on ${describe(s)}`);
         for (const it of items) (s as Set<PyKey>).add(asKey(it));
+        nest(s, []);
         break;
       }
       case 0x91: {
@@ -374,16 +418,16 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
         break;
       }
       case 0x70: // PUT (text)
-        memo.set(Number(line()), top());
+        memoPut(Number(line()), top());
         break;
       case 0x71: // BINPUT
-        memo.set(u8(), top());
+        memoPut(u8(), top());
         break;
       case 0x72: // LONG_BINPUT
-        memo.set(u32(), top());
+        memoPut(u32(), top());
         break;
       case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
+        memoPut(memo.size, top());
         break;
       case 0x67: // GET (text)
         stack.push(memoGet(Number(line())));

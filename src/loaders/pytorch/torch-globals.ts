@@ -42,9 +42,29 @@ export class StorageRef {
     readonly numel: number,
     /** Legacy format only: this storage is a view starting `viewOffset` elements into `key`. */
     readonly viewOffset = 0,
+    /** Legacy format only: the view's element count (absent = the whole storage from `viewOffset`). */
+    readonly viewSize?: number,
   ) {}
   describe(): string {
     return `storage '${this.key}'`;
+  }
+}
+
+/**
+ * Record a storage named by a persistent id. One key may be named many times (tied weights, and
+ * legacy views of one root storage), but always with the same element type and size: a file that
+ * names one storage two ways would be read differently by different tensors.
+ */
+export function registerStorage(storages: Map<string, StorageRef>, ref: StorageRef): void {
+  const seen = storages.get(ref.key);
+  if (seen === undefined) {
+    storages.set(ref.key, ref);
+    return;
+  }
+  if (seen.dtype !== ref.dtype || seen.numel !== ref.numel) {
+    throw new UnsafePickleError(
+      `storage '${ref.key}' is named as ${seen.dtype.storageClass}(${seen.numel}) and as ${ref.dtype.storageClass}(${ref.numel}); the checkpoint is corrupt`,
+    );
   }
 }
 
@@ -62,7 +82,7 @@ export class TensorRef {
 }
 
 function intArg(v: PyValue, what: string, fn: string): number {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
   throw new UnsafePickleError(`${fn}: ${what} must be a non-negative int, got ${describe(v)}`);
 }
 
@@ -155,10 +175,15 @@ export function parseStoragePid(pid: PyValue): StorageRef {
   const n = intArg(numel ?? null, 'numel', `storage '${key}'`);
   if (view !== undefined && view !== null) {
     if (!Array.isArray(view) || view.length !== 3) throw new UnsafePickleError(`storage '${key}': malformed view metadata`);
-    const [viewKey, viewOffset] = view as PyValue[];
+    const [viewKey, viewOffset, viewSize] = view as PyValue[];
     if (typeof viewKey !== 'string') throw new UnsafePickleError(`storage '${key}': malformed view metadata`);
-    // The bytes live in the root storage `key`; the view only shifts where tensors start.
-    return new StorageRef(key, cls.dtype, n, intArg(viewOffset, 'view offset', key));
+    // The bytes live in the root storage `key`; the view shifts where tensors start and bounds them.
+    const offset = intArg(viewOffset, 'view offset', `storage '${key}'`);
+    const size = intArg(viewSize, 'view size', `storage '${key}'`);
+    if (offset + size > n) {
+      throw new UnsafePickleError(`storage '${key}': view [${offset}, ${offset + size}) lies outside the storage's ${n} elements`);
+    }
+    return new StorageRef(key, cls.dtype, n, offset, size);
   }
   return new StorageRef(key, cls.dtype, n);
 }

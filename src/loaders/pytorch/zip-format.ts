@@ -4,10 +4,15 @@
  * `<archive>/version` and, since torch 2.1, `<archive>/byteorder`. yauzl reads entries by
  * random access, so multi-GB shards are never read whole into one buffer.
  */
+import buffer from 'node:buffer';
 import yauzl from 'yauzl';
 import type { TensorMap } from '../raw-tensor.js';
 import { unpickle } from './pickle.js';
-import { parseStoragePid, resolveTorchGlobal, type StorageRef } from './torch-globals.js';
+import { parseStoragePid, registerStorage, resolveTorchGlobal, type StorageRef } from './torch-globals.js';
+
+// Entries are read whole into one Buffer; Node's Buffer limit (buffer.constants.MAX_LENGTH) is
+// at most 2^32 bytes, and a larger claim is refused before reading rather than failing inside.
+const MAX_ENTRY_BYTES = Math.min(buffer.constants.MAX_LENGTH, 2 ** 32 - 1);
 import { collectTensorRefs } from './state-dict.js';
 import { materializeTensor } from './materialize.js';
 
@@ -21,6 +26,11 @@ function listEntries(zip: yauzl.ZipFile): Promise<Map<string, yauzl.Entry>> {
   return new Promise((resolve, reject) => {
     const entries = new Map<string, yauzl.Entry>();
     zip.on('entry', (e: yauzl.Entry) => {
+      // Two entries of one name would let different readers see different data.
+      if (entries.has(e.fileName)) {
+        reject(new Error(`the zip has two entries named '${e.fileName}'`));
+        return;
+      }
       entries.set(e.fileName, e);
       zip.readEntry();
     });
@@ -53,7 +63,9 @@ export async function readTorchZip(path: string): Promise<TensorMap> {
     );
   }
   try {
-    const entries = await listEntries(zip);
+    const entries = await listEntries(zip).catch((err: Error) => {
+      throw new Error(`${path}: not a readable PyTorch zip checkpoint (${err.message}); the file is probably truncated or corrupt`);
+    });
     const pkl = [...entries.keys()].filter((n) => n === 'data.pkl' || /^[^/]+\/data\.pkl$/.test(n));
     if (pkl.length !== 1) {
       throw new Error(`${path}: expected one '<archive>/data.pkl' entry in the zip, found ${pkl.length}; this is not a torch.save checkpoint`);
@@ -66,11 +78,15 @@ export async function readTorchZip(path: string): Promise<TensorMap> {
     }
 
     const storages = new Map<string, StorageRef>();
-    const { value } = unpickle(await readEntry(zip, entries.get(pkl[0])!), {
+    const pklEntry = entries.get(pkl[0])!;
+    if (pklEntry.uncompressedSize > MAX_ENTRY_BYTES) {
+      throw new Error(`${path}: '${pkl[0]}' is ${pklEntry.uncompressedSize} bytes, more than the ${MAX_ENTRY_BYTES} a pickle can be read into`);
+    }
+    const { value } = unpickle(await readEntry(zip, pklEntry), {
       resolveGlobal: resolveTorchGlobal,
       persistentLoad: (pid) => {
         const ref = parseStoragePid(pid);
-        storages.set(ref.key, ref);
+        registerStorage(storages, ref);
         return ref;
       },
       source: `${path}:${pkl[0]}`,
@@ -83,6 +99,18 @@ export async function readTorchZip(path: string): Promise<TensorMap> {
       const entryName = `${prefix}data/${key}`;
       const entry = entries.get(entryName);
       if (entry === undefined) throw new Error(`${path}: storage entry '${entryName}' is missing from the zip`);
+      // The pickle's claimed size is checked against the entry before anything is read, so a
+      // tiny file cannot make the reader allocate what it claims.
+      const ref = storages.get(key)!;
+      const claimed = ref.numel * ref.dtype.bytes;
+      if (!Number.isSafeInteger(claimed) || entry.uncompressedSize < claimed) {
+        throw new Error(
+          `${path}: storage '${key}' claims ${ref.numel} ${ref.dtype.code} elements (${claimed} bytes) but its zip entry '${entryName}' holds ${entry.uncompressedSize} bytes; the checkpoint is truncated or corrupt`,
+        );
+      }
+      if (entry.uncompressedSize > MAX_ENTRY_BYTES) {
+        throw new Error(`${path}: zip entry '${entryName}' is ${entry.uncompressedSize} bytes, more than the ${MAX_ENTRY_BYTES} one storage can be read into`);
+      }
       bytes.set(key, await readEntry(zip, entry));
     }
     const out: TensorMap = new Map();
