@@ -13,7 +13,17 @@ export function renameParameter(name: string, rules: RenameRules): string | unde
   return undefined;
 }
 
-export interface AssignOptions {
+/** Options of a model load (`fromDir`, `fromHfHub`, `fromPretrained`, {@link assignWeights}). */
+export interface WeightLoadOptions {
+  /**
+   * Load weights that hold NaN or ±Infinity. Off by default: such a weight is almost always a
+   * corrupt or tampered file (or a failed conversion), and it would silently turn every output
+   * into NaN, so the load fails naming each tensor and its count of non-finite values.
+   */
+  allowNonFinite?: boolean;
+}
+
+export interface AssignOptions extends WeightLoadOptions {
   rules: RenameRules;
   /** File tensors to skip silently (those HF itself ignores: buffers, heads a base model lacks). */
   ignore?: readonly RegExp[];
@@ -21,9 +31,18 @@ export interface AssignOptions {
   source?: string;
 }
 
+/** How many elements of `data` are NaN or ±Infinity. */
+function countNonFinite(data: Float32Array): number {
+  let n = 0;
+  // x - x is 0 for finite x and NaN for NaN and ±Infinity: one comparison per element.
+  for (let i = 0; i < data.length; i++) if (data[i]! - data[i]! !== 0) n++;
+  return n;
+}
+
 /**
  * Copy checkpoint tensors into a module tree. Every problem is collected first and reported in
- * one error: tensors the model lacks, parameters the file lacks, and shape mismatches.
+ * one error, before any tensor is created: tensors the model lacks, parameters the file lacks,
+ * shape mismatches, and (unless `allowNonFinite`) float weights holding NaN or ±Infinity.
  */
 export function assignWeights(model: Module, tensors: TensorMap, options: AssignOptions): void {
   const params = new Map(model.namedParameters());
@@ -31,6 +50,7 @@ export function assignWeights(model: Module, tensors: TensorMap, options: Assign
   const assigned = new Set<string>();
   const unexpected: string[] = [];
   const mismatched: string[] = [];
+  const nonFinite: string[] = [];
   const updates: [tf.Variable, Float32Array | Int32Array, number[]][] = [];
 
   for (const [name, tensor] of tensors) {
@@ -45,15 +65,22 @@ export function assignWeights(model: Module, tensors: TensorMap, options: Assign
       mismatched.push(`tensor '${target}' (file: '${name}'): expected shape [${param.shape}], file has [${tensor.shape}]`);
       continue;
     }
+    if (!options.allowNonFinite && tensor.data instanceof Float32Array) {
+      const bad = countNonFinite(tensor.data);
+      if (bad > 0) nonFinite.push(`tensor '${target}' (file: '${name}'): ${bad} of ${tensor.data.length} values are NaN or infinite`);
+    }
     assigned.add(target);
     updates.push([param, tensor.data, tensor.shape]);
   }
   const missing = [...params.keys()].filter((p) => !assigned.has(p));
-  if (unexpected.length + mismatched.length + missing.length > 0) {
+  if (unexpected.length + mismatched.length + missing.length + nonFinite.length > 0) {
     const parts: string[] = [];
     if (missing.length > 0) parts.push(`missing from the file: ${missing.map((m) => `'${m}'`).join(', ')}`);
     if (unexpected.length > 0) parts.push(`not in the model: ${unexpected.join(', ')}`);
     if (mismatched.length > 0) parts.push(`shape mismatch: ${mismatched.join('; ')}`);
+    if (nonFinite.length > 0) {
+      parts.push(`non-finite weights (the file is corrupt; pass { allowNonFinite: true } to load it anyway): ${nonFinite.join('; ')}`);
+    }
     throw new Error(`cannot load ${source}:\n  ${parts.join('\n  ')}`);
   }
   for (const [param, data, shape] of updates) {

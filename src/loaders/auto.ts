@@ -6,7 +6,7 @@ import { DecoderModel } from '../models/decoder.js';
 import { EncoderModel } from '../models/encoder.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { settleWeights } from '../backend.js';
-import { assignWeights } from './assign-weights.js';
+import { assignWeights, type WeightLoadOptions } from './assign-weights.js';
 import { readCheckpointDir, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';
 import { resolvePretrained, type HubLoadOptions } from './pretrained.js';
@@ -26,15 +26,15 @@ export function buildFromConfig(raw: Record<string, unknown>, kind: ModelKind, s
   return { model: new CLASSES[kind](architecture.build(config, kind), config, architecture.name), architecture };
 }
 
-/** Build a model from a read checkpoint and copy its weights in. */
-export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind): TransformerModel {
+/** Build a model from a read checkpoint and copy its weights in (options: see {@link WeightLoadOptions}). */
+export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind, options: WeightLoadOptions = {}): TransformerModel {
   const { model, architecture } = buildFromConfig(checkpoint.config, kind, `${checkpoint.dir}/config.json`);
   // Heads the model does not have are ignored, as HF does: the LM head when loading a decoder,
   // or when it is tied to the embeddings (state-spaces checkpoints store the tied copy).
   const ignore = [...(architecture.ignore ?? [])];
   if (kind !== 'causal-lm' || (model as CausalLM).tiedEmbeddings) ignore.push(/^lm_head\./);
   try {
-    assignWeights(model, checkpoint.tensors, { rules: architecture.hfNames, ignore, source: checkpoint.dir });
+    assignWeights(model, checkpoint.tensors, { rules: architecture.hfNames, ignore, source: checkpoint.dir, allowNonFinite: options.allowNonFinite });
     settleWeights(model.namedParameters().map(([, p]) => p));
   } catch (err) {
     model.dispose();
@@ -43,27 +43,30 @@ export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind): Tr
   return model;
 }
 
-async function loadDir(dir: string, kind: ModelKind): Promise<TransformerModel> {
-  return modelFromCheckpoint(await readCheckpointDir(dir), kind);
+async function loadDir(dir: string, kind: ModelKind, options: WeightLoadOptions): Promise<TransformerModel> {
+  return modelFromCheckpoint(await readCheckpointDir(dir), kind, { allowNonFinite: options.allowNonFinite });
 }
 
 /** The loading entry points shared by the three `Auto*` classes; `M` is the model class of `kind`. */
 function autoLoader<M extends TransformerModel>(kind: ModelKind) {
   return class {
-    /** Load from a Hugging Face model folder (config.json + weights). */
-    static async fromDir(dir: string): Promise<M> {
-      return (await loadDir(dir, kind)) as M;
+    /**
+     * Load from a Hugging Face model folder (config.json + weights). A weight holding NaN or
+     * ±Infinity fails the load unless `opts.allowNonFinite` is set.
+     */
+    static async fromDir(dir: string, opts: WeightLoadOptions = {}): Promise<M> {
+      return (await loadDir(dir, kind, opts)) as M;
     }
     /**
      * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
      * downloading config, weights and tokenizer files only when the cache lacks them.
      */
     static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<M> {
-      return (await loadDir(await snapshotModel(name, opts), kind)) as M;
+      return (await loadDir(await snapshotModel(name, opts), kind, opts)) as M;
     }
     /** A model folder if `nameOrPath` is an existing directory, else a hub model name (see fromHfHub). */
     static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<M> {
-      return (await loadDir(await resolvePretrained(nameOrPath, opts), kind)) as M;
+      return (await loadDir(await resolvePretrained(nameOrPath, opts), kind, opts)) as M;
     }
     /** A randomly initialised model for an HF-style (or Tessera hybrid) config. */
     static fromConfig(config: Record<string, unknown>): M {

@@ -4,9 +4,13 @@
  */
 import { stat } from 'node:fs/promises';
 import { snapshotModel, type SnapshotOptions } from './hub/snapshot.js';
+import type { WeightLoadOptions } from './assign-weights.js';
 
-/** Options of `fromHfHub`/`fromPretrained`: revision, cache, offline, token, endpoint, progress ... */
-export type HubLoadOptions = Omit<SnapshotOptions, 'weights' | 'tokenizer'>;
+/**
+ * Options of `fromHfHub`/`fromPretrained`: revision, cache, offline, token, endpoint, progress
+ * ..., and `allowNonFinite` (load weights holding NaN or ±Infinity; off by default).
+ */
+export type HubLoadOptions = Omit<SnapshotOptions, 'weights' | 'tokenizer'> & WeightLoadOptions;
 
 async function isDirectory(p: string): Promise<boolean> {
   try {
