@@ -28,6 +28,7 @@ export { TransformerModel, disposeOutput, type ModelParts, type ForwardOptions, 
 export { EncoderModel, type EncoderOutput } from './models/encoder.js';
 export { DecoderModel } from './models/decoder.js';
 export { CausalLM, type CausalLMOutput } from './models/causal-lm.js';
+export { ModelDisposedError } from './models/errors.js';
 export type { Architecture, ModelKind } from './architectures/architecture.js';
 export { ArchitectureRegistry, architectureRegistry } from './architectures/registry.js';
 export { ConfigReader } from './architectures/config-keys.js';
@@ -93,7 +94,8 @@ export { saveModel } from './loaders/save.js';
 export { toHybrid, copyMatchingWeights, type HybridEdits, type WeightCopyReport } from './architectures/hybrid/convert.js';
 
 // Generation (KV caches, Mamba states, chunked scan)
-export { GenerationCache, disposeSnapshot, type CacheSnapshot } from './generation/cache.js';
+export { GenerationCache, disposeSnapshot, type CacheSnapshot, type CacheOwner } from './generation/cache.js';
+export { NonFiniteLogitsError, CacheModelMismatchError } from './generation/errors.js';
 export { generate, stream, generateSteps, type GenerateOptions, type TokenEvent } from './generation/generate.js';
 export type { Strategy, GreedyStrategy, SamplingStrategy } from './generation/sampling.js';
 export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './layers/chunked-scan.js';

@@ -1,5 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerStateStore } from '../layers/context.js';
+import { CacheModelMismatchError } from './errors.js';
+
+/**
+ * The model a cache (or snapshot) belongs to: a symbol standing for the instance, and how to name
+ * it in errors. A symbol rather than the model itself: caches and snapshots must not keep a model
+ * alive, and `tf.dispose(snapshot)` must not walk into the model's weights.
+ */
+export interface CacheOwner {
+  readonly id: symbol;
+  readonly label: string;
+}
+
+const modelIds = new WeakMap<object, symbol>();
+
+function idOf(model: object): symbol {
+  let id = modelIds.get(model);
+  if (id === undefined) modelIds.set(model, (id = Symbol('model')));
+  return id;
+}
 
 /** A copy of a cache's contents that outlives it: restore it into a cache to resume later. */
 export interface CacheSnapshot {
@@ -7,6 +26,8 @@ export interface CacheSnapshot {
   readonly length: number;
   readonly mask: readonly (readonly number[])[];
   readonly nextPosition: readonly number[];
+  /** The model the cache belonged to when the snapshot was taken (undefined: not used yet). */
+  readonly owner?: CacheOwner;
 }
 
 /**
@@ -18,6 +39,10 @@ export interface CacheSnapshot {
  * disposes the tensors a new `set` replaces; {@link dispose} frees the rest. Besides tensors it
  * tracks, per row, which cached positions are real tokens (`mask`, 1) or padding (0) and the
  * position the next token takes, so left-padded batches and resumed streams line up.
+ *
+ * A cache belongs to the first model that runs with it (its clones and snapshots too); using it
+ * with another model throws {@link CacheModelMismatchError} rather than continuing another
+ * model's positions and states.
  */
 export class GenerationCache implements LayerStateStore {
   private slots = new Map<object, Record<string, tf.Tensor>>();
@@ -28,6 +53,7 @@ export class GenerationCache implements LayerStateStore {
   /** [B]: the position id of each row's next token. */
   nextPosition: number[] = [];
   private disposed = false;
+  private owner?: CacheOwner;
 
   get(owner: object): Record<string, tf.Tensor> | undefined {
     this.assertLive();
@@ -41,6 +67,19 @@ export class GenerationCache implements LayerStateStore {
     const old = this.slots.get(owner);
     if (old !== undefined) for (const t of Object.values(old)) if (!kept.has(t)) t.dispose();
     this.slots.set(owner, { ...state });
+  }
+
+  /**
+   * Bind the cache to `model` on first use; throw {@link CacheModelMismatchError} if it already
+   * belongs to another. The model classes call this for every forward with a cache.
+   */
+  claim(model: object, label: string): void {
+    this.assertLive();
+    const id = idOf(model);
+    if (this.owner === undefined) this.owner = { id, label };
+    else if (this.owner.id !== id) {
+      throw new CacheModelMismatchError(this.owner.label, label === this.owner.label ? `another ${label} instance` : label);
+    }
   }
 
   /** Number of rows (0 before the first forward). */
@@ -62,6 +101,7 @@ export class GenerationCache implements LayerStateStore {
     copy.length = snapshot.length;
     copy.mask = snapshot.mask.map((r) => [...r]);
     copy.nextPosition = [...snapshot.nextPosition];
+    copy.owner = this.owner;
     return copy;
   }
 
@@ -75,13 +115,21 @@ export class GenerationCache implements LayerStateStore {
     for (const [owner, state] of this.slots) {
       slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t.clone())])));
     }
-    return { slots, length: this.length, mask: this.mask.map((r) => [...r]), nextPosition: [...this.nextPosition] };
+    return { slots, length: this.length, mask: this.mask.map((r) => [...r]), nextPosition: [...this.nextPosition], owner: this.owner };
   }
 
-  /** Replace the contents with a copy of `snapshot` (the snapshot stays valid and stays the caller's). */
+  /**
+   * Replace the contents with a copy of `snapshot` (the snapshot stays valid and stays the
+   * caller's). A snapshot of another model's cache is refused ({@link CacheModelMismatchError}).
+   */
   restore(snapshot: CacheSnapshot): void {
     this.assertLive();
+    const from = snapshot.owner;
+    if (from !== undefined && this.owner !== undefined && from.id !== this.owner.id) {
+      throw new CacheModelMismatchError(this.owner.label, `a snapshot of ${from.label}'s cache`);
+    }
     this.clear();
+    if (from !== undefined) this.owner = from;
     for (const [owner, state] of snapshot.slots) {
       this.slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t.clone())])));
     }
@@ -90,7 +138,7 @@ export class GenerationCache implements LayerStateStore {
     this.nextPosition = [...snapshot.nextPosition];
   }
 
-  /** Drop all state (the cache stays usable, empty). */
+  /** Drop all state (the cache stays usable, empty, and still belongs to its model). */
   clear(): void {
     for (const state of this.slots.values()) tf.dispose(Object.values(state));
     this.slots.clear();

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../models/causal-lm.js';
 import { GenerationCache } from './cache.js';
+import { NonFiniteLogitsError } from './errors.js';
 import { createPicker, type Strategy } from './sampling.js';
 
 /** Options of {@link generate} and {@link stream}. */
@@ -43,7 +44,7 @@ export interface TokenEvent {
  * and masked, with positions counted per row, so a row gets the same tokens as alone.
  */
 export function generate(lm: CausalLM, prompts: readonly (readonly number[])[], options: GenerateOptions): number[][] {
-  const steps = generateSteps(lm, prompts, options);
+  const steps = runSteps(lm, prompts, options, 'generate');
   for (;;) {
     const next = steps.next();
     if (next.done) return next.value;
@@ -59,7 +60,7 @@ export async function* stream(
   prompts: readonly (readonly number[])[],
   options: GenerateOptions,
 ): AsyncGenerator<TokenEvent, number[][]> {
-  const steps = generateSteps(lm, prompts, options);
+  const steps = runSteps(lm, prompts, options, 'stream');
   try {
     for (;;) {
       const next = steps.next();
@@ -72,12 +73,29 @@ export async function* stream(
   }
 }
 
-/** The loop behind both forms: yields the tokens of each step, returns the new ids per row. */
-export function* generateSteps(
+/**
+ * The loop behind both forms: yields the tokens of each step, returns the new ids per row.
+ *
+ * Errors: a disposed model throws `ModelDisposedError`; a cache of another model
+ * `CacheModelMismatchError`; logits no token can be chosen from (NaN, +Infinity, all -Infinity)
+ * `NonFiniteLogitsError`, naming the step and row. Every tensor of the call is freed either way.
+ */
+export function generateSteps(
   lm: CausalLM,
   prompts: readonly (readonly number[])[],
   options: GenerateOptions,
 ): Generator<TokenEvent[], number[][]> {
+  return runSteps(lm, prompts, options, 'generateSteps');
+}
+
+/** {@link generateSteps}, with the public method's name for error messages. */
+function* runSteps(
+  lm: CausalLM,
+  prompts: readonly (readonly number[])[],
+  options: GenerateOptions,
+  method: string,
+): Generator<TokenEvent[], number[][]> {
+  lm.assertNotDisposed(method);
   const vocab = lm.embeddings.word.count;
   checkOptions(options, vocab);
   const pick = createPicker(options.strategy);
@@ -86,6 +104,8 @@ export function* generateSteps(
   const cache = options.cache ?? new GenerationCache();
   const owned = options.cache === undefined;
   try {
+    // Before the cache's rows are touched: another model's cache fails on whose it is.
+    if (!cache.isDisposed) cache.claim(lm, lm.label);
     checkPrompts(prompts, vocab, cache);
     if (cache.batchSize === 0) {
       cache.mask = prompts.map(() => []);
@@ -105,6 +125,12 @@ export function* generateSteps(
     const done = new Array<boolean>(batch).fill(false);
     for (let n = 0; ; n++) {
       const rows = logits.length / batch;
+      // Every row is checked before any token of the step is handed out. Greedy would turn NaN
+      // logits into token 0 forever; the check is one pass over the values read for picking anyway.
+      for (let r = 0; r < batch; r++) {
+        const problem = done[r] ? undefined : unusableLogits(logits.subarray(r * rows, (r + 1) * rows));
+        if (problem !== undefined) throw new NonFiniteLogitsError(n, r, cache.nextPosition[r]! - 1, problem);
+      }
       const events: TokenEvent[] = [];
       for (let r = 0; r < batch; r++) {
         if (done[r]) continue;
@@ -158,6 +184,20 @@ function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: numbe
   } finally {
     tf.dispose([...inputs]);
   }
+}
+
+/**
+ * Why no token can be chosen from `logits`, or undefined when one can: NaN or +Infinity anywhere,
+ * or every value -Infinity. A -Infinity among finite values only forbids that token.
+ */
+function unusableLogits(logits: Float32Array): string | undefined {
+  let usable = false;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (v - v === 0) usable = true; // finite: NaN and ±Infinity give NaN
+    else if (v !== -Infinity) return `${Number.isNaN(v) ? 'NaN' : '+Infinity'} at token ${i}`;
+  }
+  return usable ? undefined : `every logit is -Infinity (${logits.length} tokens)`;
 }
 
 function endsWithStop(tokens: readonly number[], stop: GenerateOptions['stop']): boolean {

@@ -51,6 +51,7 @@ export class CausalLM<Config = unknown> extends TransformerModel<Config> {
 
   /** Vocabulary logits for hidden states [B, L, H]. */
   project(hidden: tf.Tensor3D): tf.Tensor3D {
+    this.assertNotDisposed('project');
     return this.lmHead.call(hidden, { offset: 0, memo: new Map() }) as tf.Tensor3D;
   }
 }

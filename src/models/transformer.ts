@@ -6,6 +6,8 @@ import { Linear } from '../layers/linear.js';
 import { Layer, Module, ModuleList, type HookFn, type HookHandle } from '../layers/module.js';
 import * as hooks from '../hooks/run.js';
 import type { Pooler } from '../layers/pooler.js';
+import { GenerationCache } from '../generation/cache.js';
+import { ModelDisposedError } from './errors.js';
 
 /** The parts an architecture chooses; the model classes only wire them. */
 export interface ModelParts {
@@ -49,6 +51,7 @@ export class TransformerModel<Config = unknown> extends Module {
   readonly embeddings: Embeddings;
   readonly layers: ModuleList<Block>;
   readonly finalNorm?: Layer;
+  private disposed = false;
 
   constructor(
     parts: ModelParts,
@@ -64,11 +67,52 @@ export class TransformerModel<Config = unknown> extends Module {
     this.namedModules(); // fix every module's path for hooks and messages
   }
 
-  /** Validate ids and build the per-call context. */
-  protected context(inputIds: tf.Tensor, options: ForwardOptions): ForwardContext {
+  /** The model in words for messages: its class and architecture (`CausalLM 'mamba'`). */
+  get label(): string {
+    return `${this.constructor.name} '${this.architecture}'`;
+  }
+
+  /** Whether {@link dispose} has run. */
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * Throw {@link ModelDisposedError} naming `method` if the model was disposed. Every public
+   * method calls it first, so a disposed model fails with that error rather than deep in tfjs.
+   */
+  assertNotDisposed(method: string): void {
+    if (this.disposed) throw new ModelDisposedError(this.label, method);
+  }
+
+  /** Free every parameter; later use throws {@link ModelDisposedError}. Calling it again does nothing. */
+  override dispose(): void {
+    if (this.disposed) return;
+    super.dispose();
+    this.disposed = true;
+  }
+
+  /** Every parameter with its dotted path (what saving and weight copies read); not after dispose. */
+  override namedParameters(prefix = ''): [string, tf.Variable][] {
+    this.assertNotDisposed('namedParameters');
+    return super.namedParameters(prefix);
+  }
+
+  /**
+   * Validate ids and build the per-call context. The checks run on shapes and dtypes only (no
+   * data read), so they cost nothing on the decode path; ids outside the vocabulary are reported
+   * by the embedding lookup (GatherV2) on every backend.
+   */
+  protected context(inputIds: tf.Tensor, options: ForwardOptions, method = 'forward'): ForwardContext {
+    this.assertNotDisposed(method);
     if (inputIds.rank !== 2) throw new Error(`inputIds must be [batch, length], got shape [${inputIds.shape}]`);
     if (inputIds.dtype !== 'int32') throw new Error(`inputIds must be int32, got ${inputIds.dtype}`);
     const [batch, length] = inputIds.shape as [number, number];
+    // Refused here, before any kernel, so every backend says the same: an empty batch or sequence
+    // has no hidden states and no logits to sample from.
+    if (batch === 0 || length === 0) {
+      throw new Error(`inputIds has shape [${inputIds.shape}]: ${method} needs at least one sequence of at least one token`);
+    }
     const offset = options.offset ?? 0;
     for (const [name, t, width] of [
       ['tokenTypeIds', options.tokenTypeIds, length],
@@ -79,6 +123,11 @@ export class TransformerModel<Config = unknown> extends Module {
         throw new Error(`${name} has shape [${t.shape}], expected [${batch}, ${width}]`);
       }
     }
+    // Ids index tables (embeddings, rotary angles): a float would be truncated or interpolated silently.
+    for (const [name, t] of [['tokenTypeIds', options.tokenTypeIds], ['positionIds', options.positionIds]] as const) {
+      if (t !== undefined && t.dtype !== 'int32') throw new Error(`${name} must be int32, got ${t.dtype} (e.g. tf.tensor2d(rows, undefined, 'int32'))`);
+    }
+    if (options.cache instanceof GenerationCache) options.cache.claim(this, this.label);
     return createContext({
       attentionMask: options.attentionMask,
       tokenTypeIds: options.tokenTypeIds,
@@ -101,8 +150,13 @@ export class TransformerModel<Config = unknown> extends Module {
    * Run `fn` in a tidy scope with a fresh context: the tensors of the object it returns survive,
    * intermediates and per-call memos do not.
    */
-  protected withContext<T extends object>(inputIds: tf.Tensor, options: ForwardOptions, fn: (ctx: ForwardContext) => T): T {
-    const ctx = this.context(inputIds, options);
+  protected withContext<T extends object>(
+    inputIds: tf.Tensor,
+    options: ForwardOptions,
+    fn: (ctx: ForwardContext) => T,
+    method = 'forward',
+  ): T {
+    const ctx = this.context(inputIds, options, method);
     try {
       return tf.tidy(() => fn(ctx) as unknown as tf.TensorContainer) as unknown as T;
     } finally {
@@ -112,28 +166,32 @@ export class TransformerModel<Config = unknown> extends Module {
 
   /** Hidden states for `inputIds` (int32 [B, L]). */
   forwardHidden(inputIds: tf.Tensor2D, options: ForwardOptions = {}): HiddenOutput {
-    return this.withContext(inputIds, options, (ctx) => this.runStack(inputIds, ctx));
+    return this.withContext(inputIds, options, (ctx) => this.runStack(inputIds, ctx), 'forwardHidden');
   }
 
   // Hooks: thin entry points; the mechanism lives in src/hooks (docs/hooks.md).
 
   /** Every hook point: module paths (`layers.0.mixer`) and their taps (`layers.0.mixer.scores`). */
   hookPoints(): string[] {
+    this.assertNotDisposed('hookPoints');
     return hooks.hookPoints(this);
   }
 
   /** Hook the output of `name`; returning a tensor of the same shape replaces it downstream. */
   addHook(name: string, fn: HookFn): HookHandle {
+    this.assertNotDisposed('addHook');
     return hooks.addHook(this, name, fn);
   }
 
   /** Hook the input of the module `name`; returning a tensor replaces it. */
   addPreHook(name: string, fn: HookFn): HookHandle {
+    this.assertNotDisposed('addPreHook');
     return hooks.addPreHook(this, name, fn);
   }
 
   /** Run this model's `forward` and capture the activations at `options.names` (default: all). */
   runWithCache<O>(this: ForwardingModel<O>, inputIds: tf.Tensor2D, options?: hooks.RunWithCacheOptions): hooks.CachedRun<O> {
+    this.assertNotDisposed('runWithCache');
     return hooks.runWithCache(this, inputIds, options);
   }
 
@@ -144,6 +202,7 @@ export class TransformerModel<Config = unknown> extends Module {
     specs: readonly hooks.HookSpec[] | Readonly<Record<string, HookFn>>,
     options?: ForwardOptions,
   ): O {
+    this.assertNotDisposed('runWithHooks');
     return hooks.runWithHooks(this, inputIds, specs, options);
   }
 }
