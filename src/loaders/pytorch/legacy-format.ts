@@ -76,7 +76,7 @@ export async function readTorchLegacy(path: string, data?: Uint8Array): Promise<
   for (const [name, ref] of refs) {
     const b = bytes.get(ref.storage.key);
     if (b === undefined) throw new Error(`${path}: tensor '${name}' uses storage '${ref.storage.key}', which is not in the file`);
-    out.set(name, materializeTensor(name, ref, b));
+    out.set(name, materializeTensor(name, ref, b, path));
   }
   return out;
 }

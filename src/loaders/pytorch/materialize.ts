@@ -10,10 +10,11 @@ import type { TensorRef } from './torch-globals.js';
  * Copy `ref` out of `storage` (the storage's little-endian bytes) into a contiguous row-major
  * tensor. Two tensors over one storage (tied weights) each get their own copy.
  * @param name the parameter name, for error messages.
+ * @param source the file, for error messages.
  */
-export function materializeTensor(name: string, ref: TensorRef, storage: Uint8Array): RawTensor {
+export function materializeTensor(name: string, ref: TensorRef, storage: Uint8Array, source: string): RawTensor {
   const { dtype } = ref.storage;
-  const where = `tensor '${name}'`;
+  const where = `${source}: tensor '${name}'`;
   if (ref.size.length !== ref.stride.length) {
     throw new Error(`${where}: size has ${ref.size.length} dims but stride has ${ref.stride.length}`);
   }
@@ -51,7 +52,14 @@ export function materializeTensor(name: string, ref: TensorRef, storage: Uint8Ar
   const isFloat = isFloatDtype(dtype.code);
   const out = isFloat ? new Float32Array(count) : new Int32Array(count);
   const view = new DataView(storage.buffer, storage.byteOffset, storage.byteLength);
-  const read = elementReader(dtype.code, view, name);
+  const reader = elementReader(dtype.code, view, name);
+  const read = dtype.code !== 'I64' ? reader : (i: number): number => {
+    try {
+      return reader(i);
+    } catch (err) {
+      throw new Error(`${source}: ${(err as Error).message}`);
+    }
+  };
 
   const contiguous = isContiguous(ref.size, ref.stride);
   if (contiguous && dtype.code === 'F32') {

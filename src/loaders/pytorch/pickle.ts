@@ -194,6 +194,14 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
     for (const it of items) (l as PyValue[]).push(it);
     nest(l, items);
   };
+  // Errors from resolver callables get the pickle's name and position, like the VM's own.
+  const located = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+  };
   const resolve = (module: string, name: string): PyValue => {
     try {
       return options.resolveGlobal(module, name);
@@ -459,7 +467,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
         const fn = pop();
         if (!(fn instanceof PyCallable)) fail(`REDUCE on ${describe(fn)}, which is not an allowed callable`);
         if (!Array.isArray(args)) fail(`REDUCE arguments are ${describe(args)}, not a tuple`);
-        stack.push((fn as PyCallable).call(args as PyValue[]));
+        stack.push(located(() => (fn as PyCallable).call(args as PyValue[])));
         break;
       }
       case 0x62: {
@@ -468,21 +476,21 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions, offset = 0)
         const obj = top();
         const maker = builtBy.get(obj as object);
         if (maker?.build === undefined) fail(`BUILD on ${describe(obj)} is not allowed`);
-        maker!.build!(obj, state);
+        located(() => maker!.build!(obj, state));
         break;
       }
       case 0x51: {
         // BINPERSID
         const pid = pop();
         if (options.persistentLoad === undefined) fail('persistent ids are not allowed in this pickle');
-        stack.push(options.persistentLoad!(pid));
+        stack.push(located(() => options.persistentLoad!(pid)));
         break;
       }
       case 0x50: {
         // PERSID (text)
         const pid = line();
         if (options.persistentLoad === undefined) fail('persistent ids are not allowed in this pickle');
-        stack.push(options.persistentLoad!(pid));
+        stack.push(located(() => options.persistentLoad!(pid)));
         break;
       }
       case 0x69: {

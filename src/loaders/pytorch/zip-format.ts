@@ -5,6 +5,7 @@
  * random access, so multi-GB shards are never read whole into one buffer.
  */
 import buffer from 'node:buffer';
+import zlib from 'node:zlib';
 import yauzl from 'yauzl';
 import type { TensorMap } from '../raw-tensor.js';
 import { unpickle } from './pickle.js';
@@ -40,14 +41,23 @@ function listEntries(zip: yauzl.ZipFile): Promise<Map<string, yauzl.Entry>> {
   });
 }
 
-function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Uint8Array> {
+/**
+ * One entry's bytes, checked against the CRC-32 the zip records (torch writes it; yauzl does
+ * not check it), so a corrupted pickle or storage is an error rather than wrong tensors.
+ */
+function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, path: string): Promise<Uint8Array> {
+  const failed = (why: string) => new Error(`${path}: zip entry '${entry.fileName}' ${why}; the file is truncated or corrupt`);
   return new Promise((resolve, reject) => {
     zip.openReadStream(entry, (err, stream) => {
-      if (err) return reject(err);
+      if (err) return reject(failed(`cannot be read (${err.message})`));
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('error', reject);
-      stream.on('end', () => resolve(Buffer.concat(chunks)));
+      stream.on('error', (e: Error) => reject(failed(`cannot be read (${e.message})`)));
+      stream.on('end', () => {
+        const data = Buffer.concat(chunks);
+        if (zlib.crc32(data) >>> 0 !== entry.crc32 >>> 0) reject(failed('does not match its CRC-32'));
+        else resolve(data);
+      });
     });
   });
 }
@@ -73,7 +83,7 @@ export async function readTorchZip(path: string): Promise<TensorMap> {
     const prefix = pkl[0].slice(0, -'data.pkl'.length);
     const byteorder = entries.get(`${prefix}byteorder`);
     if (byteorder !== undefined) {
-      const order = Buffer.from(await readEntry(zip, byteorder)).toString('latin1').trim();
+      const order = Buffer.from(await readEntry(zip, byteorder, path)).toString('latin1').trim();
       if (order !== 'little') throw new Error(`${path}: storages are ${order}-endian; only little-endian checkpoints are supported`);
     }
 
@@ -82,7 +92,7 @@ export async function readTorchZip(path: string): Promise<TensorMap> {
     if (pklEntry.uncompressedSize > MAX_ENTRY_BYTES) {
       throw new Error(`${path}: '${pkl[0]}' is ${pklEntry.uncompressedSize} bytes, more than the ${MAX_ENTRY_BYTES} a pickle can be read into`);
     }
-    const { value } = unpickle(await readEntry(zip, pklEntry), {
+    const { value } = unpickle(await readEntry(zip, pklEntry, path), {
       resolveGlobal: resolveTorchGlobal,
       persistentLoad: (pid) => {
         const ref = parseStoragePid(pid);
@@ -111,10 +121,10 @@ export async function readTorchZip(path: string): Promise<TensorMap> {
       if (entry.uncompressedSize > MAX_ENTRY_BYTES) {
         throw new Error(`${path}: zip entry '${entryName}' is ${entry.uncompressedSize} bytes, more than the ${MAX_ENTRY_BYTES} one storage can be read into`);
       }
-      bytes.set(key, await readEntry(zip, entry));
+      bytes.set(key, await readEntry(zip, entry, path));
     }
     const out: TensorMap = new Map();
-    for (const [name, ref] of refs) out.set(name, materializeTensor(name, ref, bytes.get(ref.storage.key)!));
+    for (const [name, ref] of refs) out.set(name, materializeTensor(name, ref, bytes.get(ref.storage.key)!, path));
     return out;
   } finally {
     zip.close();
