@@ -26,12 +26,39 @@ export const FUSED = {
   mambaMixer: 'TesseraMambaMixer',
 } as const;
 
+/** Sizes of a call that a backend's kernel may not support (see {@link declareMaxStateSize}). */
+export interface FusedCallSizes {
+  /** The Mamba state size N. */
+  stateSize?: number;
+}
+
+/** `kernel@backend` → the largest state size its implementation there takes. */
+const maxStateSizes = new Map<string, number>();
+
 /**
- * Whether `kernel` may run now: the active backend registers it and no gradients are recorded
- * (fused kernels have no gradient; the op-by-op path keeps training exact).
+ * Declared by a backend that registers `kernel` with a limit on the state size N (the native scan
+ * kernels keep a channel's state in a fixed array). Above it {@link canFuse} says no, so layers
+ * take their reference path and give what the other backends give rather than an error.
  */
-export function canFuse(kernel: string): boolean {
-  return tf.getKernel(kernel, tf.getBackend()) !== undefined && !recordingGradients();
+export function declareMaxStateSize(kernel: string, backendName: string, maxStateSize: number): void {
+  maxStateSizes.set(`${kernel}@${backendName}`, maxStateSize);
+}
+
+/**
+ * Whether `kernel` may run now: the active backend registers it, no gradients are recorded
+ * (fused kernels have no gradient; the op-by-op path keeps training exact), and `sizes` are
+ * within what the backend's implementation declared it takes.
+ */
+export function canFuse(kernel: string, sizes: FusedCallSizes = {}): boolean {
+  return fusedKernelFits(kernel, sizes) && !recordingGradients();
+}
+
+/** Whether the active backend registers `kernel` and its implementation takes `sizes`. */
+export function fusedKernelFits(kernel: string, { stateSize }: FusedCallSizes = {}): boolean {
+  const backend = tf.getBackend();
+  if (tf.getKernel(kernel, backend) === undefined) return false;
+  const max = stateSize === undefined ? undefined : maxStateSizes.get(`${kernel}@${backend}`);
+  return max === undefined || stateSize! <= max;
 }
 
 /** Run a fused kernel with the inputs that are defined (optional ones may be left out). */

@@ -6,9 +6,12 @@ import { canFuse, FUSED } from './fused-kernels.js';
 /** The whole-mixer kernel a backend may register (the native addon does: native/src/mamba.c). */
 export const MAMBA_MIXER_KERNEL = FUSED.mambaMixer;
 
-/** Whether the Mamba mixer may run fused now: the backend has the kernel, no gradients are recorded. */
-export function canFuseMixer(): boolean {
-  return canFuse(MAMBA_MIXER_KERNEL);
+/**
+ * Whether the Mamba mixer may run fused now: the backend has the kernel, no gradients are
+ * recorded, and the kernel takes this state size N (the native one up to 256).
+ */
+export function canFuseMixer(stateSize?: number): boolean {
+  return canFuse(MAMBA_MIXER_KERNEL, { stateSize });
 }
 
 /** What a call carries besides the weights: padding, the cached states and A = -exp(A_log). */

@@ -129,7 +129,7 @@ export class MambaMixer extends Layer {
       const A = derivedOf(this.A_log, 'A', negExp) as tf.Tensor2D; // -exp(A_log)
 
       const scanInputs = { u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D };
-      const { y, h: scannedH } = length === 1 && !fusedScanForSteps() ? recurrentStep(scanInputs) : this.scan(scanInputs);
+      const { y, h: scannedH } = length === 1 && !fusedScanForSteps(n) ? recurrentStep(scanInputs) : this.scan(scanInputs);
       const h = this.tap('state', scannedH, ctx);
       if (ctx.cache !== undefined) {
         // A padded single step keeps the old window (a multi-token call pads only on the left,
@@ -145,10 +145,11 @@ export class MambaMixer extends Layer {
 
   /**
    * The backend's whole-mixer kernel (native) computes every step above in one call; it runs when
-   * nothing needs the steps one by one: no gradients, the default scan, no hook inside the mixer.
+   * nothing needs the steps one by one: no gradients, the default scan, no hook inside the mixer,
+   * and a state size the kernel takes.
    */
   private canFuse(hidden: tf.Tensor): boolean {
-    return canFuseMixer() && hidden.dtype === 'float32' && this.scan === defaultScan && !this.hasInnerHooks();
+    return canFuseMixer(this.options.stateSize) && hidden.dtype === 'float32' && this.scan === defaultScan && !this.hasInnerHooks();
   }
 
   /**

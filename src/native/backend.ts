@@ -7,7 +7,8 @@ import { attentionKernels } from './attention.js';
 import { elementwiseKernels } from './elementwise.js';
 import { sliceKernels } from './slice.js';
 import { gatherKernels } from './gather.js';
-import { nativeKernels } from './kernels.js';
+import { NATIVE_MAX_STATE_SIZE, nativeKernels } from './kernels.js';
+import { declareMaxStateSize, FUSED } from '../layers/fused-kernels.js';
 import { mambaKernels } from './mamba-mixer.js';
 import { ffnKernels } from './ffn-kernels.js';
 
@@ -176,6 +177,7 @@ export function registerNativeBackend(): string {
     if (!overridden.has(config.kernelName)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND });
   }
   for (const config of own) tf.registerKernel(config);
+  for (const kernel of [FUSED.selectiveScan, FUSED.mambaMixer]) declareMaxStateSize(kernel, NATIVE_BACKEND, NATIVE_MAX_STATE_SIZE);
   registered = true;
   return NATIVE_BACKEND;
 }

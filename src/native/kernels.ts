@@ -12,6 +12,13 @@ export const RMS_NORM = FUSED.rmsNorm;
 export const LAYER_NORM = FUSED.layerNorm;
 
 /**
+ * The largest state size N the native scan kernels take (`MAX_STATE` in native/src/scan.c: a
+ * channel's state lives in a fixed array). Declared for both scan kernels at registration, so the
+ * layers run their reference path above it; the kernels still refuse it if called directly.
+ */
+export const NATIVE_MAX_STATE_SIZE = 256;
+
+/**
  * For every batch of the broadcast output batch shape `out`, the flat batch index into an operand
  * whose batch dims are `src` (numpy rules: missing leading dims and dims of size 1 repeat).
  */
