@@ -1,7 +1,9 @@
 // A Hugging Face hub look-alike on 127.0.0.1 for tests: the model-info API that
 // @huggingface/hub's modelInfo calls, and /{repo}/resolve/{revision}/{path} with the headers
 // huggingface_hub relies on (X-Repo-Commit, ETag, X-Linked-Etag/Size, 302 to an LFS "CDN" path
-// for large files, Range support). Fault injection: cut a file mid-transfer once.
+// for large files, Range support). Fault injection, per `repo/path` key: cut or corrupt a file
+// once, forge its ETag, answer error statuses first, stall before the headers or mid-body, or
+// send the body slowly (to widen the window in which concurrent loads race).
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -54,6 +56,16 @@ export class FakeHub {
   readonly cutOnce = new Set<string>();
   /** paths whose next download has one byte flipped (bytes that do not match the ETag) */
   readonly corruptOnce = new Set<string>();
+  /** ETag (and X-Linked-Etag) the server announces for a key instead of the content hash. */
+  readonly forgedEtag = new Map<string, string>();
+  /** Statuses answered, one per request, before a key (or `api:<repo>`) is served normally. */
+  readonly failFirst = new Map<string, number[]>();
+  /** Keys (or `api:<repo>`) whose requests are never answered: no headers, connection held. */
+  readonly stallHeaders = new Set<string>();
+  /** Keys whose next download sends half of the bytes and then nothing, connection held open. */
+  readonly stallBodyOnce = new Set<string>();
+  /** Delay in ms between the body chunks of a key's downloads. */
+  readonly slowBody = new Map<string, number>();
   token = 'hf_test_secret';
   private server: Server | undefined;
   private cdn: Server | undefined;
@@ -104,11 +116,29 @@ export class FakeHub {
       return lfs === null ? this.json(res, 404, { error: 'not found' }) : this.lfs(req, res, lfs[1]);
     }
 
-    let m = /^\/api\/models\/(.+)\/revision\/([^/]+)$/.exec(path);
-    if (m !== null && req.method === 'GET') return this.modelInfo(req, res, m[1], m[2]);
-    m = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(path);
-    if (m !== null && (req.method === 'GET' || req.method === 'HEAD')) return this.resolve(req, res, m[1], m[2], m[3]);
+    // Match the raw path: a revision such as refs/pr/1 arrives as one %2F-encoded segment.
+    const raw = url.pathname;
+    let m = /^\/api\/models\/(.+)\/revision\/([^/]+)$/.exec(raw)?.map(decodeURIComponent) ?? null;
+    if (m !== null && req.method === 'GET') {
+      if (this.fault(res, `api:${m[1]}`)) return;
+      return this.modelInfo(req, res, m[1], m[2]);
+    }
+    m = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(raw)?.map(decodeURIComponent) ?? null;
+    if (m !== null && (req.method === 'GET' || req.method === 'HEAD')) {
+      if (this.fault(res, `${m[1]}/${m[3]}`)) return;
+      return this.resolve(req, res, m[1], m[2], m[3]);
+    }
     this.json(res, 404, { error: 'not found' });
+  }
+
+  /** Apply a stall or an error status to this request; true when the request is dealt with. */
+  private fault(res: ServerResponse, key: string): boolean {
+    if (this.stallHeaders.has(key)) return true;
+    const statuses = this.failFirst.get(key);
+    const status = statuses?.shift();
+    if (status === undefined) return false;
+    this.json(res, status, { error: `injected HTTP ${status}` }, status === 429 ? { 'Retry-After': '0' } : {});
+    return true;
   }
 
   private lookup(name: string, revision: string): { repo: FakeRepo; commit: string; files: Map<string, Buffer> } | undefined {
@@ -149,20 +179,21 @@ export class FakeHub {
     if (found === undefined) return this.json(res, 404, { error: 'Repository not found' }, { 'X-Error-Code': 'RepoNotFound' });
     const data = found.files.get(file);
     if (data === undefined) return this.json(res, 404, { error: 'Entry not found' }, { 'X-Error-Code': 'EntryNotFound', 'X-Repo-Commit': found.commit });
+    const forged = this.forgedEtag.get(`${name}/${file}`);
     if (LFS_SUFFIXES.some((s) => file.endsWith(s))) {
       const oid = sha256(data);
       res.writeHead(302, {
         // Absolute and on another origin, like the hub's CDN: clients must not send the token there.
         Location: `${this.cdnEndpoint}/cdn-lfs/${oid}?repo=${encodeURIComponent(name)}&file=${encodeURIComponent(file)}`,
         'X-Repo-Commit': found.commit,
-        'X-Linked-Etag': `"${oid}"`,
+        'X-Linked-Etag': forged ?? `"${oid}"`,
         'X-Linked-Size': String(data.length),
         ETag: `"${gitBlobSha(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${oid}\nsize ${data.length}\n`))}"`,
         'Content-Length': 0,
       });
       return void res.end();
     }
-    this.sendBytes(req, res, data, `"${gitBlobSha(data)}"`, { 'X-Repo-Commit': found.commit }, `${name}/${file}`);
+    this.sendBytes(req, res, data, forged ?? `"${gitBlobSha(data)}"`, { 'X-Repo-Commit': found.commit }, `${name}/${file}`);
   }
 
   private lfs(req: IncomingMessage, res: ServerResponse, oid: string): void {
@@ -171,6 +202,8 @@ export class FakeHub {
       for (const files of repo.commits.values()) {
         for (const data of files.values()) {
           if (sha256(data) === oid) {
+            const key = `${url.searchParams.get('repo')}/${url.searchParams.get('file')}`;
+            if (this.fault(res, key)) return;
             return this.sendBytes(req, res, data, `"${oid}"`, {}, `${url.searchParams.get('repo')}/${url.searchParams.get('file')}`);
           }
         }
@@ -205,11 +238,23 @@ export class FakeHub {
       res.write(body.subarray(0, Math.floor(body.length / 2)), () => setTimeout(() => res.socket?.destroy(), 20));
       return;
     }
+    if (this.stallBodyOnce.delete(key)) {
+      res.write(body.subarray(0, Math.floor(body.length / 2)));
+      return;
+    }
     if (this.corruptOnce.delete(key)) {
       const bad = Buffer.from(body);
       bad[0] ^= 0xff;
       return void res.end(bad);
     }
-    res.end(body);
+    const delay = this.slowBody.get(key);
+    if (delay === undefined) return void res.end(body);
+    // Eight slices with a pause after each, so that downloads of one file overlap in time.
+    const step = Math.ceil(body.length / 8);
+    const send = (at: number): void => {
+      if (at >= body.length || res.destroyed) return void res.end();
+      res.write(body.subarray(at, at + step), () => setTimeout(() => send(at + step), delay));
+    };
+    send(0);
   }
 }

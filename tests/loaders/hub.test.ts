@@ -239,11 +239,11 @@ describe('snapshotModel: errors and credentials', () => {
     // Port 9 (discard) on loopback: nothing listens there, so the connection is refused.
     const dead = 'http://127.0.0.1:9';
     const cache = freshCache();
-    const err = await snapshotModel('tessera/bert-tiny', { endpoint: dead, cacheDir: cache }).catch((e: unknown) => e);
+    const err = await snapshotModel('tessera/bert-tiny', { endpoint: dead, cacheDir: cache, retryDelayMs: 1 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HubConnectionError);
     expect((err as Error).message).toMatch(/could not reach http:\/\/127\.0\.0\.1:9 for model 'tessera\/bert-tiny'/);
     const dir = await snapshotModel('tessera/bert-tiny', { endpoint: hub.endpoint, cacheDir: cache });
-    expect(await snapshotModel('tessera/bert-tiny', { endpoint: dead, cacheDir: cache, refresh: true })).toBe(dir);
+    expect(await snapshotModel('tessera/bert-tiny', { endpoint: dead, cacheDir: cache, refresh: true, retryDelayMs: 1 })).toBe(dir);
   });
 
   it('refuses names that could escape the cache', async () => {

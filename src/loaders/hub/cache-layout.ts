@@ -5,61 +5,58 @@
  *       blobs/<etag>                      file contents, named by the hub's ETag
  *       refs/<branch or tag>              the commit hash the name pointed to (no newline)
  *       snapshots/<commit>/<path>         relative symlink -> ../../blobs/<etag>
+ *     <cache>/.locks/models--<org>--<name>/<etag>.lock   held while a blob is downloaded
+ *
+ * Every path is built from validated parts and checked to stay inside the cache before use.
  */
-import { copyFile, lstat, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { getRepoFolderName } from '@huggingface/hub';
+import { assertInside, contentHashEtag, isCommitHash, validateModelName, validateRepoPath, validateRevision } from './names.js';
 
-const COMMIT_HASH = /^[0-9a-f]{40}$/;
-
-/** True for a full 40-hex commit id (which needs no refs/ lookup). */
-export function isCommitHash(revision: string): boolean {
-  return COMMIT_HASH.test(revision);
-}
-
-/**
- * Reject names that could escape the cache or are not hub ids (`org/name` or a legacy
- * un-namespaced `name`).
- */
-export function validateModelName(name: string): void {
-  if (!/^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(name) || name.includes('..') || name.endsWith('.')) {
-    throw new Error(`'${name}' is not a Hugging Face model name (expected 'org/name' or 'name', letters, digits, '-', '_', '.')`);
-  }
-}
-
-/** Reject repo-relative file paths that would leave the snapshot folder. */
-export function validateRepoPath(path: string): void {
-  if (path === '' || path.startsWith('/') || path.split('/').some((p) => p === '..' || p === '.' || p === '') || path.includes('\\')) {
-    throw new Error(`refusing unsafe file path '${path}' from the hub`);
-  }
+/** A name beside `path` that no other writer (process or concurrent call) will pick. */
+function tempName(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
 }
 
 export class RepoCache {
   readonly root: string;
+  private readonly locksRoot: string;
 
   constructor(
     readonly cacheDir: string,
     readonly name: string,
   ) {
     validateModelName(name);
-    this.root = join(cacheDir, getRepoFolderName({ type: 'model', name }));
+    const folder = getRepoFolderName({ type: 'model', name });
+    this.root = assertInside(cacheDir, join(cacheDir, folder));
+    this.locksRoot = assertInside(cacheDir, join(cacheDir, '.locks', folder));
   }
 
   refPath(revision: string): string {
-    return join(this.root, 'refs', revision);
+    validateRevision(revision);
+    return assertInside(this.root, join(this.root, 'refs', revision));
   }
 
   snapshotDir(commit: string): string {
+    if (!isCommitHash(commit)) throw new Error(`'${commit}' is not a commit hash`);
     return join(this.root, 'snapshots', commit);
   }
 
   blobPath(etag: string): string {
-    return join(this.root, 'blobs', etag);
+    return assertInside(this.root, join(this.root, 'blobs', contentHashEtag(etag, this.name)));
+  }
+
+  /** huggingface_hub's lock file for one blob. */
+  lockPath(etag: string): string {
+    return assertInside(this.locksRoot, join(this.locksRoot, `${contentHashEtag(etag, this.name)}.lock`));
   }
 
   pointerPath(commit: string, path: string): string {
     validateRepoPath(path);
-    return join(this.snapshotDir(commit), path);
+    const dir = this.snapshotDir(commit);
+    return assertInside(dir, join(dir, path));
   }
 
   /** The commit a revision names locally: itself if it is a hash, else what refs/<revision> says. */
@@ -68,7 +65,8 @@ export class RepoCache {
     try {
       const commit = (await readFile(this.refPath(revision), 'utf8')).trim();
       return isCommitHash(commit) ? commit : undefined;
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === undefined) throw err; // a refused revision
       return undefined;
     }
   }
@@ -76,9 +74,10 @@ export class RepoCache {
   /** Record what a branch/tag resolved to; written via a temp file so readers never see half of it. */
   async writeRef(revision: string, commit: string): Promise<void> {
     if (revision === commit) return;
+    if (!isCommitHash(commit)) throw new Error(`refusing to record '${commit}' as the commit of '${revision}': not a commit hash`);
     const p = this.refPath(revision);
     await mkdir(dirname(p), { recursive: true });
-    const tmp = `${p}.${process.pid}.tmp`;
+    const tmp = tempName(p);
     await writeFile(tmp, commit);
     await rename(tmp, p);
   }
@@ -87,26 +86,33 @@ export class RepoCache {
   async hasFile(commit: string, path: string): Promise<boolean> {
     try {
       return (await stat(this.pointerPath(commit, path))).isFile();
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === undefined) throw err; // a refused path
       return false;
     }
   }
 
-  /** Point snapshots/<commit>/<path> at blobs/<etag> with a relative link, as huggingface_hub does. */
+  /**
+   * Point snapshots/<commit>/<path> at blobs/<etag> with a relative link, as huggingface_hub
+   * does. The link is made under a temporary name and renamed into place, so concurrent loads
+   * never see a missing or half-made pointer.
+   */
   async link(commit: string, path: string, etag: string): Promise<string> {
     const pointer = this.pointerPath(commit, path);
+    const blob = this.blobPath(etag);
     await mkdir(dirname(pointer), { recursive: true });
+    const tmp = tempName(pointer);
     try {
-      await lstat(pointer);
-      await rm(pointer);
-    } catch {
-      // no previous (dangling) link
-    }
-    try {
-      await symlink(relative(dirname(pointer), this.blobPath(etag)), pointer);
+      await symlink(relative(dirname(pointer), blob), tmp);
     } catch {
       // Filesystems without symlinks (some Windows setups): huggingface_hub copies the blob then.
-      await copyFile(this.blobPath(etag), pointer);
+      await copyFile(blob, tmp);
+    }
+    try {
+      await rename(tmp, pointer);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
     }
     return pointer;
   }

@@ -1,28 +1,32 @@
 /**
- * One file from the hub into the cache, atomically: bytes go to `blobs/<etag>.incomplete`, are
- * checked against the announced size and the ETag (a sha256 for LFS files, a git blob sha1
- * otherwise), and only then renamed to `blobs/<etag>` and linked from the snapshot. An
- * interrupted transfer leaves only the `.incomplete` file, which the next attempt resumes with
- * an HTTP Range request (or restarts when the server ignores Range).
+ * One file from the hub into the cache, atomically and once. Under the blob's lock (shared with
+ * Python's huggingface_hub, see file-lock.ts), bytes go to `blobs/<etag>.incomplete`, are checked
+ * against the announced size and the ETag (a sha256 for LFS files, a git blob sha1 otherwise),
+ * and only then renamed to `blobs/<etag>` and linked from the snapshot. An interrupted transfer
+ * leaves only the `.incomplete` file, which the next attempt resumes with an HTTP Range request
+ * (or restarts when the server ignores Range).
  *
  * Why not @huggingface/hub's downloadFileToCacheDir: it renames without checking size or hash,
- * always restarts from zero, needs the paths-info API, names snapshots after each file's last
- * commit rather than the revision's commit, and has no progress reporting.
+ * always restarts from zero, takes no lock, needs the paths-info API, names snapshots after each
+ * file's last commit rather than the revision's commit, and has no progress reporting.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RepoCache } from './cache-layout.js';
-import { DownloadError, HubConnectionError, httpError } from './errors.js';
+import { DownloadError, httpError } from './errors.js';
+import { withFileLock } from './file-lock.js';
+import { isRetryableStatus, requestWithRetries, retryDelay, sleep, timedFetch, type RequestPolicy } from './http.js';
+import { contentHashEtag, validateRepoPath } from './names.js';
 import { ProgressBar } from './progress.js';
 import type { ProgressSink } from './settings.js';
 
 /** What a HEAD on `resolve/<revision>/<path>` tells us, as huggingface_hub reads it. */
 export interface FileMetadata {
+  /** The content hash the blob is named after: sha256 (LFS) or git blob sha1, validated. */
   etag: string;
   size: number;
-  commit: string | undefined;
   /** Where the bytes are (the LFS redirect target, or the resolve URL itself). */
   url: string;
 }
@@ -30,20 +34,25 @@ export interface FileMetadata {
 export interface TransferContext {
   name: string;
   endpoint: string;
-  fetch: typeof fetch;
+  /** Time limits and retries of the HEAD requests that read a file's metadata. */
+  metadata: RequestPolicy;
+  /** Time limits and retries of file transfers. */
+  transfer: RequestPolicy;
   progress: ProgressSink | undefined;
-  /** Extra attempts after an interrupted transfer, each resuming where the last stopped. */
-  retries: number;
-}
-
-function normalizeEtag(raw: string | null): string | undefined {
-  if (raw === null) return undefined;
-  return raw.replace(/^W\//, '').replace(/^"|"$/g, '');
+  /** Longest wait for another process's download of the same blob. */
+  lockTimeoutMs: number;
 }
 
 /** The hub URL of a file at a revision (names with '/' stay readable, other parts are encoded). */
 export function resolveUrl(endpoint: string, name: string, revision: string, path: string): string {
+  validateRepoPath(path);
   return `${endpoint}/${name}/resolve/${encodeURIComponent(revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+function announcedSize(raw: string | null, url: string): number {
+  const size = raw === null || !/^\d{1,16}$/.test(raw.trim()) ? NaN : Number(raw);
+  if (!Number.isSafeInteger(size)) throw new DownloadError(`${url}: the server announced no usable size (${JSON.stringify(raw)})`);
+  return size;
 }
 
 /**
@@ -52,21 +61,18 @@ export function resolveUrl(endpoint: string, name: string, revision: string, pat
  */
 export async function fetchFileMetadata(ctx: TransferContext, revision: string, path: string): Promise<FileMetadata> {
   let url = resolveUrl(ctx.endpoint, ctx.name, revision, path);
+  const what = `file '${path}' of model '${ctx.name}'`;
   // Relative redirects (a renamed repo) are followed, a bounded number of times.
   for (let hop = 0; hop < 5; hop++) {
-    let res: Response;
-    try {
-      res = await ctx.fetch(url, { method: 'HEAD', redirect: 'manual', headers: { 'Accept-Encoding': 'identity' } });
-    } catch (err) {
-      throw new HubConnectionError(`could not reach ${ctx.endpoint} for '${path}' of model '${ctx.name}': ${(err as Error).message}`);
-    }
+    const res = await requestWithRetries(ctx.metadata, url, { method: 'HEAD', redirect: 'manual', headers: { 'Accept-Encoding': 'identity' } }, what);
+    await res.body?.cancel();
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location !== null) {
       const target = new URL(location, url);
-      const linkedEtag = normalizeEtag(res.headers.get('x-linked-etag'));
+      const linkedEtag = res.headers.get('x-linked-etag');
       const linkedSize = res.headers.get('x-linked-size');
-      if (linkedEtag !== undefined && linkedSize !== null) {
-        return { etag: linkedEtag, size: Number(linkedSize), commit: res.headers.get('x-repo-commit') ?? undefined, url: target.href };
+      if (linkedEtag !== null && linkedSize !== null) {
+        return { etag: contentHashEtag(linkedEtag, url), size: announcedSize(linkedSize, url), url: target.href };
       }
       if (target.origin === new URL(url).origin) {
         url = target.href;
@@ -77,26 +83,18 @@ export async function fetchFileMetadata(ctx: TransferContext, revision: string, 
     if (!res.ok) {
       throw httpError(res.status, ctx.name, ctx.endpoint, `file '${path}' at revision '${revision}'`, res.headers.get('x-error-code') ?? '');
     }
-    const etag = normalizeEtag(res.headers.get('x-linked-etag') ?? res.headers.get('etag'));
-    const size = Number(res.headers.get('x-linked-size') ?? res.headers.get('content-length'));
-    if (etag === undefined || !Number.isFinite(size)) {
-      throw new DownloadError(`${url}: the server sent no ETag or Content-Length; is ${ctx.endpoint} a Hugging Face hub endpoint?`);
-    }
-    return { etag, size, commit: res.headers.get('x-repo-commit') ?? undefined, url };
+    const etag = res.headers.get('x-linked-etag') ?? res.headers.get('etag');
+    if (etag === null) throw new DownloadError(`${url}: the server sent no ETag; is ${ctx.endpoint} a Hugging Face hub endpoint?`);
+    return { etag: contentHashEtag(etag, url), size: announcedSize(res.headers.get('x-linked-size') ?? res.headers.get('content-length'), url), url };
   }
   throw new DownloadError(`${resolveUrl(ctx.endpoint, ctx.name, revision, path)}: too many redirects`);
 }
 
-/** Hash whose hex digest should equal the ETag, when the ETag is a content hash we know. */
-function etagHasher(etag: string, size: number): Hash | undefined {
-  if (/^[0-9a-f]{64}$/.test(etag)) return createHash('sha256');
-  if (/^[0-9a-f]{40}$/.test(etag)) {
-    // git blob id: sha1("blob <size>\0" + content)
-    const h = createHash('sha1');
-    h.update(`blob ${size}\0`);
-    return h;
-  }
-  return undefined;
+/** A hash whose hex digest must equal the ETag (sha256 for LFS, git blob sha1 otherwise). */
+function etagHasher(etag: string, size: number): Hash {
+  if (etag.length === 64) return createHash('sha256');
+  // git blob id: sha1("blob <size>\0" + content)
+  return createHash('sha1').update(`blob ${size}\0`);
 }
 
 async function hashPrefix(hash: Hash, file: string, bytes: number): Promise<void> {
@@ -114,11 +112,23 @@ async function sizeOf(p: string): Promise<number | undefined> {
 
 /**
  * Make `blobs/<etag>` exist with verified contents and link `snapshots/<commit>/<path>` to it.
+ * Concurrent calls for one blob, in this process or others, download it once.
  * @returns the snapshot path of the file.
  */
 export async function downloadToCache(ctx: TransferContext, cache: RepoCache, commit: string, path: string, meta: FileMetadata): Promise<string> {
   const blob = cache.blobPath(meta.etag);
-  if ((await sizeOf(blob)) === meta.size) return cache.link(commit, path, meta.etag);
+  if ((await sizeOf(blob)) !== meta.size) {
+    await withFileLock(cache.lockPath(meta.etag), () => fetchBlob(ctx, path, meta, blob), {
+      timeoutMs: ctx.lockTimeoutMs,
+      onWait: (message) => ctx.progress?.write(`${path}: ${message}\n`),
+    });
+  }
+  return cache.link(commit, path, meta.etag);
+}
+
+async function fetchBlob(ctx: TransferContext, path: string, meta: FileMetadata, blob: string): Promise<void> {
+  // Another holder of the lock may have finished it while we waited.
+  if ((await sizeOf(blob)) === meta.size) return;
   await mkdir(dirname(blob), { recursive: true });
   const incomplete = `${blob}.incomplete`;
   for (let attempt = 0; ; attempt++) {
@@ -126,13 +136,13 @@ export async function downloadToCache(ctx: TransferContext, cache: RepoCache, co
       await transfer(ctx, path, meta, incomplete);
       break;
     } catch (err) {
-      if (!(err instanceof InterruptedTransfer) || attempt >= ctx.retries) {
-        throw err instanceof InterruptedTransfer ? new DownloadError(err.message + '; run again to resume') : err;
+      if (!(err instanceof InterruptedTransfer) || attempt >= ctx.transfer.retries) {
+        throw err instanceof InterruptedTransfer ? new DownloadError(`${err.message}; gave up after ${attempt + 1} attempts, run again to resume`) : err;
       }
+      await sleep(retryDelay(ctx.transfer, attempt));
     }
   }
   await rename(incomplete, blob);
-  return cache.link(commit, path, meta.etag);
 }
 
 /** A transfer that stopped early but whose bytes so far are good: worth resuming. */
@@ -146,16 +156,21 @@ async function transfer(ctx: TransferContext, path: string, meta: FileMetadata, 
   }
   const headers: Record<string, string> = { 'Accept-Encoding': 'identity' };
   if (have > 0 && have < meta.size) headers.Range = `bytes=${have}-`;
+  const what = `downloading '${path}' of model '${ctx.name}'`;
   let res: Response;
   if (have === meta.size) {
     res = new Response(new Uint8Array(0), { status: 206 });
   } else {
+    // One try here: the caller's loop retries, resuming from what this try kept.
     try {
-      res = await ctx.fetch(meta.url, { headers, redirect: 'follow' });
+      res = await timedFetch(ctx.transfer, meta.url, { headers, redirect: 'follow' });
     } catch (err) {
-      throw new InterruptedTransfer(`downloading '${path}' of model '${ctx.name}' failed: ${(err as Error).message}`);
+      throw new InterruptedTransfer(`${what} failed: ${(err as Error).message}`);
     }
-    if (res.status === 200) {
+    if (isRetryableStatus(res.status)) {
+      await res.body?.cancel();
+      throw new InterruptedTransfer(`${what} failed with HTTP ${res.status}`);
+    } else if (res.status === 200) {
       have = 0; // the server ignored Range: start over
     } else if (res.status === 206) {
       const range = res.headers.get('content-range');
@@ -175,7 +190,7 @@ async function transfer(ctx: TransferContext, path: string, meta: FileMetadata, 
   }
 
   const hash = etagHasher(meta.etag, meta.size);
-  if (hash !== undefined) await hashPrefix(hash, incomplete, have);
+  await hashPrefix(hash, incomplete, have);
   const bar = new ProgressBar(ctx.progress, path, meta.size, have);
   const fh = await open(incomplete, have === 0 ? 'w' : 'a');
   let written = have;
@@ -190,13 +205,16 @@ async function transfer(ctx: TransferContext, path: string, meta: FileMetadata, 
             throw new DownloadError(`'${path}' of model '${ctx.name}': the server sent more than the announced ${meta.size} bytes`);
           }
           await fh.write(buf);
-          hash?.update(buf);
+          hash.update(buf);
           written += buf.length;
           bar.add(buf.length);
         }
       } catch (err) {
         await reader.cancel().catch(() => undefined);
-        if (err instanceof DownloadError) throw err;
+        if (err instanceof DownloadError) {
+          await rm(incomplete, { force: true });
+          throw err;
+        }
         throw new InterruptedTransfer(
           `download of '${path}' of model '${ctx.name}' interrupted after ${written} of ${meta.size} bytes (${(err as Error).message})`,
         );
@@ -209,13 +227,11 @@ async function transfer(ctx: TransferContext, path: string, meta: FileMetadata, 
     throw new InterruptedTransfer(`download of '${path}' of model '${ctx.name}' ended after ${written} of ${meta.size} bytes`);
   }
   bar.finish();
-  if (hash !== undefined) {
-    const digest = hash.digest('hex');
-    if (digest !== meta.etag) {
-      await rm(incomplete, { force: true });
-      throw new DownloadError(
-        `'${path}' of model '${ctx.name}': downloaded bytes hash to ${digest} but the hub announced ${meta.etag}; the partial file was deleted, run again`,
-      );
-    }
+  const digest = hash.digest('hex');
+  if (digest !== meta.etag) {
+    await rm(incomplete, { force: true });
+    throw new DownloadError(
+      `'${path}' of model '${ctx.name}': downloaded bytes hash to ${digest} but the hub announced ${meta.etag}; the partial file was deleted, run again`,
+    );
   }
 }

@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { validateRepoPath } from './names.js';
 
 /** Weight layouts in order of preference: safetensors first, PyTorch pickles only as a fallback. */
 export const WEIGHT_CANDIDATES = [
@@ -38,7 +39,10 @@ export function pickWeights(files: ReadonlySet<string>): string | undefined {
   return WEIGHT_CANDIDATES.find((f) => files.has(f));
 }
 
-/** Shard file names listed by a `*.index.json` (its `weight_map` values), deduplicated. */
+/**
+ * Shard file names listed by a `*.index.json` (its `weight_map` values), deduplicated; each must
+ * be a repo-relative path that stays inside the snapshot, checked before any request or read.
+ */
 export function shardsOf(indexJson: string, indexName: string): string[] {
   let parsed: unknown;
   try {
@@ -48,7 +52,13 @@ export function shardsOf(indexJson: string, indexName: string): string[] {
   }
   const map = (parsed as { weight_map?: unknown }).weight_map;
   if (typeof map !== 'object' || map === null) throw new Error(`${indexName}: has no "weight_map" object`);
-  return [...new Set(Object.values(map as Record<string, unknown>).map(String))];
+  const shards = new Set<string>();
+  for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
+    if (typeof file !== 'string') throw new Error(`${indexName}: tensor '${tensor}' maps to ${JSON.stringify(file)}, not a file name`);
+    validateRepoPath(file, `${indexName} (shard of tensor '${tensor}')`);
+    shards.add(file);
+  }
+  return [...shards];
 }
 
 /**

@@ -23,6 +23,21 @@ export interface HubOptions {
   progress?: boolean | ProgressSink;
   /** fetch implementation (proxies, tests). Default: the global fetch. */
   fetch?: typeof fetch;
+  /**
+   * Longest wait, in milliseconds, for a response's headers and then for each chunk of its body.
+   * Default: `$HF_HUB_DOWNLOAD_TIMEOUT` seconds for file transfers and `$HF_HUB_ETAG_TIMEOUT`
+   * seconds for metadata requests (huggingface_hub's variables), else 10 s for both.
+   */
+  timeoutMs?: number;
+  /**
+   * Extra attempts after a connection failure, a time-out, HTTP 408/429/5xx or an interrupted
+   * transfer (which resumes where it stopped). Default 5, as huggingface_hub.
+   */
+  retries?: number;
+  /** Wait before the first retry in ms; each later wait doubles, up to 8 s. Default 1000. */
+  retryDelayMs?: number;
+  /** Longest wait in ms for another process that is downloading the same file. Default 30 min. */
+  lockTimeoutMs?: number;
 }
 
 /** Where a progress bar writes; `process.stderr` satisfies it. */
@@ -39,6 +54,35 @@ export interface HubSettings {
   offline: boolean;
   revision: string;
   fetch: typeof fetch;
+  metadataTimeoutMs: number;
+  downloadTimeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+  lockTimeoutMs: number;
+}
+
+/** A count or duration option within its range, else an error naming it. */
+function numberOption(value: number | undefined, name: string, fallback: number, kind: 'count' | 'delay' | 'timeout'): number {
+  if (value === undefined) return fallback;
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (kind === 'timeout' ? value > 0 : value >= 0) &&
+    (kind !== 'count' || Number.isInteger(value));
+  if (!ok) {
+    const want = { count: 'a non-negative integer', delay: 'a non-negative number of ms', timeout: 'a positive number of ms' }[kind];
+    throw new Error(`hub option ${name} must be ${want}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** huggingface_hub's timeout variables are in seconds. */
+function envSeconds(name: string): number | undefined {
+  const raw = nonEmpty(process.env[name]);
+  if (raw === undefined) return undefined;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`${name}=${raw} is not a positive number of seconds`);
+  return seconds * 1000;
 }
 
 const TRUE_VALUES = new Set(['1', 'true', 'yes', 'on']);
@@ -80,6 +124,11 @@ export function resolveHubSettings(opts: HubOptions = {}): HubSettings {
     offline: opts.offline ?? envFlag('HF_HUB_OFFLINE'),
     revision: opts.revision ?? 'main',
     fetch: opts.fetch ?? fetch,
+    metadataTimeoutMs: numberOption(opts.timeoutMs, 'timeoutMs', envSeconds('HF_HUB_ETAG_TIMEOUT') ?? 10_000, 'timeout'),
+    downloadTimeoutMs: numberOption(opts.timeoutMs, 'timeoutMs', envSeconds('HF_HUB_DOWNLOAD_TIMEOUT') ?? 10_000, 'timeout'),
+    retries: numberOption(opts.retries, 'retries', 5, 'count'),
+    retryDelayMs: numberOption(opts.retryDelayMs, 'retryDelayMs', 1000, 'delay'),
+    lockTimeoutMs: numberOption(opts.lockTimeoutMs, 'lockTimeoutMs', 30 * 60_000, 'timeout'),
   };
 }
 

@@ -4,10 +4,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { HubApiError, modelInfo } from '@huggingface/hub';
-import { RepoCache, isCommitHash } from './cache-layout.js';
+import { RepoCache } from './cache-layout.js';
 import { downloadToCache, fetchFileMetadata, type TransferContext } from './download.js';
 import { HubConnectionError, HubError, OfflineCacheMissError, httpError } from './errors.js';
 import { TOKENIZER_FILES, missingFromSnapshot, pickWeights, shardsOf, WEIGHT_CANDIDATES, type FileWants } from './file-selection.js';
+import { fetchWithPolicy, type RequestPolicy } from './http.js';
+import { isCommitHash, validateRepoPath, validateRevision } from './names.js';
 import { ProgressBar } from './progress.js';
 import { authenticatedFetch, resolveHubSettings, type HubOptions, type HubSettings } from './settings.js';
 
@@ -22,8 +24,6 @@ export interface SnapshotOptions extends HubOptions {
    * for it. Default false: a complete cached snapshot is used with no network request.
    */
   refresh?: boolean;
-  /** Extra attempts for an interrupted download, each resuming where the last stopped. Default 2. */
-  retries?: number;
 }
 
 /**
@@ -41,7 +41,9 @@ export interface SnapshotOptions extends HubOptions {
  */
 export async function snapshotModel(name: string, opts: SnapshotOptions = {}): Promise<string> {
   const settings = resolveHubSettings(opts);
+  // Names become URLs and cache paths: refuse unsafe ones before either is made.
   const cache = new RepoCache(settings.cacheDir, name);
+  validateRevision(settings.revision);
   const wants: FileWants = { weights: opts.weights ?? true, tokenizer: opts.tokenizer ?? true };
   const revision = settings.revision;
 
@@ -77,17 +79,24 @@ export async function snapshotModel(name: string, opts: SnapshotOptions = {}): P
 
 async function download(name: string, cache: RepoCache, settings: HubSettings, wants: FileWants, opts: SnapshotOptions): Promise<string> {
   const authed = authenticatedFetch(settings);
-  const { commit, files } = await repoListing(name, settings, authed);
+  const policy = (timeoutMs: number): RequestPolicy => ({ fetch: authed, timeoutMs, retries: settings.retries, retryDelayMs: settings.retryDelayMs });
+  const metadata = policy(settings.metadataTimeoutMs);
+  const { commit, files } = await repoListing(name, settings, fetchWithPolicy(metadata, `model '${name}'`));
   await cache.writeRef(settings.revision, commit);
 
   const ctx: TransferContext = {
     name,
     endpoint: settings.endpoint,
-    fetch: authed,
+    metadata,
+    transfer: policy(settings.downloadTimeoutMs),
     progress: ProgressBar.sinkFor(opts.progress),
-    retries: opts.retries ?? 2,
+    lockTimeoutMs: settings.lockTimeoutMs,
   };
   const fetchOne = async (path: string): Promise<string> => {
+    validateRepoPath(path);
+    if (!files.has(path)) {
+      throw new HubError(`model '${name}' at revision '${settings.revision}' on ${settings.endpoint} has no file '${path}' (named by its shard index)`);
+    }
     if (await cache.hasFile(commit, path)) return cache.pointerPath(commit, path);
     const meta = await fetchFileMetadata(ctx, commit, path);
     return downloadToCache(ctx, cache, commit, path, meta);
@@ -117,14 +126,14 @@ async function download(name: string, cache: RepoCache, settings: HubSettings, w
 }
 
 /** The commit a revision points to and the repo's file list, from the model-info API. */
-async function repoListing(name: string, settings: HubSettings, authed: typeof fetch): Promise<{ commit: string; files: Set<string> }> {
+async function repoListing(name: string, settings: HubSettings, fetchApi: typeof fetch): Promise<{ commit: string; files: Set<string> }> {
   let info: { sha?: string; filePaths?: string[] };
   try {
     info = await modelInfo({
       name,
       revision: settings.revision,
       hubUrl: settings.endpoint,
-      fetch: authed,
+      fetch: fetchApi,
       additionalFields: ['sha', 'filePaths'],
     });
   } catch (err) {
@@ -132,7 +141,12 @@ async function repoListing(name: string, settings: HubSettings, authed: typeof f
       const detail = err.data !== undefined && typeof err.data.error === 'string' ? err.data.error : '';
       throw httpError(err.statusCode, name, settings.endpoint, err.statusCode === 404 ? `no such model or revision '${settings.revision}'` : '', detail);
     }
-    throw new HubConnectionError(`could not reach ${settings.endpoint} for model '${name}': ${(err as Error).message}. Check the network or HF_ENDPOINT, or use the cache offline (HF_HUB_OFFLINE=1)`);
+    const hint = 'Check the network or HF_ENDPOINT, or use the cache offline (HF_HUB_OFFLINE=1)';
+    if (err instanceof HubConnectionError) {
+      err.message += `. ${hint}`;
+      throw err;
+    }
+    throw new HubConnectionError(`could not reach ${settings.endpoint} for model '${name}': ${(err as Error).message}. ${hint}`);
   }
   if (typeof info.sha !== 'string' || !isCommitHash(info.sha)) {
     throw new HubError(`${settings.endpoint} returned no commit hash for model '${name}' at revision '${settings.revision}'`);
