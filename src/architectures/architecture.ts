@@ -1,5 +1,6 @@
 import type { RenameRules } from '../loaders/assign-weights.js';
 import type { ModelParts } from '../models/transformer.js';
+import type { ModelSize } from './size.js';
 
 /** What a model is used as: an encoder, a decoder without its head, or a causal LM. */
 export type ModelKind = 'encoder' | 'decoder' | 'causal-lm';
@@ -19,6 +20,13 @@ export interface Architecture<Config = unknown> {
   readonly kinds: readonly ModelKind[];
   /** Parse HF `config.json` into the typed config (the one place that reads its keys). */
   parseConfig(raw: Record<string, unknown>): Config;
+  /**
+   * What {@link build} would allocate, counted without allocating (see `SizeTally`). Loaders
+   * compare it with the memory limit before building; without it, only the config is checked.
+   */
+  estimateSize?(config: Config, kind: ModelKind): ModelSize;
+  /** The raw config keys that set sizes, listed when an over-limit config left them to defaults. */
+  readonly sizeKeys?: readonly string[];
   /** Compose the model from shared blocks (random init; loading overwrites the weights). */
   build(config: Config, kind: ModelKind): ModelParts;
   /** HF parameter name -> Tessera path. */

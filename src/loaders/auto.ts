@@ -1,5 +1,6 @@
 import '../architectures/index.js';
 import type { Architecture, ModelKind } from '../architectures/architecture.js';
+import { checkedConfig, disposeOnThrow, type BuildOptions } from '../architectures/build.js';
 import { architectureRegistry } from '../architectures/registry.js';
 import { CausalLM } from '../models/causal-lm.js';
 import { DecoderModel } from '../models/decoder.js';
@@ -15,15 +16,25 @@ type ModelClass = new (parts: any, config: any, architecture: string) => Transfo
 const CLASSES: Record<ModelKind, ModelClass> = { encoder: EncoderModel, decoder: DecoderModel, 'causal-lm': CausalLM };
 const KIND_LABEL: Record<ModelKind, string> = { encoder: 'AutoEncoder', decoder: 'AutoDecoder', 'causal-lm': 'AutoCausalLM' };
 
-/** Build a randomly initialised model of `kind` from a raw HF-style config. */
-export function buildFromConfig(raw: Record<string, unknown>, kind: ModelKind, source = 'config'): { model: TransformerModel; architecture: Architecture<any> } {
+/**
+ * Build a randomly initialised model of `kind` from a raw HF-style config. The config is checked
+ * and the model's size estimated against `options.maxParameterBytes` (see {@link BuildOptions})
+ * before any tensor is created; `source` names the config in errors.
+ */
+export function buildFromConfig(
+  raw: Record<string, unknown>,
+  kind: ModelKind,
+  source = 'config',
+  options: BuildOptions = {},
+): { model: TransformerModel; architecture: Architecture<any> } {
   const architecture = architectureRegistry().forConfig(raw, source);
   if (!architecture.kinds.includes(kind)) {
     const use = architecture.kinds.map((k) => KIND_LABEL[k]).join(' or ');
     throw new Error(`${architecture.name} models cannot be loaded with ${KIND_LABEL[kind]}; use ${use}`);
   }
-  const config = architecture.parseConfig(raw);
-  return { model: new CLASSES[kind](architecture.build(config, kind), config, architecture.name), architecture };
+  const config = checkedConfig(architecture, raw, kind, source, options);
+  const model = disposeOnThrow(() => new CLASSES[kind](architecture.build(config, kind), config, architecture.name));
+  return { model, architecture };
 }
 
 /** Build a model from a read checkpoint and copy its weights in (options: see {@link WeightLoadOptions}). */
@@ -68,9 +79,12 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
     static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<M> {
       return (await loadDir(await resolvePretrained(nameOrPath, opts), kind, opts)) as M;
     }
-    /** A randomly initialised model for an HF-style (or Tessera hybrid) config. */
-    static fromConfig(config: Record<string, unknown>): M {
-      const { model } = buildFromConfig(config, kind);
+    /**
+     * A randomly initialised model for an HF-style (or Tessera hybrid) config, checked (and its
+     * size compared with `options.maxParameterBytes`) before anything is allocated.
+     */
+    static fromConfig(config: Record<string, unknown>, options: BuildOptions = {}): M {
+      const { model } = buildFromConfig(config, kind, 'config', options);
       settleWeights(model.namedParameters().map(([, p]) => p));
       return model as M;
     }

@@ -1,4 +1,6 @@
-import { ConfigReader } from '../config-keys.js';
+import { ACTIVATION_NAMES } from '../../layers/activations.js';
+import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
+import { checkHeads } from '../checks.js';
 
 /** BERT hyper-parameters, as in HF `BertConfig`. */
 export interface BertConfig {
@@ -13,22 +15,28 @@ export interface BertConfig {
   layerNormEps: number;
 }
 
-/** Parse a BERT `config.json` (defaults are HF's). */
+/** The raw keys that set a BERT model's size (named when an over-limit config left them out). */
+export const BERT_SIZE_KEYS = ['vocab_size', 'hidden_size', 'num_hidden_layers', 'intermediate_size', 'max_position_embeddings', 'type_vocab_size'];
+
+/** Parse a BERT `config.json` (defaults are HF's); every size is checked before anything is built. */
 export function parseBertConfig(raw: Record<string, unknown>): BertConfig {
   const c = new ConfigReader(raw, 'bert');
   const positionType = c.string('position_embedding_type', 'absolute');
   if (positionType !== 'absolute') {
-    throw new Error(`bert config: position_embedding_type '${positionType}' is not supported (only 'absolute')`);
+    throw c.error('position_embedding_type', `'${positionType}' is not supported (only 'absolute')`);
   }
+  const hiddenSize = c.size('hidden_size', 768);
+  const numHeads = c.size('num_attention_heads', 12);
+  checkHeads(c, hiddenSize, numHeads);
   return {
-    vocabSize: c.integer('vocab_size'),
-    hiddenSize: c.integer('hidden_size', 768),
-    numLayers: c.integer('num_hidden_layers', 12),
-    numHeads: c.integer('num_attention_heads', 12),
-    intermediateSize: c.integer('intermediate_size', 3072),
-    hiddenAct: c.string('hidden_act', 'gelu'),
-    maxPositions: c.integer('max_position_embeddings', 512),
-    typeVocabSize: c.integer('type_vocab_size', 2),
-    layerNormEps: c.number('layer_norm_eps', 1e-12),
+    vocabSize: c.size('vocab_size'),
+    hiddenSize,
+    numLayers: c.size('num_hidden_layers', 12, CONFIG_LIMITS.layers),
+    numHeads,
+    intermediateSize: c.size('intermediate_size', 3072),
+    hiddenAct: c.oneOf('hidden_act', ACTIVATION_NAMES, 'gelu'),
+    maxPositions: c.size('max_position_embeddings', 512),
+    typeVocabSize: c.size('type_vocab_size', 2),
+    layerNormEps: c.positive('layer_norm_eps', 1e-12),
   };
 }

@@ -5,7 +5,8 @@ import { FeedForward } from '../../layers/feed-forward.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { Pooler } from '../../layers/pooler.js';
 import type { Architecture } from '../architecture.js';
-import { parseBertConfig, type BertConfig } from './config.js';
+import { SizeTally } from '../size.js';
+import { BERT_SIZE_KEYS, parseBertConfig, type BertConfig } from './config.js';
 import { bertHfNames, bertIgnored } from './hf.js';
 
 /**
@@ -19,6 +20,17 @@ export const bert: Architecture<BertConfig> = {
   parseConfig: parseBertConfig,
   hfNames: bertHfNames,
   ignore: bertIgnored,
+  sizeKeys: BERT_SIZE_KEYS,
+  estimateSize(c) {
+    const h = c.hiddenSize;
+    const n = c.numLayers;
+    return new SizeTally()
+      .embeddings({ vocabSize: c.vocabSize, hiddenSize: h, maxPositions: c.maxPositions, typeVocabSize: c.typeVocabSize, norm: { kind: 'layernorm', eps: 0 } })
+      .norm('layernorm', h, 2 * n)
+      .attention({ hiddenSize: h, numHeads: c.numHeads, numKvHeads: c.numHeads, qkvBias: true, outputBias: true }, n)
+      .feedForward({ hiddenSize: h, intermediateSize: c.intermediateSize, gated: false, bias: true }, n)
+      .linear(h, h, true); // pooler
+  },
   build(c) {
     const norm = { kind: 'layernorm', eps: c.layerNormEps } as const;
     const layers = Array.from(

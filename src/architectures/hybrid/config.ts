@@ -1,6 +1,6 @@
 import type { NormPlacement } from '../../layers/residual.js';
 import type { PartSpec } from '../../layers/registry.js';
-import { ConfigReader } from '../config-keys.js';
+import { CONFIG_LIMITS, ConfigError, ConfigReader } from '../config-keys.js';
 
 /** The `model_type` Tessera writes in a saved hybrid's config.json. */
 export const HYBRID_MODEL_TYPE = 'tessera-hybrid';
@@ -51,23 +51,24 @@ function isPart(v: unknown): v is PartSpec {
 }
 
 /**
- * Validate a hybrid config.json (or an object a user wrote) and return it typed. Only the
- * structure is checked here; each part checks its own options when it is built.
+ * Validate a hybrid config.json (or an object a user wrote) and return it typed. The structure
+ * and the model-wide sizes are checked here; every part's options are checked by `checkHybrid`,
+ * which loaders and `buildHybrid` run before anything is built.
  */
 export function parseHybridConfig(raw: Record<string, unknown>): HybridConfig {
   const c = new ConfigReader(raw, HYBRID_MODEL_TYPE);
   const part = (v: unknown, where: string): PartSpec => {
-    if (!isPart(v)) throw new Error(`${HYBRID_MODEL_TYPE} config: '${where}' must be an object with a string 'type', got ${JSON.stringify(v)}`);
+    if (!isPart(v)) throw new ConfigError(`${HYBRID_MODEL_TYPE} config: '${where}' must be an object with a string 'type', got ${JSON.stringify(v)}`);
     return v;
   };
   const layers = raw.layers;
-  if (!Array.isArray(layers) || layers.length === 0) throw new Error(`${HYBRID_MODEL_TYPE} config: 'layers' must be a non-empty list of layer specs`);
-  const placement = c.string('placement', 'pre');
-  if (placement !== 'pre' && placement !== 'post') throw new Error(`${HYBRID_MODEL_TYPE} config: 'placement' must be 'pre' or 'post', got '${placement}'`);
+  if (!Array.isArray(layers) || layers.length === 0) throw c.error('layers', 'must be a non-empty list of layer specs');
+  if (layers.length > CONFIG_LIMITS.layers) throw c.error('layers', `has ${layers.length} layers, more than Tessera's bound of ${CONFIG_LIMITS.layers}`);
+  const placement = c.oneOf('placement', ['pre', 'post'] as const, 'pre');
   const embeddings = c.object('embeddings');
   return {
-    vocabSize: c.integer('vocabSize'),
-    hiddenSize: c.integer('hiddenSize'),
+    vocabSize: c.size('vocabSize'),
+    hiddenSize: c.size('hiddenSize'),
     norm: part(raw.norm, 'norm'),
     finalNorm: raw.finalNorm === null ? null : raw.finalNorm === undefined ? undefined : part(raw.finalNorm, 'finalNorm'),
     placement,
@@ -76,13 +77,13 @@ export function parseHybridConfig(raw: Record<string, unknown>): HybridConfig {
       embeddings === undefined
         ? undefined
         : {
-            maxPositions: embeddings.maxPositions === undefined ? undefined : new ConfigReader(embeddings, 'embeddings').integer('maxPositions'),
-            typeVocabSize: embeddings.typeVocabSize === undefined ? undefined : new ConfigReader(embeddings, 'embeddings').integer('typeVocabSize'),
+            maxPositions: embeddings.maxPositions === undefined ? undefined : new ConfigReader(embeddings, 'embeddings').size('maxPositions'),
+            typeVocabSize: embeddings.typeVocabSize === undefined ? undefined : new ConfigReader(embeddings, 'embeddings').size('typeVocabSize'),
             norm: embeddings.norm === undefined ? undefined : part(embeddings.norm, 'embeddings.norm'),
           },
     pooler: c.boolean('pooler', false),
     layers: layers.map((l: unknown, i): LayerSpec => {
-      if (typeof l !== 'object' || l === null) throw new Error(`${HYBRID_MODEL_TYPE} config: 'layers[${i}]' must be an object`);
+      if (typeof l !== 'object' || l === null) throw c.error(`layers[${i}]`, 'must be an object');
       const spec = l as Record<string, unknown>;
       return {
         mixer: part(spec.mixer, `layers[${i}].mixer`),

@@ -3,10 +3,11 @@ import { Embeddings } from '../../layers/embeddings.js';
 import type { Layer } from '../../layers/module.js';
 import { Pooler } from '../../layers/pooler.js';
 import { layerRegistry, type PartKind, type PartSpec } from '../../layers/registry.js';
-import type { NormSpec } from '../../layers/norm.js';
 import type { ModelParts } from '../../models/transformer.js';
 import type { Architecture, ModelKind } from '../architecture.js';
+import { disposeOnThrow } from '../build.js';
 import { lmHeadFor } from '../lm-head.js';
+import { checkHybrid, embeddingNorm } from './check.js';
 import { HYBRID_MODEL_TYPE, parseHybridConfig, type HybridConfig } from './config.js';
 import './parts.js';
 
@@ -16,6 +17,12 @@ import './parts.js';
  * mixer is which.
  */
 export function buildHybrid(config: HybridConfig, kind: ModelKind): ModelParts {
+  checkHybrid(config, kind); // every part's options, before the first tensor
+  // A user's part may still reject its options when built: free what was built before it.
+  return disposeOnThrow(() => composeHybrid(config, kind));
+}
+
+function composeHybrid(config: HybridConfig, kind: ModelKind): ModelParts {
   const registry = layerRegistry();
   const h = config.hiddenSize;
   const make = (k: PartKind, spec: PartSpec, where: string): Layer => registry.create(k, spec, h, where);
@@ -46,14 +53,6 @@ export function buildHybrid(config: HybridConfig, kind: ModelKind): ModelParts {
   };
 }
 
-/** The embeddings' norm is a {@link NormSpec} (Embeddings builds it itself). */
-function embeddingNorm(spec: PartSpec): NormSpec {
-  if (spec.type !== 'layernorm' && spec.type !== 'rmsnorm') {
-    throw new Error(`embeddings.norm: '${spec.type}' is not supported here; use 'layernorm' or 'rmsnorm'`);
-  }
-  return { kind: spec.type, eps: typeof spec.eps === 'number' ? spec.eps : spec.type === 'layernorm' ? 1e-5 : 1e-6 };
-}
-
 /**
  * Tessera's own format: `config.json` holds a {@link HybridConfig} with
  * `model_type: "tessera-hybrid"`, and the weights carry Tessera's parameter paths, so the
@@ -64,6 +63,8 @@ export const hybrid: Architecture<HybridConfig> = {
   modelTypes: [HYBRID_MODEL_TYPE],
   kinds: ['encoder', 'decoder', 'causal-lm'],
   parseConfig: parseHybridConfig,
+  estimateSize: checkHybrid,
+  sizeKeys: ['vocabSize', 'hiddenSize'],
   build: buildHybrid,
   hfNames: [[/^(.*)$/, '$1']],
 };

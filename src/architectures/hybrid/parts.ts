@@ -4,9 +4,16 @@ import { MambaMixer } from '../../layers/mamba.js';
 import { MixtureOfExperts } from '../../layers/moe.js';
 import type { Layer } from '../../layers/module.js';
 import { LayerNorm, RMSNorm } from '../../layers/norm.js';
-import { layerRegistry } from '../../layers/registry.js';
+import { ACTIVATION_NAMES } from '../../layers/activations.js';
+import type { FeedForwardOptions } from '../../layers/feed-forward.js';
+import type { MambaOptions } from '../../layers/mamba.js';
+import type { MixtureOfExpertsOptions } from '../../layers/moe.js';
+import { layerRegistry, type PartDescriber, type PartFactory, type PartKind, type PartSpec } from '../../layers/registry.js';
 import type { RopeScaling, RotaryOptions } from '../../layers/rotary.js';
-import { ConfigReader } from '../config-keys.js';
+import { CONFIG_LIMITS, ConfigError, ConfigReader } from '../config-keys.js';
+import { checkHeads, innerWidth } from '../checks.js';
+
+import type { SizeTally } from '../size.js';
 
 /**
  * The parts Tessera ships, registered by name for hybrid configs. Each entry reads its options
@@ -21,30 +28,55 @@ function only(options: Record<string, unknown>, allowed: string[]): ConfigReader
   return new ConfigReader(options, 'part');
 }
 
-function attention(options: Record<string, unknown>, hiddenSize: number): Attention {
+const ATTENTION_KEYS = { hidden: 'hiddenSize', heads: 'numHeads', kvHeads: 'numKvHeads', headDim: 'headDim' };
+
+/** A rotary `scaling` as {@link RopeScaling} (the camelCase form `describeModel` writes), checked field by field. */
+function ropeScaling(raw: Record<string, unknown> | undefined): RopeScaling {
+  if (raw === undefined) return { type: 'default' };
+  const c = new ConfigReader(raw, 'rotary.scaling');
+  const type = c.oneOf('type', ['default', 'linear', 'dynamic', 'llama3'] as const);
+  switch (type) {
+    case 'default':
+      return { type };
+    case 'linear':
+      return { type, factor: c.positive('factor') };
+    case 'dynamic':
+      return { type, factor: c.positive('factor'), maxPositions: c.size('maxPositions', undefined, CONFIG_LIMITS.positions) };
+    case 'llama3': {
+      const lowFreqFactor = c.positive('lowFreqFactor');
+      const highFreqFactor = c.positive('highFreqFactor');
+      if (highFreqFactor === lowFreqFactor) throw c.error('highFreqFactor', `must differ from 'lowFreqFactor' (both ${lowFreqFactor})`);
+      return { type, factor: c.positive('factor'), lowFreqFactor, highFreqFactor, originalMaxPositions: c.size('originalMaxPositions', undefined, CONFIG_LIMITS.positions) };
+    }
+  }
+}
+
+function attentionOptions(options: Record<string, unknown>, hiddenSize: number): AttentionOptions {
   const c = only(options, ['numHeads', 'numKvHeads', 'headDim', 'qkvBias', 'outputBias', 'causal', 'rotary']);
-  const numHeads = c.integer('numHeads');
-  const headDim = c.has('headDim') ? c.integer('headDim') : undefined; // else Attention derives (and checks) it
+  const numHeads = c.size('numHeads');
+  const numKvHeads = c.size('numKvHeads', numHeads);
+  const headDim = c.has('headDim') ? c.size('headDim') : undefined;
+  checkHeads(c, hiddenSize, numHeads, { kvHeads: numKvHeads, headDimGiven: headDim !== undefined, keys: ATTENTION_KEYS });
   let rotary: RotaryOptions | undefined;
   const r = c.object('rotary');
   if (r !== undefined) {
     const rc = new ConfigReader(r, 'rotary');
-    const scaling = (rc.object('scaling') ?? { type: 'default' }) as RopeScaling;
-    if (!['default', 'linear', 'dynamic', 'llama3'].includes(scaling.type)) {
-      throw new Error(`rotary.scaling.type must be 'default', 'linear', 'dynamic' or 'llama3', got ${JSON.stringify(scaling.type)}`);
-    }
-    rotary = { dim: rc.integer('dim', headDim ?? hiddenSize / numHeads), base: rc.number('base', 10000), scaling };
+    const width = headDim ?? hiddenSize / numHeads;
+    const dim = rc.size('dim', width);
+    // Rotary turns pairs (first half, second half) of the first `dim` channels of each head.
+    if (dim % 2 !== 0 || dim > width) throw rc.error('dim', `must be even and at most the head width ${width}, got ${dim}`);
+    rotary = { dim, base: rc.positive('base', 10000), scaling: ropeScaling(rc.object('scaling')) };
   }
-  return new Attention({
+  return {
     hiddenSize,
     numHeads,
-    numKvHeads: c.integer('numKvHeads', numHeads),
+    numKvHeads,
     headDim,
     qkvBias: c.boolean('qkvBias', false),
     outputBias: c.boolean('outputBias', false),
     causal: c.boolean('causal', true),
     rotary,
-  });
+  };
 }
 
 function describeAttention(layer: Layer): Record<string, unknown> | undefined {
@@ -53,30 +85,32 @@ function describeAttention(layer: Layer): Record<string, unknown> | undefined {
   return { ...options, headDim: layer.headDim };
 }
 
-function mamba(options: Record<string, unknown>, hiddenSize: number): MambaMixer {
+function mambaOptions(options: Record<string, unknown>, hiddenSize: number): MambaOptions {
   const c = only(options, ['stateSize', 'convKernel', 'expand', 'dtRank', 'convBias', 'projBias', 'innerNormEps']);
-  return new MambaMixer({
+  const expand = c.size('expand', 2);
+  innerWidth(c, expand, hiddenSize, 'expand', 'hiddenSize');
+  return {
     hiddenSize,
-    stateSize: c.integer('stateSize', 16),
-    convKernel: c.integer('convKernel', 4),
-    expand: c.integer('expand', 2),
-    dtRank: c.integer('dtRank', Math.ceil(hiddenSize / 16)),
+    stateSize: c.size('stateSize', 16),
+    convKernel: c.size('convKernel', 4),
+    expand,
+    dtRank: c.size('dtRank', Math.ceil(hiddenSize / 16)),
     convBias: c.boolean('convBias', true),
     projBias: c.boolean('projBias', false),
-    innerNormEps: c.has('innerNormEps') ? c.number('innerNormEps') : undefined,
-  });
+    innerNormEps: c.has('innerNormEps') ? c.positive('innerNormEps') : undefined,
+  };
 }
 
-function feedForward(gated: boolean) {
-  return (options: Record<string, unknown>, hiddenSize: number): FeedForward => {
+function feedForwardOptions(gated: boolean) {
+  return (options: Record<string, unknown>, hiddenSize: number): FeedForwardOptions => {
     const c = only(options, ['intermediateSize', 'activation', 'bias']);
-    return new FeedForward({
+    return {
       hiddenSize,
-      intermediateSize: c.integer('intermediateSize'),
-      activation: c.string('activation', gated ? 'silu' : 'gelu'),
+      intermediateSize: c.size('intermediateSize'),
+      activation: c.oneOf('activation', ACTIVATION_NAMES, gated ? 'silu' : 'gelu'),
       gated,
       bias: c.boolean('bias', false),
-    });
+    };
   };
 }
 
@@ -88,16 +122,77 @@ function describeFeedForward(gated: boolean) {
   };
 }
 
-function moe(options: Record<string, unknown>, hiddenSize: number): MixtureOfExperts {
+function moeOptions(options: Record<string, unknown>, hiddenSize: number): MixtureOfExpertsOptions {
   const c = only(options, ['numExperts', 'topK', 'intermediateSize', 'activation', 'renormalize']);
-  return new MixtureOfExperts({
+  const numExperts = c.size('numExperts', undefined, CONFIG_LIMITS.experts);
+  return {
     hiddenSize,
-    numExperts: c.integer('numExperts'),
-    topK: c.integer('topK'),
-    intermediateSize: c.integer('intermediateSize'),
-    activation: c.string('activation', 'silu'),
+    numExperts,
+    topK: c.size('topK', undefined, numExperts),
+    intermediateSize: c.size('intermediateSize'),
+    activation: c.oneOf('activation', ACTIVATION_NAMES, 'silu'),
     renormalize: c.boolean('renormalize', false),
-  });
+  };
+}
+
+function normEps(fallback: number) {
+  return (options: Record<string, unknown>): number => only(options, ['eps']).positive('eps', fallback);
+}
+
+/** One part Tessera ships: its option parser (which throws on any bad option) and its size. */
+interface BuiltinPart {
+  create: PartFactory;
+  check(options: Record<string, unknown>, hiddenSize: number, tally: SizeTally): void;
+}
+
+function part<O>(parse: (options: Record<string, unknown>, hiddenSize: number) => O, build: (o: O, hiddenSize: number) => Layer, size: (o: O, tally: SizeTally, hiddenSize: number) => void): BuiltinPart {
+  return {
+    create: (options, hiddenSize) => build(parse(options, hiddenSize), hiddenSize),
+    check: (options, hiddenSize, tally) => size(parse(options, hiddenSize), tally, hiddenSize),
+  };
+}
+
+const BUILTIN: Record<PartKind, Record<string, BuiltinPart>> = {
+  mixer: {
+    attention: part(attentionOptions, (o) => new Attention(o), (o, t) => t.attention(o)),
+    mamba: part(mambaOptions, (o) => new MambaMixer(o), (o, t) => t.mamba(o)),
+  },
+  ffn: {
+    dense: part(feedForwardOptions(false), (o) => new FeedForward(o), (o, t) => t.feedForward(o)),
+    gated: part(feedForwardOptions(true), (o) => new FeedForward(o), (o, t) => t.feedForward(o)),
+    moe: part(moeOptions, (o) => new MixtureOfExperts(o), (o, t) => t.moe(o)),
+  },
+  norm: {
+    rmsnorm: part(normEps(1e-6), (eps, h) => new RMSNorm(h, eps), (_eps, t, h) => t.norm('rmsnorm', h)),
+    layernorm: part(normEps(1e-5), (eps, h) => new LayerNorm(h, eps), (_eps, t, h) => t.norm('layernorm', h)),
+  },
+};
+
+const KIND_LABEL: Record<PartKind, string> = { mixer: 'mixer', ffn: 'feed-forward', norm: 'norm' };
+
+/**
+ * Check a part spec before anything is built, with the errors building it would give, and add
+ * what it would allocate to `tally`. A part a user registered is only checked to be registered
+ * (its factory checks its options when built, and its size is unknown here). A built-in name
+ * re-registered by a user is still checked as the built-in.
+ */
+export function checkPart(kind: PartKind, spec: unknown, hiddenSize: number, where: string, tally: SizeTally): void {
+  const label = KIND_LABEL[kind];
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec) || typeof (spec as PartSpec).type !== 'string') {
+    throw new ConfigError(`${where}: expected an object with a 'type' naming a ${label}, got ${JSON.stringify(spec)}`);
+  }
+  const { type, ...options } = spec as PartSpec;
+  const registered = layerRegistry().names(kind);
+  if (!registered.includes(type)) {
+    throw new ConfigError(`${where}: unknown ${label} '${type}'; registered: ${registered.join(', ')} (register one with layerRegistry().register('${kind}', name, factory))`);
+  }
+  const builtin = BUILTIN[kind][type];
+  if (builtin === undefined) return;
+  try {
+    builtin.check(options, hiddenSize, tally);
+  } catch (err) {
+    throw new ConfigError(`${where} (${type}): ${(err as Error).message}`, (err as ConfigError).key);
+  }
 }
 
 function describeMoe(layer: Layer): Record<string, unknown> | undefined {
@@ -106,25 +201,23 @@ function describeMoe(layer: Layer): Record<string, unknown> | undefined {
   return { ...options, renormalize: renormalize ?? false };
 }
 
+const DESCRIBE: Record<PartKind, Record<string, PartDescriber>> = {
+  mixer: {
+    attention: describeAttention,
+    mamba: (l) => {
+      if (!(l instanceof MambaMixer)) return undefined;
+      const { hiddenSize: _h, ...options } = l.options;
+      return options;
+    },
+  },
+  ffn: { dense: describeFeedForward(false), gated: describeFeedForward(true), moe: describeMoe },
+  norm: {
+    rmsnorm: (l) => (l instanceof RMSNorm ? { eps: l.eps } : undefined),
+    layernorm: (l) => (l instanceof LayerNorm ? { eps: l.eps } : undefined),
+  },
+};
+
 const registry = layerRegistry();
-registry.register('mixer', 'attention', attention, describeAttention);
-registry.register('mixer', 'mamba', mamba, (l) => {
-  if (!(l instanceof MambaMixer)) return undefined;
-  const { hiddenSize: _h, ...options } = l.options;
-  return options;
-});
-registry.register('ffn', 'dense', feedForward(false), describeFeedForward(false));
-registry.register('ffn', 'gated', feedForward(true), describeFeedForward(true));
-registry.register('ffn', 'moe', moe, describeMoe);
-registry.register(
-  'norm',
-  'rmsnorm',
-  (o, h) => new RMSNorm(h, only(o, ['eps']).number('eps', 1e-6)),
-  (l) => (l instanceof RMSNorm ? { eps: l.eps } : undefined),
-);
-registry.register(
-  'norm',
-  'layernorm',
-  (o, h) => new LayerNorm(h, only(o, ['eps']).number('eps', 1e-5)),
-  (l) => (l instanceof LayerNorm ? { eps: l.eps } : undefined),
-);
+for (const kind of Object.keys(BUILTIN) as PartKind[]) {
+  for (const [name, builtin] of Object.entries(BUILTIN[kind])) registry.register(kind, name, builtin.create, DESCRIBE[kind][name]);
+}

@@ -1,4 +1,6 @@
-import { ConfigReader } from '../config-keys.js';
+import { ACTIVATION_NAMES } from '../../layers/activations.js';
+import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
+import { checkHeads, innerWidth, readDtRank } from '../checks.js';
 
 /** Jamba hyper-parameters, as in HF `JambaConfig` (defaults are HF's). */
 export interface JambaConfig {
@@ -27,33 +29,41 @@ export interface JambaConfig {
   mambaProjBias: boolean;
 }
 
-/** Parse a Jamba `config.json`. */
+/** The raw keys that set a Jamba model's size (named when an over-limit config left them out). */
+export const JAMBA_SIZE_KEYS = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_experts'];
+
+/** Parse a Jamba `config.json`; every size, period and offset is checked here, before anything is built. */
 export function parseJambaConfig(raw: Record<string, unknown>): JambaConfig {
   const c = new ConfigReader(raw, 'jamba');
-  const hiddenSize = c.integer('hidden_size', 4096);
-  const numHeads = c.integer('num_attention_heads', 32);
-  const rank = raw.mamba_dt_rank ?? 'auto';
+  const hiddenSize = c.size('hidden_size', 4096);
+  const numHeads = c.size('num_attention_heads', 32);
+  const numKvHeads = c.size('num_key_value_heads', 8);
+  checkHeads(c, hiddenSize, numHeads, { kvHeads: numKvHeads });
+  const mambaExpand = c.size('mamba_expand', 2);
+  innerWidth(c, mambaExpand, hiddenSize, 'mamba_expand', 'hidden_size');
+  const numLayers = c.size('num_hidden_layers', 32, CONFIG_LIMITS.layers);
+  const numExperts = c.size('num_experts', 16, CONFIG_LIMITS.experts);
   const config: JambaConfig = {
-    vocabSize: c.integer('vocab_size', 65536),
+    vocabSize: c.size('vocab_size', 65536),
     hiddenSize,
-    intermediateSize: c.integer('intermediate_size', 14336),
-    numLayers: c.integer('num_hidden_layers', 32),
+    intermediateSize: c.size('intermediate_size', 14336),
+    numLayers,
     numHeads,
-    numKvHeads: c.integer('num_key_value_heads', 8),
-    hiddenAct: c.string('hidden_act', 'silu'),
-    rmsNormEps: c.number('rms_norm_eps', 1e-6),
+    numKvHeads,
+    hiddenAct: c.oneOf('hidden_act', ACTIVATION_NAMES, 'silu'),
+    rmsNormEps: c.positive('rms_norm_eps', 1e-6),
     tieWordEmbeddings: c.boolean('tie_word_embeddings', false),
-    attnLayerPeriod: c.integer('attn_layer_period', 8),
+    attnLayerPeriod: c.size('attn_layer_period', 8, CONFIG_LIMITS.layers),
     attnLayerOffset: c.integer('attn_layer_offset', 4),
-    numExperts: c.integer('num_experts', 16),
-    numExpertsPerTok: c.integer('num_experts_per_tok', 2),
-    expertLayerPeriod: c.integer('expert_layer_period', 2),
+    numExperts,
+    numExpertsPerTok: c.size('num_experts_per_tok', 2, CONFIG_LIMITS.experts),
+    expertLayerPeriod: c.size('expert_layer_period', 2, CONFIG_LIMITS.layers),
     expertLayerOffset: c.integer('expert_layer_offset', 1),
-    mambaStateSize: c.integer('mamba_d_state', 16),
-    mambaConvKernel: c.integer('mamba_d_conv', 4),
-    mambaExpand: c.integer('mamba_expand', 2),
+    mambaStateSize: c.size('mamba_d_state', 16),
+    mambaConvKernel: c.size('mamba_d_conv', 4),
+    mambaExpand,
     // HF turns "auto" into ceil(hidden / 16) when the config is built; saved configs hold the number.
-    mambaDtRank: rank === 'auto' ? Math.ceil(hiddenSize / 16) : c.integer('mamba_dt_rank'),
+    mambaDtRank: readDtRank(c, raw, 'mamba_dt_rank', hiddenSize),
     mambaConvBias: c.boolean('mamba_conv_bias', true),
     mambaProjBias: c.boolean('mamba_proj_bias', false),
   };
@@ -61,9 +71,11 @@ export function parseJambaConfig(raw: Record<string, unknown>): JambaConfig {
     [config.attnLayerPeriod, config.attnLayerOffset, 'attn_layer'],
     [config.expertLayerPeriod, config.expertLayerOffset, 'expert_layer'],
   ] as const) {
-    if (period < 1 || offset >= period) {
-      throw new Error(`jamba config: '${name}_offset' (${offset}) must be less than '${name}_period' (${period})`);
-    }
+    if (offset >= period) throw c.error(`${name}_offset`, `(${offset}) must be less than '${name}_period' (${period})`);
+  }
+  // With one expert the feed-forwards are dense and num_experts_per_tok is unused (as in HF).
+  if (numExperts > 1 && config.numExpertsPerTok > numExperts) {
+    throw c.error('num_experts_per_tok', `(${config.numExpertsPerTok}) must be at most 'num_experts' (${numExperts})`);
   }
   return config;
 }

@@ -2,7 +2,8 @@ import type { Architecture } from '../architecture.js';
 import type { HybridConfig, LayerSpec } from '../hybrid/config.js';
 import { buildHybrid } from '../hybrid/model.js';
 import { everyNth } from '../hybrid/pattern.js';
-import { parseJambaConfig, type JambaConfig } from './config.js';
+import { checkHybrid } from '../hybrid/check.js';
+import { JAMBA_SIZE_KEYS, parseJambaConfig, type JambaConfig } from './config.js';
 import { jambaHfNames } from './hf.js';
 
 /**
@@ -50,5 +51,7 @@ export const jamba: Architecture<JambaConfig> = {
   kinds: ['decoder', 'causal-lm'],
   parseConfig: parseJambaConfig,
   hfNames: jambaHfNames,
+  sizeKeys: JAMBA_SIZE_KEYS,
+  estimateSize: (config, kind) => checkHybrid(jambaToHybrid(config), kind),
   build: (config, kind) => buildHybrid(jambaToHybrid(config), kind),
 };

@@ -1,5 +1,7 @@
 import type { RopeScaling } from '../../layers/rotary.js';
-import { ConfigReader } from '../config-keys.js';
+import { ACTIVATION_NAMES } from '../../layers/activations.js';
+import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
+import { checkHeads } from '../checks.js';
 
 /** Llama hyper-parameters, as in HF `LlamaConfig`. */
 export interface LlamaConfig {
@@ -20,24 +22,41 @@ export interface LlamaConfig {
   mlpBias: boolean;
 }
 
-/** Parse a Llama `config.json` (defaults are HF's). */
+/** The raw keys that set a Llama model's size (named when an over-limit config left them out). */
+export const LLAMA_SIZE_KEYS = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers'];
+
+/**
+ * Parse a Llama `config.json`. Absent keys take HF's defaults, which are Llama-7B's sizes (hidden
+ * 4096, 32 layers, intermediate 11008, vocab 32000): such a config is judged by its size estimate
+ * like any other. Every size is checked here, before anything is built.
+ */
 export function parseLlamaConfig(raw: Record<string, unknown>): LlamaConfig {
   const c = new ConfigReader(raw, 'llama');
-  const hiddenSize = c.integer('hidden_size', 4096);
-  const numHeads = c.integer('num_attention_heads', 32);
-  const maxPositions = c.integer('max_position_embeddings', 2048);
+  const hiddenSize = c.size('hidden_size', 4096);
+  const numHeads = c.size('num_attention_heads', 32);
+  // HF reads null num_key_value_heads / head_dim as "derive it", so null is absent here.
+  const numKvHeads = c.has('num_key_value_heads') ? c.size('num_key_value_heads') : numHeads;
+  const headDimGiven = c.has('head_dim');
+  checkHeads(c, hiddenSize, numHeads, { kvHeads: numKvHeads, headDimGiven, keys: { hidden: 'hidden_size', heads: 'num_attention_heads', kvHeads: 'num_key_value_heads', headDim: 'head_dim' } });
+  const headDim = headDimGiven ? c.size('head_dim') : hiddenSize / numHeads;
+  if (headDim % 2 !== 0) {
+    // Rotary embeddings rotate the two halves of each head against each other.
+    const which = headDimGiven ? `'head_dim' (${headDim})` : `the head width 'hidden_size' / 'num_attention_heads' (${hiddenSize} / ${numHeads} = ${headDim})`;
+    throw c.error(headDimGiven ? 'head_dim' : 'hidden_size', `gives an odd head width: ${which} must be even for rotary embeddings`);
+  }
+  const maxPositions = c.size('max_position_embeddings', 2048, CONFIG_LIMITS.positions);
   return {
-    vocabSize: c.integer('vocab_size', 32000),
+    vocabSize: c.size('vocab_size', 32000),
     hiddenSize,
-    intermediateSize: c.integer('intermediate_size', 11008),
-    numLayers: c.integer('num_hidden_layers', 32),
+    intermediateSize: c.size('intermediate_size', 11008),
+    numLayers: c.size('num_hidden_layers', 32, CONFIG_LIMITS.layers),
     numHeads,
-    numKvHeads: c.integer('num_key_value_heads', numHeads),
-    headDim: c.integer('head_dim', hiddenSize / numHeads),
-    hiddenAct: c.string('hidden_act', 'silu'),
+    numKvHeads,
+    headDim,
+    hiddenAct: c.oneOf('hidden_act', ACTIVATION_NAMES, 'silu'),
     maxPositions,
-    rmsNormEps: c.number('rms_norm_eps', 1e-6),
-    ropeTheta: c.number('rope_theta', 10000),
+    rmsNormEps: c.positive('rms_norm_eps', 1e-6),
+    ropeTheta: c.positive('rope_theta', 10000),
     ropeScaling: parseRopeScaling(c.object('rope_scaling'), maxPositions),
     tieWordEmbeddings: c.boolean('tie_word_embeddings', false),
     attentionBias: c.boolean('attention_bias', false),
@@ -54,18 +73,23 @@ export function parseRopeScaling(raw: Record<string, unknown> | undefined, maxPo
     case 'default':
       return { type: 'default' };
     case 'linear':
-      return { type: 'linear', factor: c.number('factor') };
+      return { type: 'linear', factor: c.positive('factor') };
     case 'dynamic':
-      return { type: 'dynamic', factor: c.number('factor'), maxPositions: c.integer('original_max_position_embeddings', maxPositions) };
-    case 'llama3':
+      return { type: 'dynamic', factor: c.positive('factor'), maxPositions: c.size('original_max_position_embeddings', maxPositions, CONFIG_LIMITS.positions) };
+    case 'llama3': {
+      const lowFreqFactor = c.positive('low_freq_factor');
+      const highFreqFactor = c.positive('high_freq_factor');
+      // The smoothing between the two wavelength bands divides by their difference.
+      if (highFreqFactor === lowFreqFactor) throw c.error('high_freq_factor', `must differ from 'low_freq_factor' (both ${lowFreqFactor})`);
       return {
         type: 'llama3',
-        factor: c.number('factor'),
-        lowFreqFactor: c.number('low_freq_factor'),
-        highFreqFactor: c.number('high_freq_factor'),
-        originalMaxPositions: c.integer('original_max_position_embeddings'),
+        factor: c.positive('factor'),
+        lowFreqFactor,
+        highFreqFactor,
+        originalMaxPositions: c.size('original_max_position_embeddings', undefined, CONFIG_LIMITS.positions),
       };
+    }
     default:
-      throw new Error(`rope_scaling type '${type}' is not supported (default, linear, dynamic, llama3)`);
+      throw c.error('rope_type', `'${type}' is not supported (default, linear, dynamic, llama3)`);
   }
 }

@@ -5,7 +5,8 @@ import { FeedForward } from '../../layers/feed-forward.js';
 import { RMSNorm } from '../../layers/norm.js';
 import type { Architecture } from '../architecture.js';
 import { lmHeadFor } from '../lm-head.js';
-import { parseLlamaConfig, type LlamaConfig } from './config.js';
+import { SizeTally } from '../size.js';
+import { LLAMA_SIZE_KEYS, parseLlamaConfig, type LlamaConfig } from './config.js';
 import { llamaHfNames, llamaIgnored } from './hf.js';
 
 /**
@@ -19,6 +20,17 @@ export const llama: Architecture<LlamaConfig> = {
   parseConfig: parseLlamaConfig,
   hfNames: llamaHfNames,
   ignore: llamaIgnored,
+  sizeKeys: LLAMA_SIZE_KEYS,
+  estimateSize(c, kind) {
+    const h = c.hiddenSize;
+    const n = c.numLayers;
+    return new SizeTally()
+      .embeddings({ vocabSize: c.vocabSize, hiddenSize: h })
+      .norm('rmsnorm', h, 2 * n + 1)
+      .attention({ hiddenSize: h, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, qkvBias: c.attentionBias, outputBias: c.attentionBias }, n)
+      .feedForward({ hiddenSize: h, intermediateSize: c.intermediateSize, gated: true, bias: c.mlpBias }, n)
+      .lmHead(kind, c.tieWordEmbeddings, h, c.vocabSize);
+  },
   build(c, kind) {
     const layers = Array.from(
       { length: c.numLayers },

@@ -1,4 +1,5 @@
-import { ConfigReader } from '../config-keys.js';
+import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
+import { innerWidth, readDtRank } from '../checks.js';
 
 /** Mamba hyper-parameters, as in HF `MambaConfig`. */
 export interface MambaConfig {
@@ -17,26 +18,31 @@ export interface MambaConfig {
 
 /** Whether a config is in the original state-spaces `mamba_ssm` layout (no model_type). */
 export function isStateSpacesConfig(raw: Record<string, unknown>): boolean {
-  return raw.model_type === undefined && typeof raw.d_model === 'number' && typeof raw.n_layer === 'number';
+  // By the keys alone, so that a bad value (`d_model: "64"`) is reported by the parser, by name.
+  return raw.model_type === undefined && raw.d_model !== undefined && raw.n_layer !== undefined;
 }
 
-/** Parse a Mamba `config.json`: HF's keys, or mamba_ssm's (`d_model`, `n_layer`, `ssm_cfg`). */
+/** The raw keys that set a Mamba model's size, in both layouts (named when an over-limit config left them out). */
+export const MAMBA_SIZE_KEYS = ['vocab_size', 'hidden_size', 'num_hidden_layers', 'd_model', 'n_layer'];
+
+/** Parse a Mamba `config.json`: HF's keys, or mamba_ssm's (`d_model`, `n_layer`, `ssm_cfg`). Every size is checked here. */
 export function parseMambaConfig(raw: Record<string, unknown>): MambaConfig {
   if (isStateSpacesConfig(raw)) return parseStateSpacesConfig(raw);
   const c = new ConfigReader(raw, 'mamba');
-  const hiddenSize = c.integer('hidden_size', 768);
-  const rank = raw.time_step_rank ?? 'auto';
+  const hiddenSize = c.size('hidden_size', 768);
+  const expand = c.size('expand', 2);
+  innerWidth(c, expand, hiddenSize, 'expand', 'hidden_size');
   return {
-    vocabSize: c.integer('vocab_size', 50280),
+    vocabSize: c.size('vocab_size', 50280),
     hiddenSize,
-    numLayers: c.integer('num_hidden_layers', 32),
-    stateSize: c.integer('state_size', 16),
-    convKernel: c.integer('conv_kernel', 4),
-    expand: c.integer('expand', 2),
-    dtRank: rank === 'auto' ? Math.ceil(hiddenSize / 16) : c.integer('time_step_rank'),
+    numLayers: c.size('num_hidden_layers', 32, CONFIG_LIMITS.layers),
+    stateSize: c.size('state_size', 16),
+    convKernel: c.size('conv_kernel', 4),
+    expand,
+    dtRank: readDtRank(c, raw, 'time_step_rank', hiddenSize),
     convBias: c.boolean('use_conv_bias', true),
     projBias: c.boolean('use_bias', false),
-    normEps: c.number('layer_norm_epsilon', 1e-5),
+    normEps: c.positive('layer_norm_epsilon', 1e-5),
     tieWordEmbeddings: c.boolean('tie_word_embeddings', true),
   };
 }
@@ -44,24 +50,32 @@ export function parseMambaConfig(raw: Record<string, unknown>): MambaConfig {
 /**
  * mamba_ssm's `MambaConfig` (the state-spaces/mamba-* repos). Absent `ssm_cfg` keys take the
  * mixer's defaults; the vocab is padded up to `pad_vocab_size_multiple`; the RMSNorm eps (1e-5)
- * is mamba_ssm's default, not stored.
+ * is mamba_ssm's default, not stored. Mamba-2 layers, MLPs and attention layers (mamba_ssm 2's
+ * `ssm_cfg.layer`, `d_intermediate`, `attn_layer_idx`) are rejected rather than ignored.
  */
 function parseStateSpacesConfig(raw: Record<string, unknown>): MambaConfig {
   const c = new ConfigReader(raw, 'mamba (state-spaces)');
-  const ssm = new ConfigReader(c.object('ssm_cfg') ?? {}, 'mamba (state-spaces) ssm_cfg');
-  if (!c.boolean('rms_norm', true)) throw new Error('mamba (state-spaces) config: rms_norm=false (LayerNorm) is not supported');
-  const hiddenSize = c.integer('d_model');
-  const multiple = c.integer('pad_vocab_size_multiple', 8);
-  const vocab = c.integer('vocab_size');
-  const rank = (c.object('ssm_cfg') ?? {}).dt_rank ?? 'auto';
+  const ssmRaw = c.object('ssm_cfg') ?? {};
+  const ssm = new ConfigReader(ssmRaw, 'mamba (state-spaces) ssm_cfg');
+  if (!c.boolean('rms_norm', true)) throw c.error('rms_norm', 'is false (LayerNorm), which is not supported');
+  if (ssm.string('layer', 'Mamba1') !== 'Mamba1') throw ssm.error('layer', `'${ssmRaw.layer}' is not supported (only Mamba1)`);
+  if (c.integer('d_intermediate', 0) !== 0) throw c.error('d_intermediate', 'is not 0: MLP blocks in mamba_ssm models are not supported');
+  if (Array.isArray(raw.attn_layer_idx) && raw.attn_layer_idx.length > 0) throw c.error('attn_layer_idx', 'is not empty: attention layers in mamba_ssm models are not supported');
+  const hiddenSize = c.size('d_model');
+  const multiple = c.size('pad_vocab_size_multiple', 8);
+  const vocab = c.size('vocab_size');
+  const expand = ssm.size('expand', 2);
+  innerWidth(ssm, expand, hiddenSize, 'expand', 'd_model');
+  const vocabSize = Math.ceil(vocab / multiple) * multiple;
+  if (vocabSize > CONFIG_LIMITS.dimension) throw c.error('pad_vocab_size_multiple', `pads 'vocab_size' ${vocab} to ${vocabSize}, above Tessera's bound on any dimension (${CONFIG_LIMITS.dimension})`);
   return {
-    vocabSize: Math.ceil(vocab / multiple) * multiple,
+    vocabSize,
     hiddenSize,
-    numLayers: c.integer('n_layer'),
-    stateSize: ssm.integer('d_state', 16),
-    convKernel: ssm.integer('d_conv', 4),
-    expand: ssm.integer('expand', 2),
-    dtRank: rank === 'auto' ? Math.ceil(hiddenSize / 16) : ssm.integer('dt_rank'),
+    numLayers: c.size('n_layer', undefined, CONFIG_LIMITS.layers),
+    stateSize: ssm.size('d_state', 16),
+    convKernel: ssm.size('d_conv', 4),
+    expand,
+    dtRank: readDtRank(ssm, ssmRaw, 'dt_rank', hiddenSize),
     convBias: ssm.boolean('conv_bias', true),
     projBias: ssm.boolean('bias', false),
     normEps: 1e-5,

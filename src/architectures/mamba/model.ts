@@ -4,7 +4,8 @@ import { MambaMixer } from '../../layers/mamba.js';
 import { RMSNorm } from '../../layers/norm.js';
 import type { Architecture } from '../architecture.js';
 import { lmHeadFor } from '../lm-head.js';
-import { isStateSpacesConfig, parseMambaConfig, type MambaConfig } from './config.js';
+import { SizeTally } from '../size.js';
+import { isStateSpacesConfig, MAMBA_SIZE_KEYS, parseMambaConfig, type MambaConfig } from './config.js';
 import { mambaHfNames } from './hf.js';
 
 /**
@@ -18,6 +19,15 @@ export const mamba: Architecture<MambaConfig> = {
   kinds: ['decoder', 'causal-lm'],
   parseConfig: parseMambaConfig,
   hfNames: mambaHfNames,
+  sizeKeys: MAMBA_SIZE_KEYS,
+  estimateSize(c, kind) {
+    const h = c.hiddenSize;
+    return new SizeTally()
+      .embeddings({ vocabSize: c.vocabSize, hiddenSize: h })
+      .norm('rmsnorm', h, c.numLayers + 1)
+      .mamba({ hiddenSize: h, stateSize: c.stateSize, convKernel: c.convKernel, expand: c.expand, dtRank: c.dtRank, convBias: c.convBias, projBias: c.projBias }, c.numLayers)
+      .lmHead(kind, c.tieWordEmbeddings, h, c.vocabSize);
+  },
   build(c, kind) {
     const layers = Array.from(
       { length: c.numLayers },
