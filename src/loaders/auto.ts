@@ -73,11 +73,14 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
      * downloading config, weights and tokenizer files only when the cache lacks them.
      */
     static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<M> {
-      return (await loadDir(await snapshotModel(name, opts), kind, opts)) as M;
+      // Only the hub options go to the snapshot; the load options to the weight assignment.
+      const { allowNonFinite: _, ...hub } = opts;
+      return (await loadDir(await snapshotModel(name, hub), kind, opts)) as M;
     }
     /** A model folder if `nameOrPath` is an existing directory, else a hub model name (see fromHfHub). */
     static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<M> {
-      return (await loadDir(await resolvePretrained(nameOrPath, opts), kind, opts)) as M;
+      const { allowNonFinite: _, ...hub } = opts;
+      return (await loadDir(await resolvePretrained(nameOrPath, hub), kind, opts)) as M;
     }
     /**
      * A randomly initialised model for an HF-style (or Tessera hybrid) config, checked (and its
