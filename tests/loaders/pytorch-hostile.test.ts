@@ -118,6 +118,16 @@ describe('tensor views', () => {
     bin[at] ^= 0x40;
     expect((await readError(save(bin))).message).toMatch(/zip entry 'pytorch_model\/data\/0' does not match its CRC-32/);
   });
+
+  it('a deflated entry (a small file that could inflate to gigabytes) is refused; the same entry stored loads', async () => {
+    const w = new PickleWriter().proto(2).global('collections', 'OrderedDict').emptyTuple().reduce().mark();
+    w.tensorItem('w', { cls: 'FloatStorage', offset: 0, key: '0', numel: 1 << 16, size: [1 << 16], stride: [1] });
+    w.setitems().stop();
+    const entries: Array<[string, Uint8Array]> = [['archive/data.pkl', w.bytes()], ['archive/data/0', new Uint8Array(4 << 16)]];
+    const bomb = save(writeStoredZip(entries, new Set(['archive/data/0'])));
+    expect((await readError(bomb)).message).toMatch(/zip entry 'archive\/data\/0' is compressed \(method 8\); torch\.save writes entries uncompressed/);
+    expect((await readPytorchCheckpoint(save(writeStoredZip(entries)))).get('w')?.shape).toEqual([1 << 16]);
+  });
 });
 
 describe('pickle limits', () => {

@@ -47,6 +47,13 @@ function listEntries(zip: yauzl.ZipFile): Promise<Map<string, yauzl.Entry>> {
  */
 function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, path: string): Promise<Uint8Array> {
   const failed = (why: string) => new Error(`${path}: zip entry '${entry.fileName}' ${why}; the file is truncated or corrupt`);
+  // torch.save stores every entry uncompressed (so that it can be memory-mapped); a deflated one
+  // could expand a thousandfold, so a small file could claim gigabytes.
+  if (entry.compressionMethod !== 0) {
+    return Promise.reject(
+      new Error(`${path}: zip entry '${entry.fileName}' is compressed (method ${entry.compressionMethod}); torch.save writes entries uncompressed, so this is not a torch.save checkpoint. Re-save it with torch.save`),
+    );
+  }
   return new Promise((resolve, reject) => {
     zip.openReadStream(entry, (err, stream) => {
       if (err) return reject(failed(`cannot be read (${err.message})`));
