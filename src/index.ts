@@ -31,7 +31,8 @@ export { CausalLM, type CausalLMOutput } from './models/causal-lm.js';
 export { ModelDisposedError } from './models/errors.js';
 export type { Architecture, ModelKind } from './architectures/architecture.js';
 export { ArchitectureRegistry, architectureRegistry } from './architectures/registry.js';
-export { ConfigReader } from './architectures/config-keys.js';
+export { ConfigReader, ConfigError, CONFIG_LIMITS } from './architectures/config-keys.js';
+export { MAX_MODEL_BYTES_ENV, parameterByteLimit, type BuildOptions, type ByteLimit } from './architectures/build.js';
 export { bert, llama, mamba, builtinArchitectures } from './architectures/index.js';
 export type { BertConfig } from './architectures/bert/config.js';
 export type { LlamaConfig } from './architectures/llama/config.js';
@@ -41,7 +42,7 @@ export type { MambaConfig } from './architectures/mamba/config.js';
 export { AutoEncoder, AutoDecoder, AutoCausalLM, buildFromConfig, modelFromCheckpoint } from './loaders/auto.js';
 export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './loaders/checkpoint.js';
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
-export { assignWeights, renameParameter, type RenameRules, type AssignOptions } from './loaders/assign-weights.js';
+export { assignWeights, renameParameter, type RenameRules, type AssignOptions, type WeightLoadOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
 export { readPytorchCheckpoint, UnsafePickleError } from './loaders/pytorch/index.js';
 export {

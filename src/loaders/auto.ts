@@ -8,13 +8,23 @@ import { EncoderModel } from '../models/encoder.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { settleWeights } from '../backend.js';
 import { assignWeights, type WeightLoadOptions } from './assign-weights.js';
-import { readCheckpointDir, type Checkpoint } from './checkpoint.js';
+import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';
 import { resolvePretrained, type HubLoadOptions } from './pretrained.js';
 
 type ModelClass = new (parts: any, config: any, architecture: string) => TransformerModel;
 const CLASSES: Record<ModelKind, ModelClass> = { encoder: EncoderModel, decoder: DecoderModel, 'causal-lm': CausalLM };
 const KIND_LABEL: Record<ModelKind, string> = { encoder: 'AutoEncoder', decoder: 'AutoDecoder', 'causal-lm': 'AutoCausalLM' };
+
+/** The architecture of a raw config and its checked, typed config (no tensor is created). */
+function checkedArchitecture(raw: Record<string, unknown>, kind: ModelKind, source: string, options: BuildOptions): { architecture: Architecture<any>; config: unknown } {
+  const architecture = architectureRegistry().forConfig(raw, source);
+  if (!architecture.kinds.includes(kind)) {
+    const use = architecture.kinds.map((k) => KIND_LABEL[k]).join(' or ');
+    throw new Error(`${architecture.name} models cannot be loaded with ${KIND_LABEL[kind]}; use ${use}`);
+  }
+  return { architecture, config: checkedConfig(architecture, raw, kind, source, options) };
+}
 
 /**
  * Build a randomly initialised model of `kind` from a raw HF-style config. The config is checked
@@ -27,12 +37,7 @@ export function buildFromConfig(
   source = 'config',
   options: BuildOptions = {},
 ): { model: TransformerModel; architecture: Architecture<any> } {
-  const architecture = architectureRegistry().forConfig(raw, source);
-  if (!architecture.kinds.includes(kind)) {
-    const use = architecture.kinds.map((k) => KIND_LABEL[k]).join(' or ');
-    throw new Error(`${architecture.name} models cannot be loaded with ${KIND_LABEL[kind]}; use ${use}`);
-  }
-  const config = checkedConfig(architecture, raw, kind, source, options);
+  const { architecture, config } = checkedArchitecture(raw, kind, source, options);
   const model = disposeOnThrow(() => new CLASSES[kind](architecture.build(config, kind), config, architecture.name));
   return { model, architecture };
 }
@@ -55,7 +60,11 @@ export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind, opt
 }
 
 async function loadDir(dir: string, kind: ModelKind, options: WeightLoadOptions): Promise<TransformerModel> {
-  return modelFromCheckpoint(await readCheckpointDir(dir), kind, { allowNonFinite: options.allowNonFinite });
+  const config = await readConfig(dir);
+  // A bad or oversized config fails before gigabytes of weights are read.
+  checkedArchitecture(config, kind, `${dir}/config.json`, {});
+  const tensors = await readWeights(dir);
+  return modelFromCheckpoint({ dir, config, tensors }, kind, { allowNonFinite: options.allowNonFinite });
 }
 
 /** The loading entry points shared by the three `Auto*` classes; `M` is the model class of `kind`. */

@@ -14,6 +14,7 @@ import { writeSafetensors, type TensorToSave } from './safetensors.js';
  * Tessera checkpoint, not an HF one.
  */
 export async function saveModel(model: TransformerModel, dir: string): Promise<void> {
+  model.assertNotDisposed('save');
   const config = { model_type: HYBRID_MODEL_TYPE, source_architecture: model.architecture, ...describeModel(model) };
   const tensors = new Map<string, TensorToSave>();
   for (const [name, p] of model.namedParameters()) {

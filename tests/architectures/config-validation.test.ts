@@ -189,6 +189,16 @@ describe('config validation', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('fromDir checks the config before it reads the weights', async () => {
+    const dir = await mkdtemp(join(work, 'llama-'));
+    // Weights that would fail to read: the config error must come first.
+    await writeFile(join(dir, 'model.safetensors'), 'not a safetensors file');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...configs['llama-tiny'], num_hidden_layers: 1e6 }));
+    await expect(AutoCausalLM.fromDir(dir)).rejects.toThrow(/'num_hidden_layers'/);
+    await writeFile(join(dir, 'config.json'), JSON.stringify(configs['llama-tiny']));
+    await expect(AutoCausalLM.fromDir(dir)).rejects.toThrow(/model\.safetensors/);
+  });
+
   it('buildHybrid and toHybrid check every layer before building any', () => {
     const before = tf.memory().numTensors;
     const config = { ...HYBRID, layers: [...HYBRID.layers, { mixer: { type: 'mamba', expand: 0 } }] } as unknown as HybridConfig;
