@@ -1,4 +1,5 @@
 import { CONFIG_LIMITS, type ConfigReader } from './config-keys.js';
+import { defaultDtRank } from '../layers/mamba.js';
 
 /** Checks on config values that several architectures (and hybrid parts) share. */
 
@@ -44,7 +45,7 @@ export function innerWidth(c: ConfigReader, expand: number, hiddenSize: number, 
  */
 export function readDtRank(c: ConfigReader, raw: Record<string, unknown>, key: string, hiddenSize: number): number {
   const v = raw[key] ?? 'auto';
-  if (v === 'auto') return Math.ceil(hiddenSize / 16);
+  if (v === 'auto') return defaultDtRank(hiddenSize);
   if (typeof v === 'string') throw c.error(key, `must be "auto" or an integer, got ${JSON.stringify(v)}`);
   return c.size(key);
 }

@@ -28,6 +28,17 @@ export interface MambaOptions {
 }
 
 /**
+ * Mamba's defaults, shared by every config reader (HF `MambaConfig`, mamba_ssm's `ssm_cfg`,
+ * Jamba's `mamba_*` keys and hybrid parts): the values of the reference implementations.
+ */
+export const MAMBA_DEFAULTS = { stateSize: 16, convKernel: 4, expand: 2, convBias: true, projBias: false } as const;
+
+/** dt_rank "auto": ceil(hiddenSize / 16), as HF and mamba_ssm resolve it. */
+export function defaultDtRank(hiddenSize: number): number {
+  return Math.ceil(hiddenSize / 16);
+}
+
+/**
  * The Mamba selective-state-space mixer (Gu & Dao 2023), as one screen of math:
  *   [x, z] = in_proj(h);  u = SiLU(conv1d(x));  [dt, B, C] = x_proj(u);
  *   delta = softplus(dt_proj(dt));  y = scan(u, delta, A = -exp(A_log), B, C, D);

@@ -1,6 +1,6 @@
 import { Attention, type AttentionOptions } from '../../layers/attention.js';
 import { FeedForward } from '../../layers/feed-forward.js';
-import { MambaMixer } from '../../layers/mamba.js';
+import { defaultDtRank, MAMBA_DEFAULTS, MambaMixer } from '../../layers/mamba.js';
 import { MixtureOfExperts } from '../../layers/moe.js';
 import type { Layer } from '../../layers/module.js';
 import { LayerNorm, RMSNorm } from '../../layers/norm.js';
@@ -87,16 +87,16 @@ function describeAttention(layer: Layer): Record<string, unknown> | undefined {
 
 function mambaOptions(options: Record<string, unknown>, hiddenSize: number): MambaOptions {
   const c = only(options, ['stateSize', 'convKernel', 'expand', 'dtRank', 'convBias', 'projBias', 'innerNormEps']);
-  const expand = c.size('expand', 2);
+  const expand = c.size('expand', MAMBA_DEFAULTS.expand);
   innerWidth(c, expand, hiddenSize, 'expand', 'hiddenSize');
   return {
     hiddenSize,
-    stateSize: c.size('stateSize', 16),
-    convKernel: c.size('convKernel', 4),
+    stateSize: c.size('stateSize', MAMBA_DEFAULTS.stateSize),
+    convKernel: c.size('convKernel', MAMBA_DEFAULTS.convKernel),
     expand,
-    dtRank: c.size('dtRank', Math.ceil(hiddenSize / 16)),
-    convBias: c.boolean('convBias', true),
-    projBias: c.boolean('projBias', false),
+    dtRank: c.size('dtRank', defaultDtRank(hiddenSize)),
+    convBias: c.boolean('convBias', MAMBA_DEFAULTS.convBias),
+    projBias: c.boolean('projBias', MAMBA_DEFAULTS.projBias),
     innerNormEps: c.has('innerNormEps') ? c.positive('innerNormEps') : undefined,
   };
 }

@@ -1,6 +1,7 @@
 import { ACTIVATION_NAMES } from '../../layers/activations.js';
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { checkHeads, innerWidth, readDtRank } from '../checks.js';
+import { MAMBA_DEFAULTS } from '../../layers/mamba.js';
 
 /** Jamba hyper-parameters, as in HF `JambaConfig` (defaults are HF's). */
 export interface JambaConfig {
@@ -39,7 +40,7 @@ export function parseJambaConfig(raw: Record<string, unknown>): JambaConfig {
   const numHeads = c.size('num_attention_heads', 32);
   const numKvHeads = c.size('num_key_value_heads', 8);
   checkHeads(c, hiddenSize, numHeads, { kvHeads: numKvHeads });
-  const mambaExpand = c.size('mamba_expand', 2);
+  const mambaExpand = c.size('mamba_expand', MAMBA_DEFAULTS.expand);
   innerWidth(c, mambaExpand, hiddenSize, 'mamba_expand', 'hidden_size');
   const numLayers = c.size('num_hidden_layers', 32, CONFIG_LIMITS.layers);
   const numExperts = c.size('num_experts', 16, CONFIG_LIMITS.experts);
@@ -59,13 +60,13 @@ export function parseJambaConfig(raw: Record<string, unknown>): JambaConfig {
     numExpertsPerTok: c.size('num_experts_per_tok', 2, CONFIG_LIMITS.experts),
     expertLayerPeriod: c.size('expert_layer_period', 2, CONFIG_LIMITS.layers),
     expertLayerOffset: c.integer('expert_layer_offset', 1),
-    mambaStateSize: c.size('mamba_d_state', 16),
-    mambaConvKernel: c.size('mamba_d_conv', 4),
+    mambaStateSize: c.size('mamba_d_state', MAMBA_DEFAULTS.stateSize),
+    mambaConvKernel: c.size('mamba_d_conv', MAMBA_DEFAULTS.convKernel),
     mambaExpand,
     // HF turns "auto" into ceil(hidden / 16) when the config is built; saved configs hold the number.
     mambaDtRank: readDtRank(c, raw, 'mamba_dt_rank', hiddenSize),
-    mambaConvBias: c.boolean('mamba_conv_bias', true),
-    mambaProjBias: c.boolean('mamba_proj_bias', false),
+    mambaConvBias: c.boolean('mamba_conv_bias', MAMBA_DEFAULTS.convBias),
+    mambaProjBias: c.boolean('mamba_proj_bias', MAMBA_DEFAULTS.projBias),
   };
   for (const [period, offset, name] of [
     [config.attnLayerPeriod, config.attnLayerOffset, 'attn_layer'],

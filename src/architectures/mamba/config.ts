@@ -1,17 +1,11 @@
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { innerWidth, readDtRank } from '../checks.js';
+import { MAMBA_DEFAULTS, type MambaOptions } from '../../layers/mamba.js';
 
-/** Mamba hyper-parameters, as in HF `MambaConfig`. */
-export interface MambaConfig {
+/** Mamba hyper-parameters, as in HF `MambaConfig`: the mixer's options (without Jamba's inner norms) and the model's. */
+export interface MambaConfig extends Omit<MambaOptions, 'innerNormEps'> {
   vocabSize: number;
-  hiddenSize: number;
   numLayers: number;
-  stateSize: number;
-  convKernel: number;
-  expand: number;
-  dtRank: number;
-  convBias: boolean;
-  projBias: boolean;
   normEps: number;
   tieWordEmbeddings: boolean;
 }
@@ -30,18 +24,18 @@ export function parseMambaConfig(raw: Record<string, unknown>): MambaConfig {
   if (isStateSpacesConfig(raw)) return parseStateSpacesConfig(raw);
   const c = new ConfigReader(raw, 'mamba');
   const hiddenSize = c.size('hidden_size', 768);
-  const expand = c.size('expand', 2);
+  const expand = c.size('expand', MAMBA_DEFAULTS.expand);
   innerWidth(c, expand, hiddenSize, 'expand', 'hidden_size');
   return {
     vocabSize: c.size('vocab_size', 50280),
     hiddenSize,
     numLayers: c.size('num_hidden_layers', 32, CONFIG_LIMITS.layers),
-    stateSize: c.size('state_size', 16),
-    convKernel: c.size('conv_kernel', 4),
+    stateSize: c.size('state_size', MAMBA_DEFAULTS.stateSize),
+    convKernel: c.size('conv_kernel', MAMBA_DEFAULTS.convKernel),
     expand,
     dtRank: readDtRank(c, raw, 'time_step_rank', hiddenSize),
-    convBias: c.boolean('use_conv_bias', true),
-    projBias: c.boolean('use_bias', false),
+    convBias: c.boolean('use_conv_bias', MAMBA_DEFAULTS.convBias),
+    projBias: c.boolean('use_bias', MAMBA_DEFAULTS.projBias),
     normEps: c.positive('layer_norm_epsilon', 1e-5),
     tieWordEmbeddings: c.boolean('tie_word_embeddings', true),
   };
@@ -64,7 +58,7 @@ function parseStateSpacesConfig(raw: Record<string, unknown>): MambaConfig {
   const hiddenSize = c.size('d_model');
   const multiple = c.size('pad_vocab_size_multiple', 8);
   const vocab = c.size('vocab_size');
-  const expand = ssm.size('expand', 2);
+  const expand = ssm.size('expand', MAMBA_DEFAULTS.expand);
   innerWidth(ssm, expand, hiddenSize, 'expand', 'd_model');
   const vocabSize = Math.ceil(vocab / multiple) * multiple;
   if (vocabSize > CONFIG_LIMITS.dimension) throw c.error('pad_vocab_size_multiple', `pads 'vocab_size' ${vocab} to ${vocabSize}, above Tessera's bound on any dimension (${CONFIG_LIMITS.dimension})`);
@@ -72,12 +66,12 @@ function parseStateSpacesConfig(raw: Record<string, unknown>): MambaConfig {
     vocabSize,
     hiddenSize,
     numLayers: c.size('n_layer', undefined, CONFIG_LIMITS.layers),
-    stateSize: ssm.size('d_state', 16),
-    convKernel: ssm.size('d_conv', 4),
+    stateSize: ssm.size('d_state', MAMBA_DEFAULTS.stateSize),
+    convKernel: ssm.size('d_conv', MAMBA_DEFAULTS.convKernel),
     expand,
     dtRank: readDtRank(ssm, ssmRaw, 'dt_rank', hiddenSize),
-    convBias: ssm.boolean('conv_bias', true),
-    projBias: ssm.boolean('bias', false),
+    convBias: ssm.boolean('conv_bias', MAMBA_DEFAULTS.convBias),
+    projBias: ssm.boolean('bias', MAMBA_DEFAULTS.projBias),
     normEps: 1e-5,
     tieWordEmbeddings: c.boolean('tie_embeddings', true),
   };
