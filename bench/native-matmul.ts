@@ -8,8 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../src/backend.js';
-import { isNativeBuilt, nativeInfo } from '../src/native/index.js';
+import { initBackend } from '../src/kernels/backend.js';
+import { isNativeBuilt, nativeInfo } from '../src/kernels/native/index.js';
 
 interface Case {
   name: string;

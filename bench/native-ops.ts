@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../src/backend.js';
-import { isNativeBuilt } from '../src/native/index.js';
+import { initBackend } from '../src/kernels/backend.js';
+import { isNativeBuilt } from '../src/kernels/native/index.js';
 
 function bestMs(fn: () => void): number {
   fn();

@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, type BackendName } from '../src/backend.js';
+import { initBackend, type BackendName } from '../src/kernels/backend.js';
 import { GenerationCache } from '../src/generation/cache.js';
 import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import { disposeOutput } from '../src/models/transformer.js';

@@ -4,7 +4,7 @@
  */
 import 'reflect-metadata';
 
-export { initBackend, activeBackend, registerBackendLoader, BACKEND_PREFERENCE, type BackendName, type BackendOptions } from './backend.js';
+export { initBackend, activeBackend, registerBackendLoader, BACKEND_PREFERENCE, type BackendName, type BackendOptions } from './kernels/backend.js';
 
 // Building blocks
 export { Module, Layer, ModuleList, type HookFn, type HookContext, type HookHandle } from './layers/module.js';

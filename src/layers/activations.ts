@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { canFuse, FUSED, runFused } from './fused-kernels.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse, runFused } from '../ops/dispatch.js';
 
 /** An elementwise activation. */
 export type Activation = (x: tf.Tensor) => tf.Tensor;

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activation, fusedActivationName, gatedActivation, type Activation, type GatedActivation } from './activations.js';
 import type { ForwardContext } from './context.js';
-import { canFuse, FUSED, runFused } from './fused-kernels.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse, runFused } from '../ops/dispatch.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 

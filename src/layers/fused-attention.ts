@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { canFuse, FUSED } from './fused-kernels.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse } from '../ops/dispatch.js';
 
 /** The fused attention kernel a backend may register (the native addon does; src/native/attention.ts). */
 export const ATTENTION_KERNEL = FUSED.attention;

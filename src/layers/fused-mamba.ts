@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MambaMixer } from './mamba.js';
 import type { RMSNorm } from './norm.js';
-import { canFuse, FUSED } from './fused-kernels.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse } from '../ops/dispatch.js';
 
 /** The whole-mixer kernel a backend may register (the native addon does: native/src/mamba.c). */
 export const MAMBA_MIXER_KERNEL = FUSED.mambaMixer;

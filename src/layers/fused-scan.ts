@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { chunkedScan } from './chunked-scan.js';
 import type { ScanInputs, ScanOutputs } from './selective-scan.js';
-import { canFuse, fusedKernelFits, FUSED } from './fused-kernels.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse, fusedKernelFits } from '../ops/dispatch.js';
 
 /** The fused selective-scan kernel a backend may register (native/src/scan.c on native; src/wasm/scan-kernel.ts on wasm). */
 export const SELECTIVE_SCAN_KERNEL = FUSED.selectiveScan;

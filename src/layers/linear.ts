@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
-import { canFuse, FUSED, runFused } from './fused-kernels.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse, runFused } from '../ops/dispatch.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
 import { prefersInOutWeights, registerTransposed, transposedWeight } from './weight-layout.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { canFuse, FUSED, runFused } from './fused-kernels.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse, runFused } from '../ops/dispatch.js';
 import { init } from './init.js';
 import type { ForwardContext } from './context.js';
 import { Layer } from './module.js';

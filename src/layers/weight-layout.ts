@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { recordingGradients } from '../ops/dispatch.js';
 
 /**
  * Tensors derived from a parameter and kept between calls: weights in the layout the matmul
@@ -76,9 +77,4 @@ export function registerTransposed(weight: tf.Variable): void {
 /** `weight` ([out, in]) as `[in, out]`: the registered copy, or a transpose made for this call. */
 export function transposedWeight(weight: tf.Tensor2D): tf.Tensor2D {
   return derivedOf(weight, 'transposed', transpose) as tf.Tensor2D;
-}
-
-/** Whether gradients are being recorded: then a kept copy would cut the variable off from its gradient. */
-export function recordingGradients(): boolean {
-  return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
 }

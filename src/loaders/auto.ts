@@ -6,7 +6,7 @@ import { CausalLM } from '../models/causal-lm.js';
 import { DecoderModel } from '../models/decoder.js';
 import { EncoderModel } from '../models/encoder.js';
 import type { TransformerModel } from '../models/transformer.js';
-import { settleWeights } from '../backend.js';
+import { settleWeights } from '../kernels/backend.js';
 import { assignWeights, type WeightLoadOptions } from './assign-weights.js';
 import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';

@@ -2,15 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { loadAddon } from '../../src/native/addon.js';
+import { loadAddon } from '../../src/kernels/native/addon.js';
+import { FUSED } from '../../src/kernels/contract.js';
 import {
-  LAYER_NORM,
-  RMS_NORM,
-  SELECTIVE_SCAN,
   getNumThreads,
   nativeInfo,
   setNumThreads,
-} from '../../src/native/index.js';
+} from '../../src/kernels/native/index.js';
 import { built, expectClose, randoms, runOn, selectNativeOrExpectClearError } from './helpers.js';
 
 describe('native backend', () => {
@@ -36,7 +34,7 @@ describe('native backend', () => {
       const cpu = tf.getKernelsForBackend('cpu').map((k) => k.kernelName);
       const native = new Set(tf.getKernelsForBackend('native').map((k) => k.kernelName));
       expect(cpu.filter((name) => !native.has(name))).toEqual([]);
-      for (const name of [SELECTIVE_SCAN, RMS_NORM, LAYER_NORM]) expect(native.has(name)).toBe(true);
+      for (const name of [FUSED.selectiveScan, FUSED.rmsNorm, FUSED.layerNorm]) expect(native.has(name)).toBe(true);
     });
 
     it('runs cpu kernels it does not override (concat, slice, pad) with cpu results', async () => {
@@ -52,7 +50,7 @@ describe('native backend', () => {
       const f = (): tf.Tensor => {
         const ints = tf.cast(tf.tensor2d([[1, 2], [3, 4]], undefined, 'int32'), 'float32');
         const bools = tf.cast(tf.tensor2d([[true, false], [false, true]], undefined, 'bool'), 'float32');
-        const rms = tf.engine().runKernel(RMS_NORM, { x: ints }, {}) as tf.Tensor;
+        const rms = tf.engine().runKernel(FUSED.rmsNorm, { x: ints }, {}) as tf.Tensor;
         return tf.concat([tf.matMul(ints, bools), tf.add(ints, bools), tf.softmax(ints), tf.exp(bools), rms]);
       };
       const native = await runOn('native', f);
@@ -60,7 +58,7 @@ describe('native backend', () => {
       const expected = tf.tidy(() => {
         const ints = tf.tensor2d([[1, 2], [3, 4]]);
         const bools = tf.tensor2d([[1, 0], [0, 1]]);
-        const rms = tf.engine().runKernel(RMS_NORM, { x: ints }, {}) as tf.Tensor;
+        const rms = tf.engine().runKernel(FUSED.rmsNorm, { x: ints }, {}) as tf.Tensor;
         return tf.concat([tf.matMul(ints, bools), tf.add(ints, bools), tf.softmax(ints), tf.exp(bools), rms]);
       });
       expectClose(native.values, expected.dataSync(), 1e-6);
@@ -98,9 +96,9 @@ describe('native backend', () => {
           tf.fused.matMul({ a, b, bias, activation: 'relu' }),
           tf.fused.matMul({ a, b, bias: rowBias, activation: 'elu' }),
           tf.matMul(ints, ints, false, true),
-          tf.engine().runKernel(RMS_NORM, { x: a, weight: w }, {}) as tf.Tensor,
-          tf.engine().runKernel(LAYER_NORM, { x: a, gamma: w, beta: w }, {}) as tf.Tensor,
-          ...(tf.engine().runKernel(SELECTIVE_SCAN, scan, {}) as tf.Tensor[]),
+          tf.engine().runKernel(FUSED.rmsNorm, { x: a, weight: w }, {}) as tf.Tensor,
+          tf.engine().runKernel(FUSED.layerNorm, { x: a, gamma: w, beta: w }, {}) as tf.Tensor,
+          ...(tf.engine().runKernel(FUSED.selectiveScan, scan, {}) as tf.Tensor[]),
           tf.softmax(a),
           tf.add(a, w),
           tf.transpose(a, [1, 0, 2]),

@@ -5,11 +5,10 @@ import { registerGradients } from '../../src/index.js';
 import { activation, gatedActivation } from '../../src/layers/activations.js';
 import { createContext } from '../../src/layers/context.js';
 import { FeedForward, type FeedForwardOptions } from '../../src/layers/feed-forward.js';
-import { FUSED } from '../../src/layers/fused-kernels.js';
+import { FUSED } from '../../src/kernels/contract.js';
 import { Linear, linear } from '../../src/layers/linear.js';
 import type { Module } from '../../src/layers/module.js';
 import { LayerNorm, RMSNorm } from '../../src/layers/norm.js';
-import { ACTIVATION, GATED_LINEAR, LINEAR } from '../../src/native/index.js';
 import { built, expectClose, randoms, runOn, selectNativeOrExpectClearError } from './helpers.js';
 
 /** Random values in [-scale, scale): activations are checked over their whole curved range. */
@@ -46,7 +45,6 @@ describe.skipIf(!built)('native feed-forward kernels', () => {
   });
 
   it('registers the fused kernels under the names the layers use', () => {
-    expect([LINEAR, GATED_LINEAR, ACTIVATION]).toEqual([FUSED.linear, FUSED.gatedLinear, FUSED.activation]);
     for (const name of Object.values(FUSED)) expect(tf.getKernel(name, 'native')).toBeDefined();
   });
 
@@ -193,16 +191,16 @@ describe.skipIf(!built)('native feed-forward kernels', () => {
     await tf.setBackend('native');
     const x = tf.zeros([2, 8]);
     const run = (kernel: string, inputs: tf.NamedTensorMap, attrs = {}) => () => tf.engine().runKernel(kernel, inputs, attrs);
-    expect(run(LINEAR, { x, weight: tf.zeros([4, 7]) })).toThrow(/TesseraLinear: weight must be \[out, 8\] for x \[2,8\], got \[4,7\]/);
-    expect(run(LINEAR, { x, weight: tf.zeros([4, 8]), bias: tf.zeros([3]) })).toThrow(/TesseraLinear: input 'bias' must have shape \[4\]/);
-    expect(run(LINEAR, { x, weight: tf.zeros([4, 8]) }, { activation: 'mish' })).toThrow(
+    expect(run(FUSED.linear, { x, weight: tf.zeros([4, 7]) })).toThrow(/TesseraLinear: weight must be \[out, 8\] for x \[2,8\], got \[4,7\]/);
+    expect(run(FUSED.linear, { x, weight: tf.zeros([4, 8]), bias: tf.zeros([3]) })).toThrow(/TesseraLinear: input 'bias' must have shape \[4\]/);
+    expect(run(FUSED.linear, { x, weight: tf.zeros([4, 8]) }, { activation: 'mish' })).toThrow(
       /TesseraLinear: unknown activation 'mish'; supported: linear, gelu, gelu_tanh, silu, relu, tanh/,
     );
-    expect(run(GATED_LINEAR, { x, gateWeight: tf.zeros([4, 8]), upWeight: tf.zeros([5, 8]) }, { activation: 'silu' })).toThrow(
+    expect(run(FUSED.gatedLinear, { x, gateWeight: tf.zeros([4, 8]), upWeight: tf.zeros([5, 8]) }, { activation: 'silu' })).toThrow(
       /TesseraGatedLinear: input 'upWeight' must have shape \[4,8\]/,
     );
-    expect(run(ACTIVATION, { x, up: tf.zeros([2, 7]) }, { activation: 'silu' })).toThrow(/TesseraActivation: input 'up' must have shape \[2,8\]/);
-    expect(run(ACTIVATION, { x: tf.zeros([2], 'int32') }, { activation: 'silu' })).toThrow(/TesseraActivation: input 'x' must be float32/);
+    expect(run(FUSED.activation, { x, up: tf.zeros([2, 7]) }, { activation: 'silu' })).toThrow(/TesseraActivation: input 'up' must have shape \[2,8\]/);
+    expect(run(FUSED.activation, { x: tf.zeros([2], 'int32') }, { activation: 'silu' })).toThrow(/TesseraActivation: input 'x' must be float32/);
     expect(() => linear(x, tf.zeros([4, 7]))).toThrow(/linear: input has 8 features, weight expects 7/);
   });
 });

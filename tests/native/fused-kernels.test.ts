@@ -1,17 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { FUSED } from '../../src/kernels/contract.js';
 import {
-  LAYER_NORM,
-  RMS_NORM,
-  SELECTIVE_SCAN,
   getNumThreads,
   layerNorm,
   rmsNorm,
   selectiveScan,
   setNumThreads,
   type SelectiveScanArrays,
-} from '../../src/native/index.js';
+} from '../../src/kernels/native/index.js';
 import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
 
 type ScanCase = SelectiveScanArrays;
@@ -87,11 +85,11 @@ function referenceLayerNorm(x: Float32Array, g: Float32Array | undefined, b: Flo
 describe('native fused kernels', () => {
   it('are registered for the native backend, or selecting it fails with a build hint', async () => {
     await selectNativeOrExpectClearError();
-    for (const name of [SELECTIVE_SCAN, RMS_NORM, LAYER_NORM]) {
+    for (const name of [FUSED.selectiveScan, FUSED.rmsNorm, FUSED.layerNorm]) {
       expect(tf.getKernel(name, 'native') !== undefined).toBe(built);
       // Not for the other backends (model code falls back to composed ops there), except the
-      // scan, which wasm has as a JS kernel (src/wasm/scan-kernel.ts).
-      if (name !== SELECTIVE_SCAN) expect(tf.getKernel(name, 'wasm')).toBeUndefined();
+      // scan, which wasm has as a JS kernel (src/kernels/wasm/scan-kernel.ts).
+      if (name !== FUSED.selectiveScan) expect(tf.getKernel(name, 'wasm')).toBeUndefined();
     }
   });
 
@@ -148,7 +146,7 @@ describe('native fused kernels', () => {
       expectClose(second.h, whole.h, 1e-6);
     });
 
-    it(`runs as the tfjs kernel ${SELECTIVE_SCAN} with outputs [y, h]`, () => {
+    it(`runs as the tfjs kernel ${FUSED.selectiveScan} with outputs [y, h]`, () => {
       const x = scanCase(2, 5, 3, 4, true);
       const ref = referenceScan(x);
       const [B, L, D, N] = [2, 5, 3, 4];
@@ -161,7 +159,7 @@ describe('native fused kernels', () => {
         D: tf.tensor(x.D, [D]),
         h0: tf.tensor(x.h0!, [B, D, N]),
       };
-      const [y, h] = tf.engine().runKernel(SELECTIVE_SCAN, inputs, {}) as tf.Tensor[];
+      const [y, h] = tf.engine().runKernel(FUSED.selectiveScan, inputs, {}) as tf.Tensor[];
       expect(y.shape).toEqual([B, L, D]);
       expect(h.shape).toEqual([B, D, N]);
       expectClose(y.dataSync(), ref.y, 1e-5);
@@ -172,8 +170,8 @@ describe('native fused kernels', () => {
     it('names the input whose shape is wrong', () => {
       const t = (shape: number[]): tf.Tensor => tf.zeros(shape);
       const inputs = { u: t([1, 2, 3]), delta: t([1, 2, 3]), A: t([3, 4]), B: t([1, 2, 4]), C: t([1, 2, 5]), D: t([3]) };
-      expect(() => tf.engine().runKernel(SELECTIVE_SCAN, inputs, {})).toThrow(
-        `${SELECTIVE_SCAN}: input 'C' must have shape [1,2,4], got [1,2,5]`,
+      expect(() => tf.engine().runKernel(FUSED.selectiveScan, inputs, {})).toThrow(
+        `${FUSED.selectiveScan}: input 'C' must have shape [1,2,4], got [1,2,5]`,
       );
       tf.dispose(Object.values(inputs));
     });
@@ -181,7 +179,7 @@ describe('native fused kernels', () => {
     it('refuses a state size above 256 with an error, not silently', () => {
       const t = (shape: number[]): tf.Tensor => tf.zeros(shape);
       const inputs = { u: t([1, 2, 3]), delta: t([1, 2, 3]), A: t([3, 300]), B: t([1, 2, 300]), C: t([1, 2, 300]), D: t([3]) };
-      expect(() => tf.engine().runKernel(SELECTIVE_SCAN, inputs, {})).toThrow('selective scan: state size above 256');
+      expect(() => tf.engine().runKernel(FUSED.selectiveScan, inputs, {})).toThrow('selective scan: state size above 256');
       tf.dispose(Object.values(inputs));
     });
   });
@@ -205,12 +203,12 @@ describe('native fused kernels', () => {
       expectClose(layerNorm(x, undefined, undefined, h, 1e-2), referenceLayerNorm(x, undefined, undefined, h, 1e-2), 1e-5);
     });
 
-    it(`run as tfjs kernels ${RMS_NORM} and ${LAYER_NORM} over the last dim`, () => {
+    it(`run as tfjs kernels ${FUSED.rmsNorm} and ${FUSED.layerNorm} over the last dim`, () => {
       const xt = tf.tensor(x, [3, 4, h]);
       const wt = tf.tensor(w);
       const bt = tf.tensor(b);
-      const rms = tf.engine().runKernel(RMS_NORM, { x: xt, weight: wt }, { epsilon: 1e-6 }) as tf.Tensor;
-      const ln = tf.engine().runKernel(LAYER_NORM, { x: xt, gamma: wt, beta: bt }, { epsilon: 1e-5 }) as tf.Tensor;
+      const rms = tf.engine().runKernel(FUSED.rmsNorm, { x: xt, weight: wt }, { epsilon: 1e-6 }) as tf.Tensor;
+      const ln = tf.engine().runKernel(FUSED.layerNorm, { x: xt, gamma: wt, beta: bt }, { epsilon: 1e-5 }) as tf.Tensor;
       expect(rms.shape).toEqual([3, 4, h]);
       expectClose(rms.dataSync(), referenceRmsNorm(x, w, h, 1e-6), 1e-5);
       expectClose(ln.dataSync(), referenceLayerNorm(x, w, b, h, 1e-5), 1e-5);
@@ -223,8 +221,8 @@ describe('native fused kernels', () => {
     it('rejects a weight of the wrong width', () => {
       const xt = tf.zeros([2, h]);
       const wt = tf.zeros([h + 1]);
-      expect(() => tf.engine().runKernel(RMS_NORM, { x: xt, weight: wt }, {})).toThrow(
-        `${RMS_NORM}: input 'weight' must have shape [16], got [17]`,
+      expect(() => tf.engine().runKernel(FUSED.rmsNorm, { x: xt, weight: wt }, {})).toThrow(
+        `${FUSED.rmsNorm}: input 'weight' must have shape [16], got [17]`,
       );
       tf.dispose([xt, wt]);
     });

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, expect } from 'vitest';
 
-import { initBackend } from '../../src/backend.js';
-import { isNativeBuilt } from '../../src/native/index.js';
+import { initBackend } from '../../src/kernels/backend.js';
+import { isNativeBuilt } from '../../src/kernels/native/index.js';
 
 /** Whether native/build/Release/tessera_native.node exists on this machine. */
 export const built = isNativeBuilt();

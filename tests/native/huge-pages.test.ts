@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
-import { settleWeights } from '../../src/backend.js';
-import { loadAddon } from '../../src/native/addon.js';
+import { settleWeights } from '../../src/kernels/backend.js';
+import { loadAddon } from '../../src/kernels/native/addon.js';
 import { AutoCausalLM } from '../../src/loaders/auto.js';
 import { built, randoms, useNativeBackend } from './helpers.js';
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { disposeSnapshot, GenerationCache } from '../../src/generation/cache.js';
 import { AutoCausalLM } from '../../src/loaders/auto.js';
-import type { NativeBackend } from '../../src/native/backend.js';
+import type { NativeBackend } from '../../src/kernels/native/backend.js';
 import { built, useNativeBackend } from './helpers.js';
 
 const backend = () => tf.backend() as unknown as NativeBackend;

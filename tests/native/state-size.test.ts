@@ -9,7 +9,7 @@ import { MAMBA_MIXER_KERNEL, canFuseMixer, fusedMixer } from '../../src/layers/f
 import { MambaMixer, type MambaOptions } from '../../src/layers/mamba.js';
 import { RMSNorm } from '../../src/layers/norm.js';
 import { sequentialScan } from '../../src/layers/selective-scan.js';
-import { SELECTIVE_SCAN } from '../../src/native/kernels.js';
+import { FUSED } from '../../src/kernels/contract.js';
 import { built, expectClose, randoms, useNativeBackend } from './helpers.js';
 
 // The native scan kernels hold a channel's state in a fixed array of 256 (native/src/scan.c). A
@@ -52,7 +52,7 @@ describe.runIf(built)(`native backend, Mamba state size ${N} (above the fused ke
   it('the kernels themselves still refuse it when called directly (their safety check)', () => {
     const t = (shape: number[]): tf.Tensor => tf.zeros(shape);
     const scanInputs = { u: t([1, 2, 3]), delta: t([1, 2, 3]), A: t([3, N]), B: t([1, 2, N]), C: t([1, 2, N]), D: t([3]) };
-    expect(() => tf.engine().runKernel(SELECTIVE_SCAN, scanInputs, {})).toThrow('selective scan: state size above 256');
+    expect(() => tf.engine().runKernel(FUSED.selectiveScan, scanInputs, {})).toThrow('selective scan: state size above 256');
     tf.dispose(Object.values(scanInputs));
     const mixer = randomMixer(OPTIONS, 1);
     const hidden = tf.zeros([1, 2, OPTIONS.hiddenSize]);

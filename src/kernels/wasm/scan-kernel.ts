@@ -1,8 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED } from '../layers/fused-kernels.js';
-import { scanKernelInputs } from '../kernel-checks.js';
-
-const KERNEL = FUSED.selectiveScan;
+import { FUSED, scanKernelInputs } from '../contract.js';
 
 /** The slice of the wasm backend's API this kernel needs. */
 interface WasmBackendLike {
@@ -17,12 +14,12 @@ interface WasmBackendLike {
  * O(L·D·N) multiply-adds and exps and nothing else (~15 ns an update, most of it Math.exp; a
  * polynomial exp in JS measured slower). For a single decode step the op-by-op step is faster
  * (see fusedScanForSteps in src/layers/fused-scan.ts). Inputs and outputs as the native kernel's
- * (src/native/kernels.ts): u, delta [B,L,D], A [D,N], B, C [B,L,N], D [D], optional h0 [B,D,N]
+ * (src/kernels/native/kernels.ts): u, delta [B,L,D], A [D,N], B, C [B,L,N], D [D], optional h0 [B,D,N]
  * → y [B,L,D], h [B,D,N].
  */
 function selectiveScan({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
   const wasm = backend as WasmBackendLike;
-  const { u, delta, A, B, C, D, h0, batch, len, dim, nstate } = scanKernelInputs(KERNEL, inputs);
+  const { u, delta, A, B, C, D, h0, batch, len, dim, nstate } = scanKernelInputs(FUSED.selectiveScan, inputs);
   const yInfo = wasm.makeOutput([batch, len, dim], 'float32');
   const hInfo = wasm.makeOutput([batch, dim, nstate], 'float32');
   // Views after every allocation: growing the heap detaches earlier ones.
@@ -56,7 +53,7 @@ function selectiveScan({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; bac
 
 /** Register the JS selective scan on the wasm backend (idempotent). */
 export function registerWasmScanKernel(): void {
-  if (tf.getKernel(KERNEL, 'wasm') === undefined) {
-    tf.registerKernel({ kernelName: KERNEL, backendName: 'wasm', kernelFunc: selectiveScan as unknown as tf.KernelFunc });
+  if (tf.getKernel(FUSED.selectiveScan, 'wasm') === undefined) {
+    tf.registerKernel({ kernelName: FUSED.selectiveScan, backendName: 'wasm', kernelFunc: selectiveScan as unknown as tf.KernelFunc });
   }
 }

@@ -2,18 +2,14 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import type { NativeAddon } from './addon.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
-import { FUSED } from '../layers/fused-kernels.js';
-import { requireFloat32, requireShape } from '../kernel-checks.js';
-
-/** Name of the fused attention kernel (src/layers/fused-attention.ts runs it). */
-export const ATTENTION = FUSED.attention;
+import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** Layout codes of the addon's `attention`: 0 = [B, S, Hkv·D] (as projected), 1 = [B, Hkv, S, D] (as cached). */
 const TOKEN_MAJOR = 0;
 const HEAD_MAJOR = 1;
 
 function fail(message: string): never {
-  throw new Error(`${ATTENTION}: ${message}`);
+  throw new Error(`${FUSED.attention}: ${message}`);
 }
 
 function positiveInt(name: string, value: unknown): number {
@@ -49,7 +45,7 @@ interface AttentionInputs {
 function attentionKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs = {} }: KernelArgs) => {
     const { q, k, v, cos, sin, pastKey, pastValue, mask } = inputs as unknown as AttentionInputs;
-    requireFloat32(ATTENTION, { q, k, v, cos, sin, pastKey, pastValue }); // the mask may be any dtype
+    requireFloat32(FUSED.attention, { q, k, v, cos, sin, pastKey, pastValue }); // the mask may be any dtype
     const heads = positiveInt('numHeads', attrs.numHeads);
     const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads);
     const headDim = positiveInt('headDim', attrs.headDim);
@@ -57,23 +53,23 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
     if (q.shape.length !== 3) fail(`q must be [batch, length, numHeads·headDim], got [${q.shape}]`);
     const [batch, len] = q.shape;
-    requireShape(ATTENTION, 'q', q, [batch, len, heads * headDim]);
-    requireShape(ATTENTION, 'k', k, [batch, len, kvHeads * headDim]);
-    requireShape(ATTENTION, 'v', v, [batch, len, kvHeads * headDim]);
+    requireShape(FUSED.attention, 'q', q, [batch, len, heads * headDim]);
+    requireShape(FUSED.attention, 'k', k, [batch, len, kvHeads * headDim]);
+    requireShape(FUSED.attention, 'v', v, [batch, len, kvHeads * headDim]);
     if ((cos === undefined) !== (sin === undefined)) fail('cos and sin come together');
     const rotDim = cos === undefined ? 0 : cos.shape[3];
     if (cos !== undefined && (rotDim % 2 !== 0 || rotDim > headDim)) {
       fail(`rotary dim ${rotDim} must be even and at most headDim ${headDim}`);
     }
-    requireShape(ATTENTION, 'cos', cos, [batch, 1, len, rotDim]);
-    requireShape(ATTENTION, 'sin', sin, [batch, 1, len, rotDim]);
+    requireShape(FUSED.attention, 'cos', cos, [batch, 1, len, rotDim]);
+    requireShape(FUSED.attention, 'sin', sin, [batch, 1, len, rotDim]);
     if ((pastKey === undefined) !== (pastValue === undefined)) fail('pastKey and pastValue come together');
     if (pastKey !== undefined && !returnCache) fail('pastKey/pastValue need returnCache');
     const pastLen = pastKey === undefined ? 0 : pastKey.shape[2];
-    requireShape(ATTENTION, 'pastKey', pastKey, [batch, kvHeads, pastLen, headDim]);
-    requireShape(ATTENTION, 'pastValue', pastValue, [batch, kvHeads, pastLen, headDim]);
+    requireShape(FUSED.attention, 'pastKey', pastKey, [batch, kvHeads, pastLen, headDim]);
+    requireShape(FUSED.attention, 'pastValue', pastValue, [batch, kvHeads, pastLen, headDim]);
     const keys = pastLen + len;
-    requireShape(ATTENTION, 'mask', mask, [batch, keys]);
+    requireShape(FUSED.attention, 'mask', mask, [batch, keys]);
 
     const rotate = (x: TensorInfo, n: number): Float32Array => {
       const xs = values(backend, x);
@@ -120,5 +116,5 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
 
 /** The fused attention kernel, for the native backend's registration. */
 export function attentionKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
-  return [{ kernelName: ATTENTION, backendName, kernelFunc: attentionKernel(addon) }];
+  return [{ kernelName: FUSED.attention, backendName, kernelFunc: attentionKernel(addon) }];
 }

@@ -8,7 +8,7 @@ import { elementwiseKernels } from './elementwise.js';
 import { sliceKernels } from './slice.js';
 import { gatherKernels } from './gather.js';
 import { NATIVE_MAX_STATE_SIZE, nativeKernels } from './kernels.js';
-import { declareMaxStateSize, FUSED } from '../layers/fused-kernels.js';
+import { declareMaxStateSize, FUSED } from '../contract.js';
 import { mambaKernels } from './mamba-mixer.js';
 import { ffnKernels } from './ffn-kernels.js';
 

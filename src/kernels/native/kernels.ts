@@ -2,14 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { ACTIVATIONS, BINARY_OPS, type NativeAddon } from './addon.js';
-import { FUSED } from '../layers/fused-kernels.js';
-import { requireFloat32, requireShape, scanKernelInputs } from '../kernel-checks.js';
+import { FUSED, requireFloat32, requireShape, scanKernelInputs } from '../contract.js';
 import { allocate, broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
-
-/** Names of Tessera's fused kernels, registered for the 'native' backend only. */
-export const SELECTIVE_SCAN = FUSED.selectiveScan;
-export const RMS_NORM = FUSED.rmsNorm;
-export const LAYER_NORM = FUSED.layerNorm;
 
 /**
  * The largest state size N the native scan kernels take (`MAX_STATE` in native/src/scan.c: a
@@ -191,10 +185,10 @@ function normInput(addon: NativeAddon, backend: Backend, kernel: string, x: Tens
 function rmsNormKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const { x, weight, residual } = inputs as { x: TensorInfo; weight?: TensorInfo; residual?: TensorInfo };
-    requireFloat32(RMS_NORM, inputs);
+    requireFloat32(FUSED.rmsNorm, inputs);
     const h = x.shape[x.shape.length - 1] ?? 0;
-    requireShape(RMS_NORM, 'weight', weight, [h]);
-    const { input, out: y } = normInput(addon, backend, RMS_NORM, x, residual);
+    requireShape(FUSED.rmsNorm, 'weight', weight, [h]);
+    const { input, out: y } = normInput(addon, backend, FUSED.rmsNorm, x, residual);
     if (y.length > 0) {
       const w = weight === undefined ? null : values(backend, weight);
       addon.rmsNorm(input, w, y, h, Number(attrs?.epsilon ?? 1e-6));
@@ -207,11 +201,11 @@ function rmsNormKernel(addon: NativeAddon): KernelFunc {
 function layerNormKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const { x, gamma, beta, residual } = inputs as { x: TensorInfo; gamma?: TensorInfo; beta?: TensorInfo; residual?: TensorInfo };
-    requireFloat32(LAYER_NORM, inputs);
+    requireFloat32(FUSED.layerNorm, inputs);
     const h = x.shape[x.shape.length - 1] ?? 0;
-    requireShape(LAYER_NORM, 'gamma', gamma, [h]);
-    requireShape(LAYER_NORM, 'beta', beta, [h]);
-    const { input, out: y } = normInput(addon, backend, LAYER_NORM, x, residual);
+    requireShape(FUSED.layerNorm, 'gamma', gamma, [h]);
+    requireShape(FUSED.layerNorm, 'beta', beta, [h]);
+    const { input, out: y } = normInput(addon, backend, FUSED.layerNorm, x, residual);
     if (y.length > 0) {
       addon.layerNorm(
         input,
@@ -232,7 +226,7 @@ function layerNormKernel(addon: NativeAddon): KernelFunc {
  */
 function selectiveScanKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend }: KernelArgs) => {
-    const { u, delta, A, B, C, D, h0, batch, len, dim, nstate } = scanKernelInputs(SELECTIVE_SCAN, inputs);
+    const { u, delta, A, B, C, D, h0, batch, len, dim, nstate } = scanKernelInputs(FUSED.selectiveScan, inputs);
     const y = allocate(backend, batch * len * dim);
     const h = allocate(backend, batch * dim * nstate);
     addon.selectiveScan(
@@ -262,9 +256,9 @@ export function nativeKernels(addon: NativeAddon, backendName: string): KernelCo
   const kernels: Array<[string, KernelFunc]> = [
     [tf.BatchMatMul, batchMatMulKernel(addon)],
     [tf._FusedMatMul, fusedMatMulKernel(addon)],
-    [RMS_NORM, rmsNormKernel(addon)],
-    [LAYER_NORM, layerNormKernel(addon)],
-    [SELECTIVE_SCAN, selectiveScanKernel(addon)],
+    [FUSED.rmsNorm, rmsNormKernel(addon)],
+    [FUSED.layerNorm, layerNormKernel(addon)],
+    [FUSED.selectiveScan, selectiveScanKernel(addon)],
   ];
   return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
 }

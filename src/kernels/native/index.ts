@@ -6,9 +6,6 @@ import { loadAddon, type NativeInfo } from './addon.js';
 
 export { ADDON_PATH, isNativeBuilt, type NativeInfo } from './addon.js';
 export { NATIVE_BACKEND, registerNativeBackend } from './backend.js';
-export { ATTENTION } from './attention.js';
-export { LAYER_NORM, RMS_NORM, SELECTIVE_SCAN } from './kernels.js';
-export { ACTIVATION, GATED_LINEAR, LINEAR } from './ffn-kernels.js';
 export { layerNorm, rmsNorm, selectiveScan, type SelectiveScanArrays } from './ops.js';
 
 /** Threads for BLAS calls and the selective scan (default: `TESSERA_NUM_THREADS`, else every core). */

@@ -1,12 +1,8 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { FUSED } from '../layers/fused-kernels.js';
-import { requireFloat32, requireShape } from '../kernel-checks.js';
+import { FUSED, requireFloat32, requireShape } from '../contract.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
-
-/** The fused Mamba mixer kernel (native/src/mamba.c); src/layers/mamba.ts calls it by this name. */
-export const MAMBA_MIXER = FUSED.mambaMixer;
 
 /** Operand names in the order the addon takes them (binding.c's MambaMixer). */
 const OPERANDS = [
@@ -25,9 +21,9 @@ const OPERANDS = [
  */
 function mambaMixerKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    requireFloat32(MAMBA_MIXER, inputs);
+    requireFloat32(FUSED.mambaMixer, inputs);
     const { hidden, inWeight, convWeight, xWeight, A } = inputs as Record<string, TensorInfo>;
-    if (hidden.shape.length !== 3) throw new Error(`${MAMBA_MIXER}: hidden must be [batch, length, hidden], got [${hidden.shape}]`);
+    if (hidden.shape.length !== 3) throw new Error(`${FUSED.mambaMixer}: hidden must be [batch, length, hidden], got [${hidden.shape}]`);
     const [batch, len, size] = hidden.shape as [number, number, number];
     const inner = inWeight.shape[0]! / 2;
     const [, nstate] = A.shape as [number, number];
@@ -39,9 +35,9 @@ function mambaMixerKernel(addon: NativeAddon): KernelFunc {
       D: [inner], outWeight: [size, inner], outBias: [size], dtNorm: [rank], bNorm: [nstate], cNorm: [nstate],
       convState: [batch, inner, kernel], ssmState: [batch, inner, nstate], keep: [batch, len], preNorm: [size],
     };
-    for (const [name, shape] of Object.entries(expected)) requireShape(MAMBA_MIXER, name, inputs[name], shape);
+    for (const [name, shape] of Object.entries(expected)) requireShape(FUSED.mambaMixer, name, inputs[name], shape);
     for (const name of ['dtWeight', 'dtBias', 'D', 'outWeight'] as const) {
-      if (inputs[name] === undefined) throw new Error(`${MAMBA_MIXER}: input '${name}' is missing`);
+      if (inputs[name] === undefined) throw new Error(`${FUSED.mambaMixer}: input '${name}' is missing`);
     }
     const operands = OPERANDS.map((name) => {
       const t = inputs[name];
@@ -66,5 +62,5 @@ function mambaMixerKernel(addon: NativeAddon): KernelFunc {
 
 /** The fused Mamba kernel for the native backend. */
 export function mambaKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
-  return [{ kernelName: MAMBA_MIXER, backendName, kernelFunc: mambaMixerKernel(addon) }];
+  return [{ kernelName: FUSED.mambaMixer, backendName, kernelFunc: mambaMixerKernel(addon) }];
 }

@@ -109,7 +109,7 @@ export interface NativeAddon {
    * Fused attention into `out` [B, Lq, H·headDim] from token-major `q`; `dims` =
    * [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout, vLayout, causal] with layouts
    * 0 = [B, S, kvHeads·headDim], 1 = [B, kvHeads, S, headDim]. `mask` [B, S]: 0 = padding.
-   * See src/native/attention.ts.
+   * See src/kernels/native/attention.ts.
    */
   attention(
     q: Float32Array,
@@ -178,7 +178,7 @@ export const UNARY_OPS = ['Exp', 'Log', 'Sigmoid', 'Tanh', 'Erf', 'Sqrt', 'Rsqrt
 
 /** Where `npm run build:native` puts the addon (the same relative path from src/ and dist/). */
 export const ADDON_PATH = fileURLToPath(
-  new URL('../../native/build/Release/tessera_native.node', import.meta.url),
+  new URL('../../../native/build/Release/tessera_native.node', import.meta.url),
 );
 
 const BUILD_HINT =

@@ -3,13 +3,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
-import { FUSED } from '../layers/fused-kernels.js';
-import { requireFloat32, requireShape } from '../kernel-checks.js';
-
-/** Names of Tessera's feed-forward kernels, registered for the 'native' backend only. */
-export const LINEAR = FUSED.linear;
-export const GATED_LINEAR = FUSED.gatedLinear;
-export const ACTIVATION = FUSED.activation;
+import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
 function activationCode(kernel: string, attrs: KernelArgs['attrs']): number {
@@ -36,10 +30,10 @@ function outFeatures(kernel: string, name: string, x: TensorInfo, weight: Tensor
 function linearKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const { x, weight, bias } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
-    requireFloat32(LINEAR, inputs);
-    const act = activationCode(LINEAR, attrs);
-    const n = outFeatures(LINEAR, 'weight', x, weight);
-    requireShape(LINEAR, 'bias', bias, [n]);
+    requireFloat32(FUSED.linear, inputs);
+    const act = activationCode(FUSED.linear, attrs);
+    const n = outFeatures(FUSED.linear, 'weight', x, weight);
+    requireShape(FUSED.linear, 'bias', bias, [n]);
     const shape = [...x.shape.slice(0, -1), n];
     const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
@@ -61,12 +55,12 @@ function gatedLinearKernel(addon: NativeAddon): KernelFunc {
       gateBias?: TensorInfo;
       upBias?: TensorInfo;
     };
-    requireFloat32(GATED_LINEAR, inputs);
-    const act = activationCode(GATED_LINEAR, attrs);
-    const n = outFeatures(GATED_LINEAR, 'gateWeight', x, gateWeight);
-    requireShape(GATED_LINEAR, 'upWeight', upWeight, gateWeight.shape);
-    requireShape(GATED_LINEAR, 'gateBias', gateBias, [n]);
-    requireShape(GATED_LINEAR, 'upBias', upBias, [n]);
+    requireFloat32(FUSED.gatedLinear, inputs);
+    const act = activationCode(FUSED.gatedLinear, attrs);
+    const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
+    requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
+    requireShape(FUSED.gatedLinear, 'gateBias', gateBias, [n]);
+    requireShape(FUSED.gatedLinear, 'upBias', upBias, [n]);
     const shape = [...x.shape.slice(0, -1), n];
     const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
@@ -90,9 +84,9 @@ function gatedLinearKernel(addon: NativeAddon): KernelFunc {
 function activationKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const { x, up } = inputs as { x: TensorInfo; up?: TensorInfo };
-    requireFloat32(ACTIVATION, inputs);
-    const act = activationCode(ACTIVATION, attrs);
-    requireShape(ACTIVATION, 'up', up, x.shape);
+    requireFloat32(FUSED.activation, inputs);
+    const act = activationCode(FUSED.activation, attrs);
+    requireShape(FUSED.activation, 'up', up, x.shape);
     const out = allocate(backend, tf.util.sizeFromShape(x.shape));
     if (out.length > 0) addon.ffnActivation(act, values(backend, x), up === undefined ? null : values(backend, up), out);
     return backend.makeTensorInfo(x.shape, 'float32', out);
@@ -102,9 +96,9 @@ function activationKernel(addon: NativeAddon): KernelFunc {
 /** The feed-forward kernels of the native backend. */
 export function ffnKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   const kernels: Array<[string, KernelFunc]> = [
-    [LINEAR, linearKernel(addon)],
-    [GATED_LINEAR, gatedLinearKernel(addon)],
-    [ACTIVATION, activationKernel(addon)],
+    [FUSED.linear, linearKernel(addon)],
+    [FUSED.gatedLinear, gatedLinearKernel(addon)],
+    [FUSED.activation, activationKernel(addon)],
   ];
   return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import './tf-chained.js';
+import '../tf-chained.js';
 
 /** Backends Tessera knows how to start, fastest first. */
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';

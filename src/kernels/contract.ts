@@ -1,0 +1,105 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+
+/**
+ * The contract between Tessera's ops and its own tfjs kernels (native/ and wasm/): the kernel
+ * names, the limits a backend declares for its implementation, and the input checks, so that a
+ * wrong dtype or shape fails with the kernel's and the input's names rather than deep inside the
+ * computation.
+ */
+
+/**
+ * Fused kernels a backend may register (the native addon does; see docs/native-backend.md), by
+ * the tfjs kernel name. Ops run one of these instead of their op-by-op path only where
+ * src/ops/dispatch.ts says so; the op-by-op path stays the reference (and what wasm, cpu and
+ * gradient recording use).
+ */
+export const FUSED = {
+  /** `{ x, weight?: [H], residual? }`, `{ epsilon }` → norm(x + residual). */
+  rmsNorm: 'TesseraRMSNorm',
+  /** `{ x, gamma?: [H], beta?: [H], residual? }`, `{ epsilon }` → norm(x + residual). */
+  layerNorm: 'TesseraLayerNorm',
+  /** `{ x: [..., in], weight: [out, in], bias?: [out] }`, `{ activation }` → `act(x·Wᵀ + b)`. */
+  linear: 'TesseraLinear',
+  /** `{ x, gateWeight, upWeight, gateBias?, upBias? }`, `{ activation }` → `act(x·Wgᵀ + bg) * (x·Wuᵀ + bu)`. */
+  gatedLinear: 'TesseraGatedLinear',
+  /** `{ x, up? }`, `{ activation }` → `act(x)` (times `up`). */
+  activation: 'TesseraActivation',
+  /** Attention after the q/k/v projections. */
+  attention: 'TesseraAttention',
+  /** The Mamba selective scan: `{ u, delta, A, B, C, D, h0? }` → `[y, h]` (see {@link scanKernelInputs}). */
+  selectiveScan: 'TesseraSelectiveScan',
+  /** The whole Mamba mixer, or its pre-norm block. */
+  mambaMixer: 'TesseraMambaMixer',
+} as const;
+
+/** `kernel@backend` → the largest state size its implementation there takes. */
+const maxStateSizes = new Map<string, number>();
+
+/**
+ * Declared by a backend that registers `kernel` with a limit on the state size N (the native scan
+ * kernels keep a channel's state in a fixed array). Above it the ops take their reference path and
+ * give what the other backends give rather than an error.
+ */
+export function declareMaxStateSize(kernel: string, backendName: string, maxStateSize: number): void {
+  maxStateSizes.set(`${kernel}@${backendName}`, maxStateSize);
+}
+
+/** The largest state size `kernel` takes on `backendName`, or undefined when it declared no limit. */
+export function maxStateSize(kernel: string, backendName: string): number | undefined {
+  return maxStateSizes.get(`${kernel}@${backendName}`);
+}
+
+/** Every given input is float32. */
+export function requireFloat32(kernel: string, inputs: Record<string, TensorInfo | undefined>): void {
+  for (const [name, t] of Object.entries(inputs)) {
+    if (t !== undefined && t.dtype !== 'float32') {
+      throw new Error(`${kernel}: input '${name}' must be float32, got ${t.dtype}`);
+    }
+  }
+}
+
+/** `t`, if given, has exactly `shape`. */
+export function requireShape(kernel: string, name: string, t: TensorInfo | undefined, shape: number[]): void {
+  if (t !== undefined && !tf.util.arraysEqual(t.shape, shape)) {
+    throw new Error(`${kernel}: input '${name}' must have shape [${shape}], got [${t.shape}]`);
+  }
+}
+
+/** The selective scan's inputs: u, delta [B, L, D], A [D, N], B, C [B, L, N], D [D], h0? [B, D, N]. */
+export interface ScanKernelInputs {
+  u: TensorInfo;
+  delta: TensorInfo;
+  A: TensorInfo;
+  B: TensorInfo;
+  C: TensorInfo;
+  D: TensorInfo;
+  h0?: TensorInfo;
+}
+
+/**
+ * Check a `TesseraSelectiveScan` call (each backend's implementation takes the same inputs) and
+ * return them with their sizes.
+ */
+export function scanKernelInputs(
+  kernel: string,
+  inputs: Record<string, TensorInfo | undefined>,
+): ScanKernelInputs & { batch: number; len: number; dim: number; nstate: number } {
+  requireFloat32(kernel, inputs);
+  const { u, delta, A, B, C, D, h0 } = inputs;
+  for (const [name, t] of Object.entries({ u, delta, A, B, C, D })) {
+    if (t === undefined) throw new Error(`${kernel}: input '${name}' is missing`);
+  }
+  if (u!.shape.length !== 3 || A!.shape.length !== 2) {
+    throw new Error(`${kernel}: u must be [B, L, D] and A [D, N], got [${u!.shape}] and [${A!.shape}]`);
+  }
+  const [batch, len, dim] = u!.shape as [number, number, number];
+  const nstate = A!.shape[1]!;
+  requireShape(kernel, 'delta', delta, [batch, len, dim]);
+  requireShape(kernel, 'A', A, [dim, nstate]);
+  requireShape(kernel, 'B', B, [batch, len, nstate]);
+  requireShape(kernel, 'C', C, [batch, len, nstate]);
+  requireShape(kernel, 'D', D, [dim]);
+  requireShape(kernel, 'h0', h0, [batch, dim, nstate]);
+  return { u: u!, delta: delta!, A: A!, B: B!, C: C!, D: D!, h0, batch, len, dim, nstate };
+}

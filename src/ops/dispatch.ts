@@ -1,0 +1,42 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { maxStateSize } from '../kernels/contract.js';
+
+/**
+ * The one decision every op makes before running a backend's fused kernel (names in
+ * src/kernels/contract.ts) instead of its reference composition in tfjs ops.
+ */
+
+/** Sizes of a call that a backend's kernel may not support (declared by the backend with `declareMaxStateSize`). */
+export interface FusedCallSizes {
+  /** The Mamba state size N. */
+  stateSize?: number;
+}
+
+/**
+ * Whether `kernel` may run now: the active backend registers it, no gradients are recorded
+ * (fused kernels have no gradient; the op-by-op path keeps training exact), and `sizes` are
+ * within what the backend's implementation declared it takes.
+ */
+export function canFuse(kernel: string, sizes: FusedCallSizes = {}): boolean {
+  return fusedKernelFits(kernel, sizes) && !recordingGradients();
+}
+
+/** Whether the active backend registers `kernel` and its implementation takes `sizes`. */
+export function fusedKernelFits(kernel: string, { stateSize }: FusedCallSizes = {}): boolean {
+  const backend = tf.getBackend();
+  if (tf.getKernel(kernel, backend) === undefined) return false;
+  const max = stateSize === undefined ? undefined : maxStateSize(kernel, backend);
+  return max === undefined || stateSize! <= max;
+}
+
+/** Run a fused kernel with the inputs that are defined (optional ones may be left out). */
+export function runFused(kernel: string, inputs: Record<string, tf.Tensor | undefined>, attrs: Record<string, string | number> = {}): tf.Tensor {
+  const present: tf.NamedTensorMap = {};
+  for (const [name, t] of Object.entries(inputs)) if (t !== undefined) present[name] = t;
+  return tf.engine().runKernel(kernel, present, attrs) as tf.Tensor;
+}
+
+/** Whether gradients are being recorded: fused kernels have none, and kept copies of weights would cut a variable off from its gradient. */
+export function recordingGradients(): boolean {
+  return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+}
