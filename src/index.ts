@@ -42,7 +42,8 @@ export type { MambaConfig } from './architectures/mamba/config.js';
 export { AutoEncoder, AutoDecoder, AutoCausalLM, buildFromConfig, modelFromCheckpoint } from './loaders/auto.js';
 export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './loaders/checkpoint.js';
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
-export { assignWeights, renameParameter, type RenameRules, type AssignOptions, type WeightLoadOptions } from './loaders/assign-weights.js';
+export { renameParameter, type RenameRules } from './architectures/rename.js';
+export { assignWeights, type AssignOptions, type WeightLoadOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
 export { readPytorchCheckpoint, UnsafePickleError } from './loaders/pytorch/index.js';
 export {

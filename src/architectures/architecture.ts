@@ -1,9 +1,9 @@
-import type { RenameRules } from '../loaders/assign-weights.js';
 import type { ModelParts } from '../models/transformer.js';
+import type { ModelKind } from './model-kind.js';
+import type { RenameRules } from './rename.js';
 import type { ModelSize } from './size.js';
 
-/** What a model is used as: an encoder, a decoder without its head, or a causal LM. */
-export type ModelKind = 'encoder' | 'decoder' | 'causal-lm';
+export type { ModelKind } from './model-kind.js';
 
 /**
  * Everything Tessera knows about one architecture: how to read its HF config, which blocks to

@@ -3,7 +3,7 @@ import type { EmbeddingsOptions } from '../layers/embeddings.js';
 import type { FeedForwardOptions } from '../layers/feed-forward.js';
 import type { MambaOptions } from '../layers/mamba.js';
 import type { MixtureOfExpertsOptions } from '../layers/moe.js';
-import type { ModelKind } from './architecture.js';
+import type { ModelKind } from './model-kind.js';
 
 /** What building a model would allocate, counted from its config without allocating. */
 export interface ModelSize {

@@ -1,17 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../layers/module.js';
+import { renameParameter, type RenameRules } from '../architectures/rename.js';
 import type { TensorMap } from './raw-tensor.js';
-
-/** Ordered rename rules from checkpoint names to Tessera paths; the first match wins. */
-export type RenameRules = ReadonlyArray<readonly [RegExp, string]>;
-
-/** Map a checkpoint name to a Tessera parameter path, or undefined when no rule matches. */
-export function renameParameter(name: string, rules: RenameRules): string | undefined {
-  for (const [pattern, replacement] of rules) {
-    if (pattern.test(name)) return name.replace(pattern, replacement);
-  }
-  return undefined;
-}
 
 /** Options of a model load (`fromDir`, `fromHfHub`, `fromPretrained`, {@link assignWeights}). */
 export interface WeightLoadOptions {

@@ -1,4 +1,4 @@
-import type { RenameRules } from '../../loaders/assign-weights.js';
+import type { RenameRules } from '../rename.js';
 
 /**
  * HF `BertModel` names -> Tessera paths. Post-norm: attention.output.LayerNorm is the mixer's norm.

@@ -1,4 +1,4 @@
-import type { RenameRules } from '../../loaders/assign-weights.js';
+import type { RenameRules } from '../rename.js';
 
 const L = String.raw`^(?:model\.)?layers\.(\d+)\.`;
 

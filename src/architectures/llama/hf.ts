@@ -1,4 +1,4 @@
-import type { RenameRules } from '../../loaders/assign-weights.js';
+import type { RenameRules } from '../rename.js';
 
 /** HF `LlamaForCausalLM` / `LlamaModel` names -> Tessera paths. */
 export const llamaHfNames: RenameRules = [

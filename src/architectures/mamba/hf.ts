@@ -1,4 +1,4 @@
-import type { RenameRules } from '../../loaders/assign-weights.js';
+import type { RenameRules } from '../rename.js';
 
 /** HF `MambaForCausalLM` names (and the original state-spaces names) -> Tessera paths. */
 export const mambaHfNames: RenameRules = [
