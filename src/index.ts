@@ -3,6 +3,8 @@
  * @packageDocumentation
  */
 import 'reflect-metadata';
+// lm.generate, model.save, model.runWithCache and the other convenience methods.
+import './model-methods.js';
 
 export { initBackend, activeBackend, registerBackendLoader, BACKEND_PREFERENCE, type BackendName, type BackendOptions } from './kernels/backend.js';
 
@@ -29,6 +31,7 @@ export { EncoderModel, type EncoderOutput } from './models/encoder.js';
 export { DecoderModel } from './models/decoder.js';
 export { CausalLM, type CausalLMOutput } from './models/causal-lm.js';
 export { ModelDisposedError } from './models/errors.js';
+export type { Model, HookableModel } from './models/model.js';
 export type { Architecture, ModelKind } from './architectures/architecture.js';
 export { ArchitectureRegistry, architectureRegistry } from './architectures/registry.js';
 export { ConfigReader, ConfigError, CONFIG_LIMITS } from './architectures/config-keys.js';
@@ -66,7 +69,7 @@ export type { HubLoadOptions } from './loaders/pretrained.js';
 export { AutoTokenizer, type TokenizerInput, type EncodeOptions, type Encoding, type DecodeOptions } from './loaders/tokenizer.js';
 
 // Hooks and activation capture (docs/hooks.md)
-export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookableModel, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
+export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
 export { ActivationCache } from './hooks/activation-cache.js';
 export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector } from './hooks/hook-points.js';
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayerStateStore } from '../layers/context.js';
+import type { ModelStateStore } from '../models/state-store.js';
 import { CacheModelMismatchError } from './errors.js';
 
 /**
@@ -44,7 +44,7 @@ export interface CacheSnapshot {
  * with another model throws {@link CacheModelMismatchError} rather than continuing another
  * model's positions and states.
  */
-export class GenerationCache implements LayerStateStore {
+export class GenerationCache implements ModelStateStore {
   private slots = new Map<object, Record<string, tf.Tensor>>();
   /** Positions held (the `offset` of the next forward call). */
   length = 0;

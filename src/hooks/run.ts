@@ -1,13 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HookFn, HookHandle, Module } from '../layers/module.js';
+import type { Model } from '../models/model.js';
 import type { ForwardOptions } from '../models/transformer.js';
 import { ActivationCache } from './activation-cache.js';
 import { hookTargets, resolveHookPoint, selectHookPoints, type HookPointSelector } from './hook-points.js';
-
-/** A model the hook helpers can run: a module tree with a `forward(ids, options)`. */
-export interface HookableModel extends Module {
-  forward(inputIds: tf.Tensor2D, options?: ForwardOptions): object;
-}
 
 /** Every hook point name of `model` (see {@link hookTargets} for what counts). */
 export function hookPoints(model: Module): string[] {
@@ -45,7 +41,7 @@ export interface HookSpec {
  * names are checked before any hook is attached.
  */
 export function runWithHooks<O>(
-  model: Module & { forward(inputIds: tf.Tensor2D, options?: ForwardOptions): O },
+  model: Model<O>,
   inputIds: tf.Tensor2D,
   hooks: readonly HookSpec[] | Readonly<Record<string, HookFn>>,
   options: ForwardOptions = {},
@@ -95,7 +91,7 @@ export interface CachedRun<O> {
  * them trains the model when the call runs inside `tf.variableGrads` / `optimizer.minimize`.
  */
 export function runWithCache<O>(
-  model: Module & { forward(inputIds: tf.Tensor2D, options?: ForwardOptions): O },
+  model: Model<O>,
   inputIds: tf.Tensor2D,
   options: RunWithCacheOptions = {},
 ): CachedRun<O> {

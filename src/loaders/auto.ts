@@ -1,4 +1,7 @@
 import '../architectures/index.js';
+// Models loaded here come with their convenience methods (generate, save, hooks) even when
+// this module is imported directly rather than through the package entry.
+import '../model-methods.js';
 import type { Architecture, ModelKind } from '../architectures/architecture.js';
 import { checkedConfig, disposeOnThrow, type BuildOptions } from '../architectures/build.js';
 import { architectureRegistry } from '../architectures/registry.js';

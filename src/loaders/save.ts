@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HYBRID_MODEL_TYPE } from '../architectures/hybrid/config.js';
 import { describeModel } from '../architectures/hybrid/describe.js';
-import { TransformerModel } from '../models/transformer.js';
+import type { TransformerModel } from '../models/transformer.js';
 import { writeSafetensors, type TensorToSave } from './safetensors.js';
 
 /**
@@ -24,15 +24,3 @@ export async function saveModel(model: TransformerModel, dir: string): Promise<v
   await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'tessera' });
 }
-
-declare module '../models/transformer.js' {
-  interface TransformerModel<Config> {
-    /** Write `config.json` and `model.safetensors` to `dir` (see {@link saveModel}). */
-    save(dir: string): Promise<void>;
-  }
-}
-
-// A method for convenience; the file I/O stays in the loaders, out of the model classes.
-TransformerModel.prototype.save = function save(this: TransformerModel, dir: string): Promise<void> {
-  return saveModel(this, dir);
-};

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { generate, stream, type GenerateOptions, type TokenEvent } from '../generation/generate.js';
 import { Linear } from '../layers/linear.js';
 import { TiedLinear } from '../layers/tied-linear.js';
+import type { Model } from './model.js';
 import { TransformerModel, type ForwardOptions, type HiddenOutput, type ModelParts } from './transformer.js';
 
 /** Output of a causal LM: hidden states and next-token logits for every position. */
@@ -11,7 +11,7 @@ export interface CausalLMOutput extends HiddenOutput {
 }
 
 /** A decoder with its vocabulary projection (HF's `*ForCausalLM`). */
-export class CausalLM<Config = unknown> extends TransformerModel<Config> {
+export class CausalLM<Config = unknown> extends TransformerModel<Config> implements Model<CausalLMOutput> {
   /**
    * The LM head, hook point `lmHead`: its own matrix, or (tied) a {@link TiedLinear} over the
    * token embedding matrix.
@@ -37,16 +37,6 @@ export class CausalLM<Config = unknown> extends TransformerModel<Config> {
       const hidden = this.runStack(inputIds, ctx);
       return { ...hidden, logits: this.project(hidden.lastHiddenState) };
     });
-  }
-
-  /** New token ids per prompt (see {@link generate}: greedy or sampled, KV cache / Mamba state). */
-  generate(promptIds: readonly (readonly number[])[], options: GenerateOptions): number[][] {
-    return generate(this, promptIds, options);
-  }
-
-  /** The tokens of {@link CausalLM.generate} as they come (see {@link stream}). */
-  stream(promptIds: readonly (readonly number[])[], options: GenerateOptions): AsyncGenerator<TokenEvent, number[][]> {
-    return stream(this, promptIds, options);
   }
 
   /** Vocabulary logits for hidden states [B, L, H]. */

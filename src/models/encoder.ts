@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Pooler } from '../layers/pooler.js';
+import type { Model } from './model.js';
 import { TransformerModel, type ForwardOptions, type HiddenOutput, type ModelParts } from './transformer.js';
 
 /** Output of an encoder: hidden states and, where the architecture has a pooler, the pooled vector. */
@@ -9,7 +10,7 @@ export interface EncoderOutput extends HiddenOutput {
 }
 
 /** A bidirectional encoder (BERT). */
-export class EncoderModel<Config = unknown> extends TransformerModel<Config> {
+export class EncoderModel<Config = unknown> extends TransformerModel<Config> implements Model<EncoderOutput> {
   readonly pooler?: Pooler;
 
   constructor(parts: ModelParts, config: Config, architecture: string) {

@@ -3,11 +3,10 @@ import type { Block } from '../layers/block.js';
 import { createContext, releaseContext, type ForwardContext, type LayerStateStore } from '../layers/context.js';
 import type { Embeddings } from '../layers/embeddings.js';
 import { Linear } from '../layers/linear.js';
-import { Layer, Module, ModuleList, type HookFn, type HookHandle } from '../layers/module.js';
-import * as hooks from '../hooks/run.js';
+import { Layer, Module, ModuleList } from '../layers/module.js';
 import type { Pooler } from '../layers/pooler.js';
-import { GenerationCache } from '../generation/cache.js';
 import { ModelDisposedError } from './errors.js';
+import { isModelStateStore } from './state-store.js';
 
 /** The parts an architecture chooses; the model classes only wire them. */
 export interface ModelParts {
@@ -127,7 +126,7 @@ export class TransformerModel<Config = unknown> extends Module {
     for (const [name, t] of [['tokenTypeIds', options.tokenTypeIds], ['positionIds', options.positionIds]] as const) {
       if (t !== undefined && t.dtype !== 'int32') throw new Error(`${name} must be int32, got ${t.dtype} (e.g. tf.tensor2d(rows, undefined, 'int32'))`);
     }
-    if (options.cache instanceof GenerationCache) options.cache.claim(this, this.label);
+    if (options.cache !== undefined && isModelStateStore(options.cache)) options.cache.claim(this, this.label);
     return createContext({
       attentionMask: options.attentionMask,
       tokenTypeIds: options.tokenTypeIds,
@@ -168,47 +167,7 @@ export class TransformerModel<Config = unknown> extends Module {
   forwardHidden(inputIds: tf.Tensor2D, options: ForwardOptions = {}): HiddenOutput {
     return this.withContext(inputIds, options, (ctx) => this.runStack(inputIds, ctx), 'forwardHidden');
   }
-
-  // Hooks: thin entry points; the mechanism lives in src/hooks (docs/hooks.md).
-
-  /** Every hook point: module paths (`layers.0.mixer`) and their taps (`layers.0.mixer.scores`). */
-  hookPoints(): string[] {
-    this.assertNotDisposed('hookPoints');
-    return hooks.hookPoints(this);
-  }
-
-  /** Hook the output of `name`; returning a tensor of the same shape replaces it downstream. */
-  addHook(name: string, fn: HookFn): HookHandle {
-    this.assertNotDisposed('addHook');
-    return hooks.addHook(this, name, fn);
-  }
-
-  /** Hook the input of the module `name`; returning a tensor replaces it. */
-  addPreHook(name: string, fn: HookFn): HookHandle {
-    this.assertNotDisposed('addPreHook');
-    return hooks.addPreHook(this, name, fn);
-  }
-
-  /** Run this model's `forward` and capture the activations at `options.names` (default: all). */
-  runWithCache<O>(this: ForwardingModel<O>, inputIds: tf.Tensor2D, options?: hooks.RunWithCacheOptions): hooks.CachedRun<O> {
-    this.assertNotDisposed('runWithCache');
-    return hooks.runWithCache(this, inputIds, options);
-  }
-
-  /** Run this model's `forward` with `specs` attached; they are removed afterwards, even on error. */
-  runWithHooks<O>(
-    this: ForwardingModel<O>,
-    inputIds: tf.Tensor2D,
-    specs: readonly hooks.HookSpec[] | Readonly<Record<string, HookFn>>,
-    options?: ForwardOptions,
-  ): O {
-    this.assertNotDisposed('runWithHooks');
-    return hooks.runWithHooks(this, inputIds, specs, options);
-  }
 }
-
-/** A model class with its own `forward` (encoder, decoder, causal LM); used to type hook runs. */
-type ForwardingModel<O> = TransformerModel & { forward(inputIds: tf.Tensor2D, options?: ForwardOptions): O };
 
 /** Dispose every tensor in a model output. */
 export function disposeOutput(output: object): void {

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { hookPoints, runWithCache, type HookableModel } from '../hooks/run.js';
+import { hookPoints, runWithCache } from '../hooks/run.js';
 import type { ActivationCache } from '../hooks/activation-cache.js';
 import { createContext } from '../layers/context.js';
 import { Linear } from '../layers/linear.js';
+import type { Model } from '../models/model.js';
 import { gradientsRegistered, registerGradients } from './gradients.js';
 import { uniformLayerMap, type LayerMap } from './layer-map.js';
 import { attentionLoss, hiddenCosineLoss, hiddenMseLoss, klDivergenceLoss } from './losses.js';
@@ -19,8 +20,8 @@ export interface DistillBatch {
 
 /** What to distil and how; every term is optional, at least one must be on. */
 export interface DistillOptions {
-  teacher: HookableModel;
-  student: HookableModel;
+  teacher: Model;
+  student: Model;
   /** Any tfjs optimizer; it updates the student (and the projection) only. */
   optimizer: tf.Optimizer;
   /** Student layer → teacher layer; default {@link uniformLayerMap}. */
@@ -53,7 +54,7 @@ export interface StepLosses {
 type Pair = { student: string; teacher: string };
 
 /** The number of blocks of a model, from its `layers.{i}` hook points. */
-function layerCount(model: HookableModel): number {
+function layerCount(model: Model): number {
   return hookPoints(model).filter((name) => /^layers\.\d+$/.test(name)).length;
 }
 
@@ -64,8 +65,8 @@ function layerCount(model: HookableModel): number {
  * attention or Mamba, so a Mamba student can learn an attention teacher's hidden states.
  */
 export class Distiller {
-  readonly teacher: HookableModel;
-  readonly student: HookableModel;
+  readonly teacher: Model;
+  readonly student: Model;
   readonly layerMap: LayerMap;
   /** The learned student → teacher hidden projection, created on the first step when sizes differ. */
   projection?: Linear;
