@@ -44,9 +44,16 @@ export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** All files of a fixture folder, as one commit. */
+/**
+ * The files directly in a fixture folder, as one commit. Subfolders (the gradient references in
+ * `grads/`) are not part of the model repo and are left out.
+ */
 export function folderFiles(dir: string): Map<string, Buffer> {
-  return new Map(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))]));
+  return new Map(
+    readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => [entry.name, readFileSync(join(dir, entry.name))]),
+  );
 }
 
 export class FakeHub {
