@@ -11,7 +11,8 @@ const shared = {
   pool: 'forks' as const,
 };
 
-// Where the optional native addon was built, the HF parity checks run a second time on it.
+// Where the optional native addon was built, the HF parity checks (outputs and gradients) run a
+// second time on it.
 const nativeBuilt = existsSync(fileURLToPath(new URL('./native/build/Release/tessera_native.node', import.meta.url)));
 
 export default defineConfig({
@@ -27,7 +28,7 @@ export default defineConfig({
               test: {
                 ...shared,
                 name: 'native',
-                include: ['tests/architectures/*.test.ts', 'tests/loaders/safetensors.test.ts', 'tests/models/*.test.ts', 'tests/generation/*.test.ts'],
+                include: ['tests/architectures/*.test.ts', 'tests/loaders/safetensors.test.ts', 'tests/models/*.test.ts', 'tests/generation/*.test.ts', 'tests/training/grad-parity.test.ts'],
                 env: { TESSERA_BACKEND: 'native' },
               },
             },
