@@ -11,10 +11,11 @@ export { initBackend, activeBackend, registerBackendLoader, BACKEND_PREFERENCE, 
 // Building blocks
 export { Module, Layer, ModuleList, type HookFn, type HookContext, type HookHandle } from './layers/module.js';
 export { createContext, type ForwardContext, type LayerStateStore } from './layers/context.js';
-export { Linear, Identity, linear } from './layers/linear.js';
+export { Linear, Identity } from './layers/linear.js';
+export { linear } from './ops/linear.js';
 export { TiedLinear } from './layers/tied-linear.js';
 export { LayerNorm, RMSNorm, createNorm, type NormSpec } from './layers/norm.js';
-export { activation, ACTIVATION_NAMES, type Activation } from './layers/activations.js';
+export { activation, ACTIVATION_NAMES, type Activation } from './ops/activation.js';
 export { Embedding, Embeddings, type EmbeddingsOptions } from './layers/embeddings.js';
 export { FeedForward, type FeedForwardOptions } from './layers/feed-forward.js';
 export { RotaryEmbedding, inverseFrequencies, type RotaryOptions, type RopeScaling } from './layers/rotary.js';

@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { releaseTransposed } from '../layers/weight-layout.js';
+import { disposeWeight } from '../ops/derived-weights.js';
 import type { Architecture, ModelKind } from './architecture.js';
 import { CONFIG_LIMITS, ConfigError } from './config-keys.js';
 import type { ModelSize } from './size.js';
@@ -131,8 +131,7 @@ export function disposeOnThrow<T>(build: () => T): T {
   } catch (err) {
     for (const [name, variable] of Object.entries(tf.engine().registeredVariables)) {
       if (before.has(name)) continue;
-      releaseTransposed(variable); // and the copies made from it, as Module.dispose does
-      variable.dispose();
+      disposeWeight(variable); // with the tensors derived from it, as Module.dispose does
     }
     throw err;
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { batchedMatMul } from './batched-matmul.js';
+import { batchedMatMul } from '../ops/batched-matmul.js';
 import { memoize, type ForwardContext } from './context.js';
 import { canFuseAttention, fusedAttention } from './fused-attention.js';
 import { Linear } from './linear.js';

@@ -7,7 +7,7 @@ import { RMSNorm } from './norm.js';
 import { defaultScan, fusedScanForSteps } from './fused-scan.js';
 import { canFuseMixer, fusedMixer } from './fused-mamba.js';
 import { decay } from './decay.js';
-import { derivedOf, registerDerived } from './weight-layout.js';
+import { derivedOf, registerDerived } from '../ops/derived-weights.js';
 import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 export interface MambaOptions {

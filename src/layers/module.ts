@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-chained.js';
 import type { ForwardContext } from './context.js';
-import { releaseTransposed } from './weight-layout.js';
+import { disposeWeight } from '../ops/derived-weights.js';
 
 /**
  * A forward hook: sees a module's output (or, as a pre-hook, its input) and may return a tensor
@@ -193,12 +193,9 @@ export class Module {
     return this.runHooks(name, 'post', value, ctx) as T;
   }
 
-  /** Free every parameter below this module (and the matmul-layout copies of its weights). */
+  /** Free every parameter below this module (and what the ops keep derived from them). */
   dispose(): void {
-    for (const [, p] of this.namedParameters()) {
-      releaseTransposed(p);
-      p.dispose();
-    }
+    for (const [, p] of this.namedParameters()) disposeWeight(p);
   }
 }
 
@@ -216,6 +213,15 @@ export abstract class Layer extends Module {
     if (!this.hasHooks()) return this.forward(x, ctx);
     const input = this.runHooks('', 'pre', x, ctx);
     return this.runHooks('', 'post', this.forward(input, ctx), ctx);
+  }
+
+  /**
+   * `x + this(norm(x))`, the pre-norm residual block around this layer (called by `residual()`
+   * in a tidy scope). A layer that can compute the whole block in one step overrides it (the
+   * Mamba mixer, with its fused kernel), falling back to this.
+   */
+  preNormResidual(x: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor {
+    return x.add(this.call(norm.call(x, ctx), ctx));
   }
 }
 

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED } from '../kernels/contract.js';
-import { canFuse, runFused } from '../ops/dispatch.js';
+import { norm as normOp, type NormKind } from '../ops/norm.js';
 import { init } from './init.js';
 import type { ForwardContext } from './context.js';
 import { Layer } from './module.js';
@@ -18,13 +17,7 @@ export class LayerNorm extends Layer {
     this.bias = this.addParameter('bias', init.zeros([size]));
   }
   protected forward(x: tf.Tensor): tf.Tensor {
-    if (canFuse(FUSED.layerNorm)) {
-      return runFused(FUSED.layerNorm, { x, gamma: this.weight, beta: this.bias }, { epsilon: this.eps });
-    }
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      return x.sub(mean).mul(tf.rsqrt(variance.add(this.eps))).mul(this.weight).add(this.bias);
-    });
+    return normOp('layernorm', x, this.weight, this.bias, this.eps);
   }
 }
 
@@ -39,13 +32,12 @@ export class RMSNorm extends Layer {
     this.weight = this.addParameter('weight', init.ones([size]));
   }
   protected forward(x: tf.Tensor): tf.Tensor {
-    if (canFuse(FUSED.rmsNorm)) return runFused(FUSED.rmsNorm, { x, weight: this.weight }, { epsilon: this.eps });
-    return tf.tidy(() => x.mul(tf.rsqrt(x.square().mean(-1, true).add(this.eps))).mul(this.weight));
+    return normOp('rmsnorm', x, this.weight, undefined, this.eps);
   }
 }
 
 /** Which norm a config asks for, with its epsilon. */
-export type NormSpec = { kind: 'layernorm' | 'rmsnorm'; eps: number };
+export type NormSpec = { kind: NormKind; eps: number };
 
 /** Build the norm a {@link NormSpec} names. */
 export function createNorm(spec: NormSpec, size: number): LayerNorm | RMSNorm {
@@ -53,18 +45,14 @@ export function createNorm(spec: NormSpec, size: number): LayerNorm | RMSNorm {
 }
 
 /**
- * `norm(x + y)`, the post-norm residual (BERT). Where the backend fuses norms and nothing hooks
- * the norm, the sum is made inside the norm's kernel (one kernel instead of two); otherwise the
- * norm is called on the sum as usual, with its hooks.
+ * `norm(x + y)`, the post-norm residual (BERT). Where nothing hooks the norm, the sum is left to
+ * the norm op (made inside the fused norm kernel where the backend has one); otherwise the norm is
+ * called on the sum as usual, with its hooks.
  */
 export function normOfSum(norm: Layer, x: tf.Tensor, y: tf.Tensor, ctx: ForwardContext): tf.Tensor {
-  if (!norm.hasHooks() && tf.util.arraysEqual(x.shape, y.shape) && x.dtype === 'float32' && y.dtype === 'float32') {
-    if (norm instanceof LayerNorm && canFuse(FUSED.layerNorm)) {
-      return runFused(FUSED.layerNorm, { x, residual: y, gamma: norm.weight, beta: norm.bias }, { epsilon: norm.eps });
-    }
-    if (norm instanceof RMSNorm && canFuse(FUSED.rmsNorm)) {
-      return runFused(FUSED.rmsNorm, { x, residual: y, weight: norm.weight }, { epsilon: norm.eps });
-    }
+  if (!norm.hasHooks()) {
+    if (norm instanceof LayerNorm) return normOp('layernorm', x, norm.weight, norm.bias, norm.eps, y);
+    if (norm instanceof RMSNorm) return normOp('rmsnorm', x, norm.weight, undefined, norm.eps, y);
   }
   return norm.call(x.add(y), ctx);
 }

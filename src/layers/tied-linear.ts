@@ -1,7 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { linear } from './linear.js';
+import { linear, prepareLinearWeight } from '../ops/linear.js';
 import { Layer } from './module.js';
-import { registerTransposed } from './weight-layout.js';
 
 /**
  * `y = x · Wᵀ` with a weight another module owns: the LM head of a model whose head is tied to its
@@ -12,7 +11,7 @@ import { registerTransposed } from './weight-layout.js';
 export class TiedLinear extends Layer {
   constructor(readonly weight: tf.Variable) {
     super();
-    registerTransposed(weight); // the layout the matmul reads on backends that want [in, out]
+    prepareLinearWeight(weight);
   }
 
   protected forward(x: tf.Tensor): tf.Tensor {

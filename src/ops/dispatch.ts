@@ -13,12 +13,12 @@ export interface FusedCallSizes {
 }
 
 /**
- * Whether `kernel` may run now: the active backend registers it, no gradients are recorded
- * (fused kernels have no gradient; the op-by-op path keeps training exact), and `sizes` are
- * within what the backend's implementation declared it takes.
+ * Whether `kernel` may run now: the active backend registers it, `sizes` are within what the
+ * backend's implementation declared it takes, and, while gradients are recorded, a gradient is
+ * registered for it (otherwise the op-by-op path keeps training exact).
  */
 export function canFuse(kernel: string, sizes: FusedCallSizes = {}): boolean {
-  return fusedKernelFits(kernel, sizes) && !recordingGradients();
+  return fusedKernelFits(kernel, sizes) && (!recordingGradients() || tf.getGradient(kernel) !== undefined);
 }
 
 /** Whether the active backend registers `kernel` and its implementation takes `sizes`. */
@@ -36,7 +36,7 @@ export function runFused(kernel: string, inputs: Record<string, tf.Tensor | unde
   return tf.engine().runKernel(kernel, present, attrs) as tf.Tensor;
 }
 
-/** Whether gradients are being recorded: fused kernels have none, and kept copies of weights would cut a variable off from its gradient. */
+/** Whether gradients are being recorded (a kept copy of a weight would then cut the variable off from its gradient). */
 export function recordingGradients(): boolean {
   return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
 }

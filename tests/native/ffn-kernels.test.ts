@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { registerGradients } from '../../src/index.js';
-import { activation, gatedActivation } from '../../src/layers/activations.js';
+import { activation, gatedActivation } from '../../src/ops/activation.js';
 import { createContext } from '../../src/layers/context.js';
 import { FeedForward, type FeedForwardOptions } from '../../src/layers/feed-forward.js';
 import { FUSED } from '../../src/kernels/contract.js';
-import { Linear, linear } from '../../src/layers/linear.js';
+import { Linear } from '../../src/layers/linear.js';
+import { linear } from '../../src/ops/linear.js';
 import type { Module } from '../../src/layers/module.js';
 import { LayerNorm, RMSNorm } from '../../src/layers/norm.js';
 import { built, expectClose, randoms, runOn, selectNativeOrExpectClearError } from './helpers.js';

@@ -4,7 +4,7 @@ import { defaultDtRank, MAMBA_DEFAULTS, MambaMixer } from '../../layers/mamba.js
 import { MixtureOfExperts } from '../../layers/moe.js';
 import type { Layer } from '../../layers/module.js';
 import { LayerNorm, RMSNorm } from '../../layers/norm.js';
-import { ACTIVATION_NAMES } from '../../layers/activations.js';
+import { ACTIVATION_NAMES } from '../../ops/activation.js';
 import type { FeedForwardOptions } from '../../layers/feed-forward.js';
 import type { MambaOptions } from '../../layers/mamba.js';
 import type { MixtureOfExpertsOptions } from '../../layers/moe.js';

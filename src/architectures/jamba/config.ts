@@ -1,4 +1,4 @@
-import { ACTIVATION_NAMES } from '../../layers/activations.js';
+import { ACTIVATION_NAMES } from '../../ops/activation.js';
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { checkHeads, innerWidth, readDtRank } from '../checks.js';
 import { MAMBA_DEFAULTS } from '../../layers/mamba.js';

@@ -1,5 +1,5 @@
 import type { RopeScaling } from '../../layers/rotary.js';
-import { ACTIVATION_NAMES } from '../../layers/activations.js';
+import { ACTIVATION_NAMES } from '../../ops/activation.js';
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { checkHeads } from '../checks.js';
 

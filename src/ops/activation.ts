@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED } from '../kernels/contract.js';
-import { canFuse, runFused } from '../ops/dispatch.js';
+import { canFuse, runFused } from './dispatch.js';
 
 /** An elementwise activation. */
 export type Activation = (x: tf.Tensor) => tf.Tensor;
@@ -61,7 +61,7 @@ function reference(name: string): Activation {
 
 /**
  * The activation HF calls `name` (`gelu` is the erf form, as in HF): the backend's fused kernel
- * where {@link canFuse} allows, else the composed tfjs ops above.
+ * where {@link canFuse} allows, else the composed tfjs ops above. Throws for a name it does not know.
  */
 export function activation(name: string): Activation {
   const composed = reference(name);

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { createContext, Linear } from '../../src/index.js';
-import { batchedMatMul } from '../../src/layers/batched-matmul.js';
-import { prefersInOutWeights } from '../../src/layers/weight-layout.js';
+import { batchedMatMul } from '../../src/ops/batched-matmul.js';
+import { prefersInOutWeights } from '../../src/ops/linear.js';
 
 describe('Linear keeps the weight layout its backend wants (an [in, out] copy on wasm and cpu, none on BLAS backends)', () => {
   it('matches x·Wᵀ, follows assign(), and keeps the tensor count fixed from construction', () => {

@@ -1,0 +1,91 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { FUSED } from '../kernels/contract.js';
+import { activation as activationOf, fusedActivationName, gatedActivation } from './activation.js';
+import { derivedOf, registerDerived } from './derived-weights.js';
+import { canFuse, runFused } from './dispatch.js';
+
+/** A linear map's weights: `weight [out, in]` (PyTorch layout) and an optional `bias [out]`. */
+export interface LinearWeights {
+  weight: tf.Tensor;
+  bias?: tf.Tensor;
+}
+
+/**
+ * Backends whose matmul is many times slower with `transposeB` (measured on tfjs-wasm 4.22; the
+ * pure-JS cpu backend is kept with it). BLAS-backed backends read `[out, in]` transposed for free,
+ * so they get no copy and the linear weights are held once.
+ */
+const PREFER_IN_OUT = new Set(['wasm', 'cpu']);
+
+/** Whether the active backend wants linear weights laid out `[in, out]`. */
+export function prefersInOutWeights(): boolean {
+  return PREFER_IN_OUT.has(tf.getBackend());
+}
+
+const transpose = (w: tf.Tensor): tf.Tensor => tf.transpose(w);
+
+/**
+ * Let {@link linear} keep `weight` ([out, in]) in the layout the active backend's matmul wants: a
+ * cached `[in, out]` copy where `x · Wᵀ` through `transposeB` is 5-25× slower than a plain product
+ * (wasm, tfjs 4.22; docs/performance.md), nothing elsewhere. Weights keep PyTorch's layout so that
+ * checkpoints load as they are and hooks and training see the familiar shape. Call once, from the
+ * owner's constructor, so the tensor count is fixed from then on; {@link disposeWeight} frees the copy.
+ */
+export function prepareLinearWeight(weight: tf.Variable): void {
+  if (prefersInOutWeights()) registerDerived(weight, 'transposed', transpose);
+}
+
+/** `weight` ([out, in]) as `[in, out]`: the prepared copy, or a transpose made for this call. */
+function transposedWeight(weight: tf.Tensor2D): tf.Tensor2D {
+  return derivedOf(weight, 'transposed', transpose) as tf.Tensor2D;
+}
+
+/**
+ * `act(x [..., in] · weightᵀ [in, out] + bias)` over the last dimension, flattening leading
+ * dimensions for one 2-D matmul. `activation` is an HF activation name (see `activation`); without
+ * it the map is linear. One fused kernel where the backend has it.
+ */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activation?: string): tf.Tensor {
+  const inFeatures = x.shape[x.rank - 1]!;
+  if (weight.shape[1] !== inFeatures) {
+    throw new Error(`linear: input has ${inFeatures} features, weight expects ${weight.shape[1]}`);
+  }
+  const fusedActivation = activation === undefined ? 'linear' : fusedActivationName(activation);
+  // A backend's fused linear kernel: any leading dims, bias and activation in the GEMM's epilogue.
+  if (fusedActivation !== undefined && canFuse(FUSED.linear)) {
+    return runFused(FUSED.linear, { x, weight, bias }, { activation: fusedActivation });
+  }
+  const y = affine(x, weight, bias);
+  return activation === undefined ? y : activationOf(activation)(y);
+}
+
+/** `x · weightᵀ + bias` in tfjs ops, reading the weight in the layout the backend prefers. */
+function affine(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  const flat = x.reshape([-1, x.shape[x.rank - 1]!]) as tf.Tensor2D;
+  let y: tf.Tensor;
+  if (prefersInOutWeights()) {
+    // Not tf.fused.matMul with a bias: on the wasm backend (tfjs 4.22) it returns wrong values
+    // when combined with transposeB. Nor transposeB at all there: it is many times slower than a
+    // plain product with the weight already laid out [in, out].
+    const product = tf.matMul(flat, transposedWeight(weight as tf.Tensor2D));
+    y = bias === undefined ? product : tf.add(product, bias);
+  } else {
+    // BLAS backends read [out, in] transposed for free and add the bias in the GEMM's epilogue.
+    y = tf.fused.matMul({ a: flat, b: weight as tf.Tensor2D, transposeB: true, bias });
+  }
+  return tf.reshape(y, [...x.shape.slice(0, -1), weight.shape[0]!]);
+}
+
+/**
+ * `act(x · gateᵀ + gate bias) * (x · upᵀ + up bias)`, the inner product of a gated (SwiGLU-style)
+ * feed-forward: both products and the activation in one fused kernel where the backend has it.
+ */
+export function gatedLinear(x: tf.Tensor, gate: LinearWeights, up: LinearWeights, activation: string): tf.Tensor {
+  const fusedActivation = fusedActivationName(activation);
+  if (fusedActivation !== undefined && canFuse(FUSED.gatedLinear)) {
+    const inputs = { x, gateWeight: gate.weight, upWeight: up.weight, gateBias: gate.bias, upBias: up.bias };
+    return runFused(FUSED.gatedLinear, inputs, { activation: fusedActivation });
+  }
+  const upOut = linear(x, up.weight, up.bias);
+  return gatedActivation(activation)(linear(x, gate.weight, gate.bias), upOut);
+}
