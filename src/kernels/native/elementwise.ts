@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { BINARY_OPS, UNARY_OPS, type NativeAddon } from './addon.js';
-import { broadcastStrides, cpuKernel, stridesOf, values, type KernelArgs } from './kernel-utils.js';
+import { broadcastStrides, cpuKernel, kernelConfigs, stridesOf, values, type KernelArgs } from './kernel-utils.js';
 
 /** The addon's strided loops take at most this many (collapsed) dimensions. */
 const MAX_RANK = 8;
@@ -130,7 +130,7 @@ function reduceKernel(addon: NativeAddon, name: string, op: number, axisAttr: st
 
 /** Native replacements for cpu kernels that dominate transformer inference time on cpu. */
 export function elementwiseKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
-  const kernels: Array<[string, KernelFunc]> = [
+  return kernelConfigs(backendName, [
     ...BINARY_OPS.map((name, op): [string, KernelFunc] => [name, binaryKernel(addon, name, op)]),
     ...UNARY_OPS.map((name, op): [string, KernelFunc] => [name, unaryKernel(addon, name, op)]),
     [tf.Softmax, softmaxKernel(addon)],
@@ -139,6 +139,5 @@ export function elementwiseKernels(addon: NativeAddon, backendName: string): Ker
     [tf.Mean, reduceKernel(addon, tf.Mean, 1, 'axis')],
     [tf.Max, reduceKernel(addon, tf.Max, 2, 'reductionIndices')],
     [tf.Min, reduceKernel(addon, tf.Min, 3, 'axis')],
-  ];
-  return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
+  ]);
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { allocate, values, type KernelArgs } from './kernel-utils.js';
+import { allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
@@ -95,10 +95,9 @@ function activationKernel(addon: NativeAddon): KernelFunc {
 
 /** The feed-forward kernels of the native backend. */
 export function ffnKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
-  const kernels: Array<[string, KernelFunc]> = [
+  return kernelConfigs(backendName, [
     [FUSED.linear, linearKernel(addon)],
     [FUSED.gatedLinear, gatedLinearKernel(addon)],
     [FUSED.activation, activationKernel(addon)],
-  ];
-  return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
+  ]);
 }

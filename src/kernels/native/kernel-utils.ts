@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 /** The native backend is the cpu backend's class: same storage, so cpu kernels run on it as-is. */
@@ -44,4 +44,9 @@ export function broadcastStrides(shape: number[], out: number[]): number[] {
   const own = stridesOf(shape);
   const offset = out.length - shape.length;
   return out.map((_, d) => (d < offset || shape[d - offset] === 1 ? 0 : own[d - offset]));
+}
+
+/** Registrations for `backendName` of `[kernel name, implementation]` pairs. */
+export function kernelConfigs(backendName: string, kernels: ReadonlyArray<[string, KernelFunc]>): KernelConfig[] {
+  return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
 }

@@ -3,7 +3,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import { ACTIVATIONS, BINARY_OPS, type NativeAddon } from './addon.js';
 import { FUSED, requireFloat32, requireShape, scanKernelInputs } from '../contract.js';
-import { allocate, broadcastStrides, cpuKernel, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
+import { allocate, broadcastStrides, cpuKernel, kernelConfigs, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
 /**
  * The largest state size N the native scan kernels take (`MAX_STATE` in native/src/scan.c: a
@@ -253,12 +253,11 @@ function selectiveScanKernel(addon: NativeAddon): KernelFunc {
 
 /** The kernels the native backend implements itself, replacing or adding to the cpu ones. */
 export function nativeKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
-  const kernels: Array<[string, KernelFunc]> = [
+  return kernelConfigs(backendName, [
     [tf.BatchMatMul, batchMatMulKernel(addon)],
     [tf._FusedMatMul, fusedMatMulKernel(addon)],
     [FUSED.rmsNorm, rmsNormKernel(addon)],
     [FUSED.layerNorm, layerNormKernel(addon)],
     [FUSED.selectiveScan, selectiveScanKernel(addon)],
-  ];
-  return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
+  ]);
 }
