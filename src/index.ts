@@ -20,8 +20,10 @@ export { Embedding, Embeddings, type EmbeddingsOptions } from './layers/embeddin
 export { FeedForward, type FeedForwardOptions } from './layers/feed-forward.js';
 export { RotaryEmbedding, inverseFrequencies, type RotaryOptions, type RopeScaling } from './layers/rotary.js';
 export { Attention, type AttentionOptions } from './layers/attention.js';
-export { MambaMixer, type MambaOptions } from './layers/mamba.js';
-export { sequentialScan, type ScanInputs, type ScanOutputs, type SelectiveScan } from './layers/selective-scan.js';
+export { ATTENTION_TAPS, type AttentionTap } from './ops/attention.js';
+export { MambaMixer, MAMBA_TAPS, type MambaTap, type MambaOptions } from './layers/mamba.js';
+export { sequentialScan, type ScanInputs, type ScanOutputs, type SelectiveScan } from './ops/scan-reference.js';
+export { selectiveScan } from './ops/selective-scan.js';
 export { residual, type NormPlacement } from './layers/residual.js';
 export { Block, type BlockParts } from './layers/block.js';
 export { Pooler } from './layers/pooler.js';
@@ -107,4 +109,4 @@ export { GenerationCache, disposeSnapshot, type CacheSnapshot, type CacheOwner }
 export { NonFiniteLogitsError, CacheModelMismatchError } from './generation/errors.js';
 export { generate, stream, generateSteps, type GenerateOptions, type TokenEvent } from './generation/generate.js';
 export type { Strategy, GreedyStrategy, SamplingStrategy } from './generation/sampling.js';
-export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './layers/chunked-scan.js';
+export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './ops/chunked-scan.js';

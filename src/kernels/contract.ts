@@ -50,6 +50,22 @@ export function maxStateSize(kernel: string, backendName: string): number | unde
   return maxStateSizes.get(`${kernel}@${backendName}`);
 }
 
+/** `kernel@backend` pairs whose implementation is meant for sequences, not single tokens. */
+const sequencesOnly = new Set<string>();
+
+/**
+ * Declared by a backend whose `kernel` loses to the op's own composition on a single token (the
+ * wasm scan kernel is JS: it wins on prompts, but a decode step is faster as a few vectorised ops).
+ */
+export function declareSequencesOnly(kernel: string, backendName: string): void {
+  sequencesOnly.add(`${kernel}@${backendName}`);
+}
+
+/** Whether `kernel` on `backendName` was declared for sequences only. */
+export function isSequencesOnly(kernel: string, backendName: string): boolean {
+  return sequencesOnly.has(`${kernel}@${backendName}`);
+}
+
 /** Every given input is float32. */
 export function requireFloat32(kernel: string, inputs: Record<string, TensorInfo | undefined>): void {
   for (const [name, t] of Object.entries(inputs)) {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { Memo } from '../ops/memo.js';
 
 /**
  * Per-call state shared by every layer of one forward pass. Layers read what they need and never
@@ -40,6 +41,11 @@ export function memoize<T extends tf.Tensor>(ctx: ForwardContext, key: string, m
   const made = tf.keep(make());
   ctx.memo.set(key, made);
   return made;
+}
+
+/** The call's memo as the ops take it. */
+export function memoOf(ctx: ForwardContext): Memo {
+  return (key, make) => memoize(ctx, key, make);
 }
 
 /** Free what a call memoised. */

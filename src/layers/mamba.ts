@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { memoize, type ForwardContext } from './context.js';
+import { causalConv } from '../ops/causal-conv.js';
+import { derivedOf, registerDerived } from '../ops/derived-weights.js';
+import { fusedMambaMixer, type MambaMixerCall, type MambaMixerWeights } from '../ops/mamba-mixer.js';
+import type { SelectiveScan } from '../ops/scan-reference.js';
+import { selectiveScan } from '../ops/selective-scan.js';
+import { memoize, memoOf, type ForwardContext } from './context.js';
 import { init } from './init.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
-import { defaultScan, fusedScanForSteps } from './fused-scan.js';
-import { canFuseMixer, fusedMixer } from './fused-mamba.js';
-import { decay } from './decay.js';
-import { derivedOf, registerDerived } from '../ops/derived-weights.js';
-import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
 
 export interface MambaOptions {
   hiddenSize: number;
@@ -39,13 +39,21 @@ export function defaultDtRank(hiddenSize: number): number {
 }
 
 /**
+ * The intermediate values the Mamba mixer exposes as hook points: `conv` (u, [B, L, D]), `delta`,
+ * `B`, `C`, `scan` (y before the gate, [B, L, D]) and `state` (h after the call, [B, D, N]).
+ */
+export const MAMBA_TAPS = { conv: 'conv', delta: 'delta', B: 'B', C: 'C', scan: 'scan', state: 'state' } as const;
+export type MambaTap = (typeof MAMBA_TAPS)[keyof typeof MAMBA_TAPS];
+
+/**
  * The Mamba selective-state-space mixer (Gu & Dao 2023), as one screen of math:
  *   [x, z] = in_proj(h);  u = SiLU(conv1d(x));  [dt, B, C] = x_proj(u);
  *   delta = softplus(dt_proj(dt));  y = scan(u, delta, A = -exp(A_log), B, C, D);
- *   out = out_proj(y ⊙ SiLU(z)).
- * With `ctx.cache` it continues from, and stores, the conv state [B, D, d_conv] (the last d_conv
- * inputs of the conv) and the SSM state h [B, D, N], so a token costs O(1) whatever the position.
- * Hook taps: `conv` (u, [B, L, D]), `delta`, `B`, `C`, `scan` (y before the gate) and `state` (h).
+ *   out = out_proj(y ⊙ SiLU(z)),
+ * where the scan is h_t = deltaA_t ⊙ h_{t-1} + deltaBu_t, y_t = C_t · h_t + D u_t with
+ * deltaA = exp(delta A), deltaBu = delta B u (src/ops/scan-reference.ts).
+ * With `ctx.cache` it continues from, and stores, the conv window [B, D, d_conv] and the SSM state
+ * h [B, D, N], so a token costs O(1) whatever the position. Hook taps: {@link MAMBA_TAPS}.
  */
 export class MambaMixer extends Layer {
   readonly inProj: Linear;
@@ -61,10 +69,10 @@ export class MambaMixer extends Layer {
   readonly cNorm?: RMSNorm;
   readonly innerSize: number;
   /**
-   * The scan: the backend's fused kernel or the chunked parallel scan by default (fused-scan.ts);
+   * The scan: by default the `selectiveScan` op (the backend's kernel, else the reference math);
    * set it to `sequentialScan` (the reference) or another implementation to compare.
    */
-  scan: SelectiveScan = defaultScan;
+  scan: SelectiveScan = selectiveScan;
 
   constructor(readonly options: MambaOptions) {
     super();
@@ -86,107 +94,84 @@ export class MambaMixer extends Layer {
       this.bNorm = this.addModule('bNorm', new RMSNorm(stateSize, options.innerNormEps));
       this.cNorm = this.addModule('cNorm', new RMSNorm(stateSize, options.innerNormEps));
     }
-    this.declareTaps('conv', 'delta', 'B', 'C', 'scan', 'state');
+    this.declareTaps(...Object.values(MAMBA_TAPS));
   }
 
   protected forward(hidden: tf.Tensor, ctx: ForwardContext): tf.Tensor {
-    if (this.canFuse(hidden)) return this.fusedForward(hidden, ctx);
     return tf.tidy(() => {
-      const [batch, length] = hidden.shape as [number, number, number];
-      const { stateSize: n, dtRank, convKernel } = this.options;
-      const dim = this.innerSize;
+      const fused = fusedMambaMixer(hidden, this.mixerWeights(), this.callState(hidden, ctx));
+      if (fused !== undefined) return this.keepState(fused, ctx);
+      const tap = <T extends tf.Tensor>(name: MambaTap, value: T): T => this.tap(name, value, ctx);
       const past = ctx.cache?.get(this);
-      // Padding (mask 0) must not touch the state: its conv input is zeroed and its delta set to
-      // 0, so exp(delta A) = 1 and delta B u = 0. A left-padded row then starts its real tokens
-      // from the same zero state as the prompt alone.
-      const keep = realTokens(ctx, batch, length); // [B, L, 1] or undefined
+      const keep = realTokens(ctx, hidden); // [B, L, 1]: 0 on padding, which must not touch the state
 
-      const [xRaw, z] = tf.split(this.inProj.call(hidden, ctx), 2, -1) as [tf.Tensor3D, tf.Tensor3D];
-      const x = keep === undefined ? xRaw : xRaw.mul(keep);
+      const [x, z] = tf.split(this.inProj.call(hidden, ctx), 2, -1) as [tf.Tensor3D, tf.Tensor3D]; // [B, L, D]
+      const conv = causalConv(x, this.convWeight, this.convBias, { window: past?.conv, keep, memo: memoOf(ctx) });
+      const u = tap(MAMBA_TAPS.conv, silu(conv.y) as tf.Tensor3D); // [B, L, D]
+      const { dt, B, C } = this.selection(u, ctx); // [B, L, R], [B, L, N], [B, L, N]
+      const delta = tap(MAMBA_TAPS.delta, zeroPadding(tf.softplus(this.dtProj.call(dt, ctx)), keep)); // [B, L, D]
+      const A = derivedOf(this.A_log, 'A', negExp) as tf.Tensor2D; // -exp(A_log), [D, N]
+      const D = this.D as tf.Tensor1D; // [D]
 
-      // Causal depthwise conv over the last d_conv inputs: the cached ones, then this call's.
-      const history = past?.conv ?? tf.zeros([batch, dim, convKernel]); // [B, D, K]
-      let conv: tf.Tensor;
-      let window: tf.Tensor; // the conv state after this call, [B, D, K]
-      if (length === 1) {
-        // One token: shift the window by one and take a dot product per channel. The shift is a
-        // product with a 0/1 matrix rather than slice + concat along the last axis, which take
-        // tfjs-wasm's element-by-element path (~0.6 ms per layer, 15% of a Mamba-130m step);
-        // adding zeros and multiplying by 1 is exact.
-        window = history
-          .reshape([batch * dim, convKernel])
-          .matMul(memoize(ctx, `mamba.shift:${convKernel}`, () => shiftLeft(convKernel)))
-          .reshape([batch, dim, convKernel])
-          .add(x.reshape([batch, dim, 1]).mul(memoize(ctx, `mamba.last:${convKernel}`, () => lastSlot(convKernel))));
-        conv = window.mul(this.convWeight.reshape([dim, convKernel])).sum(2).reshape([batch, 1, dim]);
-        if (this.convBias !== undefined) conv = conv.add(this.convBias);
-      } else {
-        const inputs = tf.concat([history.transpose([0, 2, 1]), x], 1); // [B, K+L, D]
-        const kernel = this.convWeight.reshape([dim, convKernel]).transpose(); // [K, D]
-        conv = this.convBias ?? tf.zeros([dim]);
-        for (let k = 0; k < convKernel; k++) {
-          conv = inputs.slice([0, k + 1, 0], [batch, length, dim]).mul(kernel.slice([k, 0], [1, dim])).add(conv);
-        }
-        window = inputs.slice([0, length, 0], [batch, convKernel, dim]).transpose([0, 2, 1]);
-      }
-      const u = this.tap('conv', silu(conv), ctx) as tf.Tensor3D; // [B, L, D]
-
-      const [dtLow, bRaw, cRaw] = tf.split(this.xProj.call(u, ctx), [dtRank, n, n], -1);
-      const dt = this.dtNorm ? this.dtNorm.call(dtLow!, ctx) : dtLow!;
-      const B = this.tap('B', (this.bNorm ? this.bNorm.call(bRaw!, ctx) : bRaw!) as tf.Tensor3D, ctx);
-      const C = this.tap('C', (this.cNorm ? this.cNorm.call(cRaw!, ctx) : cRaw!) as tf.Tensor3D, ctx);
-      const deltaRaw = tf.softplus(this.dtProj.call(dt, ctx)) as tf.Tensor3D;
-      const delta = this.tap('delta', keep === undefined ? deltaRaw : (deltaRaw.mul(keep) as tf.Tensor3D), ctx);
-      const A = derivedOf(this.A_log, 'A', negExp) as tf.Tensor2D; // -exp(A_log)
-
-      const scanInputs = { u, delta, A, B, C, D: this.D as tf.Tensor1D, h0: past?.ssm as tf.Tensor3D };
-      const { y, h: scannedH } = length === 1 && !fusedScanForSteps(n) ? recurrentStep(scanInputs) : this.scan(scanInputs);
-      const h = this.tap('state', scannedH, ctx);
-      if (ctx.cache !== undefined) {
-        // A padded single step keeps the old window (a multi-token call pads only on the left,
-        // where the window is still all zeros). Arithmetic, not tf.where: wasm broadcasts the
-        // condition with a slow Tile.
-        const conv = keep !== undefined && length === 1 ? history.add(window.sub(history).mul(keep.reshape([batch, 1, 1]))) : window;
-        ctx.cache.set(this, { conv, ssm: h });
-      }
-      const gated = this.tap('scan', y, ctx).mul(silu(z));
-      return this.outProj.call(gated, ctx);
+      const { y, h } = this.scan({ u, delta, A, B, C, D, h0: past?.ssm as tf.Tensor3D }); // [B, L, D], [B, D, N]
+      this.keepState({ conv: conv.window, ssm: tap(MAMBA_TAPS.state, h) }, ctx);
+      return this.outProj.call(tap(MAMBA_TAPS.scan, y).mul(silu(z)), ctx); // [B, L, H]
     });
   }
 
   /**
-   * The backend's whole-mixer kernel (native) computes every step above in one call; it runs when
-   * nothing needs the steps one by one: no gradients, the default scan, no hook inside the mixer,
-   * and a state size the kernel takes.
+   * `hidden + this(norm(hidden))` as one kernel call where the whole block can run fused (norm an
+   * RMSNorm, no hook on either): a decode step then costs two kernels fewer per layer.
    */
-  private canFuse(hidden: tf.Tensor): boolean {
-    return canFuseMixer(this.options.stateSize) && hidden.dtype === 'float32' && this.scan === defaultScan && !this.hasInnerHooks();
+  override preNormResidual(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor {
+    if (norm instanceof RMSNorm && !norm.hasHooks() && !this.hasHooks()) {
+      const call = { ...this.callState(hidden, ctx), preNorm: { weight: norm.weight, eps: norm.eps } };
+      const fused = fusedMambaMixer(hidden, this.mixerWeights(), call);
+      if (fused !== undefined) return this.keepState(fused, ctx);
+    }
+    return super.preNormResidual(hidden, norm, ctx);
   }
 
-  /**
-   * The pre-norm residual block around this mixer, `hidden + mixer(norm(hidden))`, as one kernel
-   * call where the mixer can be fused and `norm` is an RMSNorm without hooks; undefined otherwise
-   * (the block then runs its steps one by one). Saves a decode step two kernels per layer.
-   */
-  residualForward(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor | undefined {
-    if (!(norm instanceof RMSNorm) || norm.hasHooks() || this.hasHooks() || !this.canFuse(hidden)) return undefined;
-    return this.fusedForward(hidden, ctx, norm);
+  /** The weights as plain tensors, in PyTorch's layouts (what the fused mixer kernel takes). */
+  mixerWeights(): MambaMixerWeights {
+    const norms = this.dtNorm !== undefined && this.bNorm !== undefined && this.cNorm !== undefined
+      ? { dt: this.dtNorm.weight, B: this.bNorm.weight, C: this.cNorm.weight, eps: this.dtNorm.eps }
+      : undefined;
+    return {
+      inWeight: this.inProj.weight, inBias: this.inProj.bias, convWeight: this.convWeight, convBias: this.convBias,
+      xWeight: this.xProj.weight, dtWeight: this.dtProj.weight, dtBias: this.dtProj.bias!,
+      A: derivedOf(this.A_log, 'A', negExp), D: this.D, outWeight: this.outProj.weight, outBias: this.outProj.bias,
+      innerNorms: norms,
+    };
   }
 
-  private fusedForward(hidden: tf.Tensor, ctx: ForwardContext, preNorm?: RMSNorm): tf.Tensor {
-    return tf.tidy(() => {
-      const [batch, length] = hidden.shape as [number, number, number];
-      const past = ctx.cache?.get(this);
-      const { out, conv, ssm } = fusedMixer(this, hidden, {
-        keep: realTokens(ctx, batch, length)?.reshape([batch, length]),
-        conv: past?.conv,
-        ssm: past?.ssm,
-        A: derivedOf(this.A_log, 'A', negExp),
-        preNorm,
-      });
-      if (ctx.cache !== undefined) ctx.cache.set(this, { conv, ssm });
-      return out;
-    });
+  /** This call's cached states and padding, and whether anything needs the steps one by one. */
+  private callState(hidden: tf.Tensor, ctx: ForwardContext): MambaMixerCall {
+    const past = ctx.cache?.get(this);
+    return {
+      conv: past?.conv,
+      ssm: past?.ssm,
+      keep: realTokens(ctx, hidden),
+      stepsObserved: this.scan !== selectiveScan || this.hasInnerHooks(),
+    };
+  }
+
+  /** Store the states after a call in the cache (when there is one); returns the output. */
+  private keepState({ out, conv, ssm }: { out?: tf.Tensor; conv: tf.Tensor; ssm: tf.Tensor }, ctx: ForwardContext): tf.Tensor {
+    ctx.cache?.set(this, { conv, ssm });
+    return out!;
+  }
+
+  /** dt, B and C from x_proj(u), through Jamba's RMSNorms where the mixer has them; B and C are taps. */
+  private selection(u: tf.Tensor, ctx: ForwardContext): { dt: tf.Tensor; B: tf.Tensor3D; C: tf.Tensor3D } {
+    const { stateSize: n, dtRank } = this.options;
+    const [dt, B, C] = tf.split(this.xProj.call(u, ctx), [dtRank, n, n], -1) as tf.Tensor3D[];
+    const norm = (layer: RMSNorm | undefined, x: tf.Tensor3D): tf.Tensor3D => (layer === undefined ? x : (layer.call(x, ctx) as tf.Tensor3D));
+    return {
+      dt: norm(this.dtNorm, dt!),
+      B: this.tap(MAMBA_TAPS.B, norm(this.bNorm, B!), ctx),
+      C: this.tap(MAMBA_TAPS.C, norm(this.cNorm, C!), ctx),
+    };
   }
 }
 
@@ -194,36 +179,17 @@ export class MambaMixer extends Layer {
  * The mask of this call's tokens as [B, L, 1] floats, or undefined when every token is real.
  * Made once per call and shared by the Mamba layers.
  */
-function realTokens(ctx: ForwardContext, batch: number, length: number): tf.Tensor | undefined {
+function realTokens(ctx: ForwardContext, hidden: tf.Tensor): tf.Tensor | undefined {
   const mask = ctx.attentionMask;
   if (mask === undefined) return undefined;
+  const [batch, length] = hidden.shape as [number, number];
   const total = mask.shape[1];
   return memoize(ctx, `mamba.keep:${batch}x${length}`, () => mask.slice([0, total - length], [batch, length]).toFloat().reshape([batch, length, 1]));
 }
 
-/** One token of the scan, O(1) in the position: h = exp(delta A) h + delta B u, y = C·h + D u. */
-function recurrentStep({ u, delta, A, B, C, D, h0 }: ScanInputs): ScanOutputs {
-  const [batch, , dim] = u.shape;
-  const n = A.shape[1];
-  const deltaA = decay(delta.reshape([batch, dim, 1]).mul(A)); // exp(delta A), [B, D, N]
-  const deltaBu = delta.mul(u).reshape([batch, dim, 1]).mul(B.reshape([batch, 1, n])); // [B, D, N]
-  const h = (h0 === undefined ? deltaBu : deltaA.mul(h0).add(deltaBu)) as tf.Tensor3D;
-  const y = tf.matMul(h, C.reshape([batch, n, 1])).reshape([batch, 1, dim]).add(u.mul(D)) as tf.Tensor3D;
-  return { y, h };
-}
-
-/** [K, K] with ones at (k + 1, k): `w · shiftLeft(K)` moves every entry of a window one slot left. */
-function shiftLeft(k: number): tf.Tensor2D {
-  const values = new Float32Array(k * k);
-  for (let i = 0; i + 1 < k; i++) values[(i + 1) * k + i] = 1;
-  return tf.tensor2d(values, [k, k]);
-}
-
-/** [K], one at the last slot: where a window's newest entry goes. */
-function lastSlot(k: number): tf.Tensor1D {
-  const values = new Float32Array(k);
-  values[k - 1] = 1;
-  return tf.tensor1d(values);
+/** delta = 0 on padding: exp(delta A) = 1 and delta B u = 0, so the state passes through unchanged. */
+function zeroPadding(delta: tf.Tensor, keep: tf.Tensor | undefined): tf.Tensor3D {
+  return (keep === undefined ? delta : delta.mul(keep)) as tf.Tensor3D;
 }
 
 function negExp(aLog: tf.Tensor): tf.Tensor {

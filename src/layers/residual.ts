@@ -10,11 +10,6 @@ import { normOfSum } from './norm.js';
  */
 export type NormPlacement = 'pre' | 'post';
 
-/** A sublayer that can compute `x + itself(norm(x))` in one step (or say it cannot: undefined). */
-export interface FusesResidual {
-  residualForward(x: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor | undefined;
-}
-
 /** Apply `sublayer` to `x` with a residual connection and `norm` placed as asked. */
 export function residual(
   x: tf.Tensor,
@@ -23,10 +18,7 @@ export function residual(
   placement: NormPlacement,
   ctx: ForwardContext,
 ): tf.Tensor {
-  return tf.tidy(() => {
-    if (placement === 'post') return normOfSum(norm, x, sublayer.call(x, ctx), ctx);
-    // A sublayer may run the whole block in one kernel (the Mamba mixer on the native backend).
-    const fused = (sublayer as Partial<FusesResidual>).residualForward?.(x, norm, ctx);
-    return fused ?? x.add(sublayer.call(norm.call(x, ctx), ctx));
-  });
+  return tf.tidy(() =>
+    placement === 'post' ? normOfSum(norm, x, sublayer.call(x, ctx), ctx) : sublayer.preNormResidual(x, norm, ctx),
+  );
 }

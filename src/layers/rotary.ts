@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { applyRotary, type RotaryTables } from '../ops/rotary.js';
 import { memoize, positionsOf, type ForwardContext } from './context.js';
 
 /** HF `rope_scaling` variants; `default` is plain RoPE. */
@@ -78,24 +79,15 @@ export class RotaryEmbedding {
     return [cos as tf.Tensor4D, ctx.memo.get(`rope.sin:${this.options.dim}`) as tf.Tensor4D];
   }
 
-  /** The cos and sin tables [B, 1, L, dim] of this call's positions, as {@link apply} uses them (for fused kernels). */
-  tables(ctx: ForwardContext, batch: number, length: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  /** The cos and sin tables [B, 1, L, dim] of this call's positions (made once per call), as the attention op takes them. */
+  tables(ctx: ForwardContext, batch: number, length: number): RotaryTables {
     const [cos, sin] = this.cosSin(ctx, batch, length);
     return { cos, sin };
   }
 
   /** Rotate `x` [B, H, L, headDim]; dimensions past `dim` pass through unrotated. */
   apply(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor4D {
-    const [batch, , length, headDim] = x.shape;
-    const [cos, sin] = this.cosSin(ctx, batch, length);
-    return tf.tidy(() => {
-      const dim = this.options.dim;
-      const rot = dim === headDim ? x : x.slice([0, 0, 0, 0], [-1, -1, -1, dim]);
-      const [x1, x2] = tf.split(rot, 2, -1);
-      const rotated = tf.concat([x2!.neg(), x1!], -1);
-      const out = rot.mul(cos).add(rotated.mul(sin));
-      if (dim === headDim) return out as tf.Tensor4D;
-      return tf.concat([out, x.slice([0, 0, 0, dim], [-1, -1, -1, -1])], -1) as tf.Tensor4D;
-    });
+    const [batch, , length] = x.shape;
+    return applyRotary(x, this.tables(ctx, batch, length));
   }
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { maxStateSize } from '../kernels/contract.js';
+import { isSequencesOnly, maxStateSize } from '../kernels/contract.js';
 
 /**
  * The one decision every op makes before running a backend's fused kernel (names in
@@ -10,6 +10,8 @@ import { maxStateSize } from '../kernels/contract.js';
 export interface FusedCallSizes {
   /** The Mamba state size N. */
   stateSize?: number;
+  /** Tokens in the call (a kernel declared for sequences only does not take 1). */
+  length?: number;
 }
 
 /**
@@ -22,9 +24,10 @@ export function canFuse(kernel: string, sizes: FusedCallSizes = {}): boolean {
 }
 
 /** Whether the active backend registers `kernel` and its implementation takes `sizes`. */
-export function fusedKernelFits(kernel: string, { stateSize }: FusedCallSizes = {}): boolean {
+export function fusedKernelFits(kernel: string, { stateSize, length }: FusedCallSizes = {}): boolean {
   const backend = tf.getBackend();
   if (tf.getKernel(kernel, backend) === undefined) return false;
+  if (length === 1 && isSequencesOnly(kernel, backend)) return false;
   const max = stateSize === undefined ? undefined : maxStateSize(kernel, backend);
   return max === undefined || stateSize! <= max;
 }

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 
 import { Attention, type AttentionOptions } from '../../src/layers/attention.js';
 import { createContext, releaseContext, type ForwardContext } from '../../src/layers/context.js';
-import { ATTENTION_KERNEL, canFuseAttention, fusedAttention } from '../../src/layers/fused-attention.js';
+import { FUSED } from '../../src/kernels/contract.js';
+import { fusedAttention } from '../../src/ops/attention.js';
+import { canFuse } from '../../src/ops/dispatch.js';
 import { GenerationCache } from '../../src/generation/cache.js';
 import { registerGradients } from '../../src/training/gradients.js';
 import { getNumThreads, setNumThreads } from '../../src/kernels/native/index.js';
@@ -57,7 +59,7 @@ describe.skipIf(!built)('fused attention (native)', () => {
   useNativeBackend();
 
   it('registers the kernels the layers look for', () => {
-    expect(canFuseAttention()).toBe(true);
+    expect(canFuse(FUSED.attention)).toBe(true);
   });
 
   const shapes: Array<[string, Partial<AttentionOptions> & Pick<AttentionOptions, 'numHeads' | 'numKvHeads' | 'causal'>]> = [

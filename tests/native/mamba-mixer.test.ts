@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 
 import { GenerationCache } from '../../src/generation/cache.js';
 import { createContext, releaseContext } from '../../src/layers/context.js';
-import { MAMBA_MIXER_KERNEL, canFuseMixer } from '../../src/layers/fused-mamba.js';
+import { FUSED } from '../../src/kernels/contract.js';
+import { canFuse } from '../../src/ops/dispatch.js';
 import { MambaMixer, type MambaOptions } from '../../src/layers/mamba.js';
 import { Block } from '../../src/layers/block.js';
 import { RMSNorm } from '../../src/layers/norm.js';
@@ -56,8 +57,8 @@ describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
   useNativeBackend();
 
   it('is registered on native only', () => {
-    expect(canFuseMixer()).toBe(true);
-    expect(tf.getKernel(MAMBA_MIXER_KERNEL, 'wasm')).toBeUndefined();
+    expect(canFuse(FUSED.mambaMixer)).toBe(true);
+    expect(tf.getKernel(FUSED.mambaMixer, 'wasm')).toBeUndefined();
   });
 
   const cases: Array<[string, MambaOptions]> = [
@@ -142,9 +143,9 @@ describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
       dtWeight: mixer.dtProj.weight, dtBias: mixer.dtProj.bias!, A: mixer.A_log, D: mixer.D, outWeight: mixer.outProj.weight, ...over,
     });
     const wrongState = tf.zeros([1, 48, 3]);
-    expect(() => tf.engine().runKernel(MAMBA_MIXER_KERNEL, inputs({ convState: wrongState }), {})).toThrow(/input 'convState' must have shape \[1,48,4\], got \[1,48,3\]/);
+    expect(() => tf.engine().runKernel(FUSED.mambaMixer, inputs({ convState: wrongState }), {})).toThrow(/input 'convState' must have shape \[1,48,4\], got \[1,48,3\]/);
     const wrongD = tf.zeros([47]);
-    expect(() => tf.engine().runKernel(MAMBA_MIXER_KERNEL, inputs({ D: wrongD }), {})).toThrow(/input 'D' must have shape \[48\]/);
+    expect(() => tf.engine().runKernel(FUSED.mambaMixer, inputs({ D: wrongD }), {})).toThrow(/input 'D' must have shape \[48\]/);
     tf.dispose([hidden, wrongState, wrongD]);
     mixer.dispose();
   });

@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { GenerationCache } from '../../src/generation/cache.js';
 import { Block } from '../../src/layers/block.js';
 import { createContext, releaseContext } from '../../src/layers/context.js';
-import { defaultScan } from '../../src/layers/fused-scan.js';
-import { MAMBA_MIXER_KERNEL, canFuseMixer, fusedMixer } from '../../src/layers/fused-mamba.js';
+import { selectiveScan } from '../../src/ops/selective-scan.js';
+import { canFuse, runFused } from '../../src/ops/dispatch.js';
 import { MambaMixer, type MambaOptions } from '../../src/layers/mamba.js';
 import { RMSNorm } from '../../src/layers/norm.js';
-import { sequentialScan } from '../../src/layers/selective-scan.js';
+import { sequentialScan } from '../../src/ops/scan-reference.js';
 import { FUSED } from '../../src/kernels/contract.js';
 import { built, expectClose, randoms, useNativeBackend } from './helpers.js';
 
@@ -56,17 +56,17 @@ describe.runIf(built)(`native backend, Mamba state size ${N} (above the fused ke
     tf.dispose(Object.values(scanInputs));
     const mixer = randomMixer(OPTIONS, 1);
     const hidden = tf.zeros([1, 2, OPTIONS.hiddenSize]);
-    const A = tf.neg(tf.exp(mixer.A_log));
-    expect(() => fusedMixer(mixer, hidden, { A })).toThrow(/state size above 256/);
-    tf.dispose([hidden, A]);
+    const { innerNorms: _none, ...weights } = mixer.mixerWeights();
+    expect(() => runFused(FUSED.mambaMixer, { hidden, ...weights })).toThrow(/state size above 256/);
+    tf.dispose(hidden);
     mixer.dispose();
   });
 
   it('the layers do not choose the fused kernels for it, and do for Mamba\'s usual 16', () => {
-    expect(tf.getKernel(MAMBA_MIXER_KERNEL, 'native')).toBeDefined();
-    expect(canFuseMixer(16)).toBe(true);
-    expect(canFuseMixer(256)).toBe(true);
-    expect(canFuseMixer(N)).toBe(false);
+    expect(tf.getKernel(FUSED.mambaMixer, 'native')).toBeDefined();
+    expect(canFuse(FUSED.mambaMixer, { stateSize: 16 })).toBe(true);
+    expect(canFuse(FUSED.mambaMixer, { stateSize: 256 })).toBe(true);
+    expect(canFuse(FUSED.mambaMixer, { stateSize: N })).toBe(false);
   });
 
   it('the default scan equals the sequential reference to 1e-4 (prompt and single step, from a state)', () => {
@@ -83,7 +83,7 @@ describe.runIf(built)(`native backend, Mamba state size ${N} (above the fused ke
     const before = tf.memory().numTensors;
     for (const length of [l, 1]) {
       const sliced = { ...inputs, u: inputs.u.slice(0, [b, length, d]), delta: inputs.delta.slice(0, [b, length, d]), B: inputs.B.slice(0, [b, length, N]), C: inputs.C.slice(0, [b, length, N]) };
-      const fast = defaultScan(sliced);
+      const fast = selectiveScan(sliced);
       const reference = sequentialScan(sliced);
       expectClose(fast.y.dataSync(), reference.y.dataSync(), 1e-4, 1e-4);
       expectClose(fast.h.dataSync(), reference.h.dataSync(), 1e-4, 1e-4);

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
-import { defaultScan } from '../../src/layers/fused-scan.js';
-import { sequentialScan, type ScanInputs } from '../../src/layers/selective-scan.js';
+import { selectiveScan } from '../../src/ops/selective-scan.js';
+import { sequentialScan, type ScanInputs } from '../../src/ops/scan-reference.js';
 
 /** Random scan inputs: delta positive (softplus'ed), A negative (= -exp(A_log)). */
 function inputs(batch: number, length: number, dim: number, n: number, withH0: boolean): ScanInputs {
@@ -28,7 +28,7 @@ describe.runIf(tf.getBackend() === 'wasm')('TesseraSelectiveScan on wasm (JS ove
     it(`equals the sequential reference (batch ${batch}, ${length} tokens, ${withH0 ? 'from a state' : 'from zeros'})`, () => {
       const x = inputs(batch, length, 12, 5, withH0);
       const before = tf.memory().numTensors;
-      const fused = defaultScan(x);
+      const fused = selectiveScan(x);
       expect(tf.memory().numTensors).toBe(before + 2);
       const reference = sequentialScan(x);
       expect(fused.y.shape).toEqual([batch, length, 12]);

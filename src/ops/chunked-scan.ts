@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { decay } from './decay.js';
-import type { ScanInputs, ScanOutputs, SelectiveScan } from './selective-scan.js';
+import '../tf-chained.js';
+import { discretize, update, type ScanInputs, type ScanOutputs, type SelectiveScan } from './scan-reference.js';
 
 /**
- * The selective scan in chunks, with an op count that grows with log(chunk) + L / chunk rather
- * than with L, and O(L) total work.
+ * The reference scan's math (scan-reference.ts), blocked: the same {@link discretize} and
+ * {@link update}, applied to spans of tokens instead of one token at a time, so the op count grows
+ * with log(chunk) + L / chunk rather than with L, and the total work stays O(L).
  *
- * The recurrence h_t = a_t ⊙ h_{t-1} + x_t (a_t = exp(delta_t A), x_t = delta_t B_t u_t) is
- * associative in the pairs (a, x): (a1, x1) then (a2, x2) = (a1 a2, a2 x1 + x2). So:
+ * The recurrence h_t = a_t ⊙ h_{t-1} + x_t (a_t = deltaA_t, x_t = deltaBu_t) is associative in
+ * the pairs (a, x): (a1, x1) then (a2, x2) = (a1 a2, update(a2, x1, x2)). So:
  * 1. Within each chunk of T tokens, an inclusive scan by doubling (log2 T steps, each a shifted
  *    multiply-add over the whole [B, L, D, N] tensor) gives every token's state as if the chunk
  *    had started from zero, and the decay accumulated since the chunk's start.
@@ -28,18 +29,18 @@ export function chunkedScan({ u, delta, A, B, C, D, h0 }: ScanInputs, chunk = DE
     const padded = chunks * T;
     // Padding tokens carry delta = 0: a = 1 and x = 0, so they leave the state unchanged.
     const pad = (t: tf.Tensor3D): tf.Tensor3D => (padded === length ? t : tf.pad(t, [[0, 0], [0, padded - length], [0, 0]]));
-    const deltaP = pad(delta);
     const dn = dim * n;
+    const { deltaA, deltaBu } = discretize(pad(u), pad(delta), A, pad(B)); // [B, padded, D, N]
     // [B, chunks, T, D·N]: rank 4 at most, since tfjs-wasm slices higher ranks element by element.
-    let a: tf.Tensor = decay(deltaP.expandDims(3).mul(A)).reshape([batch, chunks, T, dn]);
-    let x: tf.Tensor = deltaP.mul(pad(u)).expandDims(3).mul(pad(B).expandDims(2)).reshape([batch, chunks, T, dn]);
+    let a: tf.Tensor = deltaA.reshape([batch, chunks, T, dn]);
+    let x: tf.Tensor = deltaBu.reshape([batch, chunks, T, dn]);
 
     // 1. Inclusive scan within chunks by doubling: after the step of span k, (a_t, x_t) covers
     //    tokens t-2k+1 .. t of the chunk (a = decay over that span, x = state from zero).
     for (let k = 1; k < T; k *= 2) {
       const aPrev = shift(a, 2, k, 1);
       const xPrev = shift(x, 2, k, 0);
-      x = a.mul(xPrev).add(x);
+      x = update(a, xPrev, x);
       a = a.mul(aPrev);
     }
 
@@ -50,15 +51,15 @@ export function chunkedScan({ u, delta, A, B, C, D, h0 }: ScanInputs, chunk = DE
     for (let k = 1; k < chunks; k *= 2) {
       const aPrev = shift(endA, 1, k, 1);
       const xPrev = shift(endX, 1, k, 0);
-      endX = endA.mul(xPrev).add(endX);
+      endX = update(endA, xPrev, endX);
       endA = endA.mul(aPrev);
     }
     const initial = (h0 ?? tf.zeros([batch, dim, n])).reshape([batch, 1, dn]);
-    const after = endX.add(endA.mul(initial)); // [B, chunks, D·N]
+    const after = update(endA, initial, endX); // [B, chunks, D·N]
     const entering = tf.concat([initial, after.slice([0, 0, 0], [batch, chunks - 1, dn])], 1);
 
     // 3. Every token's state and output.
-    const states = x.add(a.mul(entering.expandDims(2))).reshape([batch, padded, dim, n]);
+    const states = update(a, entering.expandDims(2), x).reshape([batch, padded, dim, n]);
     const statesL = padded === length ? states : states.slice([0, 0, 0, 0], [batch, length, dim, n]);
     const y = statesL.mul(C.expandDims(2)).sum(3).add(u.mul(D)); // C_t · h_t + D u_t
     const h = after.slice([0, chunks - 1, 0], [batch, 1, dn]).reshape([batch, dim, n]);

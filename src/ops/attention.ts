@@ -1,0 +1,182 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '../tf-chained.js';
+import { FUSED } from '../kernels/contract.js';
+import { batchedMatMul } from './batched-matmul.js';
+import { canFuse } from './dispatch.js';
+import type { Memo } from './memo.js';
+import { applyRotary, type RotaryTables } from './rotary.js';
+
+/** A large negative bias instead of -inf, so a row with every key masked stays finite. */
+const MASKED = -1e9;
+
+/**
+ * The intermediate values attention exposes as hook points, [B, heads, L or S, ·]: `q`, `k`, `v`
+ * after rotary (k and v with the cached positions), `scores` (scaled and masked) and `probs`.
+ */
+export const ATTENTION_TAPS = { q: 'q', k: 'k', v: 'v', scores: 'scores', probs: 'probs' } as const;
+export type AttentionTap = (typeof ATTENTION_TAPS)[keyof typeof ATTENTION_TAPS];
+
+/** The heads of one attention call. */
+export interface AttentionHeads {
+  numHeads: number;
+  /** Key/value heads: = numHeads for MHA, fewer for GQA, 1 for MQA. */
+  numKvHeads: number;
+  headDim: number;
+  /** Query i sits at position S - L + i and sees keys up to it. */
+  causal: boolean;
+}
+
+/** The cached keys and values, [B, numKvHeads, S0, headDim] each. */
+export interface KeyValueCache {
+  key: tf.Tensor;
+  value: tf.Tensor;
+}
+
+export interface AttentionCall {
+  /** [B, S0 + L], 1 = real token, 0 = padding (any dtype). */
+  mask?: tf.Tensor2D;
+  /** Rotary tables for this call's positions, applied to q and k. */
+  rotary?: RotaryTables;
+  /** Append this call's keys and values to a KV cache (`past` absent for an empty one) and return it. */
+  cache?: { past?: KeyValueCache };
+  /**
+   * Set when a hook observes the intermediates: each passes through it, by name, and may be
+   * replaced. The fused kernel never materialises them, so it does not run then.
+   */
+  tap?: (name: AttentionTap, value: tf.Tensor) => tf.Tensor;
+  /** Where the mask bias is kept, shared by the call's attention layers. */
+  memo: Memo;
+}
+
+export interface AttentionResult {
+  /** [B, L, numHeads·headDim], ready for the output projection. */
+  context: tf.Tensor3D;
+  /** The cache after this call, [B, numKvHeads, S0 + L, headDim]; present when `cache` was given. */
+  cache?: KeyValueCache;
+}
+
+/**
+ * softmax(q kᵀ / √headDim + bias) v for every head, on the projections as they come,
+ * token-major: q [B, L, numHeads·headDim], k and v [B, L, numKvHeads·headDim]. The bias is -1e9
+ * on padding and, when causal, on future keys. Runs as the backend's fused kernel (rotary, cache
+ * append and attention in one call) where it may: registered, no gradients recorded, no tap.
+ */
+export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: AttentionHeads, call: AttentionCall): AttentionResult {
+  const [batch, length] = q.shape;
+  const keyLength = (call.cache?.past?.key.shape[2] ?? 0) + length;
+  if (call.mask !== undefined) checkMask(call.mask, batch, keyLength);
+  if (call.tap === undefined && canFuse(FUSED.attention)) {
+    return fusedAttention({ q, k, v, rotary: call.rotary, cache: call.cache, mask: call.mask }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
+  }
+  return referenceAttention(q, k, v, heads, call);
+}
+
+/** The op-by-op composition: the reference the kernel is tested against, and what gradients flow through. */
+function referenceAttention(q3: tf.Tensor3D, k3: tf.Tensor3D, v3: tf.Tensor3D, heads: AttentionHeads, call: AttentionCall): AttentionResult {
+  return tf.tidy(() => {
+    const { numHeads, numKvHeads, headDim } = heads;
+    const [batch, length] = q3.shape;
+    const tap = call.tap ?? ((_name: AttentionTap, value: tf.Tensor) => value);
+    let q = headMajor(q3, numHeads, headDim);
+    let k = headMajor(k3, numKvHeads, headDim);
+    let v = headMajor(v3, numKvHeads, headDim);
+    if (call.rotary !== undefined) {
+      q = applyRotary(q, call.rotary);
+      k = applyRotary(k, call.rotary);
+    }
+    const past = call.cache?.past;
+    if (past !== undefined) {
+      k = tf.concat([past.key as tf.Tensor4D, k], 2);
+      v = tf.concat([past.value as tf.Tensor4D, v], 2);
+    }
+    const cache = call.cache === undefined ? undefined : { key: k, value: v };
+    q = tap(ATTENTION_TAPS.q, q) as tf.Tensor4D;
+    k = tap(ATTENTION_TAPS.k, k) as tf.Tensor4D;
+    v = tap(ATTENTION_TAPS.v, v) as tf.Tensor4D;
+
+    // GQA/MQA: each key/value head serves `groups` query heads. Fold those heads into the query
+    // length ([B, kvHeads, groups·L, headDim]) instead of repeating keys and values per head:
+    // no copy of the KV cache per token. Keys are transposed once: on wasm a plain matmul is
+    // far faster than one with transposeB (docs/performance.md).
+    const groups = numHeads / numKvHeads;
+    const keyLength = k.shape[2];
+    const qGrouped = q.reshape([batch, numKvHeads, groups * length, headDim]);
+    const kT = k.transpose([0, 1, 3, 2]); // [B, kvHeads, headDim, S]
+    let scores = batchedMatMul(qGrouped, kT)
+      .mul(1 / Math.sqrt(headDim))
+      .reshape([batch, numHeads, length, keyLength]);
+    const bias = maskBias(heads.causal, call, batch, length, keyLength);
+    if (bias !== undefined) scores = scores.add(bias);
+    scores = tap(ATTENTION_TAPS.scores, scores);
+    const probs = tap(ATTENTION_TAPS.probs, tf.softmax(scores));
+    const context = batchedMatMul(probs.reshape([batch, numKvHeads, groups * length, keyLength]), v) // [B, kvHeads, groups·L, headDim]
+      .reshape([batch, numHeads, length, headDim])
+      .transpose([0, 2, 1, 3])
+      .reshape([batch, length, numHeads * headDim]) as tf.Tensor3D;
+    return { context, cache };
+  });
+}
+
+/** [B, L, heads·headDim] -> [B, heads, L, headDim]. */
+function headMajor(x: tf.Tensor3D, heads: number, headDim: number): tf.Tensor4D {
+  const [batch, length] = x.shape;
+  return x.reshape([batch, length, heads, headDim]).transpose([0, 2, 1, 3]);
+}
+
+/**
+ * Additive bias [B or 1, 1, L, S] combining the causal mask (query i sees keys up to S - L + i)
+ * and the padding mask; made once per call and shared by its attention layers.
+ */
+function maskBias(causal: boolean, { mask, memo }: AttentionCall, batch: number, length: number, keyLength: number): tf.Tensor | undefined {
+  if ((!causal || length === 1) && mask === undefined) return undefined;
+  return memo(`attention.bias:${causal}:${length}:${keyLength}`, () =>
+    tf.tidy(() => {
+      // Only the masks that apply are built: a single query sits at the last position and sees
+      // every key, so decoding needs at most the padding mask ([B, 1, 1, S], broadcast).
+      let allowed: tf.Tensor | undefined;
+      if (causal && length > 1) {
+        const queryPos = tf.range(keyLength - length, keyLength, 1, 'int32').reshape([length, 1]);
+        const keyPos = tf.range(0, keyLength, 1, 'int32').reshape([1, keyLength]);
+        allowed = tf.lessEqual(keyPos, queryPos).reshape([1, 1, length, keyLength]);
+      }
+      if (mask !== undefined) {
+        const padding = mask.toBool().reshape([batch, 1, 1, keyLength]);
+        allowed = allowed === undefined ? padding : tf.logicalAnd(allowed, padding);
+      }
+      if (allowed === undefined) throw new Error('unreachable: no mask applies');
+      return tf.where(allowed, tf.scalar(0), tf.scalar(MASKED));
+    }),
+  );
+}
+
+/** The padding mask must cover every key: [B, cached + new tokens]. */
+function checkMask(mask: tf.Tensor2D, batch: number, keyLength: number): void {
+  if (mask.shape[0] !== batch || mask.shape[1] !== keyLength) {
+    throw new Error(
+      `attentionMask has shape [${mask.shape}], expected [${batch}, ${keyLength}] (batch, cached + new tokens)`,
+    );
+  }
+}
+
+/** The fused kernel's inputs: the projections, and what {@link AttentionCall} gives it. */
+export interface FusedAttentionInputs extends Pick<AttentionCall, 'mask' | 'rotary' | 'cache'> {
+  q: tf.Tensor3D;
+  k: tf.Tensor3D;
+  v: tf.Tensor3D;
+}
+
+/**
+ * One call of the backend's attention kernel, with no decision: {@link attention} decides when it
+ * may run; tests call this to reach the kernel's own input checks.
+ */
+export function fusedAttention({ q, k, v, rotary, cache, mask }: FusedAttentionInputs, options: AttentionHeads & { scale: number }): AttentionResult {
+  const tensors: tf.NamedTensorMap = { q, k, v };
+  if (rotary !== undefined) Object.assign(tensors, rotary);
+  if (cache?.past !== undefined) Object.assign(tensors, { pastKey: cache.past.key, pastValue: cache.past.value });
+  if (mask !== undefined) tensors.mask = mask;
+  const attrs = { ...options, returnCache: cache !== undefined };
+  const out = tf.engine().runKernel(FUSED.attention, tensors, attrs as unknown as tf.NamedAttrMap);
+  if (cache === undefined) return { context: (Array.isArray(out) ? out[0] : out) as tf.Tensor3D };
+  const [context, key, value] = out as tf.Tensor[];
+  return { context: context as tf.Tensor3D, cache: { key: key!, value: value! } };
+}
