@@ -24,7 +24,7 @@ export function canFuse(kernel: string, sizes: FusedCallSizes = {}): boolean {
 }
 
 /** Whether the active backend registers `kernel` and its implementation takes `sizes`. */
-export function fusedKernelFits(kernel: string, { stateSize, length }: FusedCallSizes = {}): boolean {
+function fusedKernelFits(kernel: string, { stateSize, length }: FusedCallSizes = {}): boolean {
   const backend = tf.getBackend();
   if (tf.getKernel(kernel, backend) === undefined) return false;
   if (length === 1 && isSequencesOnly(kernel, backend)) return false;
