@@ -30,7 +30,7 @@ export function chunkedScan({ u, delta, A, B, C, D, h0 }: ScanInputs, chunk = DE
     // Padding tokens carry delta = 0: a = 1 and x = 0, so they leave the state unchanged.
     const pad = (t: tf.Tensor3D): tf.Tensor3D => (padded === length ? t : tf.pad(t, [[0, 0], [0, padded - length], [0, 0]]));
     const dn = dim * n;
-    const { deltaA, deltaBu } = discretize(pad(u), pad(delta), A, pad(B)); // [B, padded, D, N]
+    const { deltaA, deltaBu } = discretize(pad(u).expandDims(3), pad(delta).expandDims(3), A, pad(B).expandDims(2)); // [B, padded, D, N]
     // [B, chunks, T, D·N]: rank 4 at most, since tfjs-wasm slices higher ranks element by element.
     let a: tf.Tensor = deltaA.reshape([batch, chunks, T, dn]);
     let x: tf.Tensor = deltaBu.reshape([batch, chunks, T, dn]);

@@ -31,13 +31,12 @@ export interface ScanOutputs {
 export type SelectiveScan = (inputs: ScanInputs) => ScanOutputs;
 
 /**
- * The discretised recurrence for every position: deltaA = exp(delta ⊗ A) and
- * deltaBu = (delta · u) ⊗ B. `u`, `delta` are [..., D], `B` is [..., N]; both results [..., D, N].
+ * The discretised recurrence: deltaA = exp(delta A) and deltaBu = delta u B for every channel d
+ * and state n. `u` and `delta` come as columns [..., D, 1] and `B` as rows [..., 1, N], so both
+ * results broadcast to [..., D, N].
  */
 export function discretize(u: tf.Tensor, delta: tf.Tensor, A: tf.Tensor2D, B: tf.Tensor): { deltaA: tf.Tensor; deltaBu: tf.Tensor } {
-  const deltaA = decay(delta.expandDims(-1).mul(A));
-  const deltaBu = delta.mul(u).expandDims(-1).mul(B.expandDims(-2));
-  return { deltaA, deltaBu };
+  return { deltaA: decay(delta.mul(A)), deltaBu: delta.mul(u).mul(B) };
 }
 
 /**
@@ -57,7 +56,8 @@ export function scanStep({ u, delta, A, B, C, D, h0 }: ScanInputs): ScanOutputs 
   return tf.tidy(() => {
     const [batch, , dim] = u.shape;
     const n = A.shape[1];
-    const { deltaA, deltaBu } = discretize(u.reshape([batch, dim]), delta.reshape([batch, dim]), A, B.reshape([batch, n])); // [B, D, N]
+    const column = (x: tf.Tensor): tf.Tensor => x.reshape([batch, dim, 1]);
+    const { deltaA, deltaBu } = discretize(column(u), column(delta), A, B.reshape([batch, 1, n])); // [B, D, N]
     const h = (h0 === undefined ? deltaBu : update(deltaA, h0, deltaBu)) as tf.Tensor3D;
     const y = tf.matMul(h, C.reshape([batch, n, 1])).reshape([batch, 1, dim]).add(u.mul(D)) as tf.Tensor3D;
     return { y, h };
