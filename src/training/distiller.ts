@@ -3,6 +3,7 @@ import { hookPoints, runWithCache } from '../hooks/run.js';
 import type { ActivationCache } from '../hooks/activation-cache.js';
 import { createContext } from '../layers/context.js';
 import { Linear } from '../layers/linear.js';
+import { ATTENTION_TAPS, type AttentionTap } from '../ops/attention.js';
 import type { Model } from '../models/model.js';
 import { gradientsRegistered, registerGradients } from './gradients.js';
 import { uniformLayerMap, type LayerMap } from './layer-map.js';
@@ -31,7 +32,7 @@ export interface DistillOptions {
   /** Also match the embedding outputs (TinyBERT). Default true. */
   matchEmbeddings?: boolean;
   /** Attention maps at `layers.{i}.mixer.scores` (or `.probs`), TinyBERT-style. Default off. */
-  attention?: false | { weight?: number; point?: 'scores' | 'probs' };
+  attention?: false | { weight?: number; point?: Extract<AttentionTap, 'scores' | 'probs'> };
   /** Soft targets on `output.logits` (both models must produce logits), DistilBERT-style. Default off. */
   logits?: false | { weight?: number; temperature?: number };
   /**
@@ -93,7 +94,7 @@ export class Distiller {
       for (const [s, t] of this.layerMap) this.hiddenPairs.push({ student: `layers.${s}`, teacher: `layers.${t}` });
     }
     if (options.attention !== undefined && options.attention !== false) {
-      const point = options.attention.point ?? 'scores';
+      const point = options.attention.point ?? ATTENTION_TAPS.scores;
       for (const [s, t] of this.layerMap) {
         this.attentionPairs.push({ student: `layers.${s}.mixer.${point}`, teacher: `layers.${t}.mixer.${point}` });
       }
