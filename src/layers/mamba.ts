@@ -99,8 +99,8 @@ export class MambaMixer extends Layer {
 
   protected forward(hidden: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
-      const fused = fusedMambaMixer(hidden, this.mixerWeights(), this.callState(hidden, ctx));
-      if (fused !== undefined) return this.keepState(fused, ctx);
+      const fused = this.fused(hidden, ctx);
+      if (fused !== undefined) return fused;
       const tap = <T extends tf.Tensor>(name: MambaTap, value: T): T => this.tap(name, value, ctx);
       const past = ctx.cache?.get(this);
       const keep = realTokens(ctx, hidden); // [B, L, 1]: 0 on padding, which must not touch the state
@@ -113,8 +113,9 @@ export class MambaMixer extends Layer {
       const A = derivedOf(this.A_log, 'A', negExp) as tf.Tensor2D; // -exp(A_log), [D, N]
       const D = this.D as tf.Tensor1D; // [D]
 
-      const { y, h } = this.scan({ u, delta, A, B, C, D, h0: past?.ssm as tf.Tensor3D }); // [B, L, D], [B, D, N]
-      this.keepState({ conv: conv.window, ssm: tap(MAMBA_TAPS.state, h) }, ctx);
+      const { y, h } = this.scan({ u, delta, A, B, C, D, h0: past?.ssm as tf.Tensor3D }); // y: [B, L, D]
+      const state = tap(MAMBA_TAPS.state, h); // [B, D, N]
+      ctx.cache?.set(this, { conv: conv.window, ssm: state });
       return this.outProj.call(tap(MAMBA_TAPS.scan, y).mul(silu(z)), ctx); // [B, L, H]
     });
   }
@@ -125,9 +126,8 @@ export class MambaMixer extends Layer {
    */
   override preNormResidual(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor {
     if (norm instanceof RMSNorm && !norm.hasHooks() && !this.hasHooks()) {
-      const call = { ...this.callState(hidden, ctx), preNorm: { weight: norm.weight, eps: norm.eps } };
-      const fused = fusedMambaMixer(hidden, this.mixerWeights(), call);
-      if (fused !== undefined) return this.keepState(fused, ctx);
+      const fused = this.fused(hidden, ctx, norm);
+      if (fused !== undefined) return fused;
     }
     return super.preNormResidual(hidden, norm, ctx);
   }
@@ -145,21 +145,24 @@ export class MambaMixer extends Layer {
     };
   }
 
-  /** This call's cached states and padding, and whether anything needs the steps one by one. */
-  private callState(hidden: tf.Tensor, ctx: ForwardContext): MambaMixerCall {
+  /**
+   * The mixer (after `preNorm`, with the residual added, when given) as the fused op, with its
+   * states kept; undefined where the op may not run. Its steps count as observed when the scan is
+   * not the default or a hook sits inside the mixer.
+   */
+  private fused(hidden: tf.Tensor, ctx: ForwardContext, preNorm?: RMSNorm): tf.Tensor | undefined {
     const past = ctx.cache?.get(this);
-    return {
+    const call: MambaMixerCall = {
       conv: past?.conv,
       ssm: past?.ssm,
       keep: realTokens(ctx, hidden),
+      preNorm: preNorm === undefined ? undefined : { weight: preNorm.weight, eps: preNorm.eps },
       stepsObserved: this.scan !== selectiveScan || this.hasInnerHooks(),
     };
-  }
-
-  /** Store the states after a call in the cache (when there is one); returns the output. */
-  private keepState({ out, conv, ssm }: { out?: tf.Tensor; conv: tf.Tensor; ssm: tf.Tensor }, ctx: ForwardContext): tf.Tensor {
-    ctx.cache?.set(this, { conv, ssm });
-    return out!;
+    const result = fusedMambaMixer(hidden, this.mixerWeights(), call);
+    if (result === undefined) return undefined;
+    ctx.cache?.set(this, { conv: result.conv, ssm: result.ssm });
+    return result.out;
   }
 
   /** dt, B and C from x_proj(u), through Jamba's RMSNorms where the mixer has them; B and C are taps. */
