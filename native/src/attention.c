@@ -11,9 +11,9 @@
 extern void openblas_set_num_threads(int num_threads);
 extern int openblas_get_num_threads(void);
 
-/* The op-by-op path's additive bias for a masked key (src/layers/attention.ts). */
+/* The op-by-op path's additive bias for a masked key (src/ops/attention.ts). */
 #define MASKED (-1e9f)
-/* Query heads per kv head up to which decode uses one GEMV per head (see attention_tasks). */
+/* Query heads per kv head up to which decode uses one GEMV per head (see rows_times). */
 #define SMALL_GROUP 4
 /* Query rows per block of a causal task (see attention_tasks). */
 #define CAUSAL_BLOCK 64
@@ -29,6 +29,25 @@ static int grouped(const struct tessera_attention_dims *d) { return d->q_len == 
 
 static int task_count(const struct tessera_attention_dims *d) {
   return d->batch * (grouped(d) ? d->kv_heads : d->heads);
+}
+
+/*
+ * C [rows, n] = A [rows, k] · op(M), M being [n, k] under CblasTrans and [k, n] otherwise. A few
+ * rows (a GQA group) go as one GEMV each: OpenBLAS packs the whole M for a GEMM, which for
+ * rows <= SMALL_GROUP costs more than reading it once per row (~1.4x here).
+ */
+static void rows_times(CBLAS_TRANSPOSE op, int rows, int n, int k, const float *A, int lda,
+                       const float *M, int ldm, float *C, int ldc) {
+  if (rows > SMALL_GROUP) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, op, rows, n, k, 1.0f, A, lda, M, ldm, 0.0f, C, ldc);
+    return;
+  }
+  const int m_rows = op == CblasTrans ? n : k, m_cols = op == CblasTrans ? k : n;
+  const CBLAS_TRANSPOSE row_op = op == CblasTrans ? CblasNoTrans : CblasTrans;
+  for (int r = 0; r < rows; r++) {
+    cblas_sgemv(CblasRowMajor, row_op, m_rows, m_cols, 1.0f, M, ldm, A + (size_t)r * lda, 1, 0.0f,
+                C + (size_t)r * ldc, 1);
+  }
 }
 
 /*
@@ -79,28 +98,11 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
                                                         : a->v + ((size_t)b * Hkv + kvh) * S * D;
     const float *mask_row = a->mask == NULL ? NULL : a->mask + (size_t)b * S;
     if (grouped(d)) {
-      /* One query per head, at the last position: it sees every key but padding. */
-      /* A few rows (a GQA group) as one GEMV each: OpenBLAS packs the whole K or V for a GEMM,
-       * which for M <= 4 costs more than reading them once per row (~1.4x here). */
-      if (rows <= SMALL_GROUP) {
-        for (int r = 0; r < rows; r++) {
-          cblas_sgemv(CblasRowMajor, CblasNoTrans, S, D, 1.0f, K, ldk, Q + (size_t)r * D, 1, 0.0f,
-                      scores + (size_t)r * S, 1);
-        }
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, S, D, 1.0f, Q, ldq, K, ldk, 0.0f,
-                    scores, S);
-      }
+      /* One query per head, at the last position: it sees every key but padding. The group's
+       * query rows are D apart (ldq = D). */
+      rows_times(CblasTrans, rows, S, D, Q, ldq, K, ldk, scores, S);
       for (int r = 0; r < rows; r++) softmax_row(scores + (size_t)r * S, S, d->scale, mask_row, S);
-      if (rows <= SMALL_GROUP) {
-        for (int r = 0; r < rows; r++) {
-          cblas_sgemv(CblasRowMajor, CblasTrans, S, D, 1.0f, V, ldv, scores + (size_t)r * S, 1, 0.0f,
-                      O + (size_t)r * D, 1);
-        }
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, S, 1.0f, scores, S, V, ldv,
-                    0.0f, O, ldq);
-      }
+      rows_times(CblasNoTrans, rows, D, S, scores, S, V, ldv, O, ldq);
       continue;
     }
     /* Causal rows go in blocks, each over the keys up to its last row only: the keys after it are
