@@ -1,21 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { causalConv } from '../../src/ops/causal-conv.js';
-import type { Memo } from '../../src/ops/memo.js';
-
-/** A memo as a forward call keeps one, and its release. */
-function callMemo(): { memo: Memo; release: () => void } {
-  const kept = new Map<string, tf.Tensor>();
-  const memo: Memo = (key, make) => {
-    if (!kept.has(key)) kept.set(key, tf.keep(make()));
-    return kept.get(key) as ReturnType<typeof make>;
-  };
-  return { memo, release: () => tf.dispose([...kept.values()]) };
-}
-
-function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(a.sub(b))).dataSync()[0]!);
-}
+import { callMemo, maxDiff } from './helpers.js';
 
 const [BATCH, LENGTH, DIM, K] = [2, 6, 5, 4];
 

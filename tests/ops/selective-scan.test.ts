@@ -5,6 +5,7 @@ import { chunkedScan } from '../../src/ops/chunked-scan.js';
 import { scanStep, sequentialScan, type ScanInputs } from '../../src/ops/scan-reference.js';
 import { selectiveScan } from '../../src/ops/selective-scan.js';
 import { registerGradients } from '../../src/training/gradients.js';
+import { maxDiff } from './helpers.js';
 
 /** Scan inputs as a Mamba mixer makes them (delta > 0 by softplus, A < 0). */
 function inputs(batch: number, length: number, dim: number, n: number, withState: boolean, seed = 1): ScanInputs {
@@ -17,10 +18,6 @@ function inputs(batch: number, length: number, dim: number, n: number, withState
     D: tf.randomNormal([dim], 1, 0.2, 'float32', seed + 5) as tf.Tensor1D,
     h0: withState ? (tf.randomNormal([batch, dim, n], 0, 1, 'float32', seed + 6) as tf.Tensor3D) : undefined,
   }));
-}
-
-function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(a.sub(b))).dataSync()[0]!);
 }
 
 function dispose(x: ScanInputs): void {
