@@ -26,6 +26,8 @@ export interface BuildOptions {
    * at once, and total memory is a stable bound where free memory changes with every file read.
    */
   maxParameterBytes?: number;
+  /** Draw the random initial weights reproducibly from this integer seed. Default: unseeded. */
+  seed?: number;
 }
 
 /** A byte limit and where it came from (said in the error when a model exceeds it). */

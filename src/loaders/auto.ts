@@ -9,6 +9,7 @@ import { CausalLM } from '../models/causal-lm.js';
 import { DecoderModel } from '../models/decoder.js';
 import { EncoderModel } from '../models/encoder.js';
 import type { TransformerModel } from '../models/transformer.js';
+import { withInitSeed } from '../layers/init.js';
 import { settleWeights } from '../kernels/backend.js';
 import { assignWeights, type WeightLoadOptions } from './assign-weights.js';
 import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
@@ -41,7 +42,7 @@ export function buildFromConfig(
   options: BuildOptions = {},
 ): { model: TransformerModel; architecture: Architecture<any> } {
   const { architecture, config } = checkedArchitecture(raw, kind, source, options);
-  const model = disposeOnThrow(() => new CLASSES[kind](architecture.build(config, kind), config, architecture.name));
+  const model = disposeOnThrow(() => withInitSeed(options.seed, () => new CLASSES[kind](architecture.build(config, kind), config, architecture.name)));
   return { model, architecture };
 }
 

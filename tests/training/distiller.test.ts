@@ -67,7 +67,8 @@ describe('Distiller', () => {
   it('distils logits (KL, T²) between two Llamas', async () => {
     const teacher: CausalLM = await AutoCausalLM.fromDir(fixture('llama-tiny'));
     const config = { model_type: 'llama', vocab_size: 512, hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64 };
-    const student = AutoCausalLM.fromConfig(config);
+    // Seeded, so that the drop asserted below is the same on every run.
+    const student = AutoCausalLM.fromConfig(config, { seed: 1 });
     const optimizer = tf.train.adam(0.01);
     const distiller = new Distiller({
       teacher,
