@@ -83,7 +83,7 @@ export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type 
 export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
 
 // Hybrids: the layer registry, MoE, hybrid configs, Jamba, saving
-export { MixtureOfExperts, type MixtureOfExpertsOptions } from './layers/moe.js';
+export { MixtureOfExperts, MOE_TAPS, type MixtureOfExpertsOptions } from './layers/moe.js';
 export {
   LayerRegistry,
   layerRegistry,

@@ -20,6 +20,9 @@ export interface MixtureOfExpertsOptions {
   renormalize?: boolean;
 }
 
+/** The values a mixture of experts exposes to hooks as `<path>.<name>`: the router's logits [B, L, E]. */
+export const MOE_TAPS = { routerLogits: 'routerLogits' } as const;
+
 /**
  * A sparse mixture of gated feed-forward experts: a router scores every expert per token,
  *   weights = softmax(router(x)) over all experts,  keep the top-k,
@@ -40,7 +43,7 @@ export class MixtureOfExperts extends Layer {
     this.router = this.addModule('router', new Linear(hiddenSize, numExperts));
     const experts = Array.from({ length: numExperts }, () => new FeedForward({ hiddenSize, intermediateSize, activation, gated: true }));
     this.experts = this.addModule('experts', new ModuleList(experts));
-    this.declareTaps('routerLogits');
+    this.declareTaps(...Object.values(MOE_TAPS));
   }
 
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
@@ -48,7 +51,7 @@ export class MixtureOfExperts extends Layer {
       const { topK, numExperts } = this.options;
       const hidden = x.shape[x.rank - 1]!;
       const tokens = x.reshape([-1, hidden]) as tf.Tensor2D; // [T, H]
-      const logits = this.tap('routerLogits', this.router.call(x, ctx), ctx).reshape([-1, numExperts]);
+      const logits = this.tap(MOE_TAPS.routerLogits, this.router.call(x, ctx), ctx).reshape([-1, numExperts]);
       const { values, indices } = tf.topk(tf.softmax(logits), topK); // [T, k] each
       const weights = this.options.renormalize ? values.div(values.sum(-1, true)) : values;
 
