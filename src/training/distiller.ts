@@ -294,7 +294,9 @@ export class Distiller {
           }
           const projection = new Linear(studentSize, teacherSize, { bias: true });
           // Variance-preserving start, so projected states begin on the teacher's scale.
-          projection.weight.assign(tf.tidy(() => tf.randomNormal([teacherSize, studentSize], 0, 1 / Math.sqrt(studentSize))));
+          const start = tf.randomNormal([teacherSize, studentSize], 0, 1 / Math.sqrt(studentSize));
+          projection.weight.assign(start);
+          start.dispose(); // assign shares the data; the tensor itself would stay counted
           this.projection = projection;
         }
       }

@@ -28,13 +28,28 @@ describe('native backend', () => {
     });
 
     it('replaces the hot kernels and copies every other cpu kernel', () => {
-      for (const name of [tf.BatchMatMul, tf._FusedMatMul, tf.Softmax, tf.GatherV2]) {
+      for (const name of [tf.BatchMatMul, tf._FusedMatMul, tf.Softmax, tf.GatherV2, tf.UnsortedSegmentSum]) {
         expect(tf.getKernel(name, 'native')?.kernelFunc).not.toBe(tf.getKernel(name, 'cpu')?.kernelFunc);
       }
       const cpu = tf.getKernelsForBackend('cpu').map((k) => k.kernelName);
       const native = new Set(tf.getKernelsForBackend('native').map((k) => k.kernelName));
       expect(cpu.filter((name) => !native.has(name))).toEqual([]);
       for (const name of [FUSED.selectiveScan, FUSED.rmsNorm, FUSED.layerNorm]) expect(native.has(name)).toBe(true);
+    });
+
+    it('sums segments (the gradient of gather) as the cpu kernel does, repeated and out-of-range ids included', async () => {
+      const x = randoms(6 * 5, 4);
+      const cases = [
+        () => tf.unsortedSegmentSum(tf.tensor(x, [6, 5]), tf.tensor1d([3, 0, 3, 7, 1, 3], 'int32'), 5),
+        () => tf.unsortedSegmentSum(tf.tensor(x, [30]), tf.tensor1d(Array.from({ length: 30 }, (_, i) => i % 4), 'int32'), 4),
+      ];
+      for (const f of cases) {
+        const native = await runOn('native', f);
+        const cpu = await runOn('cpu', f);
+        expect(native.shape).toEqual(cpu.shape);
+        expectClose(native.values, cpu.values, 1e-6, 1e-6);
+      }
+      await tf.setBackend('native');
     });
 
     it('runs cpu kernels it does not override (concat, slice, pad) with cpu results', async () => {
