@@ -1,7 +1,9 @@
 /**
- * Kernel profile of one decode step (mamba, llama) or one BERT encode: `npx tsx bench/profile.ts
- * mamba|llama|bert [prefill]` (TESSERA_BACKEND picks the backend, default native). Prints the
- * kernels by total time, with their input shapes: where a model spends its time.
+ * Kernel profile of one decode step (mamba, llama), one BERT encode, or one training step of the
+ * train benchmark's Llama student (forward, backward and Adam): `npx tsx bench/profile.ts
+ * mamba|llama|bert [prefill]` or `train [BxL]` (default 1x32; TESSERA_BACKEND picks the backend,
+ * default native). Prints the kernels by total time, with their input shapes: where a model spends
+ * its time.
  */
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,6 +11,8 @@ import { initBackend, type BackendName } from '../src/kernels/backend.js';
 import { GenerationCache } from '../src/generation/cache.js';
 import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import { disposeOutput } from '../src/models/transformer.js';
+import { registerGradients } from '../src/training/gradients.js';
+import { nextTokenCrossEntropy } from '../src/training/losses.js';
 
 await initBackend({ backend: (process.env.TESSERA_BACKEND as BackendName | undefined) ?? 'native' });
 const which = process.argv[2] ?? 'mamba';
@@ -29,7 +33,26 @@ async function report(name: string, fn: () => void) {
   const rows = [...agg.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40);
   for (const [k, v] of rows) console.log(`  ${v.ms.toFixed(2).padStart(8)} ms ${String(v.n).padStart(5)}x ${k}`);
 }
-if (which === 'bert') {
+if (which === 'train') {
+  await registerGradients();
+  const [batch, length] = (process.argv[3] ?? '1x32').split('x').map(Number) as [number, number];
+  const student = AutoCausalLM.fromConfig({ model_type: 'llama', vocab_size: 32000, hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1376 }, { seed: 1 });
+  const ids = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i * 7919) % 32000), [batch, length], 'int32');
+  const optimizer = tf.train.adam(1e-4);
+  const variables = student.namedParameters().map(([, v]) => v);
+  const step = () => {
+    const cost = optimizer.minimize(() => {
+      const out = student.forward(ids);
+      const loss = nextTokenCrossEntropy(out.logits, ids);
+      disposeOutput(out);
+      return loss;
+    }, true, variables)!;
+    cost.dataSync();
+    cost.dispose();
+  };
+  let t0 = performance.now(); step(); console.log('first step wall', performance.now() - t0);
+  await report(`train step ${batch}x${length}`, step);
+} else if (which === 'bert') {
   const bert = AutoEncoder.fromConfig({ model_type: 'bert', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, vocab_size: 30522 });
   const ids = tf.tensor2d(Array.from({ length: 1024 }, (_, i) => (i * 7919) % 30522), [8, 128], 'int32');
   const run = () => { const out = bert.forward(ids); out.lastHiddenState.dataSync(); disposeOutput(out); };

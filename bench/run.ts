@@ -2,7 +2,8 @@
  * `npm run bench`: random-weight models of real size on the backend in use, against the
  * backend's own matmul and matrix-vector throughput. Prints a table, then (last line) one JSON
  * object. Options: `--quick` (tiny models: a smoke check, used by tests/bench), `--only=a,b`
- * with any of engine, bert, mamba, llama, and `--backend=NAME` (or TESSERA_BACKEND).
+ * with any of engine, bert, mamba, llama, train, `--train-batch=BxL` (the train part's batch,
+ * default 4x128, for machines where a full step is too slow) and `--backend=NAME` (or TESSERA_BACKEND).
  */
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
@@ -12,13 +13,16 @@ import { GenerationCache } from '../src/generation/cache.js';
 import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import { disposeOutput } from '../src/models/transformer.js';
+import { runTrainBench, type TrainBatch } from './train.js';
 
-export type Part = 'engine' | 'bert' | 'mamba' | 'llama';
-export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama'];
+export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train';
+export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama', 'train'];
 
 export interface BenchOptions {
   quick?: boolean;
   only?: readonly Part[];
+  /** The train part's batch × length (default 4×128; quick: 2×8). */
+  trainBatch?: TrainBatch;
   /** Table lines go here (default console.log). */
   log?: (line: string) => void;
 }
@@ -126,7 +130,7 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
   row(`matmul [${m}x${k}]·[${k}x${n}] (start)`, result.matmul_gflops as number, 'GFLOP/s');
   row(`matvec [1x${vin}]·[${vin}x${vout}] (start)`, result.matvec_gbps as number, 'GB/s');
   row(`  streaming ${size.streamingMatrices} such matrices (start)`, result.matvec_streaming_gbps as number, 'GB/s');
-  const achieved: { flops?: number; decodeBytes: number[] } = { decodeBytes: [] };
+  const achieved: { flops?: number; trainFlops?: number; decodeBytes: number[] } = { decodeBytes: [] };
 
   if (only.has('bert')) {
     const bert = AutoEncoder.fromConfig({ model_type: 'bert', ...size.bert });
@@ -199,6 +203,11 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
     }
     lm.dispose();
   }
+  if (only.has('train')) {
+    const { train_flops: trainFlops, ...train } = await runTrainBench({ quick: options.quick ?? false, batch: options.trainBatch, row });
+    Object.assign(result, train);
+    achieved.trainFlops = trainFlops;
+  }
   measureEngine();
   row('matmul (best of start and end)', result.matmul_gflops as number, 'GFLOP/s');
   row('matvec (best of start and end)', result.matvec_gbps as number, 'GB/s');
@@ -206,6 +215,10 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
   if (achieved.flops !== undefined) {
     result.encode_engine_fraction = achieved.flops / ((result.matmul_gflops as number) * 1e9);
     row('encode: model FLOP/s / matmul FLOP/s', result.encode_engine_fraction as number, '');
+  }
+  if (achieved.trainFlops !== undefined) {
+    result.train_engine_fraction = achieved.trainFlops / ((result.matmul_gflops as number) * 1e9);
+    row('train: student step FLOP/s / matmul FLOP/s', result.train_engine_fraction as number, '');
   }
   if (achieved.decodeBytes.length > 0) {
     // The lower of Mamba's and Llama's, so neither hides behind the other.
@@ -228,8 +241,12 @@ function parseArgs(argv: readonly string[]): BenchOptions & { backend?: BackendN
       const bad = parts.filter((p) => !PARTS.includes(p as Part));
       if (bad.length > 0) throw new Error(`--only: unknown part(s) ${bad.join(', ')}; choose from ${PARTS.join(', ')}`);
       options.only = parts as Part[];
+    } else if (arg.startsWith('--train-batch=')) {
+      const match = /^(\d+)x(\d+)$/.exec(arg.slice(14));
+      if (match === null || Number(match[2]) < 2) throw new Error(`--train-batch: expected BxL with L >= 2, e.g. 4x128, got '${arg.slice(14)}'`);
+      options.trainBatch = [Number(match[1]), Number(match[2])];
     } else if (arg.startsWith('--backend=')) options.backend = arg.slice(10) as BackendName;
-    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama, --backend=NAME)`);
+    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train, --train-batch=BxL, --backend=NAME)`);
   }
   return options;
 }

@@ -79,7 +79,7 @@ export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector 
 // Training and distillation (docs/distillation.md)
 export { registerGradients, gradientsRegistered } from './training/gradients.js';
 export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
-export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, type MaskOptions } from './training/losses.js';
+export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, nextTokenCrossEntropy, type MaskOptions } from './training/losses.js';
 export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
 
 // Hybrids: the layer registry, MoE, hybrid configs, Jamba, saving

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-chained.js';
+import { crossEntropy } from '../ops/cross-entropy.js';
 
 /** Options shared by the distillation losses. */
 export interface MaskOptions {
@@ -91,5 +92,29 @@ export function attentionLoss(student: tf.Tensor, teacher: tf.Tensor, options: M
     }
     const squared = tf.where(valid.toBool(), student.sub(teacher).square(), tf.zerosLike(student));
     return squared.sum().div(valid.sum().maximum(1)) as tf.Scalar;
+  });
+}
+
+/**
+ * Mean next-token cross-entropy of a causal LM, as Hugging Face computes it with `labels =
+ * input_ids`: the logits at position t [B, L, V] predict token t + 1 of `inputIds` [B, L]; with a
+ * mask, only positions whose next token is unmasked count (HF's -100 labels). Runs through the
+ * `crossEntropy` op, which never builds a one-hot over the vocabulary.
+ */
+export function nextTokenCrossEntropy(logits: tf.Tensor, inputIds: tf.Tensor, options: MaskOptions = {}): tf.Scalar {
+  if (logits.rank !== 3) throw new Error(`nextTokenCrossEntropy: expected logits [batch, length, vocab], got shape [${logits.shape}]`);
+  const [batch, length, vocab] = logits.shape as [number, number, number];
+  if (inputIds.rank !== 2 || inputIds.shape[0] !== batch || inputIds.shape[1] !== length) {
+    throw new Error(`nextTokenCrossEntropy: inputIds has shape [${inputIds.shape}], expected [${batch}, ${length}] like the logits`);
+  }
+  if (length < 2) throw new Error('nextTokenCrossEntropy: needs at least 2 positions (each predicts the next token)');
+  return tf.tidy(() => {
+    // Every position gets a target, the last one a placeholder with weight 0: slicing the
+    // [B, L, V] logits to the first L − 1 positions would make the gradient pad a full copy back.
+    const next = tf.concat([inputIds.toInt().slice([0, 1], [batch, length - 1]), tf.zeros([batch, 1], 'int32')], 1);
+    const nll = crossEntropy(logits.reshape([batch * length, vocab]) as tf.Tensor2D, next.reshape([batch * length]) as tf.Tensor1D);
+    const keep = options.mask === undefined ? tf.ones([batch, length - 1]) : positionMask('nextTokenCrossEntropy', options.mask, batch, length).slice([0, 1], [batch, length - 1]);
+    const weights = tf.concat([keep, tf.zeros([batch, 1])], 1).reshape([batch * length]);
+    return nll.mul(weights).sum().div(weights.sum().maximum(1)) as tf.Scalar;
   });
 }

@@ -20,6 +20,11 @@ describe('npm run bench (quick smoke check)', () => {
       'encode_engine_fraction',
       'decode_engine_fraction',
       'decode_streaming_fraction',
+      'train_student_step_tok_s',
+      'train_distill_step_tok_s',
+      'train_mamba_distill_step_tok_s',
+      'train_engine_fraction',
+      'train_peak_rss_mb',
       'tensors_before',
       'tensors_after',
     ]) {
@@ -34,5 +39,13 @@ describe('npm run bench (quick smoke check)', () => {
     expect(result.llama_small_decode_tok_s).toBeGreaterThan(0);
     expect(result.bert_base_encode_tok_s).toBeUndefined();
     expect(result.mamba130m_decode_tok_s).toBeUndefined();
+    expect(result.train_student_step_tok_s).toBeUndefined();
+  });
+
+  it('runs the train part alone, at a chosen batch, with no tensor growth', async () => {
+    const result = await runBench({ quick: true, only: ['train'], trainBatch: [1, 4], log: () => {} });
+    expect([result.train_batch, result.train_length]).toEqual([1, 4]);
+    expect(result.train_distill_step_tok_s).toBeGreaterThan(0);
+    expect(result.tensors_after).toBe(result.tensors_before);
   });
 });

@@ -13,6 +13,7 @@ import {
   AutoCausalLM,
   AutoEncoder,
   hiddenMseLoss,
+  nextTokenCrossEntropy,
   registerGradients,
   renameParameter,
   type CausalLM,
@@ -81,20 +82,6 @@ function loadGradFixture(name: ModelName): { expected: GradExpected; grads: Map<
   return { expected, grads: readSafetensorsF32(join(dir, 'grads.safetensors')) };
 }
 
-/**
- * HF's `labels=input_ids` loss: logits at positions 0..L-2 predict ids 1..L-1, targets whose mask
- * is 0 are ignored, the mean is over the rest. (The library has no cross-entropy loss; the
- * distillation losses compare two models.)
- */
-function nextTokenCrossEntropy(logits: tf.Tensor3D, inputIds: number[][], mask?: number[][]): tf.Scalar {
-  const [batch, length, vocab] = logits.shape;
-  const predicting = logits.slice([0, 0, 0], [batch, length - 1, vocab]);
-  const targets = tf.oneHot(ids(inputIds.map((row) => row.slice(1))), vocab); // [B, L-1, V]
-  const nll = tf.neg(tf.sum(tf.mul(tf.logSoftmax(predicting), targets), -1)); // [B, L-1]
-  const keep = tf.tensor2d((mask ?? inputIds.map((row) => row.map(() => 1))).map((row) => row.slice(1)), undefined, 'float32');
-  return tf.div(tf.sum(tf.mul(nll, keep)), tf.sum(keep)) as tf.Scalar;
-}
-
 /** BERT: mean(last_hidden_state²) over unmasked tokens + mean(pooler_output²), by the library's MSE loss against zero. */
 function bertLoss(model: EncoderModel, expected: Expected): tf.Scalar {
   const mask = ids(expected.attention_mask!);
@@ -109,7 +96,9 @@ function causalLoss(model: CausalLM, expected: Expected): tf.Scalar {
   // none (HF's Mamba forward takes none; nothing in jamba-tiny's batch is padded).
   const options = expected.attention_mask === undefined ? {} : { attentionMask: ids(expected.attention_mask) };
   const out = model.forward(ids(expected.input_ids), options);
-  return nextTokenCrossEntropy(out.logits, expected.input_ids, expected.attention_mask);
+  // HF's `labels=input_ids` loss, by the library's fused cross-entropy (no one-hot).
+  const mask = expected.attention_mask === undefined ? {} : { mask: ids(expected.attention_mask) };
+  return nextTokenCrossEntropy(out.logits, ids(expected.input_ids), mask);
 }
 
 async function loadModel(name: ModelName): Promise<TransformerModel> {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { attentionLoss, hiddenCosineLoss, hiddenMseLoss, klDivergenceLoss, uniformLayerMap } from '../../src/index.js';
+import { attentionLoss, hiddenCosineLoss, hiddenMseLoss, klDivergenceLoss, nextTokenCrossEntropy, uniformLayerMap } from '../../src/index.js';
 
 const value = (t: tf.Tensor): number => {
   const v = t.dataSync()[0]!;
@@ -16,6 +16,20 @@ function softmax(xs: number[]): number[] {
 }
 
 describe('distillation losses', () => {
+  it('next-token cross-entropy: position t predicts token t + 1; positions whose next token is masked do not count', () => {
+    const logits = [[[1, 2, 0.5], [0, 3, -1], [2, 2, 2]], [[0, 0, 1], [4, 1, 0], [1, 0, 0]]];
+    const inputIds = [[0, 1, 2], [2, 0, 1]];
+    const nll = (b: number, t: number): number => -Math.log(softmax(logits[b]![t]!)[inputIds[b]![t + 1]!]!);
+    const [x, idsT] = [tf.tensor3d(logits), tf.tensor2d(inputIds, undefined, 'int32')];
+    const all = (nll(0, 0) + nll(0, 1) + nll(1, 0) + nll(1, 1)) / 4;
+    expect(value(nextTokenCrossEntropy(x, idsT))).toBeCloseTo(all, 5);
+    // Row 1's last token is padding, so its position 1 (predicting it) drops out.
+    const mask = tf.tensor2d([[1, 1, 1], [1, 1, 0]], undefined, 'int32');
+    expect(value(nextTokenCrossEntropy(x, idsT, { mask }))).toBeCloseTo((nll(0, 0) + nll(0, 1) + nll(1, 0)) / 3, 5);
+    expect(() => nextTokenCrossEntropy(x, tf.tensor2d([[1, 2]], undefined, 'int32'))).toThrow(/inputIds has shape \[1,2\], expected \[2, 3\]/);
+    tf.dispose([x, idsT, mask]);
+  });
+
   it('KL on temperature-softened logits, scaled by T², averaged over unmasked positions', () => {
     const s = [[[1, 2, 0.5], [0, 0, 0]]];
     const t = [[[2, 0, 1], [5, -5, 9]]];

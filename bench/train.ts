@@ -1,0 +1,133 @@
+/**
+ * The train part of `npm run bench` (issue 14's workloads): one optimiser step of a Llama student,
+ * one Distiller step from a Llama-small teacher into it, and the same into a Mamba student.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { AutoCausalLM } from '../src/loaders/auto.js';
+import type { CausalLM } from '../src/models/causal-lm.js';
+import { disposeOutput } from '../src/models/transformer.js';
+import { Distiller } from '../src/training/distiller.js';
+import { registerGradients } from '../src/training/gradients.js';
+import { nextTokenCrossEntropy } from '../src/training/losses.js';
+
+/** Batch × length of the training batch. */
+export type TrainBatch = readonly [number, number];
+
+/** The issue's sizes; `quick` keeps the shapes' kinds but shrinks them for the smoke test. */
+function trainSizes(quick: boolean) {
+  const vocab = quick ? 256 : 32000;
+  return {
+    student: quick
+      ? { model_type: 'llama', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, intermediate_size: 64 }
+      : { model_type: 'llama', vocab_size: vocab, hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1376 },
+    teacher: quick
+      ? { model_type: 'llama', vocab_size: vocab, hidden_size: 48, num_hidden_layers: 6, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64 }
+      : { model_type: 'llama', vocab_size: vocab, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 4, intermediate_size: 2048 },
+    mamba: quick
+      ? { model_type: 'mamba', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, state_size: 16, conv_kernel: 4, expand: 2 }
+      : { model_type: 'mamba', vocab_size: vocab, hidden_size: 512, num_hidden_layers: 4, state_size: 16, conv_kernel: 4, expand: 2 },
+    batch: (quick ? [2, 8] : [4, 128]) as TrainBatch,
+  };
+}
+
+/** Median wall time of `runs` calls after one warm-up, in seconds. */
+function median(runs: number, fn: () => void): number {
+  fn();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+}
+
+function randomIds([batch, length]: TrainBatch, vocab: number): tf.Tensor2D {
+  let s = 7;
+  const values = Array.from({ length: batch * length }, () => ((s = (s * 1103515245 + 12345) % 2147483648), s % vocab));
+  return tf.tensor2d(values, [batch, length], 'int32');
+}
+
+/** Multiply-adds ×2 × 3 (forward, and the two products of the backward) per token, plus attention's. */
+function trainFlopsPerToken(lm: CausalLM, config: { hidden_size: number; num_hidden_layers: number }, length: number): number {
+  const nonEmbedding = lm.parameterCount() - lm.embeddings.word.weight.size;
+  const attention = 4 * length * config.hidden_size * config.num_hidden_layers; // QKᵀ and PV, forward
+  return 6 * nonEmbedding + 3 * attention;
+}
+
+export interface TrainOptions {
+  quick: boolean;
+  /** Override the batch (the models keep their size): for machines where the full step is too slow. */
+  batch?: TrainBatch;
+  row: (name: string, value: number, unit: string) => void;
+}
+
+/**
+ * Runs the three training workloads; returns the `train_*` keys (`train_flops` is the student
+ * step's FLOP/s, turned into `train_engine_fraction` by the caller against its matmul ceiling).
+ */
+export async function runTrainBench(options: TrainOptions): Promise<Record<string, number>> {
+  await registerGradients();
+  const size = trainSizes(options.quick);
+  const batch = options.batch ?? size.batch;
+  const tokens = batch[0] * batch[1];
+  const runs = options.quick ? 1 : 3;
+  const result: Record<string, number> = { train_batch: batch[0], train_length: batch[1] };
+  const ids = randomIds(batch, size.student.vocab_size);
+
+  const student = AutoCausalLM.fromConfig(size.student, { seed: 1 });
+  {
+    const optimizer = tf.train.adam(1e-4);
+    const variables = student.namedParameters().map(([, v]) => v);
+    const step = (): void => {
+      const cost = optimizer.minimize(() => {
+        const out = student.forward(ids);
+        const loss = nextTokenCrossEntropy(out.logits, ids);
+        disposeOutput(out);
+        return loss;
+      }, true, variables)!;
+      cost.dataSync();
+      cost.dispose();
+    };
+    const seconds = median(runs, step);
+    optimizer.dispose();
+    result.train_student_step_tok_s = tokens / seconds;
+    result.train_flops = (tokens / seconds) * trainFlopsPerToken(student, size.student, batch[1]);
+    options.row(`train: llama student step ${batch[0]}x${batch[1]}`, result.train_student_step_tok_s, 'tok/s');
+    options.row('  model GFLOP/s', result.train_flops / 1e9, 'GFLOP/s');
+  }
+
+  const teacher = AutoCausalLM.fromConfig(size.teacher, { seed: 2 });
+  const distil = (learner: CausalLM): number => {
+    const optimizer = tf.train.adam(1e-4);
+    const layers = learner.layers.length;
+    const distiller = new Distiller({
+      teacher,
+      student: learner,
+      optimizer,
+      logits: { temperature: 2, weight: 1 },
+      hidden: { loss: 'mse', weight: 1 },
+      matchEmbeddings: false,
+      layerMap: Array.from({ length: layers }, (_, i) => [i, 3 * i + 2] as [number, number]),
+    });
+    // A Mamba student's step is one to two orders slower (the scan's backward runs op by op), so
+    // it is timed once after the warm-up, as the PyTorch peer times its Mamba step.
+    const seconds = median(learner === student ? runs : 1, () => void distiller.step({ inputIds: ids }));
+    distiller.dispose();
+    optimizer.dispose();
+    return tokens / seconds;
+  };
+  result.train_distill_step_tok_s = distil(student);
+  options.row('train: distill step, llama-small -> llama student', result.train_distill_step_tok_s, 'tok/s');
+  student.dispose();
+  const mamba = AutoCausalLM.fromConfig(size.mamba, { seed: 3 });
+  result.train_mamba_distill_step_tok_s = distil(mamba);
+  options.row('train: distill step, llama-small -> mamba student', result.train_mamba_distill_step_tok_s, 'tok/s');
+  mamba.dispose();
+  teacher.dispose();
+  ids.dispose();
+  // The process's peak so far; the distillation steps hold the most (teacher + student + tapes).
+  result.train_peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+  options.row('train: peak RSS (process, after the distill steps)', result.train_peak_rss_mb, 'MB');
+  return result;
+}
