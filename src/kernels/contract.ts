@@ -29,9 +29,22 @@ export const FUSED = {
   attention: 'TesseraAttention',
   /** The Mamba selective scan: `{ u, delta, A, B, C, D, h0? }` → `[y, h]` (see {@link scanKernelInputs}). */
   selectiveScan: 'TesseraSelectiveScan',
+  /**
+   * The selective scan's gradient: `{ u, delta, A, B, C, D, h0, dy: [B,L,D], dh: [B,D,N] }` →
+   * `[du, ddelta, dA, dB, dC, dD, dh0]`, each shaped like its input.
+   */
+  selectiveScanBackward: 'TesseraSelectiveScanBackward',
   /** The whole Mamba mixer, or its pre-norm block. */
   mambaMixer: 'TesseraMambaMixer',
 } as const;
+
+/**
+ * Fused kernels whose registered gradient runs a backward kernel: while gradients are recorded
+ * the forward kernel may run only on a backend that also registers this one.
+ */
+export const BACKWARD_KERNEL: Readonly<Partial<Record<string, string>>> = {
+  [FUSED.selectiveScan]: FUSED.selectiveScanBackward,
+};
 
 /** `kernel@backend` → the largest state size its implementation there takes. */
 const maxStateSizes = new Map<string, number>();

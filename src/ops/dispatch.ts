@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { isSequencesOnly, maxStateSize } from '../kernels/contract.js';
+import { BACKWARD_KERNEL, isSequencesOnly, maxStateSize } from '../kernels/contract.js';
 
 /**
  * The one decision every op makes before running a backend's fused kernel (names in
@@ -17,10 +17,17 @@ export interface FusedCallSizes {
 /**
  * Whether `kernel` may run now: the active backend registers it, `sizes` are within what the
  * backend's implementation declared it takes, and, while gradients are recorded, a gradient is
- * registered for it (otherwise the op-by-op path keeps training exact).
+ * registered for it and the backend has that gradient's backward kernel (otherwise the op-by-op
+ * path keeps training exact).
  */
 export function canFuse(kernel: string, sizes: FusedCallSizes = {}): boolean {
-  return fusedKernelFits(kernel, sizes) && (!recordingGradients() || tf.getGradient(kernel) !== undefined);
+  return fusedKernelFits(kernel, sizes) && (!recordingGradients() || differentiable(kernel));
+}
+
+/** A gradient is registered for `kernel`, and the backward kernel it runs (if any) is registered on the active backend. */
+function differentiable(kernel: string): boolean {
+  const backward = BACKWARD_KERNEL[kernel];
+  return tf.getGradient(kernel) !== undefined && (backward === undefined || tf.getKernel(backward, tf.getBackend()) !== undefined);
 }
 
 /** Whether the active backend registers `kernel` and its implementation takes `sizes`. */

@@ -11,6 +11,7 @@ import { NATIVE_MAX_STATE_SIZE, nativeKernels } from './kernels.js';
 import { declareMaxStateSize, FUSED } from '../contract.js';
 import { mambaKernels } from './mamba-mixer.js';
 import { ffnKernels } from './ffn-kernels.js';
+import { backwardKernels } from './scan-backward.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -171,6 +172,7 @@ export function registerNativeBackend(): string {
     ...gatherKernels(NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),
     ...ffnKernels(addon, NATIVE_BACKEND),
+    ...backwardKernels(NATIVE_BACKEND),
   ];
   const overridden = new Set(own.map((k) => k.kernelName));
   for (const config of tf.getKernelsForBackend('cpu')) {
