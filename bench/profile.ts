@@ -11,6 +11,7 @@ import { initBackend, type BackendName } from '../src/kernels/backend.js';
 import { GenerationCache } from '../src/generation/cache.js';
 import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import { disposeOutput } from '../src/models/transformer.js';
+import { adam } from '../src/training/adam.js';
 import { registerGradients } from '../src/training/gradients.js';
 import { nextTokenCrossEntropy } from '../src/training/losses.js';
 
@@ -38,7 +39,7 @@ if (which === 'train') {
   const [batch, length] = (process.argv[3] ?? '1x32').split('x').map(Number) as [number, number];
   const student = AutoCausalLM.fromConfig({ model_type: 'llama', vocab_size: 32000, hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1376 }, { seed: 1 });
   const ids = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i * 7919) % 32000), [batch, length], 'int32');
-  const optimizer = tf.train.adam(1e-4);
+  const optimizer = adam(1e-4);
   const variables = student.namedParameters().map(([, v]) => v);
   const step = () => {
     const cost = optimizer.minimize(() => {

@@ -7,6 +7,7 @@ import { AutoCausalLM } from '../src/loaders/auto.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import { disposeOutput } from '../src/models/transformer.js';
 import { Distiller } from '../src/training/distiller.js';
+import { adam } from '../src/training/adam.js';
 import { registerGradients } from '../src/training/gradients.js';
 import { nextTokenCrossEntropy } from '../src/training/losses.js';
 
@@ -77,7 +78,7 @@ export async function runTrainBench(options: TrainOptions): Promise<Record<strin
 
   const student = AutoCausalLM.fromConfig(size.student, { seed: 1 });
   {
-    const optimizer = tf.train.adam(1e-4);
+    const optimizer = adam(1e-4);
     const variables = student.namedParameters().map(([, v]) => v);
     const step = (): void => {
       const cost = optimizer.minimize(() => {
@@ -99,7 +100,7 @@ export async function runTrainBench(options: TrainOptions): Promise<Record<strin
 
   const teacher = AutoCausalLM.fromConfig(size.teacher, { seed: 2 });
   const distil = (learner: CausalLM): number => {
-    const optimizer = tf.train.adam(1e-4);
+    const optimizer = adam(1e-4);
     const layers = learner.layers.length;
     const distiller = new Distiller({
       teacher,

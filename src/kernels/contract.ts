@@ -36,6 +36,11 @@ export const FUSED = {
   selectiveScanBackward: 'TesseraSelectiveScanBackward',
   /** The whole Mamba mixer, or its pre-norm block. */
   mambaMixer: 'TesseraMambaMixer',
+  /**
+   * One Adam update of one weight: `{ value, gradient, m, v }`, `{ learningRate, beta1, beta2,
+   * epsilon, correction1, correction2 }` (1 − βᵗ) → `[value', m', v']`.
+   */
+  adam: 'TesseraAdam',
 } as const;
 
 /**

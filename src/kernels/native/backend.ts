@@ -12,6 +12,7 @@ import { declareMaxStateSize, FUSED } from '../contract.js';
 import { mambaKernels } from './mamba-mixer.js';
 import { ffnKernels } from './ffn-kernels.js';
 import { backwardKernels } from './scan-backward.js';
+import { adamKernels } from './adam.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -173,6 +174,7 @@ export function registerNativeBackend(): string {
     ...sliceKernels(NATIVE_BACKEND),
     ...ffnKernels(addon, NATIVE_BACKEND),
     ...backwardKernels(NATIVE_BACKEND),
+    ...adamKernels(NATIVE_BACKEND),
   ];
   const overridden = new Set(own.map((k) => k.kernelName));
   for (const config of tf.getKernelsForBackend('cpu')) {
