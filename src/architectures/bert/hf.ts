@@ -1,29 +1,40 @@
-import type { RenameRules } from '../rename.js';
+import { nameMap } from '../rename.js';
+
+const P = '{param:weight|bias}';
+const LAYER = 'encoder.layer.{layer}';
 
 /**
- * HF `BertModel` names -> Tessera paths. Post-norm: attention.output.LayerNorm is the mixer's norm.
- * Also the names older checkpoints use: a `bert.` prefix (saved from BertForPreTraining and other
- * heads) and TF-era `LayerNorm.gamma`/`LayerNorm.beta` for weight/bias, which HF renames on load.
+ * HF `BertModel` names <-> Tessera paths. Post-norm: attention.output.LayerNorm is the mixer's norm.
+ * Also read: the names older checkpoints use, a `bert.` prefix (saved from BertForPreTraining and
+ * other heads) and TF-era `LayerNorm.gamma`/`LayerNorm.beta` for weight/bias, which HF renames on load.
  */
-export const bertHfNames: RenameRules = [
-  [/^(?:bert\.)?embeddings\.LayerNorm\.gamma$/, 'embeddings.norm.weight'],
-  [/^(?:bert\.)?embeddings\.LayerNorm\.beta$/, 'embeddings.norm.bias'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.gamma$/, 'layers.$1.mixerNorm.weight'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.beta$/, 'layers.$1.mixerNorm.bias'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.gamma$/, 'layers.$1.ffnNorm.weight'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.beta$/, 'layers.$1.ffnNorm.bias'],
-  [/^(?:bert\.)?embeddings\.word_embeddings\.weight$/, 'embeddings.word.weight'],
-  [/^(?:bert\.)?embeddings\.position_embeddings\.weight$/, 'embeddings.position.weight'],
-  [/^(?:bert\.)?embeddings\.token_type_embeddings\.weight$/, 'embeddings.tokenType.weight'],
-  [/^(?:bert\.)?embeddings\.LayerNorm\.(weight|bias)$/, 'embeddings.norm.$1'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$/, 'layers.$1.mixer.$2.$3'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)$/, 'layers.$1.mixer.output.$2'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.(weight|bias)$/, 'layers.$1.mixerNorm.$2'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)$/, 'layers.$1.ffn.up.$2'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)$/, 'layers.$1.ffn.down.$2'],
-  [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.(weight|bias)$/, 'layers.$1.ffnNorm.$2'],
-  [/^(?:bert\.)?pooler\.dense\.(weight|bias)$/, 'pooler.dense.$1'],
-];
+export const bertNames = nameMap({
+  prefix: 'bert.',
+  base: [
+    ['embeddings.word_embeddings.weight', 'embeddings.word.weight'],
+    ['embeddings.position_embeddings.weight', 'embeddings.position.weight'],
+    ['embeddings.token_type_embeddings.weight', 'embeddings.tokenType.weight'],
+    [`embeddings.LayerNorm.${P}`, 'embeddings.norm.{param}'],
+    [`${LAYER}.attention.self.{proj:query|key|value}.${P}`, 'layers.{layer}.mixer.{proj}.{param}'],
+    [`${LAYER}.attention.output.dense.${P}`, 'layers.{layer}.mixer.output.{param}'],
+    [`${LAYER}.attention.output.LayerNorm.${P}`, 'layers.{layer}.mixerNorm.{param}'],
+    [`${LAYER}.intermediate.dense.${P}`, 'layers.{layer}.ffn.up.{param}'],
+    [`${LAYER}.output.dense.${P}`, 'layers.{layer}.ffn.down.{param}'],
+    [`${LAYER}.output.LayerNorm.${P}`, 'layers.{layer}.ffnNorm.{param}'],
+    [`pooler.dense.${P}`, 'pooler.dense.{param}'],
+  ],
+  legacy: [
+    [/^(?:bert\.)?embeddings\.LayerNorm\.gamma$/, 'embeddings.norm.weight'],
+    [/^(?:bert\.)?embeddings\.LayerNorm\.beta$/, 'embeddings.norm.bias'],
+    [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.gamma$/, 'layers.$1.mixerNorm.weight'],
+    [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.beta$/, 'layers.$1.mixerNorm.bias'],
+    [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.gamma$/, 'layers.$1.ffnNorm.weight'],
+    [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.beta$/, 'layers.$1.ffnNorm.bias'],
+  ],
+});
+
+/** HF `BertModel` names -> Tessera paths (the loading direction of {@link bertNames}). */
+export const bertHfNames = bertNames.toTessera;
 
 /**
  * What HF does not load into a BertModel: buffers, and the pre-training heads
