@@ -49,6 +49,13 @@ module.exports = {
       to: { path: '^src/(ops|layers|models|architectures|loaders|generation|hooks|training)/' },
     },
     {
+      name: 'util-imports-nothing',
+      comment: 'Helpers every folder may use (option checks, name suggestions): they import nothing else from src.',
+      severity: 'error',
+      from: { path: '^src/util/' },
+      to: { path: '^src/(?!util/)' },
+    },
+    {
       name: 'architectures-not-loaders',
       comment: 'An architecture is configuration plus wiring: it never imports loaders (files), generation, hooks or training.',
       severity: 'error',

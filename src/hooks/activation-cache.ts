@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { nearestNames } from './suggest.js';
+import { nearestNames } from '../util/suggest.js';
 
 /**
  * Activations captured by {@link runWithCache}, by hook point name. The cache owns the tensors:

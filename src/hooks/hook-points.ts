@@ -1,5 +1,5 @@
 import { Layer, type Module } from '../layers/module.js';
-import { nearestNames } from './suggest.js';
+import { nearestNames } from '../util/suggest.js';
 
 /** A resolved hook point: the module that runs it and the point inside it ('' = its output). */
 export interface HookTarget {

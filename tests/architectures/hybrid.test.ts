@@ -88,7 +88,7 @@ describe('a custom hybrid from the shared blocks', () => {
   it('names the layer, the part and the fix in config errors', () => {
     const bad = (spec: LayerSpec) => () => hybridLM({ vocabSize: 16, hiddenSize: 8, layers: [mamba, spec] });
     expect(bad({ mixer: { type: 'lstm' } })).toThrow(/layers\[1\]\.mixer: unknown mixer 'lstm'; registered: .*attention.*mamba/);
-    expect(bad({ mixer: { type: 'mamba', stateSise: 4 } })).toThrow(/layers\[1\]\.mixer \(mamba\): unknown option\(s\) 'stateSise'/);
+    expect(bad({ mixer: { type: 'mamba', stateSise: 4 } })).toThrow("hybrid config layers[1].mixer (mamba): unknown key 'stateSise'; did you mean 'stateSize'?");
     expect(bad({ mixer: { type: 'attention', numHeads: 3 } })).toThrow(/layers\[1\]\.mixer \(attention\).*not divisible/);
     expect(() => AutoCausalLM.fromConfig({ model_type: HYBRID_MODEL_TYPE, vocabSize: 16, hiddenSize: 8, norm: { type: 'rmsnorm' }, layers: [] })).toThrow(/'layers' must be a non-empty list/);
   });

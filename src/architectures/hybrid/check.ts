@@ -3,7 +3,7 @@ import type { PartSpec } from '../../layers/registry.js';
 import type { ModelKind } from '../architecture.js';
 import { CONFIG_LIMITS, ConfigError, ConfigReader } from '../config-keys.js';
 import { SizeTally, type ModelSize } from '../size.js';
-import { HYBRID_MODEL_TYPE, type HybridConfig } from './config.js';
+import { checkConfigKeys, checkHybridKeys, HYBRID_MODEL_TYPE, type HybridConfig } from './config.js';
 import { checkPart } from './parts.js';
 
 /** The embeddings' norm as a {@link NormSpec} (Embeddings builds it itself, so only these two kinds). */
@@ -11,6 +11,7 @@ export function embeddingNorm(spec: PartSpec): NormSpec {
   if (spec.type !== 'layernorm' && spec.type !== 'rmsnorm') {
     throw new ConfigError(`embeddings.norm: '${spec.type}' is not supported here; use 'layernorm' or 'rmsnorm'`);
   }
+  checkConfigKeys(spec, ['type', 'eps'], `hybrid config embeddings.norm (${spec.type})`);
   const fallback = spec.type === 'layernorm' ? 1e-5 : 1e-6;
   return { kind: spec.type, eps: new ConfigReader(spec, 'embeddings.norm').positive('eps', fallback) };
 }
@@ -22,6 +23,8 @@ export function embeddingNorm(spec: PartSpec): NormSpec {
  * the memory limit. Parts registered by users count as zero (their size is unknown here).
  */
 export function checkHybrid(config: HybridConfig, kind: ModelKind): ModelSize {
+  // Again here: buildHybrid takes configs that never went through parseHybridConfig.
+  checkHybridKeys(config as unknown as Record<string, unknown>);
   const c = new ConfigReader(config as unknown as Record<string, unknown>, HYBRID_MODEL_TYPE);
   const h = c.size('hiddenSize');
   const vocabSize = c.size('vocabSize');

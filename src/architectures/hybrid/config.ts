@@ -1,5 +1,6 @@
 import type { NormPlacement } from '../../layers/residual.js';
 import type { PartSpec } from '../../layers/registry.js';
+import { checkKeys, UnknownKeyError, type KeyList } from '../../util/options.js';
 import { CONFIG_LIMITS, ConfigError, ConfigReader } from '../config-keys.js';
 
 /** The `model_type` Tessera writes in a saved hybrid's config.json. */
@@ -46,6 +47,41 @@ export interface HybridConfig {
   pooler?: boolean;
 }
 
+// The keys each level of the format may hold, checked against the interfaces by the compiler.
+const CONFIG_KEYS = {
+  vocabSize: true, hiddenSize: true, layers: true, norm: true, finalNorm: true, placement: true,
+  tieWordEmbeddings: true, embeddings: true, pooler: true,
+} as const satisfies KeyList<HybridConfig>;
+/** What `model.save()` adds beside the config in config.json. */
+const FILE_KEYS = ['model_type', 'source_architecture'];
+const LAYER_KEYS = { mixer: true, ffn: true, mixerNorm: true, ffnNorm: true } as const satisfies KeyList<LayerSpec>;
+const EMBEDDING_KEYS = { maxPositions: true, typeVocabSize: true, norm: true } as const satisfies KeyList<HybridEmbeddings>;
+
+/**
+ * {@link checkKeys} with the error a bad config gives everywhere else ({@link ConfigError}), so
+ * one `catch` handles every config mistake.
+ */
+export function checkConfigKeys(value: unknown, known: KeyList<object> | readonly string[], where: string): void {
+  try {
+    checkKeys(value, known, where);
+  } catch (err) {
+    if (err instanceof UnknownKeyError) throw new ConfigError(err.message, err.key);
+    throw err;
+  }
+}
+
+/**
+ * Reject keys the hybrid format does not have, at the top level, in `embeddings` and in every
+ * layer (each part's own options are checked with the part): a misspelt `ffn` or
+ * `tieWordEmbeddings` would otherwise build a different model without a word. Unlike HF
+ * config.json files, which carry many keys Tessera does not read, this format is Tessera's own.
+ */
+export function checkHybridKeys(raw: Record<string, unknown>): void {
+  checkConfigKeys(raw, [...Object.keys(CONFIG_KEYS), ...FILE_KEYS], 'hybrid config');
+  checkConfigKeys(raw.embeddings, EMBEDDING_KEYS, 'hybrid config embeddings');
+  if (Array.isArray(raw.layers)) raw.layers.forEach((layer: unknown, i) => checkConfigKeys(layer, LAYER_KEYS, `hybrid config layers[${i}]`));
+}
+
 function isPart(v: unknown): v is PartSpec {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as PartSpec).type === 'string';
 }
@@ -56,6 +92,7 @@ function isPart(v: unknown): v is PartSpec {
  * which loaders and `buildHybrid` run before anything is built.
  */
 export function parseHybridConfig(raw: Record<string, unknown>): HybridConfig {
+  checkHybridKeys(raw);
   const c = new ConfigReader(raw, HYBRID_MODEL_TYPE);
   const part = (v: unknown, where: string): PartSpec => {
     if (!isPart(v)) throw new ConfigError(`${HYBRID_MODEL_TYPE} config: '${where}' must be an object with a string 'type', got ${JSON.stringify(v)}`);

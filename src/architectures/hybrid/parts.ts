@@ -10,8 +10,10 @@ import type { MambaOptions } from '../../layers/mamba.js';
 import type { MixtureOfExpertsOptions } from '../../layers/moe.js';
 import { layerRegistry, type PartDescriber, type PartFactory, type PartKind, type PartSpec } from '../../layers/registry.js';
 import type { RopeScaling, RotaryOptions } from '../../layers/rotary.js';
+import type { KeyList } from '../../util/options.js';
 import { CONFIG_LIMITS, ConfigError, ConfigReader } from '../config-keys.js';
 import { checkHeads, innerWidth } from '../checks.js';
+import { checkConfigKeys } from './config.js';
 
 import type { SizeTally } from '../size.js';
 
@@ -21,12 +23,36 @@ import type { SizeTally } from '../size.js';
  * which options rebuild them, so any model built from these blocks can be saved as a hybrid.
  */
 
-/** Reject option names the part does not know, so a typo is an error instead of a silent default. */
-function only(options: Record<string, unknown>, allowed: string[]): ConfigReader {
-  const unknown = Object.keys(options).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw new Error(`unknown option(s) ${unknown.map((k) => `'${k}'`).join(', ')}; allowed: ${allowed.join(', ')}`);
+/**
+ * Reject option names the part does not know, so a typo is an error instead of a silent default.
+ * `checkPart` runs the same check first with the layer's name; this one guards a part built
+ * straight from the registry.
+ */
+function only(options: Record<string, unknown>, allowed: KeyList<object>): ConfigReader {
+  checkConfigKeys(options, allowed, 'part options');
   return new ConfigReader(options, 'part');
 }
+
+// A part's options are its block's options less what the model supplies (width, gating).
+const ATTENTION_OPTIONS = {
+  numHeads: true, numKvHeads: true, headDim: true, qkvBias: true, outputBias: true, causal: true, rotary: true,
+} as const satisfies KeyList<Omit<AttentionOptions, 'hiddenSize'>>;
+const ROTARY_OPTIONS = { dim: true, base: true, scaling: true } as const satisfies KeyList<RotaryOptions>;
+type Scaling<T extends RopeScaling['type']> = KeyList<Extract<RopeScaling, { type: T }>>;
+const SCALING_OPTIONS: { [T in RopeScaling['type']]: Scaling<T> } = {
+  default: { type: true },
+  linear: { type: true, factor: true },
+  dynamic: { type: true, factor: true, maxPositions: true },
+  llama3: { type: true, factor: true, lowFreqFactor: true, highFreqFactor: true, originalMaxPositions: true },
+};
+const MAMBA_OPTIONS = {
+  stateSize: true, convKernel: true, expand: true, dtRank: true, convBias: true, projBias: true, innerNormEps: true,
+} as const satisfies KeyList<Omit<MambaOptions, 'hiddenSize'>>;
+const FEED_FORWARD_OPTIONS = { intermediateSize: true, activation: true, bias: true } as const satisfies KeyList<Omit<FeedForwardOptions, 'hiddenSize' | 'gated'>>;
+const MOE_OPTIONS = {
+  numExperts: true, topK: true, intermediateSize: true, activation: true, renormalize: true,
+} as const satisfies KeyList<Omit<MixtureOfExpertsOptions, 'hiddenSize'>>;
+const NORM_OPTIONS = { eps: true } as const;
 
 const ATTENTION_KEYS = { hidden: 'hiddenSize', heads: 'numHeads', kvHeads: 'numKvHeads', headDim: 'headDim' };
 
@@ -35,6 +61,7 @@ function ropeScaling(raw: Record<string, unknown> | undefined): RopeScaling {
   if (raw === undefined) return { type: 'default' };
   const c = new ConfigReader(raw, 'rotary.scaling');
   const type = c.oneOf('type', ['default', 'linear', 'dynamic', 'llama3'] as const);
+  checkConfigKeys(raw, SCALING_OPTIONS[type], `rotary.scaling (${type})`);
   switch (type) {
     case 'default':
       return { type };
@@ -52,7 +79,7 @@ function ropeScaling(raw: Record<string, unknown> | undefined): RopeScaling {
 }
 
 function attentionOptions(options: Record<string, unknown>, hiddenSize: number): AttentionOptions {
-  const c = only(options, ['numHeads', 'numKvHeads', 'headDim', 'qkvBias', 'outputBias', 'causal', 'rotary']);
+  const c = only(options, ATTENTION_OPTIONS);
   const numHeads = c.size('numHeads');
   const numKvHeads = c.size('numKvHeads', numHeads);
   const headDim = c.has('headDim') ? c.size('headDim') : undefined;
@@ -60,6 +87,7 @@ function attentionOptions(options: Record<string, unknown>, hiddenSize: number):
   let rotary: RotaryOptions | undefined;
   const r = c.object('rotary');
   if (r !== undefined) {
+    checkConfigKeys(r, ROTARY_OPTIONS, 'rotary');
     const rc = new ConfigReader(r, 'rotary');
     const width = headDim ?? hiddenSize / numHeads;
     const dim = rc.size('dim', width);
@@ -86,7 +114,7 @@ function describeAttention(layer: Layer): Record<string, unknown> | undefined {
 }
 
 function mambaOptions(options: Record<string, unknown>, hiddenSize: number): MambaOptions {
-  const c = only(options, ['stateSize', 'convKernel', 'expand', 'dtRank', 'convBias', 'projBias', 'innerNormEps']);
+  const c = only(options, MAMBA_OPTIONS);
   const expand = c.size('expand', MAMBA_DEFAULTS.expand);
   innerWidth(c, expand, hiddenSize, 'expand', 'hiddenSize');
   return {
@@ -103,7 +131,7 @@ function mambaOptions(options: Record<string, unknown>, hiddenSize: number): Mam
 
 function feedForwardOptions(gated: boolean) {
   return (options: Record<string, unknown>, hiddenSize: number): FeedForwardOptions => {
-    const c = only(options, ['intermediateSize', 'activation', 'bias']);
+    const c = only(options, FEED_FORWARD_OPTIONS);
     return {
       hiddenSize,
       intermediateSize: c.size('intermediateSize'),
@@ -123,7 +151,7 @@ function describeFeedForward(gated: boolean) {
 }
 
 function moeOptions(options: Record<string, unknown>, hiddenSize: number): MixtureOfExpertsOptions {
-  const c = only(options, ['numExperts', 'topK', 'intermediateSize', 'activation', 'renormalize']);
+  const c = only(options, MOE_OPTIONS);
   const numExperts = c.size('numExperts', undefined, CONFIG_LIMITS.experts);
   return {
     hiddenSize,
@@ -136,17 +164,20 @@ function moeOptions(options: Record<string, unknown>, hiddenSize: number): Mixtu
 }
 
 function normEps(fallback: number) {
-  return (options: Record<string, unknown>): number => only(options, ['eps']).positive('eps', fallback);
+  return (options: Record<string, unknown>): number => only(options, NORM_OPTIONS).positive('eps', fallback);
 }
 
 /** One part Tessera ships: its option parser (which throws on any bad option) and its size. */
 interface BuiltinPart {
+  /** The option names it reads. */
+  keys: KeyList<object>;
   create: PartFactory;
   check(options: Record<string, unknown>, hiddenSize: number, tally: SizeTally): void;
 }
 
-function part<O>(parse: (options: Record<string, unknown>, hiddenSize: number) => O, build: (o: O, hiddenSize: number) => Layer, size: (o: O, tally: SizeTally, hiddenSize: number) => void): BuiltinPart {
+function part<O>(keys: KeyList<object>, parse: (options: Record<string, unknown>, hiddenSize: number) => O, build: (o: O, hiddenSize: number) => Layer, size: (o: O, tally: SizeTally, hiddenSize: number) => void): BuiltinPart {
   return {
+    keys,
     create: (options, hiddenSize) => build(parse(options, hiddenSize), hiddenSize),
     check: (options, hiddenSize, tally) => size(parse(options, hiddenSize), tally, hiddenSize),
   };
@@ -154,17 +185,17 @@ function part<O>(parse: (options: Record<string, unknown>, hiddenSize: number) =
 
 const BUILTIN: Record<PartKind, Record<string, BuiltinPart>> = {
   mixer: {
-    attention: part(attentionOptions, (o) => new Attention(o), (o, t) => t.attention(o)),
-    mamba: part(mambaOptions, (o) => new MambaMixer(o), (o, t) => t.mamba(o)),
+    attention: part(ATTENTION_OPTIONS, attentionOptions, (o) => new Attention(o), (o, t) => t.attention(o)),
+    mamba: part(MAMBA_OPTIONS, mambaOptions, (o) => new MambaMixer(o), (o, t) => t.mamba(o)),
   },
   ffn: {
-    dense: part(feedForwardOptions(false), (o) => new FeedForward(o), (o, t) => t.feedForward(o)),
-    gated: part(feedForwardOptions(true), (o) => new FeedForward(o), (o, t) => t.feedForward(o)),
-    moe: part(moeOptions, (o) => new MixtureOfExperts(o), (o, t) => t.moe(o)),
+    dense: part(FEED_FORWARD_OPTIONS, feedForwardOptions(false), (o) => new FeedForward(o), (o, t) => t.feedForward(o)),
+    gated: part(FEED_FORWARD_OPTIONS, feedForwardOptions(true), (o) => new FeedForward(o), (o, t) => t.feedForward(o)),
+    moe: part(MOE_OPTIONS, moeOptions, (o) => new MixtureOfExperts(o), (o, t) => t.moe(o)),
   },
   norm: {
-    rmsnorm: part(normEps(1e-6), (eps, h) => new RMSNorm(h, eps), (_eps, t, h) => t.norm('rmsnorm', h)),
-    layernorm: part(normEps(1e-5), (eps, h) => new LayerNorm(h, eps), (_eps, t, h) => t.norm('layernorm', h)),
+    rmsnorm: part(NORM_OPTIONS, normEps(1e-6), (eps, h) => new RMSNorm(h, eps), (_eps, t, h) => t.norm('rmsnorm', h)),
+    layernorm: part(NORM_OPTIONS, normEps(1e-5), (eps, h) => new LayerNorm(h, eps), (_eps, t, h) => t.norm('layernorm', h)),
   },
 };
 
@@ -188,10 +219,11 @@ export function checkPart(kind: PartKind, spec: unknown, hiddenSize: number, whe
   }
   const builtin = BUILTIN[kind][type];
   if (builtin === undefined) return;
+  checkConfigKeys(options, builtin.keys, `hybrid config ${where} (${type})`);
   try {
     builtin.check(options, hiddenSize, tally);
   } catch (err) {
-    throw new ConfigError(`${where} (${type}): ${(err as Error).message}`, (err as ConfigError).key);
+    throw new ConfigError(`hybrid config ${where} (${type}): ${(err as Error).message}`, (err as ConfigError).key);
   }
 }
 
