@@ -35,7 +35,7 @@ export { DecoderModel } from './models/decoder.js';
 export { CausalLM, type CausalLMOutput } from './models/causal-lm.js';
 export { ModelDisposedError } from './models/errors.js';
 export type { Model, HookableModel } from './models/model.js';
-export type { Architecture, ModelKind } from './architectures/architecture.js';
+export type { Architecture, HfExport, ModelKind } from './architectures/architecture.js';
 export { ArchitectureRegistry, architectureRegistry } from './architectures/registry.js';
 export { ConfigReader, ConfigError, CONFIG_LIMITS } from './architectures/config-keys.js';
 export { MAX_MODEL_BYTES_ENV, parameterByteLimit, type BuildOptions, type ByteLimit } from './architectures/build.js';
@@ -48,7 +48,7 @@ export type { MambaConfig } from './architectures/mamba/config.js';
 export { AutoEncoder, AutoDecoder, AutoCausalLM, buildFromConfig, modelFromCheckpoint } from './loaders/auto.js';
 export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './loaders/checkpoint.js';
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
-export { renameParameter, type RenameRules } from './architectures/rename.js';
+export { renameParameter, nameMap, type RenameRules, type NameMap, type NameMapSpec, type NamePair } from './architectures/rename.js';
 export { assignWeights, type AssignOptions, type WeightLoadOptions } from './loaders/assign-weights.js';
 export type { RawTensor, TensorMap } from './loaders/raw-tensor.js';
 export { readPytorchCheckpoint, UnsafePickleError } from './loaders/pytorch/index.js';
@@ -102,7 +102,8 @@ export { everyNth, fromPattern } from './architectures/hybrid/pattern.js';
 export { jamba, jambaToHybrid } from './architectures/jamba/model.js';
 export type { JambaConfig } from './architectures/jamba/config.js';
 export { describeModel } from './architectures/hybrid/describe.js';
-export { saveModel } from './loaders/save.js';
+export { saveModel, type SaveOptions, type SaveFormat } from './loaders/save.js';
+export { HfExportError } from './loaders/export-hf.js';
 export { toHybrid, copyMatchingWeights, type HybridEdits, type WeightCopyReport } from './architectures/hybrid/convert.js';
 
 // Generation (KV caches, Mamba states, chunked scan)

@@ -17,7 +17,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { generate, stream, type GenerateOptions, type TokenEvent } from './generation/generate.js';
 import * as hooks from './hooks/run.js';
 import type { HookFn, HookHandle } from './layers/module.js';
-import { saveModel } from './loaders/save.js';
+import { saveModel, type SaveOptions } from './loaders/save.js';
 import { CausalLM } from './models/causal-lm.js';
 import type { Model } from './models/model.js';
 import { TransformerModel, type ForwardOptions } from './models/transformer.js';
@@ -39,8 +39,8 @@ declare module './models/transformer.js' {
       specs: readonly hooks.HookSpec[] | Readonly<Record<string, HookFn>>,
       options?: ForwardOptions,
     ): O;
-    /** Write `config.json` and `model.safetensors` to `dir` (see {@link saveModel}). */
-    save(dir: string): Promise<void>;
+    /** Write `config.json` and `model.safetensors` to `dir`, in Tessera's format or (`format: 'hf'`) HF's (see {@link saveModel}). */
+    save(dir: string, options?: SaveOptions): Promise<void>;
   }
 }
 
@@ -86,8 +86,8 @@ attach(TransformerModel.prototype, {
     this.assertNotDisposed('runWithHooks');
     return hooks.runWithHooks(this, inputIds, specs, options);
   },
-  save(this: TransformerModel, dir: string): Promise<void> {
-    return saveModel(this, dir);
+  save(this: TransformerModel, dir: string, options?: SaveOptions): Promise<void> {
+    return saveModel(this, dir, options);
   },
 });
 

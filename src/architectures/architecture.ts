@@ -1,6 +1,6 @@
 import type { ModelParts } from '../models/transformer.js';
 import type { ModelKind } from './model-kind.js';
-import type { RenameRules } from './rename.js';
+import type { NameMap, RenameRules } from './rename.js';
 import type { ModelSize } from './size.js';
 
 export type { ModelKind } from './model-kind.js';
@@ -33,4 +33,18 @@ export interface Architecture<Config = unknown> {
   readonly hfNames: RenameRules;
   /** File tensors HF ignores for this architecture (non-persistent buffers and the like). */
   readonly ignore?: readonly RegExp[];
+  /** How to write the model back in HF's format; without it, `saveModel(..., { format: 'hf' })` refuses. */
+  readonly hfExport?: HfExport<Config>;
+}
+
+/** What exporting to HF's format needs from an architecture (see `saveModel`'s `format: 'hf'`). */
+export interface HfExport<Config> {
+  /** The parameter names both ways; exports use {@link NameMap.toHf}. */
+  readonly names: NameMap;
+  /**
+   * HF's `config.json` for a model of `kind` built from `config`: `model_type`, `architectures`
+   * (the HF class with a head for causal LMs, the base class otherwise) and every key HF needs to
+   * build the same model. Parsing the result gives `config` back.
+   */
+  config(config: Config, kind: ModelKind): Record<string, unknown>;
 }

@@ -1,26 +1,102 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HYBRID_MODEL_TYPE } from '../architectures/hybrid/config.js';
 import { describeModel } from '../architectures/hybrid/describe.js';
 import type { TransformerModel } from '../models/transformer.js';
-import { writeSafetensors, type TensorToSave } from './safetensors.js';
+import { hfModelFiles, tokenizerFiles, type ExportFile } from './export-hf.js';
+import { serializeSafetensors, type TensorToSave } from './safetensors.js';
+import type { AutoTokenizer } from './tokenizer.js';
+
+/** The formats {@link saveModel} writes. */
+export type SaveFormat = 'tessera' | 'hf';
+
+/** Options of {@link saveModel}. */
+export interface SaveOptions {
+  /**
+   * `'tessera'` (the default): Tessera's own checkpoint, any model. `'hf'`: Hugging Face's format,
+   * for architectures that declare an export (BERT, Llama, Mamba, Jamba).
+   */
+  format?: SaveFormat;
+  /**
+   * `format: 'hf'` only: write into a folder that already has files (same-named files are
+   * replaced, others left). Without it, an existing non-empty folder is refused.
+   */
+  overwrite?: boolean;
+  /**
+   * `format: 'hf'` only: copy the tokenizer files (`tokenizer.json`, `vocab.txt`, ...) of this
+   * tokenizer, or of this folder (e.g. the one the model was loaded from). A model does not
+   * remember where it came from, so nothing is copied unless this names the source.
+   */
+  tokenizer?: AutoTokenizer | string;
+}
 
 /**
- * Save any Tessera model as a Tessera checkpoint: `config.json` is its {@link describeModel}
- * hybrid config with `model_type: "tessera-hybrid"` (plus `source_architecture`, for information),
- * and `model.safetensors` holds every parameter in float32 under its Tessera path. Reloading with
- * `AutoCausalLM.fromDir(dir)` (or AutoEncoder/AutoDecoder) rebuilds the same blocks, so the
- * outputs are bit-identical. A model loaded from HF is saved the same way; the result is a
- * Tessera checkpoint, not an HF one.
+ * Save a model. By default as a Tessera checkpoint: `config.json` is its {@link describeModel}
+ * hybrid config with `model_type: "tessera-hybrid"` (plus `source_architecture`, for
+ * information), and `model.safetensors` holds every parameter in float32 under its Tessera path;
+ * any model saves this way, and `AutoCausalLM.fromDir(dir)` (or AutoEncoder/AutoDecoder)
+ * rebuilds the same blocks with bit-identical outputs.
+ *
+ * With `{ format: 'hf' }`, in Hugging Face's format instead: `config.json` in HF's keys and
+ * `model.safetensors` under HF's names, as `save_pretrained` writes them (a tied LM head is not
+ * stored), so transformers' `from_pretrained` and Tessera's `fromDir` both load it; plus the
+ * tokenizer's files when `options.tokenizer` names them. Models without an HF counterpart
+ * (hybrids, architectures without `hfExport`) throw {@link HfExportError} naming why.
+ *
+ * Every file is written under a temporary name in `dir` and renamed into place once all are
+ * written, so a failed save never leaves a partial file under a final name.
  */
-export async function saveModel(model: TransformerModel, dir: string): Promise<void> {
+export async function saveModel(model: TransformerModel, dir: string, options: SaveOptions = {}): Promise<void> {
   model.assertNotDisposed('save');
+  const format = options.format ?? 'tessera';
+  if (format !== 'tessera' && format !== 'hf') throw new Error(`saveModel: format must be 'tessera' or 'hf', got ${JSON.stringify(format)}`);
+  if (format === 'tessera') {
+    await writeFilesAtomically(dir, tesseraFiles(model));
+    return;
+  }
+  if (!options.overwrite) await refuseNonEmpty(dir);
+  const files = hfModelFiles(model);
+  if (options.tokenizer !== undefined) files.push(...(await tokenizerFiles(options.tokenizer)));
+  await writeFilesAtomically(dir, files);
+}
+
+function tesseraFiles(model: TransformerModel): ExportFile[] {
   const config = { model_type: HYBRID_MODEL_TYPE, source_architecture: model.architecture, ...describeModel(model) };
   const tensors = new Map<string, TensorToSave>();
   for (const [name, p] of model.namedParameters()) {
     tensors.set(name, { shape: p.shape, data: p.dataSync() as Float32Array });
   }
+  return [
+    { name: 'config.json', contents: `${JSON.stringify(config, null, 2)}\n` },
+    { name: 'model.safetensors', contents: serializeSafetensors(tensors, { format: 'tessera' }) },
+  ];
+}
+
+async function refuseNonEmpty(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (entries.length > 0) {
+    throw new Error(`saveModel: '${dir}' is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); pass overwrite: true to write into it`);
+  }
+}
+
+/** Write every file under a temporary name in `dir`, then rename each into place; on failure remove the temporaries. */
+async function writeFilesAtomically(dir: string, files: readonly ExportFile[]): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'tessera' });
+  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const staged = files.map((f) => ({ temp: join(dir, `.${f.name}.${tag}.tmp`), final: join(dir, f.name), contents: f.contents }));
+  try {
+    for (const f of staged) await writeFile(f.temp, f.contents);
+    for (const f of staged) await rename(f.temp, f.final);
+  } catch (err) {
+    // Renamed files are complete; only the temporaries that were not renamed are removed.
+    await Promise.all(staged.map((f) => rm(f.temp, { force: true })));
+    throw err;
+  }
 }

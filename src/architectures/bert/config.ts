@@ -40,3 +40,22 @@ export function parseBertConfig(raw: Record<string, unknown>): BertConfig {
     layerNormEps: c.positive('layer_norm_eps', 1e-12),
   };
 }
+
+/** HF's `config.json` for a BERT config: what {@link parseBertConfig} reads, as `BertModel` saves it. */
+export function bertHfConfig(c: BertConfig): Record<string, unknown> {
+  return {
+    architectures: ['BertModel'],
+    model_type: 'bert',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    intermediate_size: c.intermediateSize,
+    hidden_act: c.hiddenAct,
+    max_position_embeddings: c.maxPositions,
+    type_vocab_size: c.typeVocabSize,
+    layer_norm_eps: c.layerNormEps,
+    position_embedding_type: 'absolute',
+    torch_dtype: 'float32',
+  };
+}

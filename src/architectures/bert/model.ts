@@ -6,8 +6,8 @@ import { LayerNorm } from '../../layers/norm.js';
 import { Pooler } from '../../layers/pooler.js';
 import type { Architecture } from '../architecture.js';
 import { SizeTally } from '../size.js';
-import { BERT_SIZE_KEYS, parseBertConfig, type BertConfig } from './config.js';
-import { bertHfNames, bertIgnored } from './hf.js';
+import { BERT_SIZE_KEYS, parseBertConfig, type BertConfig, bertHfConfig } from './config.js';
+import { bertHfNames, bertIgnored, bertNames } from './hf.js';
 
 /**
  * BERT: learned positions and token types -> LayerNorm -> N post-norm blocks of bidirectional
@@ -19,6 +19,7 @@ export const bert: Architecture<BertConfig> = {
   kinds: ['encoder'],
   parseConfig: parseBertConfig,
   hfNames: bertHfNames,
+  hfExport: { names: bertNames, config: bertHfConfig },
   ignore: bertIgnored,
   sizeKeys: BERT_SIZE_KEYS,
   estimateSize(c) {

@@ -2,6 +2,7 @@ import { ACTIVATION_NAMES } from '../../ops/activation.js';
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { checkHeads, innerWidth, readDtRank } from '../checks.js';
 import { MAMBA_DEFAULTS } from '../../layers/mamba.js';
+import type { ModelKind } from '../model-kind.js';
 
 /** Jamba hyper-parameters, as in HF `JambaConfig` (defaults are HF's). */
 export interface JambaConfig {
@@ -79,4 +80,36 @@ export function parseJambaConfig(raw: Record<string, unknown>): JambaConfig {
     throw c.error('num_experts_per_tok', `(${config.numExpertsPerTok}) must be at most 'num_experts' (${numExperts})`);
   }
   return config;
+}
+
+/** HF's `config.json` for a Jamba config: what {@link parseJambaConfig} reads, as `JambaForCausalLM` (or `JambaModel`) saves it. */
+export function jambaHfConfig(c: JambaConfig, kind: ModelKind): Record<string, unknown> {
+  return {
+    architectures: [kind === 'causal-lm' ? 'JambaForCausalLM' : 'JambaModel'],
+    model_type: 'jamba',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    hidden_act: c.hiddenAct,
+    rms_norm_eps: c.rmsNormEps,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    attn_layer_period: c.attnLayerPeriod,
+    attn_layer_offset: c.attnLayerOffset,
+    num_experts: c.numExperts,
+    num_experts_per_tok: c.numExpertsPerTok,
+    expert_layer_period: c.expertLayerPeriod,
+    expert_layer_offset: c.expertLayerOffset,
+    mamba_d_state: c.mambaStateSize,
+    mamba_d_conv: c.mambaConvKernel,
+    mamba_expand: c.mambaExpand,
+    mamba_dt_rank: c.mambaDtRank,
+    mamba_conv_bias: c.mambaConvBias,
+    mamba_proj_bias: c.mambaProjBias,
+    // HF's default (true) needs mamba-ssm's CUDA kernels and fails on a CPU; the pure-torch path computes the same.
+    use_mamba_kernels: false,
+    torch_dtype: 'float32',
+  };
 }

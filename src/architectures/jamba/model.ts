@@ -3,8 +3,8 @@ import type { HybridConfig, LayerSpec } from '../hybrid/config.js';
 import { buildHybrid } from '../hybrid/model.js';
 import { everyNth } from '../hybrid/pattern.js';
 import { checkHybrid } from '../hybrid/check.js';
-import { JAMBA_SIZE_KEYS, parseJambaConfig, type JambaConfig } from './config.js';
-import { jambaHfNames } from './hf.js';
+import { JAMBA_SIZE_KEYS, parseJambaConfig, type JambaConfig, jambaHfConfig } from './config.js';
+import { jambaHfNames, jambaNames } from './hf.js';
 
 /**
  * Jamba as a hybrid config: pre-norm RMSNorm blocks whose mixer is attention (GQA, causal, no
@@ -51,6 +51,7 @@ export const jamba: Architecture<JambaConfig> = {
   kinds: ['decoder', 'causal-lm'],
   parseConfig: parseJambaConfig,
   hfNames: jambaHfNames,
+  hfExport: { names: jambaNames, config: jambaHfConfig },
   sizeKeys: JAMBA_SIZE_KEYS,
   estimateSize: (config, kind) => checkHybrid(jambaToHybrid(config), kind),
   build: (config, kind) => buildHybrid(jambaToHybrid(config), kind),

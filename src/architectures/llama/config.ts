@@ -1,5 +1,6 @@
 import type { RopeScaling } from '../../layers/rotary.js';
 import { ACTIVATION_NAMES } from '../../ops/activation.js';
+import type { ModelKind } from '../model-kind.js';
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { checkHeads } from '../checks.js';
 
@@ -91,5 +92,50 @@ export function parseRopeScaling(raw: Record<string, unknown> | undefined, maxPo
     }
     default:
       throw c.error('rope_type', `'${type}' is not supported (default, linear, dynamic, llama3)`);
+  }
+}
+
+/** HF's `config.json` for a Llama config: what {@link parseLlamaConfig} reads, as `LlamaForCausalLM` (or `LlamaModel`) saves it. */
+export function llamaHfConfig(c: LlamaConfig, kind: ModelKind): Record<string, unknown> {
+  return {
+    architectures: [kind === 'causal-lm' ? 'LlamaForCausalLM' : 'LlamaModel'],
+    model_type: 'llama',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    // Written only when it is not the derived hidden / heads: older transformers lack the key.
+    ...(c.headDim === c.hiddenSize / c.numHeads ? {} : { head_dim: c.headDim }),
+    hidden_act: c.hiddenAct,
+    max_position_embeddings: c.maxPositions,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: ropeScalingToHf(c.ropeScaling),
+    tie_word_embeddings: c.tieWordEmbeddings,
+    attention_bias: c.attentionBias,
+    mlp_bias: c.mlpBias,
+    torch_dtype: 'float32',
+  };
+}
+
+/** {@link RopeScaling} -> HF `rope_scaling` (null for none), the inverse of {@link parseRopeScaling}. */
+export function ropeScalingToHf(s: RopeScaling): Record<string, unknown> | null {
+  switch (s.type) {
+    case 'default':
+      return null;
+    case 'linear':
+      return { rope_type: 'linear', factor: s.factor };
+    case 'dynamic':
+      return { rope_type: 'dynamic', factor: s.factor, original_max_position_embeddings: s.maxPositions };
+    case 'llama3':
+      return {
+        rope_type: 'llama3',
+        factor: s.factor,
+        low_freq_factor: s.lowFreqFactor,
+        high_freq_factor: s.highFreqFactor,
+        original_max_position_embeddings: s.originalMaxPositions,
+      };
   }
 }

@@ -6,8 +6,8 @@ import { RMSNorm } from '../../layers/norm.js';
 import type { Architecture } from '../architecture.js';
 import { lmHeadFor } from '../lm-head.js';
 import { SizeTally } from '../size.js';
-import { LLAMA_SIZE_KEYS, parseLlamaConfig, type LlamaConfig } from './config.js';
-import { llamaHfNames, llamaIgnored } from './hf.js';
+import { LLAMA_SIZE_KEYS, parseLlamaConfig, type LlamaConfig, llamaHfConfig } from './config.js';
+import { llamaHfNames, llamaIgnored, llamaNames } from './hf.js';
 
 /**
  * Llama: token embeddings -> N pre-norm blocks (RMSNorm, causal GQA attention with rotary,
@@ -19,6 +19,7 @@ export const llama: Architecture<LlamaConfig> = {
   kinds: ['decoder', 'causal-lm'],
   parseConfig: parseLlamaConfig,
   hfNames: llamaHfNames,
+  hfExport: { names: llamaNames, config: llamaHfConfig },
   ignore: llamaIgnored,
   sizeKeys: LLAMA_SIZE_KEYS,
   estimateSize(c, kind) {

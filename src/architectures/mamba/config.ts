@@ -1,6 +1,7 @@
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { innerWidth, readDtRank } from '../checks.js';
 import { MAMBA_DEFAULTS, type MambaOptions } from '../../layers/mamba.js';
+import type { ModelKind } from '../model-kind.js';
 
 /** Mamba hyper-parameters, as in HF `MambaConfig`: the mixer's options (without Jamba's inner norms) and the model's. */
 export interface MambaConfig extends Omit<MambaOptions, 'innerNormEps'> {
@@ -74,5 +75,31 @@ function parseStateSpacesConfig(raw: Record<string, unknown>): MambaConfig {
     projBias: ssm.boolean('bias', MAMBA_DEFAULTS.projBias),
     normEps: 1e-5,
     tieWordEmbeddings: c.boolean('tie_embeddings', true),
+  };
+}
+
+/**
+ * HF's `config.json` for a Mamba config, as `MambaForCausalLM` (or `MambaModel`) saves it; a model
+ * loaded from a state-spaces folder is written in HF's keys too.
+ */
+export function mambaHfConfig(c: MambaConfig, kind: ModelKind): Record<string, unknown> {
+  return {
+    architectures: [kind === 'causal-lm' ? 'MambaForCausalLM' : 'MambaModel'],
+    model_type: 'mamba',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    num_hidden_layers: c.numLayers,
+    state_size: c.stateSize,
+    conv_kernel: c.convKernel,
+    expand: c.expand,
+    // HF derives it from expand when building the config; written as HF's save_pretrained does.
+    intermediate_size: c.expand * c.hiddenSize,
+    time_step_rank: c.dtRank,
+    use_conv_bias: c.convBias,
+    use_bias: c.projBias,
+    layer_norm_epsilon: c.normEps,
+    hidden_act: 'silu',
+    tie_word_embeddings: c.tieWordEmbeddings,
+    torch_dtype: 'float32',
   };
 }

@@ -5,8 +5,8 @@ import { RMSNorm } from '../../layers/norm.js';
 import type { Architecture } from '../architecture.js';
 import { lmHeadFor } from '../lm-head.js';
 import { SizeTally } from '../size.js';
-import { isStateSpacesConfig, MAMBA_SIZE_KEYS, parseMambaConfig, type MambaConfig } from './config.js';
-import { mambaHfNames } from './hf.js';
+import { isStateSpacesConfig, MAMBA_SIZE_KEYS, parseMambaConfig, type MambaConfig, mambaHfConfig } from './config.js';
+import { mambaHfNames, mambaNames } from './hf.js';
 
 /**
  * Mamba: token embeddings -> N pre-norm blocks (RMSNorm, Mamba mixer, no feed-forward) ->
@@ -19,6 +19,7 @@ export const mamba: Architecture<MambaConfig> = {
   kinds: ['decoder', 'causal-lm'],
   parseConfig: parseMambaConfig,
   hfNames: mambaHfNames,
+  hfExport: { names: mambaNames, config: mambaHfConfig },
   sizeKeys: MAMBA_SIZE_KEYS,
   estimateSize(c, kind) {
     const h = c.hiddenSize;
