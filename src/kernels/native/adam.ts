@@ -1,7 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
-import { kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
+import { allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 
 /**
  * Adam's update of one weight in one pass over value, gradient and both moments (see FUSED.adam);
@@ -15,7 +15,8 @@ function adamKernel(): KernelFunc {
     for (const [name, t] of Object.entries({ gradient, m, v })) requireShape(FUSED.adam, name, t, value.shape);
     const { learningRate, beta1, beta2, epsilon, correction1, correction2 } = attrs as Record<string, number>;
     const [w, g, m0, v0] = [value, gradient, m, v].map((t) => values(backend, t));
-    const [w1, m1, v1] = [0, 1, 2].map(() => new Float32Array(w.length));
+    // Pooled buffers (every element is written): fresh 64 MB arrays would page-fault on each step.
+    const [w1, m1, v1] = [0, 1, 2].map(() => allocate(backend, w.length));
     for (let i = 0; i < w.length; i++) {
       const gi = g[i]!;
       const mi = beta1 * m0[i]! + (1 - beta1) * gi;
