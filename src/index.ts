@@ -33,7 +33,7 @@ export { TransformerModel, disposeOutput, type ModelParts, type ForwardOptions, 
 export { EncoderModel, type EncoderOutput } from './models/encoder.js';
 export { DecoderModel } from './models/decoder.js';
 export { CausalLM, type CausalLMOutput } from './models/causal-lm.js';
-export { ModelDisposedError } from './models/errors.js';
+export { IdOutOfRangeError, ModelDisposedError } from './models/errors.js';
 export type { Model, HookableModel } from './models/model.js';
 export type { Architecture, HfExport, ModelKind } from './architectures/architecture.js';
 export { ArchitectureRegistry, architectureRegistry } from './architectures/registry.js';
@@ -108,7 +108,8 @@ export { toHybrid, copyMatchingWeights, type HybridEdits, type WeightCopyReport 
 
 // Generation (KV caches, Mamba states, chunked scan)
 export { GenerationCache, disposeSnapshot, type CacheSnapshot, type CacheOwner } from './generation/cache.js';
-export { NonFiniteLogitsError, CacheModelMismatchError } from './generation/errors.js';
+export { NonFiniteLogitsError, CacheModelMismatchError, StatelessMixerError } from './generation/errors.js';
+export { UnknownKeyError } from './util/options.js';
 export { generate, stream, generateSteps, type GenerateOptions, type TokenEvent } from './generation/generate.js';
 export type { Strategy, GreedyStrategy, SamplingStrategy } from './generation/sampling.js';
 export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './ops/chunked-scan.js';

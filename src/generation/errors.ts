@@ -44,3 +44,27 @@ export class CacheModelMismatchError extends Error {
     );
   }
 }
+
+/**
+ * `generate` ran a mixer that kept no state in the generation cache during the prompt's forward.
+ * Each decode step feeds only the newest token, so such a mixer (a user's own one that ignores
+ * `ctx.cache`) would compute every later token without the tokens before it: the output would
+ * be wrong without any sign. Thrown after the prompt's forward, before any token is handed out.
+ */
+export class StatelessMixerError extends Error {
+  override name = 'StatelessMixerError';
+
+  constructor(
+    /** The mixers' paths, e.g. `layers.0.mixer`. */
+    readonly mixers: readonly string[],
+    /** Their classes, in the same order. */
+    readonly classes: readonly string[],
+  ) {
+    const list = mixers.map((path, i) => `${path} (${classes[i]})`).join(', ');
+    super(
+      `${list} stored no state in the generation cache, so decoding token by token would see only the newest token. ` +
+        'A mixer used with generate must keep what it needs between calls with ctx.cache.get(this) / ctx.cache.set(this, {...}) ' +
+        '(docs/hybrids.md); to score whole sequences without a cache, call forward instead.',
+    );
+  }
+}

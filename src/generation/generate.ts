@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../models/causal-lm.js';
+import { IdOutOfRangeError } from '../models/errors.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 import { GenerationCache } from './cache.js';
-import { NonFiniteLogitsError } from './errors.js';
-import { createPicker, type Strategy } from './sampling.js';
+import { NonFiniteLogitsError, StatelessMixerError } from './errors.js';
+import { createPicker, type GreedyStrategy, type SamplingStrategy, type Strategy } from './sampling.js';
 
 /** Options of {@link generate} and {@link stream}. */
 export interface GenerateOptions {
@@ -25,6 +27,15 @@ export interface GenerateOptions {
   /** Called for every new token, as soon as it is chosen. */
   onToken?: (event: TokenEvent) => void;
 }
+
+/** The keys of {@link GenerateOptions}; generate, stream and generateSteps reject any other. */
+const GENERATE_OPTION_KEYS = {
+  maxNewTokens: true, eosTokenId: true, stop: true, strategy: true, padTokenId: true, cache: true, onToken: true,
+} as const satisfies KeyList<GenerateOptions>;
+const STRATEGY_KEYS: { greedy: KeyList<GreedyStrategy>; sample: KeyList<SamplingStrategy> } = {
+  greedy: { kind: true },
+  sample: { kind: true, temperature: true, topK: true, topP: true, seed: true },
+};
 
 /** One generated token. */
 export interface TokenEvent {
@@ -97,7 +108,7 @@ function* runSteps(
 ): Generator<TokenEvent[], number[][]> {
   lm.assertNotDisposed(method);
   const vocab = lm.embeddings.word.count;
-  checkOptions(options, vocab);
+  checkOptions(options, vocab, method);
   const pick = createPicker(options.strategy);
   const pad = options.padTokenId ?? 0;
   const eos = new Set(options.eosTokenId === undefined ? [] : [options.eosTokenId].flat());
@@ -121,6 +132,7 @@ function* runSteps(
       mask.push([...new Array<number>(padding).fill(0), ...p.map(() => 1)]);
     }
     let logits = step(lm, cache, ids, mask);
+    assertMixersKeepState(lm, cache);
     const out: number[][] = prompts.map(() => []);
     const done = new Array<boolean>(batch).fill(false);
     for (let n = 0; ; n++) {
@@ -187,6 +199,20 @@ function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: numbe
 }
 
 /**
+ * Throw {@link StatelessMixerError} when a layer's mixer (or any module inside it) holds no state
+ * in `cache` after a forward through it. Detected from what the mixers did rather than declared,
+ * so a user's mixer needs no flag: one that keeps state passes, one that ignores the cache fails
+ * before any token is handed out. An error rather than a warning, because the tokens would be wrong.
+ */
+function assertMixersKeepState(lm: CausalLM, cache: GenerationCache): void {
+  const stateless = lm.layers.items
+    .map((block) => block.mixer)
+    // Listed under its own path: namedModules records the paths that hooks report.
+    .filter((mixer) => !mixer.namedModules(mixer.path).some(([, module]) => cache.get(module) !== undefined));
+  if (stateless.length > 0) throw new StatelessMixerError(stateless.map((m) => m.path), stateless.map((m) => m.constructor.name));
+}
+
+/**
  * Why no token can be chosen from `logits`, or undefined when one can: NaN or +Infinity anywhere,
  * or every value -Infinity. A -Infinity among finite values only forbids that token.
  */
@@ -207,7 +233,12 @@ function endsWithStop(tokens: readonly number[], stop: GenerateOptions['stop']):
   );
 }
 
-function checkOptions(options: GenerateOptions, vocab: number): void {
+function checkOptions(options: GenerateOptions, vocab: number, method: string): void {
+  checkKeys(options, GENERATE_OPTION_KEYS, `${method} options`);
+  const strategy = options.strategy;
+  if (typeof strategy === 'object' && strategy !== null && (strategy.kind === 'greedy' || strategy.kind === 'sample')) {
+    checkKeys(strategy, STRATEGY_KEYS[strategy.kind], `${method} options strategy (${strategy.kind})`);
+  }
   const { maxNewTokens, padTokenId } = options;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
     throw new Error(`maxNewTokens must be a positive integer, got ${maxNewTokens}`);
@@ -230,8 +261,8 @@ function checkPrompts(prompts: readonly (readonly number[])[], vocab: number, ca
   }
   prompts.forEach((p, r) => {
     if (p.length === 0) throw new Error(`prompt ${r} is empty; every prompt needs at least one token`);
-    const bad = p.find((id) => !isTokenId(id, vocab));
-    if (bad !== undefined) throw new Error(`prompt ${r} has token id ${bad}, outside the vocabulary of ${vocab}`);
+    const position = p.findIndex((id) => !isTokenId(id, vocab));
+    if (position >= 0) throw new IdOutOfRangeError('promptIds', r, position, p[position]!, vocab, 'vocabulary');
   });
 }
 

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HookFn, HookHandle, Module } from '../layers/module.js';
 import type { Model } from '../models/model.js';
-import type { ForwardOptions } from '../models/transformer.js';
+import { FORWARD_OPTION_KEYS, type ForwardOptions } from '../models/transformer.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 import { ActivationCache } from './activation-cache.js';
 import { hookTargets, resolveHookPoint, selectHookPoints, type HookPointSelector } from './hook-points.js';
 
@@ -36,6 +37,8 @@ export interface HookSpec {
   pre?: boolean;
 }
 
+const HOOK_SPEC_KEYS = { name: true, fn: true, pre: true } as const satisfies KeyList<HookSpec>;
+
 /**
  * Run `model.forward` with `hooks` attached, and detach them afterwards whatever happens. All
  * names are checked before any hook is attached.
@@ -49,6 +52,7 @@ export function runWithHooks<O>(
   const specs: readonly HookSpec[] = Array.isArray(hooks)
     ? (hooks as readonly HookSpec[])
     : Object.entries(hooks).map(([name, fn]) => ({ name, fn }));
+  if (Array.isArray(hooks)) specs.forEach((spec, i) => checkKeys(spec, HOOK_SPEC_KEYS, `runWithHooks hooks[${i}]`));
   const targets = hookTargets(model);
   const resolved = specs.map((spec) => {
     const target = resolveHookPoint(model, spec.name, targets);
@@ -77,6 +81,8 @@ export interface RunWithCacheOptions extends ForwardOptions {
   names?: HookPointSelector;
 }
 
+const RUN_WITH_CACHE_OPTION_KEYS = { ...FORWARD_OPTION_KEYS, names: true } as const satisfies KeyList<RunWithCacheOptions>;
+
 /** What {@link runWithCache} returns: the forward's own output and the captured activations. */
 export interface CachedRun<O> {
   /** The model's output; the caller owns its tensors (see `disposeOutput`). */
@@ -95,6 +101,8 @@ export function runWithCache<O>(
   inputIds: tf.Tensor2D,
   options: RunWithCacheOptions = {},
 ): CachedRun<O> {
+  // Checked before anything is attached: a misspelt `names` would otherwise capture every point.
+  checkKeys(options, RUN_WITH_CACHE_OPTION_KEYS, 'runWithCache options');
   const { names, ...forwardOptions } = options;
   const targets = names === undefined ? [...hookTargets(model).values()] : selectHookPoints(model, names);
   const cache = new ActivationCache();

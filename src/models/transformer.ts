@@ -5,7 +5,8 @@ import type { Embeddings } from '../layers/embeddings.js';
 import { Linear } from '../layers/linear.js';
 import { Layer, Module, ModuleList } from '../layers/module.js';
 import type { Pooler } from '../layers/pooler.js';
-import { ModelDisposedError } from './errors.js';
+import { checkKeys, type KeyList } from '../util/options.js';
+import { IdOutOfRangeError, ModelDisposedError } from './errors.js';
 import { isModelStateStore } from './state-store.js';
 
 /** The parts an architecture chooses; the model classes only wire them. */
@@ -32,6 +33,11 @@ export interface ForwardOptions {
   cache?: LayerStateStore;
   offset?: number;
 }
+
+/** The keys of {@link ForwardOptions}; forward rejects any other, naming the nearest. */
+export const FORWARD_OPTION_KEYS = {
+  attentionMask: true, tokenTypeIds: true, positionIds: true, cache: true, offset: true,
+} as const satisfies KeyList<ForwardOptions>;
 
 /** Hidden states of a forward call; the caller owns the tensors. */
 export interface HiddenOutput {
@@ -98,12 +104,12 @@ export class TransformerModel<Config = unknown> extends Module {
   }
 
   /**
-   * Validate ids and build the per-call context. The checks run on shapes and dtypes only (no
-   * data read), so they cost nothing on the decode path; ids outside the vocabulary are reported
-   * by the embedding lookup (GatherV2) on every backend.
+   * Validate options and ids and build the per-call context. Shapes and dtypes are checked first;
+   * then the ids are read once (a small copy, [B, L] integers) to check they index their tables.
    */
   protected context(inputIds: tf.Tensor, options: ForwardOptions, method = 'forward'): ForwardContext {
     this.assertNotDisposed(method);
+    checkKeys(options, FORWARD_OPTION_KEYS, `${method} options`);
     if (inputIds.rank !== 2) throw new Error(`inputIds must be [batch, length], got shape [${inputIds.shape}]`);
     if (inputIds.dtype !== 'int32') throw new Error(`inputIds must be int32, got ${inputIds.dtype}`);
     const [batch, length] = inputIds.shape as [number, number];
@@ -125,6 +131,13 @@ export class TransformerModel<Config = unknown> extends Module {
     // Ids index tables (embeddings, rotary angles): a float would be truncated or interpolated silently.
     for (const [name, t] of [['tokenTypeIds', options.tokenTypeIds], ['positionIds', options.positionIds]] as const) {
       if (t !== undefined && t.dtype !== 'int32') throw new Error(`${name} must be int32, got ${t.dtype} (e.g. tf.tensor2d(rows, undefined, 'int32'))`);
+    }
+    for (const [name, t, size, table] of [
+      ['inputIds', inputIds, this.embeddings.word.count, 'vocabulary'],
+      ['tokenTypeIds', options.tokenTypeIds, this.embeddings.tokenType?.count, 'token types'],
+      ['positionIds', options.positionIds, this.embeddings.position?.count, 'learned positions'],
+    ] as const) {
+      if (t !== undefined && size !== undefined) checkIdRange(name, t, size, table);
     }
     if (options.cache !== undefined && isModelStateStore(options.cache)) options.cache.claim(this, this.label);
     return createContext({
@@ -166,6 +179,20 @@ export class TransformerModel<Config = unknown> extends Module {
   /** Hidden states for `inputIds` (int32 [B, L]). */
   forwardHidden(inputIds: tf.Tensor2D, options: ForwardOptions = {}): HiddenOutput {
     return this.withContext(inputIds, options, (ctx) => this.runStack(inputIds, ctx), 'forwardHidden');
+  }
+}
+
+/**
+ * Throw {@link IdOutOfRangeError} for the first id of `ids` ([B, L] int32) outside 0..size-1.
+ * Checked here rather than left to the embedding lookup: tfjs names only GatherV2 and the index
+ * on cpu and wasm, and GPU backends read zeros for such ids without an error.
+ */
+function checkIdRange(name: string, ids: tf.Tensor, size: number, table: string): void {
+  const values = ids.dataSync();
+  const length = ids.shape[1]!;
+  for (let i = 0; i < values.length; i++) {
+    const id = values[i]!;
+    if (id < 0 || id >= size) throw new IdOutOfRangeError(name, Math.floor(i / length), i % length, id, size, table);
   }
 }
 

@@ -113,7 +113,7 @@ for (const name of ['llama-tiny', 'mamba-tiny'] as const) {
     it('rejects bad input with messages naming the problem', () => {
       expect(() => lm.generate([], { maxNewTokens: 2 })).toThrow(/non-empty array/);
       expect(() => lm.generate([[]], { maxNewTokens: 2 })).toThrow(/prompt 0 is empty/);
-      expect(() => lm.generate([[1, 9999]], { maxNewTokens: 2 })).toThrow(/token id 9999, outside the vocabulary of 512/);
+      expect(() => lm.generate([[1, 9999]], { maxNewTokens: 2 })).toThrow('promptIds[0, 1] is 9999, outside the vocabulary of 512');
       expect(() => lm.generate([[1]], { maxNewTokens: 0 })).toThrow(/maxNewTokens must be a positive integer/);
       expect(() => lm.generate([[1]], { maxNewTokens: 2, strategy: { kind: 'sample', temperature: 0 } })).toThrow(/temperature must be > 0/);
       expect(() => lm.generate([[1]], { maxNewTokens: 2, strategy: { kind: 'sample', topP: 1.5 } })).toThrow(/topP must be in \(0, 1\]/);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AutoCausalLM, AutoEncoder, disposeOutput, type CausalLM, type EncoderModel } from '../../src/index.js';
+import { AutoCausalLM, AutoEncoder, IdOutOfRangeError, disposeOutput, type CausalLM, type EncoderModel } from '../../src/index.js';
 import { fixture } from '../helpers.js';
 
 // These run on every backend (wasm by default; TESSERA_BACKEND=native / cpu): the checks happen
@@ -67,11 +67,12 @@ describe(`forward and generate input checks (backend ${tf.getBackend()})`, () =>
     for (const bad of [vocab, -1]) {
       const ids = tf.tensor2d([[1, bad]], undefined, 'int32');
       const before = tf.memory().numTensors;
-      // The embedding lookup's own check, the same on cpu, wasm and native.
-      expect(() => lm.forward(ids)).toThrow(`GatherV2: the index value ${bad} is not in [0, ${vocab - 1}]`);
+      // Checked before the embedding lookup, so every backend says the same (GPUs would read zeros).
+      expect(() => lm.forward(ids)).toThrow(new IdOutOfRangeError('inputIds', 0, 1, bad, vocab, 'vocabulary'));
+      expect(() => lm.forward(ids)).toThrow(`inputIds[0, 1] is ${bad}, outside the vocabulary of ${vocab} (valid ids 0 to ${vocab - 1})`);
       expect(tf.memory().numTensors).toBe(before);
       ids.dispose();
-      expect(() => lm.generate([[1, bad]], { maxNewTokens: 1 })).toThrow(`prompt 0 has token id ${bad}, outside the vocabulary of ${vocab}`);
+      expect(() => lm.generate([[1, bad]], { maxNewTokens: 1 })).toThrow(`promptIds[0, 1] is ${bad}, outside the vocabulary of ${vocab} (valid ids 0 to ${vocab - 1})`);
     }
     floats.dispose();
   });

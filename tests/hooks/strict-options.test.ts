@@ -1,0 +1,46 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AutoCausalLM, UnknownKeyError, disposeOutput, type CausalLM, type HookSpec, type RunWithCacheOptions } from '../../src/index.js';
+import { fixture } from '../helpers.js';
+
+function expectThrowsFlat(fn: () => unknown, message: string): void {
+  const before = tf.memory().numTensors;
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(UnknownKeyError);
+  expect((caught as Error).message).toBe(message);
+  expect(tf.memory().numTensors).toBe(before);
+}
+
+describe('hook runs reject unknown option keys', () => {
+  let lm: CausalLM;
+  let ids: tf.Tensor2D;
+  beforeAll(async () => {
+    lm = (await AutoCausalLM.fromDir(fixture('llama-tiny'))) as CausalLM;
+    ids = tf.tensor2d([[1, 5, 9]], undefined, 'int32');
+    disposeOutput(lm.forward(ids));
+  });
+  afterAll(() => {
+    lm.dispose();
+    ids.dispose();
+  });
+
+  it('runWithCache: a misspelt `names` does not capture everything', () => {
+    const options = { name: ['layers.0'] } as unknown as RunWithCacheOptions;
+    expectThrowsFlat(() => lm.runWithCache(ids, options), "runWithCache options: unknown key 'name'; did you mean 'names'?");
+    expectThrowsFlat(() => lm.runWithCache(ids, { names: ['layers.0'], ofset: 0 } as unknown as RunWithCacheOptions), "runWithCache options: unknown key 'ofset'; did you mean 'offset'?");
+    expect(lm.layers.items[0]!.hasHooks()).toBe(false);
+  });
+
+  it('runWithHooks: its hook specs and its forward options', () => {
+    const specs = [{ name: 'layers.0', fn: () => undefined, pr: true }] as unknown as HookSpec[];
+    expectThrowsFlat(() => lm.runWithHooks(ids, specs), "runWithHooks hooks[0]: unknown key 'pr'; did you mean 'pre'?");
+    const options = { positionId: ids } as unknown as Parameters<typeof lm.runWithHooks>[2];
+    expectThrowsFlat(() => lm.runWithHooks(ids, { 'layers.0': () => undefined }, options), "forward options: unknown key 'positionId'; did you mean 'positionIds'?");
+    expect(lm.layers.items[0]!.hasHooks()).toBe(false);
+  });
+});
