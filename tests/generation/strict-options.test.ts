@@ -36,6 +36,20 @@ class LastTwo extends Layer {
 }
 registerMixer('test-last-two', (_options, hiddenSize) => new LastTwo(hiddenSize));
 
+/** A position-wise mixer: needs no state, and says so with an empty record. */
+class PerPosition extends Layer {
+  readonly proj: Linear;
+  constructor(hiddenSize: number) {
+    super();
+    this.proj = this.addModule('proj', new Linear(hiddenSize, hiddenSize));
+  }
+  protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    ctx.cache?.set(this, {});
+    return this.proj.call(x, ctx);
+  }
+}
+registerMixer('test-per-position', (_options, hiddenSize) => new PerPosition(hiddenSize));
+
 describe('generation options', () => {
   let lm: CausalLM;
   beforeAll(async () => {
@@ -89,6 +103,25 @@ describe('a mixer without incremental state', () => {
     const out = model.forward(ids);
     expect(out.logits.shape).toEqual([1, 3, 32]);
     tf.dispose([ids, out.logits, out.lastHiddenState, ...out.allOutputs]);
+    model.dispose();
+  });
+
+  it('passes when the mixer stores a record, even an empty one, and decodes as full forwards do', () => {
+    const model = AutoCausalLM.fromConfig({
+      model_type: 'tessera-hybrid', vocabSize: 32, hiddenSize: 8, norm: { type: 'rmsnorm' },
+      layers: [{ mixer: { type: 'attention', numHeads: 2 } }, { mixer: { type: 'test-per-position' } }],
+    }, { seed: 1 }) as CausalLM;
+    const prompt = [1, 2, 3];
+    const [cached] = model.generate([prompt], { maxNewTokens: 3 });
+    // The same tokens from full forwards over the growing sequence.
+    const full = [...prompt];
+    for (let i = 0; i < 3; i++) {
+      const ids = tf.tensor2d([full], undefined, 'int32');
+      const out = model.forward(ids);
+      full.push(tf.tidy(() => out.logits.slice([0, full.length - 1, 0], [1, 1, 32]).argMax(-1).dataSync()[0]!));
+      tf.dispose([ids, out.logits, out.lastHiddenState, ...out.allOutputs]);
+    }
+    expect(cached).toEqual(full.slice(prompt.length));
     model.dispose();
   });
 });
