@@ -98,7 +98,7 @@ export {
 } from './layers/registry.js';
 export { HYBRID_MODEL_TYPE, parseHybridConfig, type HybridConfig, type LayerSpec, type HybridEmbeddings } from './architectures/hybrid/config.js';
 export { buildHybrid, hybrid } from './architectures/hybrid/model.js';
-export { everyNth, fromPattern } from './architectures/hybrid/pattern.js';
+export { everyNth, fromPattern, type EveryNthOptions } from './architectures/hybrid/pattern.js';
 export { jamba, jambaToHybrid } from './architectures/jamba/model.js';
 export type { JambaConfig } from './architectures/jamba/config.js';
 export { describeModel } from './architectures/hybrid/describe.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { AutoCausalLM, ConfigError, HYBRID_MODEL_TYPE, buildHybrid, parseHybridConfig, type HybridConfig } from '../../src/index.js';
+import { AutoCausalLM, ConfigError, HYBRID_MODEL_TYPE, buildHybrid, everyNth, parseHybridConfig, toHybrid, type CausalLM, type HybridConfig, type HybridEdits, type LayerSpec } from '../../src/index.js';
+import { fixture } from '../helpers.js';
 
 const base = (): Record<string, unknown> => ({
   model_type: HYBRID_MODEL_TYPE,
@@ -137,5 +138,19 @@ describe('hybrid configs reject unknown keys, naming the nearest valid one', () 
     };
     (full.layers as Record<string, unknown>[])[0] = { ...(full.layers as Record<string, unknown>[])[0], mixerNorm: { type: 'rmsnorm' }, ffnNorm: { type: 'rmsnorm' } };
     AutoCausalLM.fromConfig(full).dispose();
+  });
+});
+
+describe('the hybrid helpers reject unknown option keys', () => {
+  it('everyNth and toHybrid', async () => {
+    const mamba: LayerSpec = { mixer: { type: 'mamba' } };
+    const options = { every: 2, ofset: 1, layer: mamba, otherwise: mamba } as unknown as Parameters<typeof everyNth>[1];
+    expect(() => everyNth(4, options)).toThrow("everyNth options: unknown key 'ofset'; did you mean 'offset'?");
+    const llama = (await AutoCausalLM.fromDir(fixture('llama-tiny'))) as CausalLM;
+    const before = tf.memory().numTensors;
+    const edits = { mixer: { 1: { type: 'mamba' } } } as unknown as HybridEdits;
+    expect(() => toHybrid(llama, edits)).toThrow("toHybrid edits: unknown key 'mixer'; did you mean 'mixers'?");
+    expect(tf.memory().numTensors).toBe(before);
+    llama.dispose();
   });
 });

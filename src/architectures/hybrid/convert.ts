@@ -1,4 +1,5 @@
 import type { Module } from '../../layers/module.js';
+import { checkKeys, type KeyList } from '../../util/options.js';
 import type { PartSpec } from '../../layers/registry.js';
 import { CausalLM } from '../../models/causal-lm.js';
 import type { HybridConfig, LayerSpec } from './config.js';
@@ -38,6 +39,8 @@ export interface HybridEdits {
   layers?: Record<number, LayerSpec>;
 }
 
+const HYBRID_EDIT_KEYS = { mixers: true, layers: true } as const satisfies KeyList<HybridEdits>;
+
 /**
  * A hybrid initialised from `source` (any causal LM of registered parts, e.g. Llama): its
  * description with the edited layers swapped in, every other parameter copied from `source`,
@@ -45,6 +48,7 @@ export interface HybridEdits {
  * layers into Mamba: `toHybrid(llama, { mixers: { 1: { type: 'mamba' } } })`.
  */
 export function toHybrid(source: CausalLM, edits: HybridEdits): { model: CausalLM<HybridConfig> } & WeightCopyReport {
+  checkKeys(edits, HYBRID_EDIT_KEYS, 'toHybrid edits');
   const config = describeModel(source);
   const check = (i: number): number => {
     if (!Number.isInteger(i) || i < 0 || i >= config.layers.length) {
