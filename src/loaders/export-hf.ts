@@ -5,7 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Architecture, ModelKind } from '../architectures/architecture.js';
+import type { Architecture, HfExport, ModelKind } from '../architectures/architecture.js';
+import { describeModel } from '../architectures/hybrid/describe.js';
+import { jambaFromHybrid } from '../architectures/jamba/from-hybrid.js';
 import { architectureRegistry } from '../architectures/registry.js';
 import { renameParameter } from '../architectures/rename.js';
 import { CausalLM } from '../models/causal-lm.js';
@@ -34,17 +36,27 @@ function kindOf(model: TransformerModel): ModelKind {
   return model instanceof EncoderModel ? 'encoder' : 'decoder';
 }
 
-/** The registered architecture of `model`, if it says how to export itself. */
-function exportableArchitecture(model: TransformerModel): Architecture<unknown> & Required<Pick<Architecture<unknown>, 'hfExport'>> {
-  const architecture = architectureRegistry().get(model.architecture);
-  if (architecture.hfExport !== undefined) return architecture as Architecture<unknown> & Required<Pick<Architecture<unknown>, 'hfExport'>>;
-  const exportable = architectureRegistry()
-    .names()
-    .filter((n) => architectureRegistry().get(n).hfExport !== undefined);
-  const why =
-    model.architecture === 'hybrid'
-      ? 'a Tessera hybrid has no Hugging Face architecture to load it as'
-      : `architecture '${model.architecture}' declares no hfExport (HF names both ways and a config writer)`;
+/** What an export writes a model as: an architecture that declares an export, and its typed config. */
+interface ExportPlan {
+  architecture: Architecture<unknown> & { hfExport: HfExport<unknown> };
+  config: unknown;
+}
+
+/**
+ * The architecture `model` is exported as: its own when it declares `hfExport`; for a hybrid,
+ * Jamba when the hybrid's layers are exactly Jamba's (see {@link jambaFromHybrid}).
+ */
+function exportPlan(model: TransformerModel): ExportPlan {
+  const registry = architectureRegistry();
+  const architecture = registry.get(model.architecture);
+  if (architecture.hfExport !== undefined) return { architecture: architecture as ExportPlan['architecture'], config: model.config };
+  let why = `architecture '${model.architecture}' declares no hfExport (HF names both ways and a config writer)`;
+  if (model.architecture === 'hybrid') {
+    const reading = jambaFromHybrid(describeModel(model));
+    if ('config' in reading) return { architecture: registry.get('jamba') as ExportPlan['architecture'], config: reading.config };
+    why = `a Tessera hybrid exports only when its layers are Jamba's, and ${reading.reason}`;
+  }
+  const exportable = registry.names().filter((n) => registry.get(n).hfExport !== undefined);
   throw new HfExportError(
     `cannot export ${model.label} to Hugging Face format: ${why}. Exportable: ${exportable.join(', ')}; save it in Tessera's format instead (format: 'tessera', the default)`,
   );
@@ -56,7 +68,7 @@ function exportableArchitecture(model: TransformerModel): Architecture<unknown> 
  * tied LM head is not a parameter of its own, so it is not in the file, as with `save_pretrained`.
  */
 export function hfModelFiles(model: TransformerModel): ExportFile[] {
-  const architecture = exportableArchitecture(model);
+  const { architecture, config } = exportPlan(model);
   const kind = kindOf(model);
   const rules = architecture.hfExport.names.toHf(kind === 'causal-lm');
   const tensors = new Map<string, TensorToSave>();
@@ -69,9 +81,8 @@ export function hfModelFiles(model: TransformerModel): ExportFile[] {
   if (unnamed.length > 0) {
     throw new HfExportError(`cannot export ${model.label} to Hugging Face format: no HF name for ${unnamed.map((p) => `'${p}'`).join(', ')} in the ${architecture.name} name map`);
   }
-  const config = architecture.hfExport.config(model.config, kind);
   return [
-    { name: 'config.json', contents: `${JSON.stringify(config, null, 2)}\n` },
+    { name: 'config.json', contents: `${JSON.stringify(architecture.hfExport.config(config, kind), null, 2)}\n` },
     { name: 'model.safetensors', contents: serializeSafetensors(tensors, { format: 'pt' }) },
   ];
 }

@@ -15,7 +15,8 @@ export type SaveFormat = 'tessera' | 'hf';
 export interface SaveOptions {
   /**
    * `'tessera'` (the default): Tessera's own checkpoint, any model. `'hf'`: Hugging Face's format,
-   * for architectures that declare an export (BERT, Llama, Mamba, Jamba).
+   * for architectures that declare an export (BERT, Llama, Mamba, Jamba) and hybrids whose layers
+   * are exactly Jamba's.
    */
   format?: SaveFormat;
   /**
@@ -41,8 +42,9 @@ export interface SaveOptions {
  * With `{ format: 'hf' }`, in Hugging Face's format instead: `config.json` in HF's keys and
  * `model.safetensors` under HF's names, as `save_pretrained` writes them (a tied LM head is not
  * stored), so transformers' `from_pretrained` and Tessera's `fromDir` both load it; plus the
- * tokenizer's files when `options.tokenizer` names them. Models without an HF counterpart
- * (hybrids, architectures without `hfExport`) throw {@link HfExportError} naming why.
+ * tokenizer's files when `options.tokenizer` names them. A hybrid whose layers are exactly
+ * Jamba's is written as Jamba; other models without an HF counterpart (other hybrids,
+ * architectures without `hfExport`) throw {@link HfExportError} naming why.
  *
  * Every file is written under a temporary name in `dir` and renamed into place once all are
  * written, so a failed save never leaves a partial file under a final name.

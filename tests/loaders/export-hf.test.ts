@@ -235,15 +235,56 @@ describe('export to Hugging Face format', () => {
 });
 
 describe('export errors', () => {
-  it('a hybrid has no HF architecture: HfExportError says so and what to do', async () => {
-    const spec = { mixer: { type: 'attention', numHeads: 2, numKvHeads: 2, causal: true } };
-    const model = AutoCausalLM.fromConfig({ model_type: HYBRID_MODEL_TYPE, vocabSize: 32, hiddenSize: 16, norm: { type: 'rmsnorm', eps: 1e-5 }, layers: fromPattern('AA', { A: spec }) });
+  it('a hybrid that is not Jamba: HfExportError names the first difference and what to do', async () => {
+    const rotary = { mixer: { type: 'attention', numHeads: 2, numKvHeads: 2, causal: true, rotary: { base: 10000 } }, ffn: { type: 'gated', intermediateSize: 24 } };
+    const mamba = { mixer: { type: 'mamba', stateSize: 4, innerNormEps: 1e-5 }, ffn: { type: 'gated', intermediateSize: 24 } };
+    const norm = { type: 'rmsnorm', eps: 1e-5 };
+    const model = AutoCausalLM.fromConfig({ model_type: HYBRID_MODEL_TYPE, vocabSize: 32, hiddenSize: 16, norm, layers: fromPattern('MA', { A: rotary, M: mamba }) });
     const dir = await tempDir();
-    const attempt = saveModel(model, dir, { format: 'hf' });
-    await expect(attempt).rejects.toThrow(HfExportError);
-    await expect(saveModel(model, dir, { format: 'hf' })).rejects.toThrow(/cannot export CausalLM 'hybrid' to Hugging Face format: a Tessera hybrid has no Hugging Face architecture.*Exportable: bert, llama, mamba, jamba; save it in Tessera's format/);
+    await expect(saveModel(model, dir, { format: 'hf' })).rejects.toThrow(HfExportError);
+    await expect(saveModel(model, dir, { format: 'hf' })).rejects.toThrow(
+      /cannot export CausalLM 'hybrid' to Hugging Face format: a Tessera hybrid exports only when its layers are Jamba's, and it differs from the Jamba it would be at 'layers\[1\]\.mixer\.rotary': the model has .*, Jamba nothing\. Exportable: bert, llama, mamba, jamba; save it in Tessera's format/,
+    );
     expect(await readdir(dir)).toEqual([]);
     model.dispose();
+
+    const misplaced = AutoCausalLM.fromConfig({ model_type: HYBRID_MODEL_TYPE, vocabSize: 32, hiddenSize: 16, norm, layers: fromPattern('AMAA', { A: { ...rotary, mixer: { type: 'attention', numHeads: 2, causal: true } }, M: mamba }) });
+    await expect(saveModel(misplaced, dir, { format: 'hf' })).rejects.toThrow(/its attention layers \(0, 2, 3\) are not every n-th layer from one offset/);
+    misplaced.dispose();
+  });
+
+  it('a hybrid whose layers are Jamba\'s exports as Jamba', async () => {
+    // jamba-tiny saved in Tessera's format reloads as a hybrid; its export is the HF fixture again.
+    const jamba = await AutoCausalLM.fromDir(fixture('jamba-tiny'));
+    const tesseraDir = await tempDir();
+    await jamba.save(tesseraDir);
+    const hybrid = await AutoCausalLM.fromDir(tesseraDir);
+    expect(hybrid.architecture).toBe('hybrid');
+    const dir = join(await tempDir(), 'hf');
+    await hybrid.save(dir, { format: 'hf' });
+    const exported = await rawSafetensors(join(dir, 'model.safetensors'));
+    const original = await rawSafetensors(join(fixture('jamba-tiny'), 'model.safetensors'));
+    expect([...exported.tensors.keys()].sort()).toEqual([...original.tensors.keys()].sort());
+    for (const [tensor, entry] of original.tensors) expect(exported.tensors.get(tensor)!.bytes.equals(entry.bytes), tensor).toBe(true);
+    const parse = architectureRegistry().get('jamba').parseConfig;
+    expect(parse(await readJson(join(dir, 'config.json')))).toEqual(parse(await readJson(join(fixture('jamba-tiny'), 'config.json'))));
+    const reloaded = await AutoCausalLM.fromDir(dir);
+    expect(reloaded.architecture).toBe('jamba');
+    expect(outputsOf(reloaded)).toEqual(outputsOf(hybrid));
+    for (const m of [jamba, hybrid, reloaded]) m.dispose();
+
+    // One built as a hybrid, with experts every other layer and no attention at all.
+    const mamba = { mixer: { type: 'mamba', stateSize: 4, dtRank: 2, innerNormEps: 1e-6 }, ffn: { type: 'gated', intermediateSize: 24, activation: 'silu' } };
+    const moe = { ...mamba, ffn: { type: 'moe', numExperts: 3, topK: 2, intermediateSize: 24, activation: 'silu' } };
+    const built = AutoCausalLM.fromConfig({ model_type: HYBRID_MODEL_TYPE, vocabSize: 64, hiddenSize: 16, norm: { type: 'rmsnorm', eps: 1e-6 }, layers: fromPattern('MXMX', { M: mamba, X: moe }) }, { seed: 5 });
+    const builtDir = await tempDir();
+    await built.save(builtDir, { format: 'hf' });
+    const config = await readJson(join(builtDir, 'config.json'));
+    expect(config).toMatchObject({ model_type: 'jamba', num_experts: 3, expert_layer_period: 2, expert_layer_offset: 1, attn_layer_period: 5, attn_layer_offset: 4 });
+    const builtReloaded = await AutoCausalLM.fromDir(builtDir);
+    expect(outputsOf(builtReloaded)).toEqual(outputsOf(built));
+    built.dispose();
+    builtReloaded.dispose();
   });
 
   it('refuses a non-empty folder unless overwrite is set, and leaves no temporary files', async () => {
