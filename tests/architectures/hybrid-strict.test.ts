@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { AutoCausalLM, ConfigError, HYBRID_MODEL_TYPE, buildHybrid, everyNth, parseHybridConfig, toHybrid, type CausalLM, type HybridConfig, type HybridEdits, type LayerSpec } from '../../src/index.js';
+import { AutoCausalLM, ConfigError, HYBRID_MODEL_TYPE, buildHybrid, layerRegistry, everyNth, parseHybridConfig, toHybrid, type CausalLM, type HybridConfig, type HybridEdits, type LayerSpec } from '../../src/index.js';
 import { fixture } from '../helpers.js';
 
 const base = (): Record<string, unknown> => ({
@@ -152,5 +152,11 @@ describe('the hybrid helpers reject unknown option keys', () => {
     expect(() => toHybrid(llama, edits)).toThrow("toHybrid edits: unknown key 'mixer'; did you mean 'mixers'?");
     expect(tf.memory().numTensors).toBe(before);
     llama.dispose();
+  });
+
+  it('a built-in part created straight from the registry', () => {
+    expect(() => layerRegistry().create('mixer', { type: 'mamba', stateSise: 2 }, 8, 'my mixer')).toThrow(
+      "my mixer (mamba): options: unknown key 'stateSise'; did you mean 'stateSize'?",
+    );
   });
 });

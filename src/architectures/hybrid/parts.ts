@@ -29,7 +29,7 @@ import type { SizeTally } from '../size.js';
  * straight from the registry.
  */
 function only(options: Record<string, unknown>, allowed: KeyList<object>): ConfigReader {
-  checkConfigKeys(options, allowed, 'part options');
+  checkConfigKeys(options, allowed, 'options');
   return new ConfigReader(options, 'part');
 }
 
