@@ -27,7 +27,12 @@ export type TokenPicker = (logits: Float32Array) => number;
 
 /** Check a strategy's settings and build its picker (one per generate call, one random stream). */
 export function createPicker(strategy: Strategy = { kind: 'greedy' }): TokenPicker {
-  if (strategy === 'greedy' || strategy.kind === 'greedy') return argMax;
+  if (strategy === 'greedy') return argMax;
+  // A string other than 'greedy' would otherwise read as an object without a kind.
+  if (typeof strategy !== 'object' || strategy === null) {
+    throw new Error(`unknown strategy ${JSON.stringify(strategy)} (use 'greedy' or { kind: 'sample', temperature, topK, topP, seed })`);
+  }
+  if (strategy.kind === 'greedy') return argMax;
   if (strategy.kind !== 'sample') throw new Error(`unknown strategy kind '${(strategy as { kind: string }).kind}' (use 'greedy' or 'sample')`);
   const temperature = strategy.temperature ?? 1;
   const topK = strategy.topK;

@@ -72,6 +72,8 @@ describe('generation options', () => {
     await expectRejected(() => lm.generate([[1, 2]], sample), UnknownKeyError, "generate options strategy (sample): unknown key 'temprature'; did you mean 'temperature'?");
     const greedy = { maxNewTokens: 2, strategy: { kind: 'greedy', topK: 4 } } as unknown as GenerateOptions;
     await expectRejected(() => lm.generate([[1, 2]], greedy), UnknownKeyError, "generate options strategy (greedy): unknown key 'topK'; valid keys: kind");
+    const misspelt = { maxNewTokens: 2, strategy: 'greddy' } as unknown as GenerateOptions;
+    await expectRejected(() => lm.generate([[1, 2]], misspelt), Error, `unknown strategy "greddy" (use 'greedy' or { kind: 'sample', temperature, topK, topP, seed })`);
   });
 
   it('a cache passed in is left as it was', async () => {
