@@ -14,6 +14,7 @@ import { settleWeights } from '../kernels/backend.js';
 import { assignWeights, type WeightLoadOptions } from './assign-weights.js';
 import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';
+import { rememberSource } from './model-source.js';
 import { resolvePretrained, type HubLoadOptions } from './pretrained.js';
 
 type ModelClass = new (parts: any, config: any, architecture: string) => TransformerModel;
@@ -68,7 +69,9 @@ async function loadDir(dir: string, kind: ModelKind, options: WeightLoadOptions)
   // A bad or oversized config fails before gigabytes of weights are read.
   checkedArchitecture(config, kind, `${dir}/config.json`, {});
   const tensors = await readWeights(dir);
-  return modelFromCheckpoint({ dir, config, tensors }, kind, { allowNonFinite: options.allowNonFinite });
+  const model = modelFromCheckpoint({ dir, config, tensors }, kind, { allowNonFinite: options.allowNonFinite });
+  rememberSource(model, { dir, config }); // an HF export copies its tokenizer files and token ids
+  return model;
 }
 
 /** The loading entry points shared by the three `Auto*` classes; `M` is the model class of `kind`. */

@@ -14,6 +14,7 @@ import { CausalLM } from '../models/causal-lm.js';
 import { EncoderModel } from '../models/encoder.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { TOKENIZER_FILES } from './hub/file-selection.js';
+import { sourceOf } from './model-source.js';
 import { serializeSafetensors, type TensorToSave } from './safetensors.js';
 import type { AutoTokenizer } from './tokenizer.js';
 
@@ -81,17 +82,32 @@ export function hfModelFiles(model: TransformerModel): ExportFile[] {
   if (unnamed.length > 0) {
     throw new HfExportError(`cannot export ${model.label} to Hugging Face format: no HF name for ${unnamed.map((p) => `'${p}'`).join(', ')} in the ${architecture.name} name map`);
   }
+  const hfConfig = { ...architecture.hfExport.config(config, kind), ...specialTokenIds(model, architecture) };
   return [
-    { name: 'config.json', contents: `${JSON.stringify(architecture.hfExport.config(config, kind), null, 2)}\n` },
+    { name: 'config.json', contents: `${JSON.stringify(hfConfig, null, 2)}\n` },
     { name: 'model.safetensors', contents: serializeSafetensors(tensors, { format: 'pt' }) },
   ];
 }
 
+/** The config keys HF's generation reads that no typed config keeps. */
+const SPECIAL_TOKEN_KEYS = ['bos_token_id', 'eos_token_id', 'pad_token_id', 'sep_token_id'] as const;
+
+/**
+ * The special token ids of the HF folder `model` was loaded from, when it was a checkpoint of the
+ * architecture being written; otherwise none, and HF's defaults apply.
+ */
+function specialTokenIds(model: TransformerModel, architecture: Architecture<unknown>): Record<string, unknown> {
+  const source = sourceOf(model);
+  if (source === undefined || !architecture.modelTypes.includes(source.config.model_type as string)) return {};
+  return Object.fromEntries(SPECIAL_TOKEN_KEYS.filter((k) => source.config[k] !== undefined).map((k) => [k, source.config[k]]));
+}
+
 /**
  * The tokenizer files (those HF's tokenizer classes read) found in `source`: a tokenizer's own
- * folder or a model folder. A source with none of them is an error, not a silent omission.
+ * folder or a model folder. A source named by the caller (`required`) with none of them is an
+ * error, not a silent omission.
  */
-export async function tokenizerFiles(source: AutoTokenizer | string): Promise<ExportFile[]> {
+export async function tokenizerFiles(source: AutoTokenizer | string, required = true): Promise<ExportFile[]> {
   const dir = typeof source === 'string' ? source : source.dir;
   const files: ExportFile[] = [];
   for (const name of TOKENIZER_FILES) {
@@ -101,6 +117,6 @@ export async function tokenizerFiles(source: AutoTokenizer | string): Promise<Ex
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
-  if (files.length === 0) throw new HfExportError(`no tokenizer files in '${dir}' (looked for ${TOKENIZER_FILES.join(', ')})`);
+  if (files.length === 0 && required) throw new HfExportError(`no tokenizer files in '${dir}' (looked for ${TOKENIZER_FILES.join(', ')})`);
   return files;
 }

@@ -5,6 +5,7 @@ import { HYBRID_MODEL_TYPE } from '../architectures/hybrid/config.js';
 import { describeModel } from '../architectures/hybrid/describe.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { hfModelFiles, tokenizerFiles, type ExportFile } from './export-hf.js';
+import { sourceOf } from './model-source.js';
 import { serializeSafetensors, type TensorToSave } from './safetensors.js';
 import type { AutoTokenizer } from './tokenizer.js';
 
@@ -25,11 +26,11 @@ export interface SaveOptions {
    */
   overwrite?: boolean;
   /**
-   * `format: 'hf'` only: copy the tokenizer files (`tokenizer.json`, `vocab.txt`, ...) of this
-   * tokenizer, or of this folder (e.g. the one the model was loaded from). A model does not
-   * remember where it came from, so nothing is copied unless this names the source.
+   * `format: 'hf'` only: where the tokenizer files (`tokenizer.json`, `vocab.txt`, ...) come
+   * from: this tokenizer's folder, or this folder. By default, the folder the model was loaded
+   * from by `fromDir`/`fromHfHub`/`fromPretrained`, if it has any; `false` copies none.
    */
-  tokenizer?: AutoTokenizer | string;
+  tokenizer?: AutoTokenizer | string | false;
 }
 
 /**
@@ -42,9 +43,11 @@ export interface SaveOptions {
  * With `{ format: 'hf' }`, in Hugging Face's format instead: `config.json` in HF's keys and
  * `model.safetensors` under HF's names, as `save_pretrained` writes them (a tied LM head is not
  * stored), so transformers' `from_pretrained` and Tessera's `fromDir` both load it; plus the
- * tokenizer's files when `options.tokenizer` names them. A hybrid whose layers are exactly
- * Jamba's is written as Jamba; other models without an HF counterpart (other hybrids,
- * architectures without `hfExport`) throw {@link HfExportError} naming why.
+ * tokenizer's files (from `options.tokenizer`, else from the folder the model was loaded from)
+ * and, for a model loaded from an HF folder of its architecture, that config's special token
+ * ids. A hybrid whose layers are exactly Jamba's is written as Jamba; other models without an HF
+ * counterpart (other hybrids, architectures without `hfExport`) throw {@link HfExportError}
+ * naming why.
  *
  * Every file is written under a temporary name in `dir` and renamed into place once all are
  * written, so a failed save never leaves a partial file under a final name.
@@ -59,7 +62,12 @@ export async function saveModel(model: TransformerModel, dir: string, options: S
   }
   if (!options.overwrite) await refuseNonEmpty(dir);
   const files = hfModelFiles(model);
-  if (options.tokenizer !== undefined) files.push(...(await tokenizerFiles(options.tokenizer)));
+  if (options.tokenizer === undefined) {
+    const source = sourceOf(model);
+    if (source !== undefined) files.push(...(await tokenizerFiles(source.dir, false)));
+  } else if (options.tokenizer !== false) {
+    files.push(...(await tokenizerFiles(options.tokenizer)));
+  }
   await writeFilesAtomically(dir, files);
 }
 

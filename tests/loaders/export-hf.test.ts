@@ -98,7 +98,9 @@ describe('export to Hugging Face format', () => {
       const before = tf.memory().numTensors;
       await saveModel(model, dir, { format: 'hf' });
       expect(tf.memory().numTensors).toBe(before);
-      expect((await readdir(dir)).sort()).toEqual(['config.json', 'model.safetensors']);
+      // The tokenizer files of the folder it was loaded from come along (bert-tiny has some).
+      const tokenizerFiles = (await readdir(fixture(name))).filter((f) => f.startsWith('tokenizer') || f === 'vocab.txt' || f === 'special_tokens_map.json');
+      expect((await readdir(dir)).sort()).toEqual(['config.json', 'model.safetensors', ...tokenizerFiles].sort());
 
       // (a) Exactly the fixture's tensors: names, dtypes, shapes and bytes; tied heads absent as in the fixture.
       const exported = await rawSafetensors(join(dir, 'model.safetensors'));
@@ -166,6 +168,19 @@ describe('export to Hugging Face format', () => {
     reloaded.dispose();
   });
 
+  it("carries the source config's special token ids, which no typed config keeps", async () => {
+    const loaded = await AutoCausalLM.fromDir(fixture('llama-tiny'));
+    const dir = await tempDir();
+    await loaded.save(dir, { format: 'hf' });
+    expect(await readJson(join(dir, 'config.json'))).toMatchObject({ bos_token_id: 1, eos_token_id: 2 });
+    loaded.dispose();
+    const fresh = AutoCausalLM.fromConfig({ model_type: 'llama', vocab_size: 64, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 4 });
+    const freshDir = await tempDir();
+    await fresh.save(freshDir, { format: 'hf' });
+    expect(Object.keys(await readJson(join(freshDir, 'config.json')))).not.toContain('eos_token_id');
+    fresh.dispose();
+  });
+
   const RANDOM: Array<{ what: string; config: Record<string, unknown>; encoder?: boolean; tied?: boolean }> = [
     {
       what: 'Llama with a tied head, llama3 rope scaling and an explicit head_dim',
@@ -212,10 +227,16 @@ describe('export to Hugging Face format', () => {
     });
   }
 
-  it('copies the tokenizer files of a folder or of a tokenizer', async () => {
+  it('copies the tokenizer files of the source folder, a named folder or a tokenizer', async () => {
     const model = (await AutoEncoder.fromDir(fixture('bert-tiny'))) as EncoderModel;
+    const fromSource = await tempDir();
+    await model.save(fromSource, { format: 'hf' });
+    const withoutTokenizer = await tempDir();
+    await model.save(withoutTokenizer, { format: 'hf', tokenizer: false });
+    expect((await readdir(withoutTokenizer)).sort()).toEqual(['config.json', 'model.safetensors']);
     const fromFolder = await tempDir();
     await model.save(fromFolder, { format: 'hf', tokenizer: fixture('bert-tiny') });
+    expect((await readdir(fromSource)).sort()).toEqual((await readdir(fromFolder)).sort());
     const tokenizerFiles = ['special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'];
     expect((await readdir(fromFolder)).sort()).toEqual(['config.json', 'model.safetensors', ...tokenizerFiles].sort());
     for (const f of tokenizerFiles) expect((await readFile(join(fromFolder, f))).equals(await readFile(join(fixture('bert-tiny'), f)))).toBe(true);
