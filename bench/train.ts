@@ -56,6 +56,24 @@ function trainFlopsPerToken(lm: CausalLM, config: { hidden_size: number; num_hid
   return 6 * nonEmbedding + 3 * attention;
 }
 
+/**
+ * One optimiser step of `student` on next-token cross-entropy over `ids`, the issue's student
+ * workload (also what `bench/profile.ts train` profiles).
+ */
+export function studentStep(student: CausalLM, ids: tf.Tensor2D, optimizer: tf.Optimizer): () => void {
+  const variables = student.namedParameters().map(([, v]) => v);
+  return () => {
+    const cost = optimizer.minimize(() => {
+      const out = student.forward(ids);
+      const loss = nextTokenCrossEntropy(out.logits, ids);
+      disposeOutput(out);
+      return loss;
+    }, true, variables)!;
+    cost.dataSync();
+    cost.dispose();
+  };
+}
+
 export interface TrainOptions {
   quick: boolean;
   /** Override the batch (the models keep their size): for machines where the full step is too slow. */
@@ -79,18 +97,7 @@ export async function runTrainBench(options: TrainOptions): Promise<Record<strin
   const student = AutoCausalLM.fromConfig(size.student, { seed: 1 });
   {
     const optimizer = adam(1e-4);
-    const variables = student.namedParameters().map(([, v]) => v);
-    const step = (): void => {
-      const cost = optimizer.minimize(() => {
-        const out = student.forward(ids);
-        const loss = nextTokenCrossEntropy(out.logits, ids);
-        disposeOutput(out);
-        return loss;
-      }, true, variables)!;
-      cost.dataSync();
-      cost.dispose();
-    };
-    const seconds = median(runs, step);
+    const seconds = median(runs, studentStep(student, ids, optimizer));
     optimizer.dispose();
     result.train_student_step_tok_s = tokens / seconds;
     result.train_flops = (tokens / seconds) * trainFlopsPerToken(student, size.student, batch[1]);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'vitest';
 
 export const FIXTURES = join(import.meta.dirname, 'fixtures');
 export const fixture = (name: string): string => join(FIXTURES, name);
@@ -50,4 +51,18 @@ export function maxAbsDiff(actual: tf.Tensor, expected: unknown, mask?: number[]
   };
   walk(a, expected, []);
   return worst;
+}
+
+/** `fn` throws (or rejects with) exactly `message`, as an instance of `type`, and leaves no tensor behind. */
+export async function expectThrowsFlat(fn: () => unknown, type: new (...args: never[]) => Error, message: string): Promise<void> {
+  const before = tf.memory().numTensors;
+  let caught: unknown;
+  try {
+    await fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(type);
+  expect((caught as Error).message).toBe(message);
+  expect(tf.memory().numTensors).toBe(before);
 }

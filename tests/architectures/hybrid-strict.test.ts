@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { AutoCausalLM, ConfigError, HYBRID_MODEL_TYPE, buildHybrid, layerRegistry, everyNth, parseHybridConfig, toHybrid, type CausalLM, type HybridConfig, type HybridEdits, type LayerSpec } from '../../src/index.js';
-import { fixture } from '../helpers.js';
+import { expectThrowsFlat, fixture } from '../helpers.js';
 
 const base = (): Record<string, unknown> => ({
   model_type: HYBRID_MODEL_TYPE,
@@ -21,29 +21,20 @@ function withEdit(edit: (config: Record<string, unknown> & { layers: Record<stri
   return config;
 }
 
-/** Building `config` fails with exactly `message`, as a ConfigError, leaving no tensor behind. */
-function expectRejected(config: Record<string, unknown>, message: string): void {
-  const before = tf.memory().numTensors;
-  let caught: unknown;
-  try {
-    AutoCausalLM.fromConfig(config).dispose();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(ConfigError);
-  expect((caught as Error).message).toBe(message);
-  expect(tf.memory().numTensors).toBe(before);
+/** Building `config` fails with exactly `message` (a ConfigError) and leaves no tensor behind. */
+function expectRejected(config: Record<string, unknown>, message: string): Promise<void> {
+  return expectThrowsFlat(() => AutoCausalLM.fromConfig(config).dispose(), ConfigError, message);
 }
 
 describe('hybrid configs reject unknown keys, naming the nearest valid one', () => {
-  it('at the top level', () => {
-    expectRejected(
+  it('at the top level', async () => {
+    await expectRejected(
       withEdit((c) => {
         c.tieWordEmbedings = true;
       }),
       "hybrid config: unknown key 'tieWordEmbedings'; did you mean 'tieWordEmbeddings'?",
     );
-    expectRejected(
+    await expectRejected(
       withEdit((c) => {
         c.placment = 'post';
       }),
@@ -51,14 +42,14 @@ describe('hybrid configs reject unknown keys, naming the nearest valid one', () 
     );
   });
 
-  it('per layer', () => {
-    expectRejected(
+  it('per layer', async () => {
+    await expectRejected(
       withEdit((c) => {
         c.layers[1]!.ffm = { type: 'gated', intermediateSize: 16 };
       }),
       "hybrid config layers[1]: unknown key 'ffm'; did you mean 'ffn'?",
     );
-    expectRejected(
+    await expectRejected(
       withEdit((c) => {
         c.layers[1]!.mixerNrom = { type: 'layernorm' };
       }),
@@ -66,14 +57,14 @@ describe('hybrid configs reject unknown keys, naming the nearest valid one', () 
     );
   });
 
-  it('in embeddings', () => {
-    expectRejected(
+  it('in embeddings', async () => {
+    await expectRejected(
       withEdit((c) => {
         c.embeddings = { maxPosition: 32 };
       }),
       "hybrid config embeddings: unknown key 'maxPosition'; did you mean 'maxPositions'?",
     );
-    expectRejected(
+    await expectRejected(
       withEdit((c) => {
         c.embeddings = { norm: { type: 'layernorm', esp: 1e-5 } };
       }),
@@ -81,32 +72,32 @@ describe('hybrid configs reject unknown keys, naming the nearest valid one', () 
     );
   });
 
-  it('per part, nested options included', () => {
-    expectRejected(
+  it('per part, nested options included', async () => {
+    await expectRejected(
       withEdit((c) => {
         c.layers[1]!.mixer = { type: 'mamba', stateSise: 4 };
       }),
       "hybrid config layers[1].mixer (mamba): unknown key 'stateSise'; did you mean 'stateSize'?",
     );
-    expectRejected(
+    await expectRejected(
       withEdit((c) => {
         c.layers[0]!.ffn = { type: 'gated', intermediateSise: 16 };
       }),
       "hybrid config layers[0].ffn (gated): unknown key 'intermediateSise'; did you mean 'intermediateSize'?",
     );
-    expectRejected(
+    await expectRejected(
       withEdit((c) => {
         c.norm = { type: 'rmsnorm', epsilon: 1e-6 };
       }),
       "hybrid config layers[0].mixerNorm (rmsnorm): unknown key 'epsilon'; did you mean 'eps'?",
     );
-    expectRejected(
+    await expectRejected(
       withEdit((c) => {
         c.layers[0]!.mixer = { type: 'attention', numHeads: 2, rotary: { bsae: 10000 } };
       }),
       "hybrid config layers[0].mixer (attention): rotary: unknown key 'bsae'; did you mean 'base'?",
     );
-    expectRejected(
+    await expectRejected(
       withEdit((c) => {
         c.layers[0]!.mixer = { type: 'attention', numHeads: 2, rotary: { scaling: { type: 'linear', factor: 2, fator: 2 } } };
       }),
@@ -114,8 +105,8 @@ describe('hybrid configs reject unknown keys, naming the nearest valid one', () 
     );
   });
 
-  it('lists the valid keys when none is close', () => {
-    expectRejected(
+  it('lists the valid keys when none is close', async () => {
+    await expectRejected(
       withEdit((c) => {
         c.somethingElseEntirely = 1;
       }),
@@ -123,7 +114,7 @@ describe('hybrid configs reject unknown keys, naming the nearest valid one', () 
     );
   });
 
-  it('in parseHybridConfig and buildHybrid too, and accepts every key of the format', () => {
+  it('in parseHybridConfig and buildHybrid too, and accepts every key of the format', async () => {
     expect(() => parseHybridConfig({ ...base(), pooler: false, pooer: true })).toThrow("hybrid config: unknown key 'pooer'; did you mean 'pooler'?");
     const typed = { ...base(), ffn: 1 } as unknown as HybridConfig;
     expect(() => buildHybrid(typed, 'causal-lm')).toThrow("hybrid config: unknown key 'ffn'; valid keys:");
@@ -154,7 +145,7 @@ describe('the hybrid helpers reject unknown option keys', () => {
     llama.dispose();
   });
 
-  it('a built-in part created straight from the registry', () => {
+  it('a built-in part created straight from the registry', async () => {
     expect(() => layerRegistry().create('mixer', { type: 'mamba', stateSise: 2 }, 8, 'my mixer')).toThrow(
       "my mixer (mamba): options: unknown key 'stateSise'; did you mean 'stateSize'?",
     );

@@ -1,20 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AutoCausalLM, UnknownKeyError, disposeOutput, type CausalLM, type HookSpec, type RunWithCacheOptions } from '../../src/index.js';
-import { fixture } from '../helpers.js';
-
-function expectThrowsFlat(fn: () => unknown, message: string): void {
-  const before = tf.memory().numTensors;
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(UnknownKeyError);
-  expect((caught as Error).message).toBe(message);
-  expect(tf.memory().numTensors).toBe(before);
-}
+import { expectThrowsFlat, fixture } from '../helpers.js';
 
 describe('hook runs reject unknown option keys', () => {
   let lm: CausalLM;
@@ -29,18 +16,18 @@ describe('hook runs reject unknown option keys', () => {
     ids.dispose();
   });
 
-  it('runWithCache: a misspelt `names` does not capture everything', () => {
+  it('runWithCache: a misspelt `names` does not capture everything', async () => {
     const options = { name: ['layers.0'] } as unknown as RunWithCacheOptions;
-    expectThrowsFlat(() => lm.runWithCache(ids, options), "runWithCache options: unknown key 'name'; did you mean 'names'?");
-    expectThrowsFlat(() => lm.runWithCache(ids, { names: ['layers.0'], ofset: 0 } as unknown as RunWithCacheOptions), "runWithCache options: unknown key 'ofset'; did you mean 'offset'?");
+    await expectThrowsFlat(() => lm.runWithCache(ids, options), UnknownKeyError, "runWithCache options: unknown key 'name'; did you mean 'names'?");
+    await expectThrowsFlat(() => lm.runWithCache(ids, { names: ['layers.0'], ofset: 0 } as unknown as RunWithCacheOptions), UnknownKeyError, "runWithCache options: unknown key 'ofset'; did you mean 'offset'?");
     expect(lm.layers.items[0]!.hasHooks()).toBe(false);
   });
 
-  it('runWithHooks: its hook specs and its forward options', () => {
+  it('runWithHooks: its hook specs and its forward options', async () => {
     const specs = [{ name: 'layers.0', fn: () => undefined, pr: true }] as unknown as HookSpec[];
-    expectThrowsFlat(() => lm.runWithHooks(ids, specs), "runWithHooks hooks[0]: unknown key 'pr'; did you mean 'pre'?");
+    await expectThrowsFlat(() => lm.runWithHooks(ids, specs), UnknownKeyError, "runWithHooks hooks[0]: unknown key 'pr'; did you mean 'pre'?");
     const options = { positionId: ids } as unknown as Parameters<typeof lm.runWithHooks>[2];
-    expectThrowsFlat(() => lm.runWithHooks(ids, { 'layers.0': () => undefined }, options), "forward options: unknown key 'positionId'; did you mean 'positionIds'?");
+    await expectThrowsFlat(() => lm.runWithHooks(ids, { 'layers.0': () => undefined }, options), UnknownKeyError, "forward options: unknown key 'positionId'; did you mean 'positionIds'?");
     expect(lm.layers.items[0]!.hasHooks()).toBe(false);
   });
 });

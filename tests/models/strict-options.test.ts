@@ -1,21 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AutoCausalLM, AutoEncoder, IdOutOfRangeError, UnknownKeyError, disposeOutput, type CausalLM, type EncoderModel, type ForwardOptions } from '../../src/index.js';
-import { fixture } from '../helpers.js';
-
-/** `fn` throws exactly `message` (of class `type`) and leaves no tensor behind. */
-function expectThrowsFlat(fn: () => unknown, type: new (...args: never[]) => Error, message: string): void {
-  const before = tf.memory().numTensors;
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(type);
-  expect((caught as Error).message).toBe(message);
-  expect(tf.memory().numTensors).toBe(before);
-}
+import { expectThrowsFlat, fixture } from '../helpers.js';
 
 describe('forward options and ids', () => {
   let lm: CausalLM;
@@ -34,22 +20,22 @@ describe('forward options and ids', () => {
     ids.dispose();
   });
 
-  it('forward rejects an unknown option, naming the nearest', () => {
+  it('forward rejects an unknown option, naming the nearest', async () => {
     const mask = tf.ones([1, 3], 'int32') as tf.Tensor2D;
     const options = { attentionMsk: mask } as unknown as ForwardOptions;
-    expectThrowsFlat(() => lm.forward(ids, options), UnknownKeyError, "forward options: unknown key 'attentionMsk'; did you mean 'attentionMask'?");
-    expectThrowsFlat(() => lm.forwardHidden(ids, options), UnknownKeyError, "forwardHidden options: unknown key 'attentionMsk'; did you mean 'attentionMask'?");
-    expectThrowsFlat(() => bert.forward(ids, { tokenTypeId: mask } as unknown as ForwardOptions), UnknownKeyError, "forward options: unknown key 'tokenTypeId'; did you mean 'tokenTypeIds'?");
+    await expectThrowsFlat(() => lm.forward(ids, options), UnknownKeyError, "forward options: unknown key 'attentionMsk'; did you mean 'attentionMask'?");
+    await expectThrowsFlat(() => lm.forwardHidden(ids, options), UnknownKeyError, "forwardHidden options: unknown key 'attentionMsk'; did you mean 'attentionMask'?");
+    await expectThrowsFlat(() => bert.forward(ids, { tokenTypeId: mask } as unknown as ForwardOptions), UnknownKeyError, "forward options: unknown key 'tokenTypeId'; did you mean 'tokenTypeIds'?");
     mask.dispose();
   });
 
-  it('token type and learned position ids outside their tables name the place and the table size', () => {
+  it('token type and learned position ids outside their tables name the place and the table size', async () => {
     const types = tf.tensor2d([[0, 1, 2]], undefined, 'int32');
     const typeCount = bert.embeddings.tokenType!.count;
-    expectThrowsFlat(() => bert.forward(ids, { tokenTypeIds: types }), IdOutOfRangeError, `tokenTypeIds[0, 2] is 2, outside the token types of ${typeCount} (valid ids 0 to ${typeCount - 1})`);
+    await expectThrowsFlat(() => bert.forward(ids, { tokenTypeIds: types }), IdOutOfRangeError, `tokenTypeIds[0, 2] is 2, outside the token types of ${typeCount} (valid ids 0 to ${typeCount - 1})`);
     const positionCount = bert.embeddings.position!.count;
     const positions = tf.tensor2d([[0, positionCount, 2]], undefined, 'int32');
-    expectThrowsFlat(
+    await expectThrowsFlat(
       () => bert.forward(ids, { positionIds: positions }),
       IdOutOfRangeError,
       `positionIds[0, 1] is ${positionCount}, outside the learned positions of ${positionCount} (valid ids 0 to ${positionCount - 1})`,
