@@ -110,6 +110,6 @@ export { toHybrid, copyMatchingWeights, type HybridEdits, type WeightCopyReport 
 export { GenerationCache, disposeSnapshot, type CacheSnapshot, type CacheOwner } from './generation/cache.js';
 export { NonFiniteLogitsError, CacheModelMismatchError, StatelessMixerError } from './generation/errors.js';
 export { UnknownKeyError } from './util/options.js';
-export { generate, stream, generateSteps, type GenerateOptions, type TokenEvent } from './generation/generate.js';
+export { generate, stream, generateSteps, DEFAULT_MAX_NEW_TOKENS, type GenerateOptions, type TokenEvent } from './generation/generate.js';
 export type { Strategy, GreedyStrategy, SamplingStrategy } from './generation/sampling.js';
 export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './ops/chunked-scan.js';

@@ -47,9 +47,9 @@ declare module './models/transformer.js' {
 declare module './models/causal-lm.js' {
   interface CausalLM<Config> {
     /** New token ids per prompt (see {@link generate}: greedy or sampled, KV cache / Mamba state). */
-    generate(promptIds: readonly (readonly number[])[], options: GenerateOptions): number[][];
+    generate(promptIds: readonly (readonly number[])[], options?: GenerateOptions): number[][];
     /** The tokens of {@link CausalLM.generate} as they come (see {@link stream}). */
-    stream(promptIds: readonly (readonly number[])[], options: GenerateOptions): AsyncGenerator<TokenEvent, number[][]>;
+    stream(promptIds: readonly (readonly number[])[], options?: GenerateOptions): AsyncGenerator<TokenEvent, number[][]>;
   }
 }
 
@@ -92,10 +92,10 @@ attach(TransformerModel.prototype, {
 });
 
 attach(CausalLM.prototype, {
-  generate(this: CausalLM, promptIds: readonly (readonly number[])[], options: GenerateOptions): number[][] {
+  generate(this: CausalLM, promptIds: readonly (readonly number[])[], options?: GenerateOptions): number[][] {
     return generate(this, promptIds, options);
   },
-  stream(this: CausalLM, promptIds: readonly (readonly number[])[], options: GenerateOptions): AsyncGenerator<TokenEvent, number[][]> {
+  stream(this: CausalLM, promptIds: readonly (readonly number[])[], options?: GenerateOptions): AsyncGenerator<TokenEvent, number[][]> {
     return stream(this, promptIds, options);
   },
 });

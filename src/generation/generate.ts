@@ -6,10 +6,13 @@ import { GenerationCache } from './cache.js';
 import { NonFiniteLogitsError, StatelessMixerError } from './errors.js';
 import { createPicker, type GreedyStrategy, type SamplingStrategy, type Strategy } from './sampling.js';
 
+/** Tokens added per prompt when `maxNewTokens` is not given: HF's GenerationConfig default length. */
+export const DEFAULT_MAX_NEW_TOKENS = 20;
+
 /** Options of {@link generate} and {@link stream}. */
 export interface GenerateOptions {
-  /** Most tokens to add per prompt (≥ 1). */
-  maxNewTokens: number;
+  /** Most tokens to add per prompt (≥ 1). Default {@link DEFAULT_MAX_NEW_TOKENS}. */
+  maxNewTokens?: number;
   /** A row ends after producing this token (or any of these); it is included in the output. */
   eosTokenId?: number | readonly number[];
   /** A row ends once its new tokens end with one of these sequences (included in the output). */
@@ -54,7 +57,7 @@ export interface TokenEvent {
  * each further token is one single-token forward. Prompts of different lengths are left-padded
  * and masked, with positions counted per row, so a row gets the same tokens as alone.
  */
-export function generate(lm: CausalLM, prompts: readonly (readonly number[])[], options: GenerateOptions): number[][] {
+export function generate(lm: CausalLM, prompts: readonly (readonly number[])[], options: GenerateOptions = {}): number[][] {
   const steps = runSteps(lm, prompts, options, 'generate');
   for (;;) {
     const next = steps.next();
@@ -69,7 +72,7 @@ export function generate(lm: CausalLM, prompts: readonly (readonly number[])[], 
 export async function* stream(
   lm: CausalLM,
   prompts: readonly (readonly number[])[],
-  options: GenerateOptions,
+  options: GenerateOptions = {},
 ): AsyncGenerator<TokenEvent, number[][]> {
   const steps = runSteps(lm, prompts, options, 'stream');
   try {
@@ -94,7 +97,7 @@ export async function* stream(
 export function generateSteps(
   lm: CausalLM,
   prompts: readonly (readonly number[])[],
-  options: GenerateOptions,
+  options: GenerateOptions = {},
 ): Generator<TokenEvent[], number[][]> {
   return runSteps(lm, prompts, options, 'generateSteps');
 }
@@ -109,6 +112,7 @@ function* runSteps(
   lm.assertNotDisposed(method);
   const vocab = lm.embeddings.word.count;
   checkOptions(options, vocab, method);
+  const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const pick = createPicker(options.strategy);
   const pad = options.padTokenId ?? 0;
   const eos = new Set(options.eosTokenId === undefined ? [] : [options.eosTokenId].flat());
@@ -148,7 +152,7 @@ function* runSteps(
         if (done[r]) continue;
         const token = pick(logits.subarray(r * rows, (r + 1) * rows));
         out[r]!.push(token);
-        done[r] = eos.has(token) || endsWithStop(out[r]!, options.stop) || out[r]!.length >= options.maxNewTokens;
+        done[r] = eos.has(token) || endsWithStop(out[r]!, options.stop) || out[r]!.length >= maxNewTokens;
         const event = { row: r, token, step: n, done: done[r]! };
         options.onToken?.(event);
         events.push(event);
@@ -239,7 +243,7 @@ function checkOptions(options: GenerateOptions, vocab: number, method: string): 
   if (typeof strategy === 'object' && strategy !== null && (strategy.kind === 'greedy' || strategy.kind === 'sample')) {
     checkKeys(strategy, STRATEGY_KEYS[strategy.kind], `${method} options strategy (${strategy.kind})`);
   }
-  const { maxNewTokens, padTokenId } = options;
+  const { maxNewTokens = DEFAULT_MAX_NEW_TOKENS, padTokenId } = options;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) {
     throw new Error(`maxNewTokens must be a positive integer, got ${maxNewTokens}`);
   }

@@ -8,7 +8,7 @@ export interface GreedyStrategy {
 
 /**
  * Sample from softmax(logits / temperature), restricted to the `topK` most likely tokens and then
- * to the smallest set whose probability reaches `topP`. The same `seed` gives the same tokens.
+ * to the smallest set whose probability reaches `topP`. The same `seed` gives the same tokens; without one, every call draws anew.
  */
 export interface SamplingStrategy {
   kind: 'sample';
@@ -18,7 +18,7 @@ export interface SamplingStrategy {
   topK?: number;
   /** Nucleus: keep the most likely tokens until their probability sums to topP (0 < p ≤ 1); default 1. */
   topP?: number;
-  /** Seed of the random stream; default 0. */
+  /** Seed of the random stream, for reproducible tokens; default: a fresh random seed per call. */
   seed?: number;
 }
 
@@ -40,7 +40,9 @@ export function createPicker(strategy: Strategy = { kind: 'greedy' }): TokenPick
   if (!(temperature > 0)) throw new Error(`strategy.temperature must be > 0, got ${temperature} (use kind 'greedy' for argmax)`);
   if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new Error(`strategy.topK must be a positive integer, got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new Error(`strategy.topP must be in (0, 1], got ${topP}`);
-  const random = mulberry32(strategy.seed ?? 0);
+  const seed = strategy.seed ?? globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
+  if (!Number.isSafeInteger(seed)) throw new Error(`strategy.seed must be an integer, got ${seed}`);
+  const random = mulberry32(seed);
   return (logits) => sample(logits, temperature, topK, topP, random());
 }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AutoCausalLM, GenerationCache, disposeSnapshot, type CausalLM } from '../../src/index.js';
+import { AutoCausalLM, DEFAULT_MAX_NEW_TOKENS, GenerationCache, disposeSnapshot, type CausalLM } from '../../src/index.js';
 import { fixture, loadExpected } from '../helpers.js';
 
 /** The fixtures' reference loop: full forward of prompt + tokens so far, argmax of the last logits. */
@@ -86,6 +86,21 @@ for (const name of ['llama-tiny', 'mamba-tiny'] as const) {
       expect(lm.generate(ps, { maxNewTokens: 8, strategy: { kind: 'sample', topK: 1, seed: 5 } })).toEqual(
         lm.generate(ps, { maxNewTokens: 8 }),
       );
+    });
+
+    it('samples anew on every call without a seed', () => {
+      const ps = prompts([6], 512, 3);
+      const strategy = { kind: 'sample', temperature: 1.5 } as const;
+      const runs = [1, 2, 3, 4].map(() => JSON.stringify(lm.generate(ps, { maxNewTokens: 8, strategy })));
+      // Four runs of 8 tokens at temperature 1.5 over 512 tokens agreeing by chance is negligible.
+      expect(new Set(runs).size).toBeGreaterThan(1);
+      expect(() => lm.generate(ps, { strategy: { kind: 'sample', seed: 0.5 } })).toThrow(/strategy\.seed must be an integer, got 0\.5/);
+    });
+
+    it('adds DEFAULT_MAX_NEW_TOKENS tokens when maxNewTokens is not given', () => {
+      const ps = prompts([4], 512, 9);
+      expect(lm.generate(ps)[0]).toHaveLength(DEFAULT_MAX_NEW_TOKENS);
+      expect(lm.generate(ps)).toEqual(lm.generate(ps, { maxNewTokens: DEFAULT_MAX_NEW_TOKENS }));
     });
 
     it('resumes from a kept cache, a clone and a restored snapshot exactly as one uninterrupted run', () => {
