@@ -78,7 +78,7 @@ export { hookTargets, selectHookPoints, type HookTarget, type HookPointSelector 
 
 // Training and distillation (docs/distillation.md)
 export { registerGradients, gradientsRegistered } from './training/gradients.js';
-export { Distiller, type DistillOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
+export { Distiller, type DistillOptions, type DistillTrainOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
 export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, nextTokenCrossEntropy, type MaskOptions } from './training/losses.js';
 export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
 export { adam, FusedAdamOptimizer } from './training/adam.js';

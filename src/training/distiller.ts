@@ -7,6 +7,7 @@ import { ATTENTION_TAPS, type AttentionTap } from '../ops/attention.js';
 import type { Model } from '../models/model.js';
 import { gradientsRegistered, registerGradients } from './gradients.js';
 import { uniformLayerMap, type LayerMap } from './layer-map.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 import { attentionLoss, hiddenCosineLoss, hiddenMseLoss, klDivergenceLoss } from './losses.js';
 
 /** One batch of inputs, shared by teacher and student. */
@@ -41,6 +42,20 @@ export interface DistillOptions {
    */
   projection?: 'auto' | false;
 }
+
+const DISTILL_OPTION_KEYS = {
+  teacher: true, student: true, optimizer: true, layerMap: true, hidden: true, matchEmbeddings: true, attention: true, logits: true, projection: true,
+} satisfies KeyList<DistillOptions>;
+const HIDDEN_TERM_KEYS = { weight: true, loss: true } satisfies KeyList<Exclude<DistillOptions['hidden'], false | undefined>>;
+const ATTENTION_TERM_KEYS = { weight: true, point: true } satisfies KeyList<Exclude<DistillOptions['attention'], false | undefined>>;
+const LOGITS_TERM_KEYS = { weight: true, temperature: true } satisfies KeyList<Exclude<DistillOptions['logits'], false | undefined>>;
+
+/** What {@link Distiller.train} takes besides the data. */
+export interface DistillTrainOptions {
+  steps: number;
+  onStep?: (losses: StepLosses) => void;
+}
+const TRAIN_OPTION_KEYS = { steps: true, onStep: true } satisfies KeyList<DistillTrainOptions>;
 
 /** Losses of one step (values before the update), by term. */
 export interface StepLosses {
@@ -78,6 +93,10 @@ export class Distiller {
   private prepared = false;
 
   constructor(options: DistillOptions) {
+    checkKeys(options, DISTILL_OPTION_KEYS, 'Distiller options');
+    checkKeys(options.hidden, HIDDEN_TERM_KEYS, 'Distiller options hidden');
+    checkKeys(options.attention, ATTENTION_TERM_KEYS, 'Distiller options attention');
+    checkKeys(options.logits, LOGITS_TERM_KEYS, 'Distiller options logits');
     this.options = options;
     this.teacher = options.teacher;
     this.student = options.student;
@@ -169,8 +188,9 @@ export class Distiller {
    */
   async train(
     data: readonly DistillBatch[] | ((step: number) => DistillBatch),
-    options: { steps: number; onStep?: (losses: StepLosses) => void },
+    options: DistillTrainOptions,
   ): Promise<StepLosses[]> {
+    checkKeys(options, TRAIN_OPTION_KEYS, 'Distiller.train options');
     await registerGradients();
     if (Array.isArray(data) && data.length === 0) throw new Error('Distiller.train: no batches given');
     const history: StepLosses[] = [];

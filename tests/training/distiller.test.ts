@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AutoCausalLM, AutoDecoder, Distiller, registerGradients, type CausalLM, type DecoderModel, type DistillBatch } from '../../src/index.js';
+import { AutoCausalLM, AutoDecoder, Distiller, registerGradients, type CausalLM, type DecoderModel, type DistillBatch, type DistillOptions } from '../../src/index.js';
 import { fixture } from '../helpers.js';
 
 /**
@@ -100,11 +100,17 @@ describe('Distiller', () => {
     );
     expect(() => new Distiller({ teacher: llama, student: mambaStudent, optimizer, layerMap: [[0, 5]] })).toThrow(/teacher layer 5 does not exist/);
     expect(() => new Distiller({ teacher: llama, student: mambaStudent, optimizer, hidden: false })).toThrow(/every loss term is off/);
+    const misspelt = (extra: Record<string, unknown>) => new Distiller({ teacher: llama, student: mambaStudent, optimizer, ...extra } as unknown as DistillOptions);
+    expect(() => misspelt({ layermap: [[0, 0]] })).toThrow("Distiller options: unknown key 'layermap'; did you mean 'layerMap'?");
+    expect(() => misspelt({ logits: { temprature: 2 } })).toThrow("Distiller options logits: unknown key 'temprature'; did you mean 'temperature'?");
+    expect(() => misspelt({ hidden: { weigth: 1 } })).toThrow("Distiller options hidden: unknown key 'weigth'; did you mean 'weight'?");
+    expect(() => misspelt({ attention: { pont: 'scores' } })).toThrow("Distiller options attention: unknown key 'pont'; did you mean 'point'?");
     const logits = new Distiller({ teacher: llama, student: mambaStudent, optimizer, hidden: false, logits: {} });
     const batch = batchMaker(2)();
     const count = tf.memory().numTensors;
     expect(() => logits.step(batch)).toThrow(/teacher produces no logits/);
     expect(tf.memory().numTensors).toBe(count);
+    await expect(logits.train([batch], { step: 1 } as never)).rejects.toThrow("Distiller.train options: unknown key 'step'; did you mean 'steps'?");
     // Mismatches only a forward reveals are caught before the first step, without leaking.
     const lmTeacher = await AutoCausalLM.fromDir(fixture('llama-tiny'));
     const noLogits = new Distiller({ teacher: lmTeacher, student: mambaStudent, optimizer, logits: {} });
