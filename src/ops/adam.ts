@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED } from '../kernels/contract.js';
-import { canFuse, runFused } from './dispatch.js';
+import { canFuse, runFusedOutputs } from './dispatch.js';
 
 /** Adam's constants for one step; `correction1`/`correction2` are 1 − β₁ᵗ and 1 − β₂ᵗ at step t. */
 export interface AdamStep {
@@ -20,7 +20,8 @@ export interface AdamStep {
  */
 export function adamUpdate(value: tf.Tensor, gradient: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step: AdamStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
   if (canFuse(FUSED.adam) && value.dtype === 'float32' && gradient.dtype === 'float32') {
-    return runFused(FUSED.adam, { value, gradient, m, v }, { ...step }) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const [newValue, newM, newV] = runFusedOutputs(FUSED.adam, { value, gradient, m, v }, { ...step });
+    return [newValue!, newM!, newV!];
   }
   return tf.tidy(() => {
     const { learningRate, beta1, beta2, epsilon, correction1, correction2 } = step;

@@ -46,6 +46,11 @@ export function runFused(kernel: string, inputs: Record<string, tf.Tensor | unde
   return tf.engine().runKernel(kernel, present, attrs) as tf.Tensor;
 }
 
+/** {@link runFused} for a kernel with several outputs (the engine returns them as an array). */
+export function runFusedOutputs(kernel: string, inputs: Record<string, tf.Tensor | undefined>, attrs: Record<string, string | number> = {}): tf.Tensor[] {
+  return runFused(kernel, inputs, attrs) as unknown as tf.Tensor[];
+}
+
 /** Whether gradients are being recorded (a kept copy of a weight would then cut the variable off from its gradient). */
 export function recordingGradients(): boolean {
   return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;

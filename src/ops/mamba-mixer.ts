@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED } from '../kernels/contract.js';
-import { canFuse, runFused } from './dispatch.js';
+import { canFuse, runFusedOutputs } from './dispatch.js';
 
 /** A Mamba mixer's weights, in PyTorch's layouts (E = inner width, R = dt rank, N = state size). */
 export interface MambaMixerWeights {
@@ -72,7 +72,6 @@ export function fusedMambaMixer(hidden: tf.Tensor, weights: MambaMixerWeights, c
     preNorm: call.preNorm?.weight,
   };
   const attrs = { normEps: innerNorms?.eps ?? 0, preNormEps: call.preNorm?.eps ?? 0, addResidual: Number(call.preNorm !== undefined) };
-  // Three outputs: the engine returns them as an array.
-  const [out, conv, ssm] = runFused(FUSED.mambaMixer, inputs, attrs) as unknown as tf.Tensor[];
+  const [out, conv, ssm] = runFusedOutputs(FUSED.mambaMixer, inputs, attrs);
   return { out: out!, conv: conv!, ssm: ssm! };
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED } from '../kernels/contract.js';
 import { chunkedScan } from './chunked-scan.js';
-import { canFuse, recordingGradients, runFused } from './dispatch.js';
+import { canFuse, recordingGradients, runFusedOutputs } from './dispatch.js';
 import { scanStep, type ScanInputs, type ScanOutputs } from './scan-reference.js';
 
 /**
@@ -21,10 +21,6 @@ export function selectiveScan(inputs: ScanInputs): ScanOutputs {
   const [y, h] = runFusedOutputs(FUSED.selectiveScan, { u, delta, A, B, C, D, h0: start });
   if (start !== h0) start!.dispose();
   return { y: y as tf.Tensor3D, h: h as tf.Tensor3D };
-}
-
-function runFusedOutputs(kernel: string, inputs: Record<string, tf.Tensor | undefined>): tf.Tensor[] {
-  return runFused(kernel, inputs) as unknown as tf.Tensor[];
 }
 
 const SCAN_INPUTS = ['u', 'delta', 'A', 'B', 'C', 'D', 'h0'] as const;
