@@ -6,13 +6,17 @@ import {
 } from '../../src/index.js';
 import { expectThrowsFlat, fixture } from '../helpers.js';
 
-/** A mixer that ignores the cache: right for full forwards, wrong token by token. */
-class LastTwo extends Layer {
+/** A test mixer around one hidden → hidden projection. */
+abstract class ProjectingMixer extends Layer {
   readonly proj: Linear;
   constructor(hiddenSize: number) {
     super();
     this.proj = this.addModule('proj', new Linear(hiddenSize, hiddenSize));
   }
+}
+
+/** A mixer that ignores the cache: right for full forwards, wrong token by token. */
+class LastTwo extends ProjectingMixer {
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
       const [batch, length, width] = x.shape as [number, number, number];
@@ -24,12 +28,7 @@ class LastTwo extends Layer {
 registerMixer('test-last-two', (_options, hiddenSize) => new LastTwo(hiddenSize));
 
 /** A position-wise mixer: needs no state, and says so with an empty record. */
-class PerPosition extends Layer {
-  readonly proj: Linear;
-  constructor(hiddenSize: number) {
-    super();
-    this.proj = this.addModule('proj', new Linear(hiddenSize, hiddenSize));
-  }
+class PerPosition extends ProjectingMixer {
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     ctx.cache?.set(this, {});
     return this.proj.call(x, ctx);
