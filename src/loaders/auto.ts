@@ -42,14 +42,31 @@ export function buildFromConfig(
   source = 'config',
   options: BuildOptions = {},
 ): { model: TransformerModel; architecture: Architecture<any> } {
-  const { architecture, config } = checkedArchitecture(raw, kind, source, options);
-  const model = disposeOnThrow(() => withInitSeed(options.seed, () => new CLASSES[kind](architecture.build(config, kind), config, architecture.name)));
+  return buildChecked(checkedArchitecture(raw, kind, source, options), kind, options.seed);
+}
+
+/** Build the model of an already checked config (see {@link checkedArchitecture}). */
+function buildChecked(
+  { architecture, config }: { architecture: Architecture<any>; config: unknown },
+  kind: ModelKind,
+  seed?: number,
+): { model: TransformerModel; architecture: Architecture<any> } {
+  const model = disposeOnThrow(() => withInitSeed(seed, () => new CLASSES[kind](architecture.build(config, kind), config, architecture.name)));
   return { model, architecture };
 }
 
 /** Build a model from a read checkpoint and copy its weights in (options: see {@link WeightLoadOptions}). */
 export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind, options: WeightLoadOptions = {}): TransformerModel {
-  const { model, architecture } = buildFromConfig(checkpoint.config, kind, `${checkpoint.dir}/config.json`);
+  return fillFromCheckpoint(buildFromConfig(checkpoint.config, kind, `${checkpoint.dir}/config.json`), checkpoint, kind, options);
+}
+
+/** Copy a checkpoint's weights into a freshly built model; the model is disposed if that fails. */
+function fillFromCheckpoint(
+  { model, architecture }: { model: TransformerModel; architecture: Architecture<any> },
+  checkpoint: Checkpoint,
+  kind: ModelKind,
+  options: WeightLoadOptions,
+): TransformerModel {
   // Heads the model does not have are ignored, as HF does: the LM head when loading a decoder,
   // or when it is tied to the embeddings (state-spaces checkpoints store the tied copy).
   const ignore = [...(architecture.ignore ?? [])];
@@ -67,9 +84,10 @@ export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind, opt
 async function loadDir(dir: string, kind: ModelKind, options: WeightLoadOptions): Promise<TransformerModel> {
   const config = await readConfig(dir);
   // A bad or oversized config fails before gigabytes of weights are read.
-  checkedArchitecture(config, kind, `${dir}/config.json`, {});
+  const checked = checkedArchitecture(config, kind, `${dir}/config.json`, {});
   const tensors = await readWeights(dir);
-  const model = modelFromCheckpoint({ dir, config, tensors }, kind, { allowNonFinite: options.allowNonFinite });
+  // Built from the config checked above: it is parsed and size-checked once, not again.
+  const model = fillFromCheckpoint(buildChecked(checked, kind), { dir, config, tensors }, kind, options);
   rememberSource(model, { dir, config }); // an HF export copies its tokenizer files and token ids
   return model;
 }
