@@ -44,6 +44,14 @@ export const FUSED = {
 } as const;
 
 /**
+ * The `activation` attr that FUSED.linear, FUSED.gatedLinear and FUSED.activation take ('linear'
+ * for none), in the order the native kernels number them (native/src/ffn.h). src/ops/activation.ts
+ * maps HF's names onto these.
+ */
+export const FUSED_ACTIVATIONS = ['linear', 'gelu', 'gelu_tanh', 'silu', 'relu', 'tanh'] as const;
+export type FusedActivation = (typeof FUSED_ACTIVATIONS)[number];
+
+/**
  * Fused kernels whose registered gradient runs a backward kernel: while gradients are recorded
  * the forward kernel may run only on a backend that also registers this one.
  */

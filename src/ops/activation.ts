@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED } from '../kernels/contract.js';
+import { FUSED, type FusedActivation } from '../kernels/contract.js';
 import { canFuse, runFused } from './dispatch.js';
 
 /** An elementwise activation. */
@@ -35,7 +35,7 @@ export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS);
  * The name fused kernels ({@link FUSED}) use for each HF activation: one vectorised pass instead of
  * up to five elementwise ops (and, in an MLP, the epilogue of the up-projection's GEMM).
  */
-const FUSED_NAMES: Record<string, string> = {
+const FUSED_NAMES: Record<string, FusedActivation> = {
   gelu: 'gelu',
   gelu_new: 'gelu_tanh',
   gelu_pytorch_tanh: 'gelu_tanh',
@@ -47,7 +47,7 @@ const FUSED_NAMES: Record<string, string> = {
 };
 
 /** The fused kernels' name for HF activation `name` (undefined for one they lack). */
-export function fusedActivationName(name: string): string | undefined {
+export function fusedActivationName(name: string): FusedActivation | undefined {
   return FUSED_NAMES[name];
 }
 

@@ -3,6 +3,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
+import { FUSED_ACTIVATIONS } from '../contract.js';
+
 /** Which OpenBLAS the addon runs on, as OpenBLAS reports it. */
 export interface NativeInfo {
   /** The kernel set OpenBLAS chose, e.g. `Haswell`, `SkylakeX`; `Prescott` means generic SSE3. */
@@ -167,8 +169,8 @@ export interface NativeAddon {
 /** tfjs fused-op activation names, in the order binding.c numbers them. */
 export const ACTIVATIONS = ['linear', 'relu', 'elu', 'relu6', 'prelu', 'leakyrelu', 'sigmoid'] as const;
 
-/** Activations of the ffn kernels, in the order native/src/ffn.h numbers them. */
-export const FFN_ACTIVATIONS = ['linear', 'gelu', 'gelu_tanh', 'silu', 'relu', 'tanh'] as const;
+/** Activations of the ffn kernels, in the order native/src/ffn.h numbers them (the contract's list). */
+export const FFN_ACTIVATIONS = FUSED_ACTIVATIONS;
 
 /** Binary operators of `binary`, in the order native/src/kernels.h numbers them. */
 export const BINARY_OPS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;
