@@ -13,7 +13,7 @@ import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import { disposeOutput } from '../src/models/transformer.js';
 import { adam } from '../src/training/adam.js';
 import { registerGradients } from '../src/training/gradients.js';
-import { studentStep } from './train.js';
+import { studentStep, trainSizes } from './train.js';
 
 await initBackend({ backend: (process.env.TESSERA_BACKEND as BackendName | undefined) ?? 'native' });
 const which = process.argv[2] ?? 'mamba';
@@ -37,7 +37,7 @@ async function report(name: string, fn: () => void) {
 if (which === 'train') {
   await registerGradients();
   const [batch, length] = (process.argv[3] ?? '1x32').split('x').map(Number) as [number, number];
-  const student = AutoCausalLM.fromConfig({ model_type: 'llama', vocab_size: 32000, hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1376 }, { seed: 1 });
+  const student = AutoCausalLM.fromConfig(trainSizes(false).student, { seed: 1 });
   const ids = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i * 7919) % 32000), [batch, length], 'int32');
   const step = studentStep(student, ids, adam(1e-4));
   let t0 = performance.now(); step(); console.log('first step wall', performance.now() - t0);

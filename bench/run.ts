@@ -13,6 +13,7 @@ import { GenerationCache } from '../src/generation/cache.js';
 import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import { disposeOutput } from '../src/models/transformer.js';
+import { pseudoRandomIds as prompt } from './ids.js';
 import { runTrainBench, type TrainBatch } from './train.js';
 
 export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train';
@@ -67,11 +68,6 @@ function best(runs: number, fn: () => void): number {
     min = Math.min(min, performance.now() - t0);
   }
   return min / 1000;
-}
-
-function prompt(length: number, vocab: number, seed = 1): number[] {
-  let s = seed;
-  return Array.from({ length }, () => ((s = (s * 1103515245 + 12345) % 2147483648), s % vocab));
 }
 
 /** Weights a decode step reads: every parameter but the token embedding table (a gather), plus the tied head. */

@@ -10,12 +10,13 @@ import { Distiller } from '../src/training/distiller.js';
 import { adam } from '../src/training/adam.js';
 import { registerGradients } from '../src/training/gradients.js';
 import { nextTokenCrossEntropy } from '../src/training/losses.js';
+import { pseudoRandomIds } from './ids.js';
 
 /** Batch × length of the training batch. */
 export type TrainBatch = readonly [number, number];
 
 /** The issue's sizes; `quick` keeps the shapes' kinds but shrinks them for the smoke test. */
-function trainSizes(quick: boolean) {
+export function trainSizes(quick: boolean) {
   const vocab = quick ? 256 : 32000;
   return {
     student: quick
@@ -44,9 +45,7 @@ function median(runs: number, fn: () => void): number {
 }
 
 function randomIds([batch, length]: TrainBatch, vocab: number): tf.Tensor2D {
-  let s = 7;
-  const values = Array.from({ length: batch * length }, () => ((s = (s * 1103515245 + 12345) % 2147483648), s % vocab));
-  return tf.tensor2d(values, [batch, length], 'int32');
+  return tf.tensor2d(pseudoRandomIds(batch * length, vocab, 7), [batch, length], 'int32');
 }
 
 /** Multiply-adds ×2 × 3 (forward, and the two products of the backward) per token, plus attention's. */
