@@ -41,7 +41,8 @@ function selectiveScanBackwardKernel(): KernelFunc {
         for (let j = 0; j < n; j++) states[j] = h0 === undefined ? 0 : h0[(b * dim + d) * n + j]!;
         for (let s = 0; s < len; s++) {
           const at = (b * len + s) * dim + d;
-          const [dt, ut] = [delta[at]!, u[at]!];
+          const dt = delta[at]!;
+          const ut = u[at]!;
           const bt = (b * len + s) * n;
           for (let j = 0; j < n; j++) {
             const a = Math.exp(dt * A[a0 + j]!);
@@ -53,13 +54,16 @@ function selectiveScanBackwardKernel(): KernelFunc {
         let dDsum = 0;
         for (let s = len - 1; s >= 0; s--) {
           const at = (b * len + s) * dim + d;
-          const [dt, ut, dyt] = [delta[at]!, u[at]!, dys === undefined ? 0 : dys[at]!];
+          const dt = delta[at]!;
+          const ut = u[at]!;
+          const dyt = dys === undefined ? 0 : dys[at]!;
           const bt = (b * len + s) * n;
           let duSum = 0;
           let ddSum = 0;
           for (let j = 0; j < n; j++) {
             const gj = g[j]! + dyt * C[bt + j]!;
-            const [a, previous] = [decays[s * n + j]!, states[s * n + j]!];
+            const a = decays[s * n + j]!;
+            const previous = states[s * n + j]!;
             dC[bt + j] += dyt * states[(s + 1) * n + j]!;
             duSum += gj * B[bt + j]!;
             ddSum += gj * (B[bt + j]! * ut + A[a0 + j]! * a * previous);
