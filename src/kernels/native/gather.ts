@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { cpuKernel, values, type KernelArgs } from './kernel-utils.js';
+import { cpuKernel, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 
 /**
  * GatherV2 (embedding lookups) as whole-row copies. The cpu kernel computes a multi-dimensional
@@ -66,8 +66,8 @@ function unsortedSegmentSumKernel(): KernelFunc {
 }
 
 export function gatherKernels(backendName: string): KernelConfig[] {
-  return [
-    { kernelName: tf.GatherV2, backendName, kernelFunc: gatherKernel() },
-    { kernelName: tf.UnsortedSegmentSum, backendName, kernelFunc: unsortedSegmentSumKernel() },
-  ];
+  return kernelConfigs(backendName, [
+    [tf.GatherV2, gatherKernel()],
+    [tf.UnsortedSegmentSum, unsortedSegmentSumKernel()],
+  ]);
 }
