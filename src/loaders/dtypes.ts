@@ -96,9 +96,10 @@ export function isFloatDtype(code: string): boolean {
 
 /**
  * A reader of element `i` of little-endian data in the checkpoint dtype `code`, as a JS number.
- * int64 values outside int32 (tfjs has no int64) are an error naming `tensor`.
+ * int64 values outside int32 (tfjs has no int64) are an error that starts with `where` (the file
+ * and tensor, e.g. `model.bin: tensor 'w'`).
  */
-export function elementReader(code: string, view: DataView, tensor: string): (i: number) => number {
+export function elementReader(code: string, view: DataView, where: string): (i: number) => number {
   switch (code) {
     case 'F32':
       return (i) => view.getFloat32(i * 4, true);
@@ -112,7 +113,7 @@ export function elementReader(code: string, view: DataView, tensor: string): (i:
       return (i) => {
         const v = view.getBigInt64(i * 8, true);
         if (v > 2147483647n || v < -2147483648n) {
-          throw new Error(`tensor '${tensor}': int64 value ${v} at element ${i} does not fit in int32 (tfjs has no int64)`);
+          throw new Error(`${where}: int64 value ${v} at element ${i} does not fit in int32 (tfjs has no int64)`);
         }
         return Number(v);
       };
@@ -126,6 +127,6 @@ export function elementReader(code: string, view: DataView, tensor: string): (i:
     case 'BOOL':
       return (i) => view.getUint8(i);
     default:
-      throw new Error(`tensor '${tensor}': unsupported element type ${code}`);
+      throw new Error(`${where}: unsupported element type ${code}`);
   }
 }

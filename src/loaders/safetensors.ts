@@ -192,7 +192,7 @@ function findDuplicateKey(text: string): string | undefined {
 }
 
 function decode(view: DataView, dtype: string, shape: number[], count: number, name: string, source: string): RawTensor {
-  const read = elementReader(dtype, view, `${name}' in '${source}`);
+  const read = elementReader(dtype, view, `${source}: tensor '${name}'`);
   const data = isFloatDtype(dtype) ? new Float32Array(count) : new Int32Array(count);
   for (let i = 0; i < count; i++) data[i] = read(i);
   return { shape, dtype: data instanceof Float32Array ? 'float32' : 'int32', data, sourceDtype: dtype };

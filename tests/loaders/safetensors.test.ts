@@ -169,4 +169,14 @@ describe('corrupt safetensors files are refused with a clear message', () => {
     bytes.set(header, 8);
     expect(() => parseSafetensors(bytes, 'x.safetensors')).toThrow(/tensor 'w' has 8 bytes, but F32\[3\] needs 12/);
   });
+
+  it('an int64 value outside int32 is an error naming the file, then the tensor', () => {
+    const header = new TextEncoder().encode(JSON.stringify({ ids: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }));
+    const bytes = new Uint8Array(8 + header.length + 8);
+    const view = new DataView(bytes.buffer);
+    view.setBigUint64(0, BigInt(header.length), true);
+    bytes.set(header, 8);
+    view.setBigInt64(8 + header.length, 2n ** 40n, true);
+    expect(() => parseSafetensors(bytes, 'x.safetensors')).toThrow(/^x\.safetensors: tensor 'ids': int64 value 1099511627776 at element 0 does not fit in int32/);
+  });
 });

@@ -52,14 +52,7 @@ export function materializeTensor(name: string, ref: TensorRef, storage: Uint8Ar
   const isFloat = isFloatDtype(dtype.code);
   const out = isFloat ? new Float32Array(count) : new Int32Array(count);
   const view = new DataView(storage.buffer, storage.byteOffset, storage.byteLength);
-  const reader = elementReader(dtype.code, view, name);
-  const read = dtype.code !== 'I64' ? reader : (i: number): number => {
-    try {
-      return reader(i);
-    } catch (err) {
-      throw new Error(`${source}: ${(err as Error).message}`);
-    }
-  };
+  const read = elementReader(dtype.code, view, where);
 
   const contiguous = isContiguous(ref.size, ref.stride);
   if (contiguous && dtype.code === 'F32') {
