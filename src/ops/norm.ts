@@ -21,7 +21,7 @@ export function norm(
   eps: number,
   residual?: tf.Tensor,
 ): tf.Tensor {
-  if (residual !== undefined && !fusableSum(x, residual)) return norm(kind, x.add(residual), weight, bias, eps);
+  if (residual !== undefined && !fusableSum(x, residual)) return tf.tidy(() => norm(kind, x.add(residual), weight, bias, eps));
   if (kind === 'layernorm') {
     if (canFuse(FUSED.layerNorm)) return runFused(FUSED.layerNorm, { x, residual, gamma: weight, beta: bias }, { epsilon: eps });
     return tf.tidy(() => {
