@@ -15,6 +15,7 @@ import { hostname } from 'node:os';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HubError } from './errors.js';
+import { sleep } from './http.js';
 
 /** Another process held a download lock for longer than allowed. */
 export class LockTimeoutError extends HubError {
@@ -142,6 +143,6 @@ async function ownerFile(lockPath: string, opts: LockOptions): Promise<Release> 
     }
     if (!told) opts.onWait?.(`waiting for another process that is downloading into the cache (lock ${owner})`);
     told = true;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
