@@ -18,9 +18,12 @@ export function selectiveScan(inputs: ScanInputs): ScanOutputs {
   if (!canFuse(FUSED.selectiveScan, { stateSize: A.shape[1], length })) return length === 1 ? scanStep(inputs) : chunkedScan(inputs);
   // The gradient saves every input by name, so a missing initial state is recorded as zeros.
   const start = h0 ?? (recordingGradients() ? tf.zeros([batch, dim, A.shape[1]]) : undefined);
-  const [y, h] = runFusedOutputs(FUSED.selectiveScan, { u, delta, A, B, C, D, h0: start });
-  if (start !== h0) start!.dispose();
-  return { y: y as tf.Tensor3D, h: h as tf.Tensor3D };
+  try {
+    const [y, h] = runFusedOutputs(FUSED.selectiveScan, { u, delta, A, B, C, D, h0: start });
+    return { y: y as tf.Tensor3D, h: h as tf.Tensor3D };
+  } finally {
+    if (start !== h0) start!.dispose();
+  }
 }
 
 const SCAN_INPUTS = ['u', 'delta', 'A', 'B', 'C', 'D', 'h0'] as const;
