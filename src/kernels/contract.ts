@@ -101,6 +101,13 @@ export function requireFloat32(kernel: string, inputs: Record<string, TensorInfo
   }
 }
 
+/** Each of `names` is given. */
+export function requirePresent(kernel: string, inputs: Record<string, TensorInfo | undefined>, names: readonly string[]): void {
+  for (const name of names) {
+    if (inputs[name] === undefined) throw new Error(`${kernel}: input '${name}' is missing`);
+  }
+}
+
 /** `t`, if given, has exactly `shape`. */
 export function requireShape(kernel: string, name: string, t: TensorInfo | undefined, shape: number[]): void {
   if (t !== undefined && !tf.util.arraysEqual(t.shape, shape)) {
@@ -129,9 +136,7 @@ export function scanKernelInputs(
 ): ScanKernelInputs & { batch: number; len: number; dim: number; nstate: number } {
   requireFloat32(kernel, inputs);
   const { u, delta, A, B, C, D, h0 } = inputs;
-  for (const [name, t] of Object.entries({ u, delta, A, B, C, D })) {
-    if (t === undefined) throw new Error(`${kernel}: input '${name}' is missing`);
-  }
+  requirePresent(kernel, inputs, ['u', 'delta', 'A', 'B', 'C', 'D']);
   if (u!.shape.length !== 3 || A!.shape.length !== 2) {
     throw new Error(`${kernel}: u must be [B, L, D] and A [D, N], got [${u!.shape}] and [${A!.shape}]`);
   }

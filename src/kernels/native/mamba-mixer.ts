@@ -1,7 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { FUSED, requireFloat32, requireShape } from '../contract.js';
+import { FUSED, requireFloat32, requirePresent, requireShape } from '../contract.js';
 import { allocate, values, type KernelArgs } from './kernel-utils.js';
 
 /** Operand names in the order the addon takes them (binding.c's MambaMixer). */
@@ -36,9 +36,7 @@ function mambaMixerKernel(addon: NativeAddon): KernelFunc {
       convState: [batch, inner, kernel], ssmState: [batch, inner, nstate], keep: [batch, len], preNorm: [size],
     };
     for (const [name, shape] of Object.entries(expected)) requireShape(FUSED.mambaMixer, name, inputs[name], shape);
-    for (const name of ['dtWeight', 'dtBias', 'D', 'outWeight'] as const) {
-      if (inputs[name] === undefined) throw new Error(`${FUSED.mambaMixer}: input '${name}' is missing`);
-    }
+    requirePresent(FUSED.mambaMixer, inputs, ['dtWeight', 'dtBias', 'D', 'outWeight']);
     const operands = OPERANDS.map((name) => {
       const t = inputs[name];
       return t === undefined ? null : values(backend, t);
