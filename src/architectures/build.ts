@@ -1,4 +1,5 @@
 import { totalmem } from 'node:os';
+import { MAX_TENSOR_ELEMENTS } from '../util/limits.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeWeight } from '../ops/derived-weights.js';
 import type { Architecture, ModelKind } from './architecture.js';
@@ -11,8 +12,6 @@ export const MAX_MODEL_BYTES_ENV = 'TESSERA_MAX_MODEL_BYTES';
 const GiB = 2 ** 30;
 /** tfjs-backend-wasm is a 32-bit wasm module: its heap, every tensor included, ends at 4 GiB. */
 const WASM_HEAP_BYTES = 4 * GiB;
-/** JS typed arrays (which hold tensor data on the JS side) end at 2^32 - 1 elements in Node 20. */
-const MAX_TENSOR_ELEMENTS = 2 ** 32 - 1;
 
 /** Options for building a model from a config. */
 export interface BuildOptions {
@@ -92,7 +91,7 @@ export function checkModelSize(size: ModelSize, limit: ByteLimit, what: string, 
   if (size.largestTensor > MAX_TENSOR_ELEMENTS) {
     throw new ConfigError(
       `${what} would have a parameter tensor of ${size.largestTensor.toLocaleString('en-US')} elements; ` +
-        `a JS typed array holds at most 2^32 - 1, so no backend can initialise it${defaults}`,
+        `one tensor holds at most 2^31 - 1 (tfjs indexes with 32-bit integers), so no backend can hold it${defaults}`,
     );
   }
 }

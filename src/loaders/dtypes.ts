@@ -68,11 +68,7 @@ export function f32ToF16(value: number): number {
 /** Bytes per element of the checkpoint dtypes Tessera reads (safetensors names; .bin maps to them). */
 export const ELEMENT_BYTES: Readonly<Record<string, number>> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
-/**
- * The most elements one tensor read from a file may have: typed arrays and tfjs index with
- * 32-bit integers, so a larger claim is refused before anything is allocated.
- */
-export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+
 
 /**
  * The element count of `shape`, or undefined when a dimension is not a non-negative safe integer

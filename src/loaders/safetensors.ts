@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { ELEMENT_BYTES, MAX_TENSOR_ELEMENTS, elementCount, elementReader, f32ToBf16, f32ToF16, isFloatDtype } from './dtypes.js';
+import { MAX_TENSOR_ELEMENTS } from '../util/limits.js';
+import { ELEMENT_BYTES, elementCount, elementReader, f32ToBf16, f32ToF16, isFloatDtype } from './dtypes.js';
 import type { RawTensor, TensorMap } from './raw-tensor.js';
 
 

@@ -2,7 +2,8 @@
  * Turns a strided tensor view over raw storage bytes into a dense RawTensor: the only place that
  * knows element encodings (half, bfloat16, int64 ...) and PyTorch's offset/size/stride rules.
  */
-import { MAX_TENSOR_ELEMENTS, elementCount, elementReader, isFloatDtype } from '../dtypes.js';
+import { elementCount, elementReader, isFloatDtype } from '../dtypes.js';
+import { MAX_TENSOR_ELEMENTS } from '../../util/limits.js';
 import type { RawTensor } from '../raw-tensor.js';
 import type { TensorRef } from './torch-globals.js';
 
