@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { cpuKernel, type KernelArgs } from './kernel-utils.js';
+import { cpuKernel, kernelConfigs, type Backend, type KernelArgs } from './kernel-utils.js';
 
-type Backend = KernelArgs['backend'];
 type Values = Float32Array | Int32Array | Uint8Array;
 
 /**
@@ -68,8 +67,8 @@ function splitKernel(): KernelFunc {
 }
 
 export function sliceKernels(backendName: string): KernelConfig[] {
-  return [
-    { kernelName: tf.Slice, backendName, kernelFunc: sliceKernel() },
-    { kernelName: tf.SplitV, backendName, kernelFunc: splitKernel() },
-  ];
+  return kernelConfigs(backendName, [
+    [tf.Slice, sliceKernel()],
+    [tf.SplitV, splitKernel()],
+  ]);
 }
