@@ -10,7 +10,6 @@ import {
   OfflineCacheMissError,
   snapshotModel,
 } from '../../src/loaders/hub/index.js';
-import { ProgressBar } from '../../src/loaders/hub/progress.js';
 import { FakeHub, commitHash, folderFiles, gitBlobSha, sha256 } from '../helpers/fake-hub.js';
 import { splitSafetensors } from '../helpers/split-safetensors.js';
 
@@ -287,18 +286,5 @@ describe('snapshotModel: weight formats', () => {
     const cache = freshCache();
     const dir = await snapshotModel('tessera/bert-tiny', { endpoint: hub.endpoint, cacheDir: cache, weights: false });
     expect(readdirSync(dir).sort()).toEqual(['config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt']);
-  });
-});
-
-describe('progress bar', () => {
-  it('draws bytes, rate and ETA on a TTY sink, and nothing otherwise', async () => {
-    const out: string[] = [];
-    const sink = { isTTY: true, columns: 200, write: (s: string) => out.push(s) };
-    const cache = freshCache();
-    await snapshotModel('tessera/bert-tiny', { endpoint: hub.endpoint, cacheDir: cache, progress: sink });
-    const text = out.join('');
-    expect(text).toMatch(/model\.safetensors \[#{20}\] 100% 436\.9 kB\/436\.9 kB .*\/s ETA \d\d:\d\d\n/);
-    expect(ProgressBar.sinkFor({ isTTY: false, write: () => undefined })).toBeUndefined();
-    expect(ProgressBar.sinkFor(false)).toBeUndefined();
   });
 });

@@ -191,8 +191,8 @@ async function transfer(ctx: TransferContext, path: string, meta: FileMetadata, 
 
   const hash = etagHasher(meta.etag, meta.size);
   await hashPrefix(hash, incomplete, have);
-  const bar = new ProgressBar(ctx.progress, path, meta.size, have);
   const fh = await open(incomplete, have === 0 ? 'w' : 'a');
+  const bar = new ProgressBar(ctx.progress, path, meta.size, have);
   let written = have;
   try {
     if (res.body !== null) {
@@ -220,13 +220,15 @@ async function transfer(ctx: TransferContext, path: string, meta: FileMetadata, 
         );
       }
     }
+    if (written === meta.size) bar.finish();
   } finally {
+    // A failed transfer stops the bar too: a terminal bar redraws on a timer until stopped.
+    bar.close();
     await fh.close();
   }
   if (written !== meta.size) {
     throw new InterruptedTransfer(`download of '${path}' of model '${ctx.name}' ended after ${written} of ${meta.size} bytes`);
   }
-  bar.finish();
   const digest = hash.digest('hex');
   if (digest !== meta.etag) {
     await rm(incomplete, { force: true });

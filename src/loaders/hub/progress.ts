@@ -1,8 +1,14 @@
 /**
- * A one-line download progress bar (bytes, rate, ETA) for terminals. It redraws at most ~10
- * times a second and prints nothing unless its sink is a TTY, so logs and CI stay clean.
+ * Download progress for one file. On a terminal it is a cli-progress bar (bytes, rate, ETA) that
+ * redraws in place; anywhere else (a log file, CI, a pipe) it writes a plain line at most every
+ * {@link LINE_INTERVAL_MS} and a last one when the file is complete, so logs show progress
+ * without carriage returns or escape codes.
  */
+import { SingleBar } from 'cli-progress';
 import type { ProgressSink } from './settings.js';
+
+/** Least time between two progress lines on a sink that is not a terminal. */
+export const LINE_INTERVAL_MS = 2000;
 
 export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -26,8 +32,11 @@ export function formatDuration(seconds: number): string {
 
 export class ProgressBar {
   private done = 0;
-  private lastDraw = 0;
   private readonly start = Date.now();
+  /** The terminal bar; undefined for a non-terminal sink or none. */
+  private readonly bar: SingleBar | undefined;
+  private lastLine: number;
+  private closed = false;
 
   constructor(
     private readonly sink: ProgressSink | undefined,
@@ -37,29 +46,69 @@ export class ProgressBar {
     private readonly resumedFrom = 0,
   ) {
     this.done = resumedFrom;
+    // The first line comes after one interval: a file that takes less gets its final line only.
+    this.lastLine = this.start;
+    if (sink?.isTTY === true) {
+      this.bar = new SingleBar({
+        // cli-progress only writes to the stream and reads isTTY/columns; readline's cursor
+        // helpers it calls only write escape codes, so any ProgressSink serves.
+        stream: sink as unknown as NodeJS.WritableStream,
+        format: (_options, params) => this.fit(this.line(), params.maxWidth),
+        hideCursor: false,
+        // The caller's process owns SIGINT; the bar is stopped by finish()/close().
+        gracefulExit: false,
+        fps: 10,
+      });
+      this.bar.start(total, resumedFrom);
+    }
   }
 
-  /** Pick the sink from the `progress` option: explicit sink, stderr when it is a TTY, or none. */
+  /**
+   * Where progress goes for a `progress` option: `false` none; a sink always (a bar if it is a
+   * terminal, periodic lines otherwise); `true` stderr always; unset stderr only when it is a
+   * terminal, so library users' logs stay clean unless they ask for progress.
+   */
   static sinkFor(option: boolean | ProgressSink | undefined): ProgressSink | undefined {
     if (option === false) return undefined;
-    const sink = typeof option === 'object' ? option : process.stderr;
-    return sink.isTTY === true ? sink : undefined;
+    if (typeof option === 'object') return option;
+    if (option === true) return process.stderr;
+    return process.stderr.isTTY === true ? process.stderr : undefined;
   }
 
   add(bytes: number): void {
     this.done += bytes;
+    if (this.bar !== undefined) {
+      this.bar.update(this.done);
+      return;
+    }
     const now = Date.now();
-    if (now - this.lastDraw >= 100) {
-      this.lastDraw = now;
-      this.draw(false);
+    if (this.sink !== undefined && now - this.lastLine >= LINE_INTERVAL_MS) {
+      this.lastLine = now;
+      this.sink.write(`${this.line()}\n`);
     }
   }
 
+  /** The file is complete: the last drawing (or line), then the bar lets go of the sink. */
   finish(): void {
-    this.draw(true);
+    this.close(true);
   }
 
-  /** The line as it would be drawn now (exposed for tests). */
+  /**
+   * Stop drawing without a final line (the transfer failed; its error says why). Safe to call
+   * after {@link finish}; the terminal bar's redraw timer must not outlive the transfer.
+   */
+  close(final = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.bar !== undefined) {
+      this.bar.update(this.done);
+      this.bar.stop();
+    } else if (final && this.sink !== undefined) {
+      this.sink.write(`${this.line()}\n`);
+    }
+  }
+
+  /** The progress line as it would be drawn now (exposed for tests). */
   line(): string {
     const elapsed = Math.max((Date.now() - this.start) / 1000, 1e-3);
     const rate = (this.done - this.resumedFrom) / elapsed;
@@ -71,11 +120,9 @@ export class ProgressBar {
     return `${this.label} ${bar} ${pct.toFixed(0).padStart(3)}% ${formatBytes(this.done)}/${formatBytes(this.total)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)}`;
   }
 
-  private draw(final: boolean): void {
-    if (this.sink === undefined) return;
-    let text = this.line();
-    const cols = this.sink.columns ?? 100;
-    if (text.length > cols - 1) text = text.slice(text.length - (cols - 1));
-    this.sink.write(`\r\x1b[2K${text}${final ? '\n' : ''}`);
+  /** Keep the end of a line too wide for the terminal: the numbers matter more than the name. */
+  private fit(text: string, columns: number | undefined): string {
+    const cols = this.sink?.columns ?? columns ?? 100;
+    return text.length > cols - 1 ? text.slice(text.length - (cols - 1)) : text;
   }
 }

@@ -19,7 +19,11 @@ export interface HubOptions {
   token?: string;
   /** Hub base URL. Default `$HF_ENDPOINT`, else `https://huggingface.co`. */
   endpoint?: string;
-  /** Download progress on stderr. Default: only when stderr is a terminal. */
+  /**
+   * Download progress: `true` on stderr, or on the given sink; a bar on a terminal, a plain line
+   * every few seconds (and one per finished file) otherwise. Default: on stderr only when it is a
+   * terminal. `false`: none.
+   */
   progress?: boolean | ProgressSink;
   /** fetch implementation (proxies, tests). Default: the global fetch. */
   fetch?: typeof fetch;
