@@ -27,12 +27,14 @@ export { selectiveScan } from './ops/selective-scan.js';
 export { residual, type NormPlacement } from './layers/residual.js';
 export { Block, type BlockParts } from './layers/block.js';
 export { Pooler } from './layers/pooler.js';
+export { MaskedLMHead, type MaskedLMHeadOptions } from './layers/masked-lm-head.js';
 
 // Models and architectures
 export { TransformerModel, disposeOutput, type ModelParts, type ForwardOptions, type HiddenOutput } from './models/transformer.js';
 export { EncoderModel, type EncoderOutput } from './models/encoder.js';
 export { DecoderModel } from './models/decoder.js';
 export { CausalLM, type CausalLMOutput } from './models/causal-lm.js';
+export { MaskedLM, type MaskedLMOutput } from './models/masked-lm.js';
 export { IdOutOfRangeError, ModelDisposedError } from './models/errors.js';
 export type { Model, HookableModel } from './models/model.js';
 export type { Architecture, HfExport, ModelKind } from './architectures/architecture.js';
@@ -45,7 +47,7 @@ export type { LlamaConfig } from './architectures/llama/config.js';
 export type { MambaConfig } from './architectures/mamba/config.js';
 
 // Loading
-export { AutoEncoder, AutoDecoder, AutoCausalLM, buildFromConfig, modelFromCheckpoint } from './loaders/auto.js';
+export { AutoEncoder, AutoDecoder, AutoCausalLM, AutoMaskedLM, buildFromConfig, modelFromCheckpoint } from './loaders/auto.js';
 export { readCheckpointDir, readConfig, readWeights, type Checkpoint } from './loaders/checkpoint.js';
 export { readSafetensors, parseSafetensors, writeSafetensors, serializeSafetensors, type TensorToSave } from './loaders/safetensors.js';
 export { renameParameter, nameMap, type RenameRules, type NameMap, type NameMapSpec, type NamePair } from './architectures/rename.js';

@@ -33,6 +33,11 @@ export interface Architecture<Config = unknown> {
   readonly hfNames: RenameRules;
   /** File tensors HF ignores for this architecture (non-persistent buffers and the like). */
   readonly ignore?: readonly RegExp[];
+  /**
+   * File tensors HF ignores for a model of `kind` only: the heads that kind is built without
+   * (BERT: the `cls.*` heads for an encoder, the pooler for a masked LM). Added to {@link ignore}.
+   */
+  ignoreForKind?(kind: ModelKind): readonly RegExp[];
   /** How to write the model back in HF's format; without it, `saveModel(..., { format: 'hf' })` refuses. */
   readonly hfExport?: HfExport<Config>;
 }

@@ -1,2 +1,2 @@
-/** What a model is used as: an encoder, a decoder without its head, or a causal LM. */
-export type ModelKind = 'encoder' | 'decoder' | 'causal-lm';
+/** What a model is used as: an encoder, a decoder without its head, a causal LM or a masked LM. */
+export type ModelKind = 'encoder' | 'decoder' | 'causal-lm' | 'masked-lm';

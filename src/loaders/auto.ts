@@ -8,18 +8,20 @@ import { architectureRegistry } from '../architectures/registry.js';
 import { CausalLM } from '../models/causal-lm.js';
 import { DecoderModel } from '../models/decoder.js';
 import { EncoderModel } from '../models/encoder.js';
+import { MaskedLM } from '../models/masked-lm.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { withInitSeed } from '../layers/init.js';
 import { settleWeights } from '../kernels/backend.js';
 import { assignWeights, type WeightLoadOptions } from './assign-weights.js';
+import { requireMaskedLmHead } from './masked-lm-head.js';
 import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';
 import { rememberSource } from './model-source.js';
 import { resolvePretrained, type HubLoadOptions } from './pretrained.js';
 
 type ModelClass = new (parts: any, config: any, architecture: string) => TransformerModel;
-const CLASSES: Record<ModelKind, ModelClass> = { encoder: EncoderModel, decoder: DecoderModel, 'causal-lm': CausalLM };
-const KIND_LABEL: Record<ModelKind, string> = { encoder: 'AutoEncoder', decoder: 'AutoDecoder', 'causal-lm': 'AutoCausalLM' };
+const CLASSES: Record<ModelKind, ModelClass> = { encoder: EncoderModel, decoder: DecoderModel, 'causal-lm': CausalLM, 'masked-lm': MaskedLM };
+const KIND_LABEL: Record<ModelKind, string> = { encoder: 'AutoEncoder', decoder: 'AutoDecoder', 'causal-lm': 'AutoCausalLM', 'masked-lm': 'AutoMaskedLM' };
 
 /** The architecture of a raw config and its checked, typed config (no tensor is created). */
 function checkedArchitecture(raw: Record<string, unknown>, kind: ModelKind, source: string, options: BuildOptions): { architecture: Architecture<any>; config: unknown } {
@@ -69,9 +71,10 @@ function fillFromCheckpoint(
 ): TransformerModel {
   // Heads the model does not have are ignored, as HF does: the LM head when loading a decoder,
   // or when it is tied to the embeddings (state-spaces checkpoints store the tied copy).
-  const ignore = [...(architecture.ignore ?? [])];
+  const ignore = [...(architecture.ignore ?? []), ...(architecture.ignoreForKind?.(kind) ?? [])];
   if (kind !== 'causal-lm' || (model as CausalLM).tiedEmbeddings) ignore.push(/^lm_head\./);
   try {
+    if (kind === 'masked-lm') requireMaskedLmHead(model, checkpoint, architecture);
     assignWeights(model, checkpoint.tensors, { rules: architecture.hfNames, ignore, source: checkpoint.dir, allowNonFinite: options.allowNonFinite });
     settleWeights(model.namedParameters().map(([, p]) => p));
   } catch (err) {
@@ -134,3 +137,5 @@ export const AutoEncoder = autoLoader<EncoderModel>('encoder');
 export const AutoDecoder = autoLoader<DecoderModel>('decoder');
 /** Load causal language models (Llama, Mamba, Jamba, hybrids). */
 export const AutoCausalLM = autoLoader<CausalLM>('causal-lm');
+/** Load masked language models (BERT with its masked-LM head: `BertForMaskedLM` checkpoints). */
+export const AutoMaskedLM = autoLoader<MaskedLM>('masked-lm');

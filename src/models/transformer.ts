@@ -19,6 +19,8 @@ export interface ModelParts {
   pooler?: Pooler;
   /** Causal LMs: the vocabulary projection, or 'tied' to reuse the token embedding matrix. */
   lmHead?: Linear | 'tied';
+  /** Masked LMs: the head from hidden states to vocabulary logits (BERT's `cls.predictions`). */
+  maskedLmHead?: Layer;
 }
 
 /** Options of a forward call. Tensors stay the caller's. */

@@ -8,7 +8,7 @@ import { checkedConfig, MAX_MODEL_BYTES_ENV, parameterByteLimit } from '../../sr
 import { CONFIG_LIMITS } from '../../src/architectures/config-keys.js';
 import { buildHybrid } from '../../src/architectures/hybrid/model.js';
 import { architectureRegistry } from '../../src/architectures/registry.js';
-import { AutoCausalLM, AutoDecoder, AutoEncoder, buildFromConfig, HYBRID_MODEL_TYPE, Layer, registerMixer, toHybrid, type HybridConfig } from '../../src/index.js';
+import { AutoCausalLM, AutoDecoder, AutoEncoder, AutoMaskedLM, buildFromConfig, HYBRID_MODEL_TYPE, Layer, registerMixer, toHybrid, type HybridConfig } from '../../src/index.js';
 import { fixture } from '../helpers.js';
 
 const work = await mkdtemp(join(tmpdir(), 'tessera-config-'));
@@ -44,7 +44,7 @@ const BASE: Record<string, [Record<string, unknown>, ModelKind]> = {
   hybrid: [HYBRID, 'causal-lm'],
 };
 
-const LOADERS = { encoder: AutoEncoder, decoder: AutoDecoder, 'causal-lm': AutoCausalLM };
+const LOADERS = { encoder: AutoEncoder, decoder: AutoDecoder, 'causal-lm': AutoCausalLM, 'masked-lm': AutoMaskedLM };
 
 /** fromConfig must throw `pattern`, fast, with not one tensor left behind. */
 function expectRejected(raw: Record<string, unknown>, kind: ModelKind, pattern: RegExp, options = {}): Error {

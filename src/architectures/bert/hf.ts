@@ -1,3 +1,4 @@
+import type { ModelKind } from '../model-kind.js';
 import { nameMap } from '../rename.js';
 
 const P = '{param:weight|bias}';
@@ -23,6 +24,13 @@ export const bertNames = nameMap({
     [`${LAYER}.output.LayerNorm.${P}`, 'layers.{layer}.ffnNorm.{param}'],
     [`pooler.dense.${P}`, 'pooler.dense.{param}'],
   ],
+  // BertForMaskedLM's head (`cls.predictions`, outside the base model, so never prefixed); its
+  // decoder is tied to the word embeddings and its bias is `cls.predictions.bias`.
+  head: [
+    [`cls.predictions.transform.dense.${P}`, 'maskedLmHead.dense.{param}'],
+    [`cls.predictions.transform.LayerNorm.${P}`, 'maskedLmHead.norm.{param}'],
+    ['cls.predictions.bias', 'maskedLmHead.bias'],
+  ],
   legacy: [
     [/^(?:bert\.)?embeddings\.LayerNorm\.gamma$/, 'embeddings.norm.weight'],
     [/^(?:bert\.)?embeddings\.LayerNorm\.beta$/, 'embeddings.norm.bias'],
@@ -30,6 +38,8 @@ export const bertNames = nameMap({
     [/^(?:bert\.)?encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.beta$/, 'layers.$1.mixerNorm.bias'],
     [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.gamma$/, 'layers.$1.ffnNorm.weight'],
     [/^(?:bert\.)?encoder\.layer\.(\d+)\.output\.LayerNorm\.beta$/, 'layers.$1.ffnNorm.bias'],
+    [/^cls\.predictions\.transform\.LayerNorm\.gamma$/, 'maskedLmHead.norm.weight'],
+    [/^cls\.predictions\.transform\.LayerNorm\.beta$/, 'maskedLmHead.norm.bias'],
   ],
 });
 
@@ -37,7 +47,16 @@ export const bertNames = nameMap({
 export const bertHfNames = bertNames.toTessera;
 
 /**
- * What HF does not load into a BertModel: buffers, and the pre-training heads
- * (`cls.predictions.*`, `cls.seq_relationship.*`) of a BertForPreTraining checkpoint.
+ * What HF loads into no BERT model: buffers, the next-sentence head of a BertForPreTraining
+ * checkpoint, and the masked-LM decoder, which is tied to the word embeddings (its bias is
+ * `cls.predictions.bias`) and stored only by older checkpoints.
  */
-export const bertIgnored = [/(^|\.)position_ids$/, /^cls\./];
+export const bertIgnored = [/(^|\.)position_ids$/, /^cls\.seq_relationship\./, /^cls\.predictions\.decoder\./];
+
+/**
+ * What HF does not load into one kind of BERT model: a BertModel (encoder) skips the masked-LM
+ * head of a BertForMaskedLM/BertForPreTraining checkpoint; a BertForMaskedLM has no pooler.
+ */
+export function bertIgnoredForKind(kind: ModelKind): readonly RegExp[] {
+  return kind === 'masked-lm' ? [/^(?:bert\.)?pooler\./] : [/^cls\.predictions\./];
+}

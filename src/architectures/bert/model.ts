@@ -2,37 +2,42 @@ import { Attention } from '../../layers/attention.js';
 import { Block } from '../../layers/block.js';
 import { Embeddings } from '../../layers/embeddings.js';
 import { FeedForward } from '../../layers/feed-forward.js';
+import { MaskedLMHead } from '../../layers/masked-lm-head.js';
 import { LayerNorm } from '../../layers/norm.js';
 import { Pooler } from '../../layers/pooler.js';
 import type { Architecture } from '../architecture.js';
 import { SizeTally } from '../size.js';
 import { BERT_SIZE_KEYS, parseBertConfig, type BertConfig, bertHfConfig } from './config.js';
-import { bertHfNames, bertIgnored, bertNames } from './hf.js';
+import { bertHfNames, bertIgnored, bertIgnoredForKind, bertNames } from './hf.js';
 
 /**
  * BERT: learned positions and token types -> LayerNorm -> N post-norm blocks of bidirectional
- * attention and a plain GELU feed-forward -> pooler.
+ * attention and a plain GELU feed-forward -> pooler (encoder) or masked-LM head (masked LM: dense,
+ * activation, LayerNorm, then the decoder tied to the word embeddings plus a bias).
  */
 export const bert: Architecture<BertConfig> = {
   name: 'bert',
   modelTypes: ['bert'],
-  kinds: ['encoder'],
+  kinds: ['encoder', 'masked-lm'],
   parseConfig: parseBertConfig,
   hfNames: bertHfNames,
   hfExport: { names: bertNames, config: bertHfConfig },
   ignore: bertIgnored,
+  ignoreForKind: bertIgnoredForKind,
   sizeKeys: BERT_SIZE_KEYS,
-  estimateSize(c) {
+  estimateSize(c, kind) {
     const h = c.hiddenSize;
     const n = c.numLayers;
-    return new SizeTally()
+    const tally = new SizeTally()
       .embeddings({ vocabSize: c.vocabSize, hiddenSize: h, maxPositions: c.maxPositions, typeVocabSize: c.typeVocabSize, norm: { kind: 'layernorm', eps: 0 } })
       .norm('layernorm', h, 2 * n)
       .attention({ hiddenSize: h, numHeads: c.numHeads, numKvHeads: c.numHeads, qkvBias: true, outputBias: true }, n)
       .feedForward({ hiddenSize: h, intermediateSize: c.intermediateSize, gated: false, bias: true }, n)
-      .linear(h, h, true); // pooler
+      .linear(h, h, true); // pooler, or the masked-LM head's dense
+    // The masked-LM head's LayerNorm and vocabulary bias; its decoder is the word embeddings.
+    return kind === 'masked-lm' ? tally.norm('layernorm', h).add([c.vocabSize]) : tally;
   },
-  build(c) {
+  build(c, kind) {
     const norm = { kind: 'layernorm', eps: c.layerNormEps } as const;
     const layers = Array.from(
       { length: c.numLayers },
@@ -58,16 +63,23 @@ export const bert: Architecture<BertConfig> = {
           }),
         }),
     );
-    return {
-      embeddings: new Embeddings({
-        vocabSize: c.vocabSize,
+    const embeddings = new Embeddings({
+      vocabSize: c.vocabSize,
+      hiddenSize: c.hiddenSize,
+      maxPositions: c.maxPositions,
+      typeVocabSize: c.typeVocabSize,
+      norm,
+    });
+    if (kind === 'masked-lm') {
+      const maskedLmHead = new MaskedLMHead({
         hiddenSize: c.hiddenSize,
-        maxPositions: c.maxPositions,
-        typeVocabSize: c.typeVocabSize,
-        norm,
-      }),
-      layers,
-      pooler: new Pooler(c.hiddenSize),
-    };
+        vocabSize: c.vocabSize,
+        activation: c.hiddenAct,
+        layerNormEps: c.layerNormEps,
+        tiedWeight: embeddings.word.weight,
+      });
+      return { embeddings, layers, maskedLmHead };
+    }
+    return { embeddings, layers, pooler: new Pooler(c.hiddenSize) };
   },
 };
