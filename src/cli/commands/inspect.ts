@@ -1,0 +1,112 @@
+/**
+ * `tessera inspect MODEL`: architecture, config, parameter counts per top-level block and the
+ * hook points. Reads only config.json (a hub model's weights are not downloaded) and builds the
+ * model from it: shapes, counts and hook points do not depend on the weights' values.
+ */
+import type { Command } from 'commander';
+import { describeModel, hookPoints, type TransformerModel } from '../../index.js';
+import { LOADERS, folderConfig, kindFor, modelFolder, startBackend, withHubFlags, type HubFlags } from '../model.js';
+import { CliError } from '../errors.js';
+
+/** What `inspect --json` prints. */
+export interface InspectReport {
+  model: string;
+  folder: string;
+  architecture: string;
+  /** The class it was built as (causal-lm, encoder, decoder). */
+  kind: string;
+  /** config.json as read. */
+  config: Record<string, unknown>;
+  /** The model's blocks as a Tessera hybrid spec (mixer, feed-forward and norm of each layer). */
+  structure: unknown;
+  /** Parameters per top-level block (`embeddings`, `layers.0`, ..., `finalNorm`, `lmHead`). */
+  parameters: Record<string, number>;
+  totalParameters: number;
+  hookPoints: string[];
+}
+
+/** `layers.3.mixer.query.weight` -> `layers.3`; `embeddings.word.weight` -> `embeddings`. */
+function topLevelBlock(path: string): string {
+  const [first, second] = path.split('.');
+  return first === 'layers' && second !== undefined ? `layers.${second}` : first!;
+}
+
+export function parameterCounts(model: TransformerModel): Record<string, number> {
+  const counts: Record<string, number> = {};
+  // A tied LM head holds the embedding matrix itself, so it is counted once, under embeddings.
+  const seen = new Set<unknown>();
+  for (const [path, p] of model.namedParameters()) {
+    if (seen.has(p)) continue;
+    seen.add(p);
+    const block = topLevelBlock(path);
+    counts[block] = (counts[block] ?? 0) + p.size;
+  }
+  return counts;
+}
+
+/** A structure that cannot be described (an unregistered part) is left out, not an error. */
+function structureOf(model: TransformerModel): unknown {
+  try {
+    return describeModel(model);
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+function scalarSummary(config: Record<string, unknown>): string[] {
+  return Object.entries(config)
+    .filter(([, v]) => v === null || ['string', 'number', 'boolean'].includes(typeof v))
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+}
+
+function printText(r: InspectReport, out: (s: string) => void): void {
+  const width = Math.max(...Object.keys(r.parameters).map((k) => k.length), 'total'.length);
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  const lines = [
+    `model         ${r.model}${r.folder !== r.model ? ` (${r.folder})` : ''}`,
+    `architecture  ${r.architecture} (loaded as ${r.kind})`,
+    `config        ${scalarSummary(r.config).join(' ')}`,
+    'parameters',
+    ...Object.entries(r.parameters).map(([k, n]) => `  ${k.padEnd(width)}  ${fmt(n).padStart(14)}`),
+    `  ${'total'.padEnd(width)}  ${fmt(r.totalParameters).padStart(14)}`,
+    `hook points (${r.hookPoints.length})`,
+    ...r.hookPoints.map((h) => `  ${h}`),
+  ];
+  out(`${lines.join('\n')}\n`);
+}
+
+export function inspectCommand(program: Command): void {
+  withHubFlags(
+    program
+      .command('inspect')
+      .description('show a model\'s architecture, config, parameter counts per block and hook points')
+      .argument('<model>', 'model folder or hub name (org/name); only config.json is read')
+      .option('--json', 'print one JSON document instead of text'),
+  ).action(async (model: string, flags: HubFlags & { json?: boolean }, cmd: Command) => {
+    const folder = await modelFolder(model, flags, { weights: false, tokenizer: false });
+    const { raw, architecture, kinds } = await folderConfig(folder);
+    const kind = kindFor(kinds);
+    if (kind === undefined) throw new CliError(`${architecture} models (${kinds.join(', ')}) have no loader the CLI knows`);
+    await startBackend(cmd);
+    const built = LOADERS[kind].fromConfig(raw);
+    try {
+      const parameters = parameterCounts(built);
+      const report: InspectReport = {
+        model,
+        folder,
+        architecture,
+        kind,
+        config: raw,
+        structure: structureOf(built),
+        parameters,
+        totalParameters: Object.values(parameters).reduce((a, b) => a + b, 0),
+        hookPoints: hookPoints(built),
+      };
+      const out = (s: string) => process.stdout.write(s);
+      if (flags.json === true) out(`${JSON.stringify(report, null, 2)}\n`);
+      else printText(report, out);
+    } finally {
+      built.dispose();
+    }
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * What the commands share: the hub flags, resolving MODEL (a folder or a hub name) and choosing
+ * which model class loads an architecture.
+ */
+import { existsSync, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import {
+  AutoCausalLM,
+  AutoDecoder,
+  AutoEncoder,
+  architectureRegistry,
+  initBackend,
+  readConfig,
+  snapshotModel,
+  type BackendName,
+  type HubOptions,
+  type ModelKind,
+  type TransformerModel,
+} from '../index.js';
+import { CliError } from './errors.js';
+
+/** The hub flags of a command, as commander parses them. */
+export interface HubFlags {
+  revision?: string;
+  cacheDir?: string;
+  offline?: boolean;
+}
+
+/** Add `--revision`, `--cache-dir` and `--offline` to a command. */
+export function withHubFlags(cmd: Command): Command {
+  return cmd
+    .option('--revision <rev>', 'branch, tag or commit of a hub model', undefined)
+    .option('--cache-dir <dir>', 'Hugging Face cache root (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)')
+    .option('--offline', 'use only the cache, never the network (also HF_HUB_OFFLINE=1)');
+}
+
+export function hubOptions(flags: HubFlags, progress?: boolean): HubOptions {
+  const options: HubOptions = {};
+  if (flags.revision !== undefined) options.revision = flags.revision;
+  if (flags.cacheDir !== undefined) options.cacheDir = flags.cacheDir;
+  if (flags.offline === true) options.offline = true;
+  if (progress !== undefined) options.progress = progress;
+  return options;
+}
+
+/**
+ * The local folder of MODEL: an existing folder as is, else a hub name fetched into the cache
+ * (only the files asked for). A path that does not exist is an error, not a hub lookup.
+ */
+export async function modelFolder(model: string, flags: HubFlags, want: { weights: boolean; tokenizer: boolean }): Promise<string> {
+  if (existsSync(model)) {
+    if (!statSync(model).isDirectory()) throw new CliError(`'${model}' is a file; MODEL is a model folder or a hub name ('org/name')`);
+    if (flags.revision !== undefined) throw new CliError(`--revision applies to hub models, but '${model}' is a local folder`);
+    return model;
+  }
+  if (/^[.~/]/.test(model) || model.split('/').length > 2 || model.includes('\\')) {
+    throw new CliError(`'${model}' is neither an existing folder nor a Hugging Face model name ('org/name')`);
+  }
+  return snapshotModel(model, { ...hubOptions(flags), ...want });
+}
+
+/** Which classes load each kind. */
+export const LOADERS = { 'causal-lm': AutoCausalLM, encoder: AutoEncoder, decoder: AutoDecoder } as const;
+export type LoadableKind = keyof typeof LOADERS;
+
+/**
+ * The kind to load an architecture as: the first of `preference` it supports. The default prefers
+ * the most complete model: a causal LM (with its head), then an encoder, then a decoder.
+ */
+export function kindFor(kinds: readonly ModelKind[], preference: readonly LoadableKind[] = ['causal-lm', 'encoder', 'decoder']): LoadableKind | undefined {
+  return preference.find((k) => kinds.includes(k));
+}
+
+/** The raw config of a model folder and the kinds its architecture can be loaded as. */
+export async function folderConfig(dir: string): Promise<{ raw: Record<string, unknown>; architecture: string; kinds: readonly ModelKind[] }> {
+  const raw = await readConfig(dir);
+  const architecture = architectureRegistry().forConfig(raw, `${dir}/config.json`);
+  return { raw, architecture: architecture.name, kinds: architecture.kinds };
+}
+
+/** Load a folder's model with its weights, as the first supported kind of `preference`. */
+export async function loadModel(
+  dir: string,
+  preference?: readonly LoadableKind[],
+): Promise<{ model: TransformerModel; kind: LoadableKind; raw: Record<string, unknown> }> {
+  const { raw, architecture, kinds } = await folderConfig(dir);
+  const kind = kindFor(kinds, preference);
+  if (kind === undefined) {
+    throw new CliError(`${architecture} models cannot be loaded as ${(preference ?? []).join(' or ')} (${architecture} is: ${kinds.join(', ')})`);
+  }
+  return { model: await LOADERS[kind].fromDir(dir), kind, raw };
+}
+
+/** Start the tfjs backend named by `--backend` (else TESSERA_BACKEND, else the fastest). */
+export async function startBackend(cmd: Command): Promise<BackendName> {
+  const { backend } = cmd.optsWithGlobals<{ backend?: BackendName }>();
+  return initBackend(backend === undefined ? {} : { backend });
+}
