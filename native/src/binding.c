@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "attention.h"
+#include "backward.h"
 #include "ffn.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -548,6 +549,98 @@ static napi_value FfnGatedLinear(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* activationBackward(act, x, up|null, dy, dx, dup|null): gradients of act(x) (* up). */
+static napi_value ActivationBackward(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  INT(0, "act", act);
+  F32(1, "x", 0, x, x_len);
+  F32(2, "up", 1, up, up_len);
+  F32(3, "dy", 0, dy, dy_len);
+  F32(4, "dx", 0, dx, dx_len);
+  F32(5, "dup", 1, dup, dup_len);
+  if (act >= TESSERA_FFN_COUNT) FAIL("tessera_native: unknown ffn activation %d", act);
+  if (dy_len != x_len || dx_len != x_len || (up != NULL && up_len != x_len) || (dup != NULL && dup_len != x_len))
+    FAIL("tessera_native: x, up, dy, dx and dup must hold as many values");
+  if (dup != NULL && up == NULL) FAIL("tessera_native: dup needs up");
+  tessera_activation_backward(act, x, up, dy, dx, dup, x_len);
+  return NULL;
+}
+
+/* The checks both norm backwards share: rows of h; returns the row count, or -1 after throwing. */
+static long long norm_backward_rows_checked(napi_env env, int h, size_t x_len, size_t residual_len, int has_residual,
+                                            size_t dy_len, size_t ds_len) {
+  if (h == 0 || x_len % h != 0 || dy_len != x_len || ds_len != x_len || (has_residual && residual_len != x_len)) {
+    napi_throw_type_error(env, NULL, "tessera_native: x, residual, dy and ds must hold the same whole rows of h values");
+    return -1;
+  }
+  return (long long)(x_len / h);
+}
+
+/* rmsNormBackward(x, residual|null, weight|null, dy, ds, dweight|null, h, eps) */
+static napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "residual", 1, res, res_len);
+  F32(2, "weight", 1, w, w_len);
+  F32(3, "dy", 0, dy, dy_len);
+  F32(4, "ds", 0, ds, ds_len);
+  F32(5, "dweight", 1, dw, dw_len);
+  INT(6, "h", h);
+  double eps = 0;
+  CHECK(napi_get_value_double(env, argv[7], &eps));
+  const long long rows = norm_backward_rows_checked(env, h, x_len, res_len, res != NULL, dy_len, ds_len);
+  if (rows < 0) return NULL;
+  if ((w != NULL && w_len != (size_t)h) || (dw != NULL && dw_len != (size_t)h))
+    FAIL("tessera_native: weight and dweight must hold h = %d values", h);
+  tessera_rms_norm_backward(x, res, w, dy, ds, dw, (size_t)rows, h, (float)eps);
+  return NULL;
+}
+
+/* layerNormBackward(x, residual|null, gamma|null, dy, ds, dgamma|null, dbeta|null, h, eps) */
+static napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "residual", 1, res, res_len);
+  F32(2, "gamma", 1, g, g_len);
+  F32(3, "dy", 0, dy, dy_len);
+  F32(4, "ds", 0, ds, ds_len);
+  F32(5, "dgamma", 1, dg, dg_len);
+  F32(6, "dbeta", 1, db, db_len);
+  INT(7, "h", h);
+  double eps = 0;
+  CHECK(napi_get_value_double(env, argv[8], &eps));
+  const long long rows = norm_backward_rows_checked(env, h, x_len, res_len, res != NULL, dy_len, ds_len);
+  if (rows < 0) return NULL;
+  if ((g != NULL && g_len != (size_t)h) || (dg != NULL && dg_len != (size_t)h) || (db != NULL && db_len != (size_t)h))
+    FAIL("tessera_native: gamma, dgamma and dbeta must hold h = %d values", h);
+  tessera_layer_norm_backward(x, res, g, dy, ds, dg, db, (size_t)rows, h, (float)eps);
+  return NULL;
+}
+
+/* rotaryHeads(x, cos, sin, y, batch, heads, len, headDim, rotDim, tableBatch, transpose) */
+static napi_value RotaryHeads(napi_env env, napi_callback_info info) {
+  ARGS(11);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "cos", 0, c, c_len);
+  F32(2, "sin", 0, s, s_len);
+  F32(3, "y", 0, y, y_len);
+  INT(4, "batch", batch);
+  INT(5, "heads", heads);
+  INT(6, "len", len);
+  INT(7, "headDim", head_dim);
+  INT(8, "rotDim", rot_dim);
+  INT(9, "tableBatch", table_batch);
+  INT(10, "transpose", transpose);
+  if (rot_dim % 2 != 0 || rot_dim > head_dim) FAIL("tessera_native: rotDim must be even and at most headDim");
+  if (table_batch != 1 && table_batch != batch) FAIL("tessera_native: tableBatch must be 1 or batch");
+  if (x_len != (size_t)batch * heads * len * head_dim || y_len != x_len)
+    FAIL("tessera_native: x and y must hold batch*heads*len*headDim values");
+  if (c_len != (size_t)table_batch * len * rot_dim || s_len != c_len)
+    FAIL("tessera_native: cos and sin must hold tableBatch*len*rotDim values");
+  tessera_rotary_heads(x, c, s, y, batch, heads, len, head_dim, rot_dim, table_batch, transpose != 0);
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -597,6 +690,10 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"ffnActivation", NULL, FfnActivation, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ffnLinear", NULL, FfnLinear, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ffnGatedLinear", NULL, FfnGatedLinear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"activationBackward", NULL, ActivationBackward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rmsNormBackward", NULL, RmsNormBackward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"layerNormBackward", NULL, LayerNormBackward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rotaryHeads", NULL, RotaryHeads, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

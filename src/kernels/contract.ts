@@ -34,6 +34,18 @@ export const FUSED = {
    * `[du, ddelta, dA, dB, dC, dD, dh0]`, each shaped like its input.
    */
   selectiveScanBackward: 'TesseraSelectiveScanBackward',
+  /**
+   * Rotary embedding on head-major `{ x: [B, H, L, headDim], cos, sin: [B or 1, 1, L, rotDim] }`
+   * (HF's rotate-half pairs; values past rotDim pass through), `{ transpose }`: 1 applies the
+   * transposed rotation, which is the gradient.
+   */
+  rotary: 'TesseraRotary',
+  /** FUSED.activation's gradient: `{ x, up?, dy }`, `{ activation }` → `[dx]`, or `[dx, dup]` with `up`. */
+  activationBackward: 'TesseraActivationBackward',
+  /** FUSED.rmsNorm's gradient: `{ x, residual?, weight?, dy }`, `{ epsilon }` → `[ds, dweight]` (ds: of x and of residual). */
+  rmsNormBackward: 'TesseraRMSNormBackward',
+  /** FUSED.layerNorm's gradient: `{ x, residual?, gamma?, dy }`, `{ epsilon }` → `[ds, dgamma, dbeta]`. */
+  layerNormBackward: 'TesseraLayerNormBackward',
   /** The whole Mamba mixer, or its pre-norm block. */
   mambaMixer: 'TesseraMambaMixer',
   /**
@@ -52,11 +64,16 @@ export const FUSED_ACTIVATIONS = ['linear', 'gelu', 'gelu_tanh', 'silu', 'relu',
 export type FusedActivation = (typeof FUSED_ACTIVATIONS)[number];
 
 /**
- * Fused kernels whose registered gradient runs a backward kernel: while gradients are recorded
- * the forward kernel may run only on a backend that also registers this one.
+ * Fused kernels whose gradient runs a backward kernel (a gradient registered for the kernel, or
+ * the op's own `tf.customGrad` around it): while gradients are recorded the forward kernel may
+ * run only on a backend that also registers this one.
  */
 export const BACKWARD_KERNEL: Readonly<Partial<Record<string, string>>> = {
   [FUSED.selectiveScan]: FUSED.selectiveScanBackward,
+  [FUSED.activation]: FUSED.activationBackward,
+  [FUSED.rmsNorm]: FUSED.rmsNormBackward,
+  [FUSED.layerNorm]: FUSED.layerNormBackward,
+  [FUSED.rotary]: FUSED.rotary,
 };
 
 /** `kernel@backend` → the largest state size its implementation there takes. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED, type FusedActivation } from '../kernels/contract.js';
-import { canFuse, runFused } from './dispatch.js';
+import { canFuse, recordingGradients, runFused, runFusedOutputs } from './dispatch.js';
 
 /** An elementwise activation. */
 export type Activation = (x: tf.Tensor) => tf.Tensor;
@@ -67,7 +67,7 @@ export function activation(name: string): Activation {
   const composed = reference(name);
   const fused = FUSED_NAMES[name];
   if (fused === undefined) return composed;
-  return (x) => (canFuse(FUSED.activation) ? runFused(FUSED.activation, { x }, { activation: fused }) : composed(x));
+  return (x) => (canFuse(FUSED.activation) ? fusedActivation(fused, x) : composed(x));
 }
 
 /** `act(gate) * up` for HF activation `name`, in one fused kernel where the backend has it. */
@@ -75,7 +75,26 @@ export function gatedActivation(name: string): GatedActivation {
   const composed = reference(name);
   const fused = FUSED_NAMES[name];
   return (gate, up) =>
-    fused !== undefined && canFuse(FUSED.activation)
-      ? runFused(FUSED.activation, { x: gate, up }, { activation: fused })
-      : tf.tidy(() => composed(gate).mul(up));
+    fused !== undefined && canFuse(FUSED.activation) ? fusedActivation(fused, gate, up) : tf.tidy(() => composed(gate).mul(up));
+}
+
+/**
+ * The backend's activation kernel, `act(x)` (times `up`); while gradients are recorded, with a
+ * gradient that runs its backward kernel once for both inputs.
+ */
+function fusedActivation(name: FusedActivation, x: tf.Tensor, up?: tf.Tensor): tf.Tensor {
+  const attrs = { activation: name };
+  if (!recordingGradients()) return runFused(FUSED.activation, { x, up }, attrs);
+  // tfjs types the forward as taking (...tensors, save) in one rest parameter.
+  const withGradient = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [input, upInput] = args as [tf.Tensor, tf.Tensor | undefined];
+    // Saved: the backward pass runs after the forward's scopes have disposed what they made.
+    save(upInput === undefined ? [input] : [input, upInput]);
+    return {
+      value: runFused(FUSED.activation, { x: input, up: upInput }, attrs),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => runFusedOutputs(FUSED.activationBackward, { x: saved[0], up: saved[1], dy }, attrs),
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return up === undefined ? withGradient(x) : withGradient(x, up);
 }

@@ -24,10 +24,14 @@ export function canFuse(kernel: string, sizes: FusedCallSizes = {}): boolean {
   return fusedKernelFits(kernel, sizes) && (!recordingGradients() || differentiable(kernel));
 }
 
-/** A gradient is registered for `kernel`, and the backward kernel it runs (if any) is registered on the active backend. */
+/**
+ * The backward kernel that `kernel`'s gradient runs is registered on the active backend, or, for
+ * a kernel without one, a gradient is registered for it.
+ */
 function differentiable(kernel: string): boolean {
   const backward = BACKWARD_KERNEL[kernel];
-  return tf.getGradient(kernel) !== undefined && (backward === undefined || tf.getKernel(backward, tf.getBackend()) !== undefined);
+  if (backward !== undefined) return tf.getKernel(backward, tf.getBackend()) !== undefined;
+  return tf.getGradient(kernel) !== undefined;
 }
 
 /** Whether the active backend registers `kernel` and its implementation takes `sizes`. */

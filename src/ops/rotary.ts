@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-chained.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse, recordingGradients, runFused } from './dispatch.js';
 
 /** Rotary angle tables for a call's positions, [B, 1, L, dim] each (HF's "rotate half" layout). */
 export interface RotaryTables {
@@ -9,10 +11,14 @@ export interface RotaryTables {
 
 /**
  * Rotate `x` [B, H, L, headDim] by the tables: the first and second halves of the first `dim`
- * values of each head form the (x, y) pairs; values past `dim` pass through unrotated.
+ * values of each head form the (x, y) pairs; values past `dim` pass through unrotated. One
+ * kernel where the backend has it (also while gradients are recorded: the gradient is the
+ * transposed rotation, the same kernel); the composition below elsewhere.
  */
-export function applyRotary(x: tf.Tensor4D, { cos, sin }: RotaryTables): tf.Tensor4D {
+export function applyRotary(x: tf.Tensor4D, tables: RotaryTables): tf.Tensor4D {
+  if (x.dtype === 'float32' && canFuse(FUSED.rotary)) return fusedRotary(x, tables);
   return tf.tidy(() => {
+    const { cos, sin } = tables;
     const headDim = x.shape[3];
     const dim = cos.shape[3]!;
     const rot = dim === headDim ? x : x.slice([0, 0, 0, 0], [-1, -1, -1, dim]);
@@ -22,4 +28,18 @@ export function applyRotary(x: tf.Tensor4D, { cos, sin }: RotaryTables): tf.Tens
     if (dim === headDim) return out as tf.Tensor4D;
     return tf.concat([out, x.slice([0, 0, 0, dim], [-1, -1, -1, -1])], -1) as tf.Tensor4D;
   });
+}
+
+function fusedRotary(x: tf.Tensor4D, { cos, sin }: RotaryTables): tf.Tensor4D {
+  const rotate = (input: tf.Tensor, tables: tf.Tensor[], transpose: boolean) =>
+    runFused(FUSED.rotary, { x: input, cos: tables[0], sin: tables[1] }, { transpose: transpose ? 1 : 0 }) as tf.Tensor4D;
+  if (!recordingGradients()) return rotate(x, [cos, sin], false);
+  // The gradient flows to x only: the tables are constants made from positions (RotaryEmbedding),
+  // never trained. Saved, because the backward pass runs after the forward's scopes dispose them.
+  // tfjs types the forward as taking (...tensors, save) in one rest parameter.
+  const withGradient = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([cos, sin]);
+    return { value: rotate(input, [cos, sin], false), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => rotate(dy, saved, true) };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return withGradient(x) as tf.Tensor4D;
 }

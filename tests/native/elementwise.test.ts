@@ -92,6 +92,23 @@ describe('native backend: elementwise, softmax, transpose, reductions', () => {
       await parity(() => tf.transpose(tf.tensor2d([[1, 2, 3]], undefined, 'int32')));
     });
 
+    it('a transpose that moves only size-1 dims shares the data, and outlives its input', async () => {
+      for (const [shape, perm] of [[[4, 3], [0, 1]], [[2, 1, 3], [1, 0, 2]], [[1, 5, 1, 2], [2, 1, 0, 3]]] as [number[], number[]][]) {
+        await parity(() => tf.transpose(tensor(shape, 7), perm));
+      }
+      await tf.setBackend('native');
+      const x = tensor([2, 1, 3], 8);
+      const expected = Array.from(x.dataSync());
+      const before = tf.memory().numTensors;
+      const y = tf.transpose(x, [1, 0, 2]);
+      expect(tf.memory().numTensors).toBe(before + 1);
+      x.dispose();
+      expect(y.shape).toEqual([1, 2, 3]);
+      expect(Array.from(y.dataSync())).toEqual(expected);
+      y.dispose();
+      expect(tf.memory().numTensors).toBe(before - 1);
+    });
+
     it('gather along each axis, with nd indices, and the cpu index check', async () => {
       const x = tensor([4, 5, 6], 8);
       const idx = tf.tensor2d([[3, 0], [1, 1]], undefined, 'int32');

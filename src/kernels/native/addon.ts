@@ -134,6 +134,49 @@ export interface NativeAddon {
     headDim: number,
     rotDim: number,
   ): void;
+  /**
+   * Rotary of head-major `x` [B, heads, len, headDim] into `y` with tables `cos`/`sin`
+   * [tableBatch (1 or B), len, rotDim]; `transpose` 1 applies the transposed rotation (the
+   * gradient). native/src/backward.h.
+   */
+  rotaryHeads(
+    x: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    y: Float32Array,
+    batch: number,
+    heads: number,
+    len: number,
+    headDim: number,
+    rotDim: number,
+    tableBatch: number,
+    transpose: number,
+  ): void;
+  /** Gradients of `act(x) (* up)`: `dx`, and `dup` when given (needs `up`). */
+  activationBackward(act: number, x: Float32Array, up: Float32Array | null, dy: Float32Array, dx: Float32Array, dup: Float32Array | null): void;
+  /** Gradients of RMSNorm(x + residual) · weight over rows of `h`: `ds` (of x and residual), `dweight`. */
+  rmsNormBackward(
+    x: Float32Array,
+    residual: Float32Array | null,
+    weight: Float32Array | null,
+    dy: Float32Array,
+    ds: Float32Array,
+    dweight: Float32Array | null,
+    h: number,
+    eps: number,
+  ): void;
+  /** Gradients of LayerNorm(x + residual) · gamma + beta over rows of `h`: `ds`, `dgamma`, `dbeta`. */
+  layerNormBackward(
+    x: Float32Array,
+    residual: Float32Array | null,
+    gamma: Float32Array | null,
+    dy: Float32Array,
+    ds: Float32Array,
+    dgamma: Float32Array | null,
+    dbeta: Float32Array | null,
+    h: number,
+    eps: number,
+  ): void;
   /** `out` [B, heads, pastLen + len, headDim] = `past` (head-major) then `x` [B, len, heads·headDim]. */
   kvAppend(
     past: Float32Array | null,

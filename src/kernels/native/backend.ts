@@ -12,6 +12,7 @@ import { declareMaxStateSize, FUSED } from '../contract.js';
 import { mambaKernels } from './mamba-mixer.js';
 import { ffnKernels } from './ffn-kernels.js';
 import { backwardKernels } from './scan-backward.js';
+import { layerBackwardKernels } from './layer-backward.js';
 import { adamKernels } from './adam.js';
 
 /** The tfjs backend name of the native addon. */
@@ -174,6 +175,7 @@ export function registerNativeBackend(): string {
     ...sliceKernels(NATIVE_BACKEND),
     ...ffnKernels(addon, NATIVE_BACKEND),
     ...backwardKernels(NATIVE_BACKEND),
+    ...layerBackwardKernels(addon, NATIVE_BACKEND),
     ...adamKernels(NATIVE_BACKEND),
   ];
   const overridden = new Set(own.map((k) => k.kernelName));

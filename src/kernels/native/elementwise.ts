@@ -92,6 +92,13 @@ function transposeKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const { x } = inputs as { x: TensorInfo };
     const { perm } = attrs as unknown as tf.TransposeAttrs;
+    // A permutation that moves only dims of size 1 (tfjs' embedding gradient transposes a
+    // [vocab, hidden] table by the identity) keeps the element order: share the data, as Reshape does.
+    const moved = perm.filter((p) => x.shape[p] !== 1);
+    if (x.dtype !== 'complex64' && moved.every((p, i) => i === 0 || p > moved[i - 1]!)) {
+      backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
+    }
     const out = x.dtype === 'float32' ? transposeValues(addon, values(backend, x), x.shape, perm) : undefined;
     if (out === undefined) return cpu({ inputs, backend, attrs });
     return backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', out);

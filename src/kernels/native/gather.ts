@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { cpuKernel, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
+import { allocate, cpuKernel, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 
 /**
  * GatherV2 (embedding lookups) as whole-row copies. The cpu kernel computes a multi-dimensional
@@ -54,7 +54,8 @@ function unsortedSegmentSumKernel(): KernelFunc {
     const ids = backend.data.get(segmentIds.dataId).values as ArrayLike<number>;
     const xs = values(backend, x);
     const inner = ids.length === 0 ? 0 : xs.length / ids.length;
-    const out = new Float32Array(numSegments * inner);
+    // A pooled buffer, zeroed: a fresh one the size of an embedding table page-faults on every step.
+    const out = allocate(backend, numSegments * inner).fill(0);
     for (let i = 0; i < ids.length; i++) {
       const segment = ids[i]!;
       if (!(segment >= 0 && segment < numSegments)) continue;
