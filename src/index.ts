@@ -115,3 +115,10 @@ export { UnknownKeyError } from './util/options.js';
 export { generate, stream, generateSteps, DEFAULT_MAX_NEW_TOKENS, type GenerateOptions, type TokenEvent } from './generation/generate.js';
 export type { Strategy, GreedyStrategy, SamplingStrategy } from './generation/sampling.js';
 export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './ops/chunked-scan.js';
+
+// Text generation: a tokenizer attached to a causal LM, defaults from generation_config.json, stop strings, text streams
+export { generateText, streamText, attachTokenizer, attachedTokenizer, textDefaults } from './generation/text.js';
+export { generationDefaults, APPLIED_GENERATION_KEYS, HF_DEFAULT_TOP_K, type AttachTokenizerOptions } from './generation/generation-config.js';
+export type { TextGenerateOptions, TextTokenizer } from './generation/text-options.js';
+export { NoTokenizerError } from './generation/errors.js';
+export type { ModelLoadOptions } from './loaders/auto.js';

@@ -6,6 +6,7 @@
  * | --- | --- |
  * | `model.hookPoints()`, `addHook`, `addPreHook`, `runWithCache`, `runWithHooks` | the same names in `src/hooks/run.ts` |
  * | `lm.generate()`, `lm.stream()` | `generate`, `stream` in `src/generation/generate.ts` |
+ * | `lm.generate('text')`, `lm.streamText()`, `lm.attachTokenizer()` | `generateText`, `streamText`, `attachTokenizer` in `src/generation/text.ts` |
  * | `model.save(dir)` | `saveModel` in `src/loaders/save.ts` |
  *
  * They are attached here, in one place, rather than written in the classes: hooks, generation and
@@ -15,9 +16,14 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { generate, stream, type GenerateOptions, type TokenEvent } from './generation/generate.js';
+import { attachDefaults, type AttachTokenizerOptions } from './generation/generation-config.js';
+import { attachTokenizer, generateText, streamText } from './generation/text.js';
+import type { TextGenerateOptions, TextTokenizer } from './generation/text-options.js';
 import * as hooks from './hooks/run.js';
 import type { HookFn, HookHandle } from './layers/module.js';
+import { sourceOf } from './loaders/model-source.js';
 import { saveModel, type SaveOptions } from './loaders/save.js';
+import { AutoTokenizer } from './loaders/tokenizer.js';
 import { CausalLM } from './models/causal-lm.js';
 import type { Model } from './models/model.js';
 import { TransformerModel, type ForwardOptions } from './models/transformer.js';
@@ -48,8 +54,20 @@ declare module './models/causal-lm.js' {
   interface CausalLM<Config> {
     /** New token ids per prompt (see {@link generate}: greedy or sampled, KV cache / Mamba state). */
     generate(promptIds: readonly (readonly number[])[], options?: GenerateOptions): number[][];
+    /** The new text after `prompt`, with the attached tokenizer and defaults (see {@link generateText}). */
+    generate(prompt: string, options?: TextGenerateOptions): string;
+    /** The new text after each prompt, generated as one left-padded batch (see {@link generateText}). */
+    generate(prompts: readonly string[], options?: TextGenerateOptions): string[];
     /** The tokens of {@link CausalLM.generate} as they come (see {@link stream}). */
     stream(promptIds: readonly (readonly number[])[], options?: GenerateOptions): AsyncGenerator<TokenEvent, number[][]>;
+    /** The new text after `prompt` in pieces as it is generated, whole characters only (see {@link streamText}). */
+    streamText(prompt: string, options?: TextGenerateOptions): AsyncGenerator<string, string>;
+    /**
+     * Attach a tokenizer so {@link CausalLM.generate} and {@link CausalLM.streamText} take text, with
+     * text-generation defaults from `generation_config.json` / `config.json` (see
+     * {@link AttachTokenizerOptions}); replaces any tokenizer attached before. Returns the model.
+     */
+    attachTokenizer(tokenizer: AutoTokenizer | TextTokenizer, options?: AttachTokenizerOptions): this;
   }
 }
 
@@ -92,10 +110,28 @@ attach(TransformerModel.prototype, {
 });
 
 attach(CausalLM.prototype, {
-  generate(this: CausalLM, promptIds: readonly (readonly number[])[], options?: GenerateOptions): number[][] {
-    return generate(this, promptIds, options);
+  generate(this: CausalLM, prompts: string | readonly string[] | readonly (readonly number[])[], options?: GenerateOptions & TextGenerateOptions): any {
+    // Text when the prompt is a string or the batch holds strings; ids otherwise.
+    const text = typeof prompts === 'string' || (Array.isArray(prompts) && typeof prompts[0] === 'string');
+    return text ? generateText(this, prompts as string | readonly string[], options) : generate(this, prompts as readonly (readonly number[])[], options);
+  },
+  streamText(this: CausalLM, prompt: string, options?: TextGenerateOptions): AsyncGenerator<string, string> {
+    return streamText(this, prompt, options);
+  },
+  attachTokenizer(this: CausalLM, tokenizer: AutoTokenizer | TextTokenizer, options: AttachTokenizerOptions = {}): CausalLM {
+    const source = sourceOf(this);
+    attachTokenizer(this, tokenizer instanceof AutoTokenizer ? textTokenizer(tokenizer) : tokenizer, attachDefaults(options, source?.config, source?.dir));
+    return this;
   },
   stream(this: CausalLM, promptIds: readonly (readonly number[])[], options?: GenerateOptions): AsyncGenerator<TokenEvent, number[][]> {
     return stream(this, promptIds, options);
   },
 });
+
+/** An {@link AutoTokenizer} as text generation uses it: one text to ids, ids to text. */
+function textTokenizer(tokenizer: AutoTokenizer): TextTokenizer {
+  return {
+    encodeText: (text, { addSpecialTokens }) => tokenizer.inner.encode(text, { add_special_tokens: addSpecialTokens }).map(Number),
+    decode: (ids, { skipSpecialTokens }) => tokenizer.decode(ids, { skipSpecialTokens }),
+  };
+}

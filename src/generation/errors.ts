@@ -68,3 +68,24 @@ export class StatelessMixerError extends Error {
     );
   }
 }
+
+/**
+ * Text was given to generate (or streamText) on a model without a tokenizer: nothing can turn the
+ * text into token ids.
+ */
+export class NoTokenizerError extends Error {
+  override name = 'NoTokenizerError';
+
+  constructor(
+    /** The model, in words. */
+    readonly model: string,
+    /** The method called. */
+    readonly method: string,
+  ) {
+    super(
+      `${model} has no tokenizer attached, so ${method}() cannot take text. Load the model with ` +
+        "AutoCausalLM.fromDir(dir, { tokenizer: true }) (or fromHfHub/fromPretrained), or call lm.attachTokenizer(await AutoTokenizer.fromDir(dir)); " +
+        'token ids work without one: lm.generate([[1, 2, 3]]).',
+    );
+  }
+}

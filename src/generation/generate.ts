@@ -29,11 +29,17 @@ export interface GenerateOptions {
   cache?: GenerationCache;
   /** Called for every new token, as soon as it is chosen. */
   onToken?: (event: TokenEvent) => void;
+  /**
+   * HF's `repetition_penalty` (> 0; default 1, none): before a token is chosen, the logit of every
+   * id already in the row (this call's prompt and new tokens) is divided by it when positive and
+   * multiplied by it when negative, so values above 1 make repeats less likely.
+   */
+  repetitionPenalty?: number;
 }
 
 /** The keys of {@link GenerateOptions}; generate, stream and generateSteps reject any other. */
 const GENERATE_OPTION_KEYS = {
-  maxNewTokens: true, eosTokenId: true, stop: true, strategy: true, padTokenId: true, cache: true, onToken: true,
+  maxNewTokens: true, eosTokenId: true, stop: true, strategy: true, padTokenId: true, cache: true, onToken: true, repetitionPenalty: true,
 } as const satisfies KeyList<GenerateOptions>;
 const STRATEGY_KEYS: { greedy: KeyList<GreedyStrategy>; sample: KeyList<SamplingStrategy> } = {
   greedy: { kind: true },
@@ -102,12 +108,17 @@ export function generateSteps(
   return runSteps(lm, prompts, options, 'generateSteps');
 }
 
-/** {@link generateSteps}, with the public method's name for error messages. */
-function* runSteps(
+/**
+ * {@link generateSteps} for callers inside Tessera: `method` names the public entry in errors, and
+ * `endRow` (called with every new token of a row, before the row's other end conditions) can end
+ * a row early, as text generation does for stop strings.
+ */
+export function* runSteps(
   lm: CausalLM,
   prompts: readonly (readonly number[])[],
   options: GenerateOptions,
   method: string,
+  endRow?: (row: number, token: number) => boolean,
 ): Generator<TokenEvent[], number[][]> {
   lm.assertNotDisposed(method);
   const vocab = lm.embeddings.word.count;
@@ -115,6 +126,7 @@ function* runSteps(
   const maxNewTokens = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const pick = createPicker(options.strategy);
   const pad = options.padTokenId ?? 0;
+  const penalty = options.repetitionPenalty ?? 1;
   const eos = new Set(options.eosTokenId === undefined ? [] : [options.eosTokenId].flat());
   const cache = options.cache ?? new GenerationCache();
   const owned = options.cache === undefined;
@@ -150,9 +162,12 @@ function* runSteps(
       const events: TokenEvent[] = [];
       for (let r = 0; r < batch; r++) {
         if (done[r]) continue;
-        const token = pick(logits.subarray(r * rows, (r + 1) * rows));
+        let row = logits.subarray(r * rows, (r + 1) * rows);
+        if (penalty !== 1) row = penalize(row, [prompts[r]!, out[r]!], penalty);
+        const token = pick(row);
         out[r]!.push(token);
-        done[r] = eos.has(token) || endsWithStop(out[r]!, options.stop) || out[r]!.length >= maxNewTokens;
+        const ended = endRow?.(r, token) ?? false;
+        done[r] = ended || eos.has(token) || endsWithStop(out[r]!, options.stop) || out[r]!.length >= maxNewTokens;
         const event = { row: r, token, step: n, done: done[r]! };
         options.onToken?.(event);
         events.push(event);
@@ -230,6 +245,16 @@ function unusableLogits(logits: Float32Array): string | undefined {
   return usable ? undefined : `every logit is -Infinity (${logits.length} tokens)`;
 }
 
+/** A copy of `logits` with HF's repetition penalty applied to every id in `seen`. */
+function penalize(logits: Float32Array, seen: readonly (readonly number[])[], penalty: number): Float32Array {
+  const out = logits.slice();
+  for (const id of new Set(seen.flat())) {
+    const v = logits[id]!;
+    out[id] = v > 0 ? v / penalty : v * penalty;
+  }
+  return out;
+}
+
 function endsWithStop(tokens: readonly number[], stop: GenerateOptions['stop']): boolean {
   if (stop === undefined) return false;
   return stop.some(
@@ -252,6 +277,10 @@ function checkOptions(options: GenerateOptions, vocab: number, method: string): 
   }
   if (padTokenId !== undefined && !isTokenId(padTokenId, vocab)) {
     throw new Error(`padTokenId ${padTokenId} is not a token id of this model (vocabulary of ${vocab})`);
+  }
+  const { repetitionPenalty } = options;
+  if (repetitionPenalty !== undefined && !(typeof repetitionPenalty === 'number' && repetitionPenalty > 0 && Number.isFinite(repetitionPenalty))) {
+    throw new Error(`repetitionPenalty must be a positive number (1 for none), got ${repetitionPenalty}`);
   }
 }
 

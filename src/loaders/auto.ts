@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import '../architectures/index.js';
 // Models loaded here come with their convenience methods (generate, save, hooks) even when
 // this module is imported directly rather than through the package entry.
@@ -18,6 +20,7 @@ import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';
 import { rememberSource } from './model-source.js';
 import { resolvePretrained, type HubLoadOptions } from './pretrained.js';
+import { AutoTokenizer } from './tokenizer.js';
 
 type ModelClass = new (parts: any, config: any, architecture: string) => TransformerModel;
 const CLASSES: Record<ModelKind, ModelClass> = { encoder: EncoderModel, decoder: DecoderModel, 'causal-lm': CausalLM, 'masked-lm': MaskedLM };
@@ -84,7 +87,39 @@ function fillFromCheckpoint(
   return model;
 }
 
-async function loadDir(dir: string, kind: ModelKind, options: WeightLoadOptions): Promise<TransformerModel> {
+/** Options of the `Auto*` loaders that read files: the weights' and `tokenizer`. */
+export interface ModelLoadOptions extends WeightLoadOptions {
+  /**
+   * `AutoCausalLM` only: also load the folder's tokenizer (`tokenizer.json` ...) and attach it with
+   * the defaults of `generation_config.json` (else `config.json`), so `lm.generate('text')` and
+   * `lm.streamText` work (docs/generation.md#text-generation). Default false.
+   */
+  tokenizer?: boolean;
+}
+
+/** Attach the folder's tokenizer and generation defaults to a just loaded causal LM. */
+async function attachFolderTokenizer(lm: CausalLM, dir: string): Promise<void> {
+  const tokenizer = await AutoTokenizer.fromDir(dir);
+  const file = join(dir, 'generation_config.json');
+  let generationConfig: Record<string, unknown> | undefined;
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new Error(`${file}: cannot be read (${err.message})`);
+  });
+  if (text !== undefined) {
+    try {
+      generationConfig = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`${file}: invalid JSON (${(err as Error).message})`);
+    }
+  }
+  lm.attachTokenizer(tokenizer, { generationConfig });
+}
+
+async function loadDir(dir: string, kind: ModelKind, options: ModelLoadOptions): Promise<TransformerModel> {
+  if (options.tokenizer === true && kind !== 'causal-lm') {
+    throw new Error(`${KIND_LABEL[kind]}: the tokenizer option is for AutoCausalLM (text generation); load a tokenizer with AutoTokenizer.fromDir(dir)`);
+  }
   const config = await readConfig(dir);
   // A bad or oversized config fails before gigabytes of weights are read.
   const checked = checkedArchitecture(config, kind, `${dir}/config.json`, {});
@@ -92,6 +127,14 @@ async function loadDir(dir: string, kind: ModelKind, options: WeightLoadOptions)
   // Built from the config checked above: it is parsed and size-checked once, not again.
   const model = fillFromCheckpoint(buildChecked(checked, kind), { dir, config, tensors }, kind, options);
   rememberSource(model, { dir, config }); // an HF export copies its tokenizer files and token ids
+  if (options.tokenizer === true) {
+    try {
+      await attachFolderTokenizer(model as CausalLM, dir);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
   return model;
 }
 
@@ -102,21 +145,21 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
      * Load from a Hugging Face model folder (config.json + weights). A weight holding NaN or
      * ±Infinity fails the load unless `opts.allowNonFinite` is set.
      */
-    static async fromDir(dir: string, opts: WeightLoadOptions = {}): Promise<M> {
+    static async fromDir(dir: string, opts: ModelLoadOptions = {}): Promise<M> {
       return (await loadDir(dir, kind, opts)) as M;
     }
     /**
      * Load by Hugging Face model name (e.g. `'org/name'`) through the shared Hugging Face cache,
      * downloading config, weights and tokenizer files only when the cache lacks them.
      */
-    static async fromHfHub(name: string, opts: HubLoadOptions = {}): Promise<M> {
-      // Only the hub options go to the snapshot; the load options to the weight assignment.
-      const { allowNonFinite: _, ...hub } = opts;
+    static async fromHfHub(name: string, opts: HubLoadOptions & ModelLoadOptions = {}): Promise<M> {
+      // Only the hub options go to the snapshot (which fetches tokenizer files anyway); the load options to loadDir.
+      const { allowNonFinite: _, tokenizer: __, ...hub } = opts;
       return (await loadDir(await snapshotModel(name, hub), kind, opts)) as M;
     }
     /** A model folder if `nameOrPath` is an existing directory, else a hub model name (see fromHfHub). */
-    static async fromPretrained(nameOrPath: string, opts: HubLoadOptions = {}): Promise<M> {
-      const { allowNonFinite: _, ...hub } = opts;
+    static async fromPretrained(nameOrPath: string, opts: HubLoadOptions & ModelLoadOptions = {}): Promise<M> {
+      const { allowNonFinite: _, tokenizer: __, ...hub } = opts;
       return (await loadDir(await resolvePretrained(nameOrPath, hub), kind, opts)) as M;
     }
     /**
