@@ -83,7 +83,7 @@ export { registerGradients, gradientsRegistered } from './training/gradients.js'
 export { Distiller, type DistillOptions, type DistillTrainOptions, type DistillBatch, type StepLosses } from './training/distiller.js';
 export { klDivergenceLoss, hiddenMseLoss, hiddenCosineLoss, attentionLoss, nextTokenCrossEntropy, type MaskOptions } from './training/losses.js';
 export { uniformLayerMap, type LayerMap } from './training/layer-map.js';
-export { adam, FusedAdamOptimizer } from './training/adam.js';
+export { adam, FusedAdamOptimizer, type AdamOptions } from './training/adam.js';
 
 // Hybrids: the layer registry, MoE, hybrid configs, Jamba, saving
 export { MixtureOfExperts, MOE_TAPS, type MixtureOfExpertsOptions } from './layers/moe.js';

@@ -13,6 +13,9 @@
 #include "kernels.h"
 #include "parallel.h"
 
+/* The training kernels' glue (train-binding.c) adds its functions to the exports. */
+napi_status tessera_register_train(napi_env env, napi_value exports);
+
 /* OpenBLAS extensions. Declared here rather than relying on which cblas.h the alternatives
  * system picked (netlib's lacks them); the link against -lopenblas provides them. */
 extern void openblas_set_num_threads(int num_threads);
@@ -696,6 +699,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"rotaryHeads", NULL, RotaryHeads, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  CHECK(tessera_register_train(env, exports));
   return exports;
 }
 

@@ -50,9 +50,25 @@ export const FUSED = {
   mambaMixer: 'TesseraMambaMixer',
   /**
    * One Adam update of one weight: `{ value, gradient, m, v }`, `{ learningRate, beta1, beta2,
-   * epsilon, correction1, correction2 }` (1 − βᵗ) → `[value', m', v']`.
+   * epsilon, correction1, correction2 }` (1 − βᵗ), optional `weightDecay` (AdamW's decoupled decay)
+   * and `inPlace` (the outputs may take over the buffers of value, m and v where nothing else can
+   * see them; the caller assigns them back at once) → `[value', m', v']`.
    */
   adam: 'TesseraAdam',
+  /** Cross-entropy per row: `{ logits: [N, V], targets: int32 [N] }` → `[loss [N], logSumExp [N]]`. */
+  crossEntropy: 'TesseraCrossEntropy',
+  /** Its gradient: `{ logits, targets, logSumExp, dy: [N] }` → `dy · (softmax(logits) − onehot(targets))`, [N, V]. */
+  crossEntropyBackward: 'TesseraCrossEntropyBackward',
+  /**
+   * KL(teacher ‖ student) per row at a temperature: `{ student: [N, V], teacher: [N, V] }`,
+   * `{ temperature }` → `[kl [N], lseStudent [N], lseTeacher [N]]` (the log-sum-exps of logits / T).
+   */
+  klDivergence: 'TesseraKLDivergence',
+  /**
+   * Its gradient: `{ student, teacher, lseStudent, lseTeacher, kl, dy: [N] }`, `{ temperature,
+   * wrt: 'student' | 'teacher' }` → the gradient of Σ dy·kl with respect to those logits, [N, V].
+   */
+  klDivergenceBackward: 'TesseraKLDivergenceBackward',
 } as const;
 
 /**
@@ -70,6 +86,8 @@ export type FusedActivation = (typeof FUSED_ACTIVATIONS)[number];
  */
 export const BACKWARD_KERNEL: Readonly<Partial<Record<string, string>>> = {
   [FUSED.selectiveScan]: FUSED.selectiveScanBackward,
+  [FUSED.crossEntropy]: FUSED.crossEntropyBackward,
+  [FUSED.klDivergence]: FUSED.klDivergenceBackward,
   [FUSED.activation]: FUSED.activationBackward,
   [FUSED.rmsNorm]: FUSED.rmsNormBackward,
   [FUSED.layerNorm]: FUSED.layerNormBackward,

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-chained.js';
 import { crossEntropy } from '../ops/cross-entropy.js';
+import { klDivergence } from '../ops/kl-divergence.js';
 
 /** Options shared by the distillation losses. */
 export interface MaskOptions {
@@ -39,7 +40,8 @@ function maskedMean(what: string, perPosition: tf.Tensor, mask?: tf.Tensor): tf.
 /**
  * DistilBERT's soft-target loss: KL(teacher ‖ student) between the temperature-softened
  * distributions over the last axis, scaled by T² so its gradients keep their size as T changes;
- * averaged over (unmasked) positions. Logits [B, L, V] (or [B, V] without a mask).
+ * averaged over (unmasked) positions. Logits [B, L, V] (or [B, V] without a mask). The per-position
+ * KL is the `klDivergence` op (one fused pass per position on the native backend).
  */
 export function klDivergenceLoss(
   studentLogits: tf.Tensor,
@@ -50,10 +52,7 @@ export function klDivergenceLoss(
   if (!(temperature > 0)) throw new Error(`klDivergenceLoss: temperature must be > 0, got ${temperature}`);
   checkSameShape('klDivergenceLoss', studentLogits, teacherLogits);
   return tf.tidy(() => {
-    const teacher = teacherLogits.div(temperature);
-    const logTeacher = tf.logSoftmax(teacher);
-    const logStudent = tf.logSoftmax(studentLogits.div(temperature));
-    const perPosition = tf.exp(logTeacher).mul(logTeacher.sub(logStudent)).sum(-1);
+    const perPosition = klDivergence(studentLogits, teacherLogits, temperature);
     return maskedMean('klDivergenceLoss', perPosition, options.mask).mul(temperature * temperature) as tf.Scalar;
   });
 }

@@ -204,6 +204,46 @@ export interface NativeAddon {
     n: number,
     act: number,
   ): void;
+  /**
+   * Adam's update (native/src/train.c) over equal-length arrays, on both cores: `wOut`, `mOut`,
+   * `vOut` may be `w`, `m`, `v` themselves (an in-place update). `c1`, `c2` are 1 − βᵗ;
+   * `weightDecay` is AdamW's decoupled decay (0 for Adam).
+   */
+  adam(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    wOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    learningRate: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    c1: number,
+    c2: number,
+    weightDecay: number,
+  ): void;
+  /** Per row of `logits` [rows, vocab]: `lse` = logsumexp, `loss` = lse − logit at the target (in [0, vocab)). */
+  crossEntropy(logits: Float32Array, targets: Int32Array, loss: Float32Array, lse: Float32Array, vocab: number): void;
+  /** `dx` = dy · (softmax − onehot(targets)) per row, from the forward's `lse`. */
+  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dy: Float32Array, dx: Float32Array, vocab: number): void;
+  /** Per row: `kl` = KL(softmax(teacher/T) ‖ softmax(student/T)) and the two log-sum-exps of the rows / T. */
+  klDivergence(student: Float32Array, teacher: Float32Array, kl: Float32Array, lseStudent: Float32Array, lseTeacher: Float32Array, vocab: number, temperature: number): void;
+  /** The gradient of Σ dy·kl with respect to the student's (or, `wrtTeacher`, the teacher's) logits into `out`. */
+  klDivergenceBackward(
+    student: Float32Array,
+    teacher: Float32Array,
+    lseStudent: Float32Array,
+    lseTeacher: Float32Array,
+    kl: Float32Array,
+    dy: Float32Array,
+    out: Float32Array,
+    vocab: number,
+    temperature: number,
+    wrtTeacher: boolean,
+  ): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   info(): NativeInfo;

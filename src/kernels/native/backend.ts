@@ -14,6 +14,7 @@ import { ffnKernels } from './ffn-kernels.js';
 import { backwardKernels } from './scan-backward.js';
 import { layerBackwardKernels } from './layer-backward.js';
 import { adamKernels } from './adam.js';
+import { lossKernels } from './loss-kernels.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -109,6 +110,24 @@ export class NativeBackend extends MathBackendCPU {
     return released;
   }
 
+  /**
+   * For a kernel that updates a tensor in place (Adam's optimizer step): the float32 buffer of
+   * `dataId` when nothing but that one tensor can see it (one reference; a buffer {@link allocate}
+   * handed out, owned by this dataId, never read out or viewed by another tensor), else undefined.
+   * The kernel overwrites it and returns it as a new output (`makeTensorInfo`), which becomes its
+   * owner; the old dataId, once disposed, leaves the buffer alone. A new dataId, not the old one
+   * kept, because tfjs and Tessera read a changed dataId as "the values changed" (derived-weights).
+   */
+  takeOver(dataId: object): Float32Array | undefined {
+    const entry = this.data.get(dataId);
+    const values = entry?.values;
+    if (!(values instanceof Float32Array) || entry!.refCount !== 1) return undefined;
+    const buffer = values.buffer;
+    if (this.owner.get(buffer) !== dataId || this.shared.has(buffer) || this.handedOut.get(buffer) !== values) return undefined;
+    this.owner.delete(buffer);
+    return values;
+  }
+
   /** Bytes held for reuse by {@link allocate} (at most 256 MiB). */
   get spareBufferBytes(): number {
     return this.spareBytes;
@@ -176,7 +195,8 @@ export function registerNativeBackend(): string {
     ...ffnKernels(addon, NATIVE_BACKEND),
     ...backwardKernels(NATIVE_BACKEND),
     ...layerBackwardKernels(addon, NATIVE_BACKEND),
-    ...adamKernels(NATIVE_BACKEND),
+    ...adamKernels(addon, NATIVE_BACKEND),
+    ...lossKernels(addon, NATIVE_BACKEND),
   ];
   const overridden = new Set(own.map((k) => k.kernelName));
   for (const config of tf.getKernelsForBackend('cpu')) {
