@@ -11,26 +11,9 @@ import { adam } from '../src/training/adam.js';
 import { registerGradients } from '../src/training/gradients.js';
 import { nextTokenCrossEntropy } from '../src/training/losses.js';
 import { pseudoRandomIds } from './ids.js';
+import { trainLayerMap, trainSizes, type TrainBatch } from './train-sizes.js';
 
-/** Batch × length of the training batch. */
-export type TrainBatch = readonly [number, number];
-
-/** The issue's sizes; `quick` keeps the shapes' kinds but shrinks them for the smoke test. */
-export function trainSizes(quick: boolean) {
-  const vocab = quick ? 256 : 32000;
-  return {
-    student: quick
-      ? { model_type: 'llama', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, intermediate_size: 64 }
-      : { model_type: 'llama', vocab_size: vocab, hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1376 },
-    teacher: quick
-      ? { model_type: 'llama', vocab_size: vocab, hidden_size: 48, num_hidden_layers: 6, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64 }
-      : { model_type: 'llama', vocab_size: vocab, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 4, intermediate_size: 2048 },
-    mamba: quick
-      ? { model_type: 'mamba', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, state_size: 16, conv_kernel: 4, expand: 2 }
-      : { model_type: 'mamba', vocab_size: vocab, hidden_size: 512, num_hidden_layers: 4, state_size: 16, conv_kernel: 4, expand: 2 },
-    batch: (quick ? [2, 8] : [4, 128]) as TrainBatch,
-  };
-}
+export { trainSizes, type TrainBatch } from './train-sizes.js';
 
 /** Median wall time of `runs` calls after one warm-up, in seconds. */
 function median(runs: number, fn: () => void): number {
@@ -107,7 +90,6 @@ export async function runTrainBench(options: TrainOptions): Promise<Record<strin
   const teacher = AutoCausalLM.fromConfig(size.teacher, { seed: 2 });
   const distil = (learner: CausalLM): number => {
     const optimizer = adam(1e-4);
-    const layers = learner.layers.length;
     const distiller = new Distiller({
       teacher,
       student: learner,
@@ -115,7 +97,7 @@ export async function runTrainBench(options: TrainOptions): Promise<Record<strin
       logits: { temperature: 2, weight: 1 },
       hidden: { loss: 'mse', weight: 1 },
       matchEmbeddings: false,
-      layerMap: Array.from({ length: layers }, (_, i) => [i, 3 * i + 2] as [number, number]),
+      layerMap: trainLayerMap(learner.layers.length),
     });
     // A Mamba student's step is one to two orders slower (the scan's backward runs op by op), so
     // it is timed once after the warm-up, as the PyTorch peer times its Mamba step.
