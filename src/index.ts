@@ -122,3 +122,4 @@ export { generationDefaults, APPLIED_GENERATION_KEYS, HF_DEFAULT_TOP_K, type Att
 export type { TextGenerateOptions, TextTokenizer } from './generation/text-options.js';
 export { NoTokenizerError } from './generation/errors.js';
 export type { ModelLoadOptions } from './loaders/auto.js';
+export { loadTextGenerationPipeline, type TextGenerationPipeline, type TextGenerationCallOptions, type TextGenerationResult } from './pipelines/text-generation.js';

@@ -97,23 +97,27 @@ export interface ModelLoadOptions extends WeightLoadOptions {
   tokenizer?: boolean;
 }
 
-/** Attach the folder's tokenizer and generation defaults to a just loaded causal LM. */
-async function attachFolderTokenizer(lm: CausalLM, dir: string): Promise<void> {
-  const tokenizer = await AutoTokenizer.fromDir(dir);
+/**
+ * The contents of `dir/generation_config.json`, or undefined when the folder has none; a file
+ * that cannot be read or parsed is an error naming it.
+ */
+export async function readGenerationConfig(dir: string): Promise<Record<string, unknown> | undefined> {
   const file = join(dir, 'generation_config.json');
-  let generationConfig: Record<string, unknown> | undefined;
   const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
     throw new Error(`${file}: cannot be read (${err.message})`);
   });
-  if (text !== undefined) {
-    try {
-      generationConfig = JSON.parse(text) as Record<string, unknown>;
-    } catch (err) {
-      throw new Error(`${file}: invalid JSON (${(err as Error).message})`);
-    }
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${file}: invalid JSON (${(err as Error).message})`);
   }
-  lm.attachTokenizer(tokenizer, { generationConfig });
+}
+
+/** Attach the folder's tokenizer and generation defaults to a just loaded causal LM. */
+async function attachFolderTokenizer(lm: CausalLM, dir: string): Promise<void> {
+  lm.attachTokenizer(await AutoTokenizer.fromDir(dir), { generationConfig: await readGenerationConfig(dir) });
 }
 
 async function loadDir(dir: string, kind: ModelKind, options: ModelLoadOptions): Promise<TransformerModel> {
