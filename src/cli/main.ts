@@ -6,6 +6,7 @@
  */
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_PREFERENCE } from '../index.js';
 import { distillCommand } from './commands/distill.js';
@@ -36,7 +37,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({
       // commander's messages start with 'error: '; ours are 'tessera: ...', one line.
-      outputError: (message, write) => write(`tessera: ${message.replace(/^error: /, '').trim()} (see --help)\n`),
+      outputError: (message, write) => write(`${errorLine(message.replace(/^error: /, '').trim())} (see --help)\n`),
     });
   for (const add of [generateCommand, embedCommand, inspectCommand, downloadCommand, distillCommand, exportCommand]) add(program);
   return program;
@@ -65,5 +66,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${errorLine(err)}\n`);
     if (debugging(argv) && err instanceof Error && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
     return 1;
+  } finally {
+    // For tests of the built binary: every command frees what it allocated, failing or not.
+    // (engine().state is read without starting a backend, which tf.memory() would do.)
+    if (process.env.TESSERA_REPORT_TENSORS === '1') process.stderr.write(`tessera: tensors left ${tf.engine().state.numTensors}\n`);
   }
 }

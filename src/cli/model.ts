@@ -86,7 +86,7 @@ export async function loadModel(
   const { raw, architecture, kinds } = await folderConfig(dir);
   const kind = kindFor(kinds, preference);
   if (kind === undefined) {
-    throw new CliError(`${architecture} models cannot be loaded as ${(preference ?? []).join(' or ')} (${architecture} is: ${kinds.join(', ')})`);
+    throw new CliError(`'${dir}' is a ${architecture} model, which loads as ${kinds.join(' or ')}; this command needs a ${(preference ?? []).join(' or ')} model`);
   }
   return { model: await LOADERS[kind].fromDir(dir), kind, raw };
 }

@@ -22,6 +22,8 @@ export interface DistillFile {
   student: string | Record<string, unknown>;
   /** Text file: one training example per non-empty line, tokenized with the teacher's tokenizer. */
   data: string;
+  /** Folder or hub name of the tokenizer, when the teacher's folder has none. Default: the teacher's. */
+  tokenizer?: string;
   steps: number;
   /** Lines per step. Default 8. */
   batchSize?: number;
@@ -44,7 +46,7 @@ export interface DistillFile {
 }
 
 const FILE_KEYS = {
-  teacher: true, student: true, data: true, steps: true, batchSize: true, learningRate: true, maxLength: true, losses: true,
+  teacher: true, student: true, data: true, tokenizer: true, steps: true, batchSize: true, learningRate: true, maxLength: true, losses: true,
   layerMap: true, matchEmbeddings: true, seed: true, output: true, format: true,
 } satisfies KeyList<DistillFile>;
 const LOSS_KEYS = { hidden: true, attention: true, logits: true } satisfies KeyList<NonNullable<DistillFile['losses']>>;
@@ -92,6 +94,7 @@ export async function readDistillFile(path: string): Promise<DistillFile> {
   }
   if (c.format !== undefined && c.format !== 'tessera' && c.format !== 'hf') fail(path, `'format' must be 'tessera' or 'hf', got ${JSON.stringify(c.format)}`);
   if (c.output !== undefined && typeof c.output !== 'string') fail(path, "'output' must be a folder path");
+  if (c.tokenizer !== undefined && (typeof c.tokenizer !== 'string' || c.tokenizer === '')) fail(path, "'tokenizer' must be a folder or hub name");
   const base = dirname(resolve(path));
   // A model given as a relative path that exists next to the config is that folder; otherwise it is a hub name.
   const local = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
@@ -100,6 +103,7 @@ export async function readDistillFile(path: string): Promise<DistillFile> {
     ...c,
     teacher: model(c.teacher),
     student: typeof c.student === 'string' ? model(c.student) : c.student,
+    tokenizer: c.tokenizer === undefined ? undefined : model(c.tokenizer),
     data: local(c.data),
     output: c.output === undefined ? undefined : local(c.output),
   };
@@ -135,7 +139,8 @@ export function distillCommand(program: Command): void {
     const studentDir = typeof c.student === 'string' ? await modelFolder(c.student, flags, { weights: true, tokenizer: false }) : undefined;
 
     await startBackend(cmd);
-    const tokenizer = await AutoTokenizer.fromDir(teacherDir);
+    const tokenizerDir = c.tokenizer === undefined ? teacherDir : await modelFolder(c.tokenizer, flags, { weights: false, tokenizer: true });
+    const tokenizer = await AutoTokenizer.fromDir(tokenizerDir);
     const models: TransformerModel[] = [];
     let distiller: Distiller | undefined;
     let optimizer: tf.Optimizer | undefined;

@@ -1,7 +1,9 @@
 /** `tessera export MODEL DIR`: save a model in Hugging Face's format or as a Tessera checkpoint. */
+import { existsSync, readdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { saveModel, type SaveFormat } from '../../index.js';
+import { CliError } from '../errors.js';
 import { loadModel, modelFolder, startBackend, withHubFlags, type HubFlags } from '../model.js';
 
 export function exportCommand(program: Command): void {
@@ -14,6 +16,9 @@ export function exportCommand(program: Command): void {
       .addOption(new Option('--format <format>', 'hf: HF config and weight names; tessera: Tessera checkpoint').choices(['hf', 'tessera']).default('hf'))
       .option('--overwrite', 'hf format: write into a folder that already has files'),
   ).action(async (model: string, dir: string, flags: HubFlags & { format: SaveFormat; overwrite?: boolean }, cmd: Command) => {
+    if (flags.format === 'hf' && flags.overwrite !== true && existsSync(dir) && readdirSync(dir).length > 0) {
+      throw new CliError(`'${dir}' is not empty; choose another folder or pass --overwrite`);
+    }
     const folder = await modelFolder(model, flags, { weights: true, tokenizer: true });
     await startBackend(cmd);
     const { model: loaded } = await loadModel(folder);
