@@ -46,7 +46,7 @@ export class MaskedLMHead extends Layer {
   protected forward(hidden: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
       const transformed = this.norm.call(this.act(this.dense.call(hidden, ctx)), ctx);
-      return this.decoder.call(transformed, ctx).add(this.bias);
+      return tf.add(this.decoder.call(transformed, ctx), this.bias);
     });
   }
 }

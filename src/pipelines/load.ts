@@ -1,0 +1,73 @@
+/**
+ * What every pipeline does before its task: check the load options, find the model folder (an
+ * existing folder as is, else a hub name fetched through the cache with its tokenizer files) and
+ * load the tokenizer from it.
+ */
+import { AutoTokenizer } from '../loaders/tokenizer.js';
+import type { WeightLoadOptions } from '../loaders/assign-weights.js';
+import type { HubLoadOptions } from '../loaders/pretrained.js';
+import { resolvePretrained } from '../loaders/pretrained.js';
+import { checkKeys, type KeyList } from '../util/options.js';
+
+/**
+ * Options of `pipeline(task, nameOrDir, options)`: the hub options of `fromHfHub` (revision,
+ * cacheDir, offline, token, endpoint, progress, ...), used only when `nameOrDir` is a hub name,
+ * and `allowNonFinite` (see {@link WeightLoadOptions}).
+ */
+export type PipelineOptions = HubLoadOptions;
+
+/** The keys of {@link PipelineOptions}; any other is an `UnknownKeyError`. */
+export const PIPELINE_OPTION_KEYS = {
+  revision: true,
+  cacheDir: true,
+  offline: true,
+  token: true,
+  endpoint: true,
+  progress: true,
+  fetch: true,
+  timeoutMs: true,
+  retries: true,
+  retryDelayMs: true,
+  lockTimeoutMs: true,
+  refresh: true,
+  allowNonFinite: true,
+} as const satisfies KeyList<PipelineOptions>;
+
+/** The model folder of a pipeline of `task`. */
+export interface PipelineSource {
+  dir: string;
+  /** What the model loaders take from the pipeline's options. */
+  load: WeightLoadOptions;
+  /** The folder's tokenizer (loaded once the pipeline knows the model suits its task). */
+  tokenizer(): Promise<AutoTokenizer>;
+}
+
+/** Check `options` and resolve `nameOrDir` to a folder (fetching a hub name with its tokenizer files). */
+export async function pipelineSource(task: string, nameOrDir: string, options: PipelineOptions): Promise<PipelineSource> {
+  checkKeys(options, PIPELINE_OPTION_KEYS, `pipeline('${task}') options`);
+  if (typeof nameOrDir !== 'string' || nameOrDir === '') {
+    throw new Error(`pipeline('${task}'): nameOrDir must be a model folder or a hub name ('org/name'), got ${JSON.stringify(nameOrDir)}`);
+  }
+  const { allowNonFinite, ...hub } = options;
+  const dir = await resolvePretrained(nameOrDir, { ...hub, weights: true, tokenizer: true });
+  return { dir, load: allowNonFinite === undefined ? {} : { allowNonFinite }, tokenizer: () => AutoTokenizer.fromDir(dir) };
+}
+
+/** Throw unless `value` is a positive integer; `what` names the option. */
+export function checkPositiveInteger(value: unknown, what: string): void {
+  if (value !== undefined && !(Number.isInteger(value) && (value as number) > 0)) {
+    throw new Error(`${what} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+}
+
+/**
+ * The texts of a pipeline call as a list, and whether one text (not a list) was given. An empty
+ * list, or anything but strings, is an error naming the pipeline.
+ */
+export function textList(input: unknown, task: string): { texts: string[]; single: boolean } {
+  if (typeof input === 'string') return { texts: [input], single: true };
+  if (!Array.isArray(input) || input.length === 0 || input.some((t) => typeof t !== 'string')) {
+    throw new Error(`${task}: expected a text or a non-empty array of texts, got ${Array.isArray(input) ? `an array of ${input.length} (${input.map((t) => typeof t).join(', ')})` : typeof input}`);
+  }
+  return { texts: input as string[], single: false };
+}
