@@ -163,5 +163,12 @@ export function attachDefaults(
   source: string | undefined,
 ): TextGenerateOptions {
   checkKeys(options, ATTACH_TOKENIZER_KEYS, 'attachTokenizer options');
-  return { ...generationDefaults(options.generationConfig, options.config ?? loadedConfig, source), ...options.defaults };
+  const files = generationDefaults(options.generationConfig, options.config ?? loadedConfig, source);
+  const own = options.defaults ?? {};
+  // maxNewTokens and maxLength are one setting: your own length replaces the files' either way.
+  if (own.maxNewTokens !== undefined || own.maxLength !== undefined) {
+    delete files.maxNewTokens;
+    delete files.maxLength;
+  }
+  return { ...files, ...own };
 }

@@ -147,6 +147,9 @@ describe('text generation uses the defaults of the model folder', () => {
       );
       lm.attachTokenizer(tok, { generationConfig: { max_new_tokens: 4, eos_token_id: 2 }, defaults: { maxNewTokens: 2 } });
       expect(textDefaults(lm)).toEqual({ maxNewTokens: 2, eosTokenId: 2 });
+      // A length of your own replaces the file's, whichever of the two keys either uses.
+      lm.attachTokenizer(tok, { generationConfig: { max_new_tokens: 4 }, defaults: { maxLength: 12 } });
+      expect(textDefaults(lm)).toEqual({ maxLength: 12 });
     } finally {
       lm.dispose();
     }
