@@ -1,5 +1,6 @@
 import { totalmem } from 'node:os';
 import { MAX_TENSOR_ELEMENTS } from '../util/limits.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeWeight } from '../ops/derived-weights.js';
 import type { Architecture, ModelKind } from './architecture.js';
@@ -28,6 +29,8 @@ export interface BuildOptions {
   /** Draw the random initial weights reproducibly from this integer seed. Default: unseeded. */
   seed?: number;
 }
+
+const BUILD_OPTION_KEYS = { maxParameterBytes: true, seed: true } satisfies KeyList<BuildOptions>;
 
 /** A byte limit and where it came from (said in the error when a model exceeds it). */
 export interface ByteLimit {
@@ -108,6 +111,7 @@ function located(err: unknown, source: string): unknown {
  * Allocates no tensor.
  */
 export function checkedConfig<C>(architecture: Architecture<C>, raw: Record<string, unknown>, kind: ModelKind, source: string, options: BuildOptions = {}): C {
+  checkKeys(options, BUILD_OPTION_KEYS, 'fromConfig options');
   try {
     const config = architecture.parseConfig(raw);
     const size = architecture.estimateSize?.(config, kind);

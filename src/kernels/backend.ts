@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '../tf-chained.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 
 /** Backends Tessera knows how to start, fastest first. */
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
@@ -20,6 +21,8 @@ export interface BackendOptions {
   /** Print which backends were tried and why they were skipped. */
   verbose?: boolean;
 }
+
+const BACKEND_OPTION_KEYS = { backend: true, verbose: true } satisfies KeyList<BackendOptions>;
 
 /**
  * A loader per backend: it imports the package (which registers the backend with tfjs) and
@@ -77,6 +80,7 @@ let active: BackendName | undefined;
  * names one instead; naming one that cannot start is an error rather than a silent fallback.
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendName> {
+  checkKeys(options, BACKEND_OPTION_KEYS, 'initBackend options');
   const requested = options.backend ?? (process.env.TESSERA_BACKEND as BackendName | undefined);
   if (requested !== undefined && requested.length > 0) {
     if (!BACKEND_PREFERENCE.includes(requested)) {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../layers/module.js';
 import { renameParameter, type RenameRules } from '../architectures/rename.js';
 import type { TensorMap } from './raw-tensor.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 
 /** Options of a model load (`fromDir`, `fromHfHub`, `fromPretrained`, {@link assignWeights}). */
 export interface WeightLoadOptions {
@@ -21,6 +22,10 @@ export interface AssignOptions extends WeightLoadOptions {
   source?: string;
 }
 
+/** The keys of {@link WeightLoadOptions}, for the loaders' own key checks. */
+export const WEIGHT_LOAD_OPTION_KEYS = { allowNonFinite: true } satisfies KeyList<WeightLoadOptions>;
+const ASSIGN_OPTION_KEYS = { ...WEIGHT_LOAD_OPTION_KEYS, rules: true, ignore: true, source: true } satisfies KeyList<AssignOptions>;
+
 /** How many elements of `data` are NaN or ±Infinity. */
 function countNonFinite(data: Float32Array): number {
   let n = 0;
@@ -35,6 +40,7 @@ function countNonFinite(data: Float32Array): number {
  * shape mismatches, and (unless `allowNonFinite`) float weights holding NaN or ±Infinity.
  */
 export function assignWeights(model: Module, tensors: TensorMap, options: AssignOptions): void {
+  checkKeys(options, ASSIGN_OPTION_KEYS, 'assignWeights options');
   const params = new Map(model.namedParameters());
   const source = options.source ?? 'checkpoint';
   const assigned = new Set<string>();

@@ -4,13 +4,18 @@
  */
 import { stat } from 'node:fs/promises';
 import { snapshotModel, type SnapshotOptions } from './hub/snapshot.js';
-import type { WeightLoadOptions } from './assign-weights.js';
+import { WEIGHT_LOAD_OPTION_KEYS, type WeightLoadOptions } from './assign-weights.js';
+import { HUB_OPTION_KEYS } from './hub/settings.js';
+import type { KeyList } from '../util/options.js';
 
 /**
  * Options of `fromHfHub`/`fromPretrained`: revision, cache, offline, token, endpoint, progress
  * ..., and `allowNonFinite` (load weights holding NaN or ±Infinity; off by default).
  */
 export type HubLoadOptions = Omit<SnapshotOptions, 'weights' | 'tokenizer'> & WeightLoadOptions;
+
+/** The keys of {@link HubLoadOptions}, for the loaders' key checks. */
+export const HUB_LOAD_OPTION_KEYS = { ...HUB_OPTION_KEYS, ...WEIGHT_LOAD_OPTION_KEYS, refresh: true } satisfies KeyList<HubLoadOptions>;
 
 async function isDirectory(p: string): Promise<boolean> {
   try {

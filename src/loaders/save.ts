@@ -8,6 +8,7 @@ import { hfModelFiles, tokenizerFiles, type ExportFile } from './export-hf.js';
 import { sourceOf } from './model-source.js';
 import { serializeSafetensors, type TensorToSave } from './safetensors.js';
 import type { AutoTokenizer } from './tokenizer.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 
 /** The formats {@link saveModel} writes. */
 export type SaveFormat = 'tessera' | 'hf';
@@ -33,6 +34,8 @@ export interface SaveOptions {
   tokenizer?: AutoTokenizer | string | false;
 }
 
+const SAVE_OPTION_KEYS = { format: true, overwrite: true, tokenizer: true } satisfies KeyList<SaveOptions>;
+
 /**
  * Save a model. By default as a Tessera checkpoint: `config.json` is its {@link describeModel}
  * hybrid config with `model_type: "tessera-hybrid"` (plus `source_architecture`, for
@@ -54,6 +57,7 @@ export interface SaveOptions {
  */
 export async function saveModel(model: TransformerModel, dir: string, options: SaveOptions = {}): Promise<void> {
   model.assertNotDisposed('save');
+  checkKeys(options, SAVE_OPTION_KEYS, 'saveModel options');
   const format = options.format ?? 'tessera';
   if (format !== 'tessera' && format !== 'hf') throw new Error(`saveModel: format must be 'tessera' or 'hf', got ${JSON.stringify(format)}`);
   if (format === 'tessera') {

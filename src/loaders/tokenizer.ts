@@ -9,7 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
 import { snapshotModel } from './hub/snapshot.js';
 import { resolvePretrained } from './pretrained.js';
-import type { HubOptions } from './hub/settings.js';
+import { HUB_OPTION_KEYS, type HubOptions } from './hub/settings.js';
+import { checkKeys, type KeyList } from '../util/options.js';
 import { isWordPieceFolder, wordPieceTokenizerJson } from './wordpiece-vocab.js';
 
 /** One input row: a text, or a pair of texts (the second may be null for a single text). */
@@ -42,6 +43,9 @@ export interface DecodeOptions {
   /** Drop [CLS], [SEP], [PAD] and other special tokens. Default false. */
   skipSpecialTokens?: boolean;
 }
+
+const ENCODE_OPTION_KEYS = { padding: true, truncation: true, maxLength: true, addSpecialTokens: true } satisfies KeyList<EncodeOptions>;
+const DECODE_OPTION_KEYS = { skipSpecialTokens: true } satisfies KeyList<DecodeOptions>;
 
 async function readJson(dir: string, file: string, required: boolean): Promise<Record<string, unknown> | undefined> {
   let text: string;
@@ -112,16 +116,19 @@ export class AutoTokenizer {
    * {@link snapshotModel}.
    */
   static async fromHfHub(name: string, opts: HubOptions = {}): Promise<AutoTokenizer> {
+    checkKeys(opts, HUB_OPTION_KEYS, 'AutoTokenizer.fromHfHub options');
     return AutoTokenizer.fromDir(await snapshotModel(name, { ...opts, weights: false, tokenizer: true }));
   }
 
   /** A folder if `nameOrPath` is an existing directory, else a hub model name (tokenizer files only). */
   static async fromPretrained(nameOrPath: string, opts: HubOptions = {}): Promise<AutoTokenizer> {
+    checkKeys(opts, HUB_OPTION_KEYS, 'AutoTokenizer.fromPretrained options');
     return AutoTokenizer.fromDir(await resolvePretrained(nameOrPath, { ...opts, weights: false, tokenizer: true }));
   }
 
   /** Encode a batch of texts and/or text pairs into int32 tensors ready for a model. */
   encode(texts: readonly TokenizerInput[], opts: EncodeOptions = {}): Encoding {
+    checkKeys(opts, ENCODE_OPTION_KEYS, 'AutoTokenizer.encode options');
     if (texts.length === 0) throw new Error('encode: empty batch');
     const first = texts.map((t) => (typeof t === 'string' ? t : t[0]));
     const second = texts.map((t) => (typeof t === 'string' ? null : t[1]));
@@ -157,6 +164,7 @@ export class AutoTokenizer {
   decode(ids: number[], opts?: DecodeOptions): string;
   decode(ids: number[][], opts?: DecodeOptions): string[];
   decode(ids: number[] | number[][], opts: DecodeOptions = {}): string | string[] {
+    checkKeys(opts, DECODE_OPTION_KEYS, 'AutoTokenizer.decode options');
     const args = { skip_special_tokens: opts.skipSpecialTokens ?? false };
     if (ids.length > 0 && Array.isArray(ids[0])) return this.inner.batch_decode(ids as number[][], args);
     return this.inner.decode(ids as number[], args);

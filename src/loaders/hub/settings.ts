@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { getHFHubCachePath } from '@huggingface/hub';
+import type { KeyList } from '../../util/options.js';
 
 /** Options shared by everything that talks to the hub or its cache. */
 export interface HubOptions {
@@ -43,6 +44,21 @@ export interface HubOptions {
   /** Longest wait in ms for another process that is downloading the same file. Default 30 min. */
   lockTimeoutMs?: number;
 }
+
+/** The keys of {@link HubOptions}, for the key checks of everything that takes them. */
+export const HUB_OPTION_KEYS = {
+  revision: true,
+  cacheDir: true,
+  offline: true,
+  token: true,
+  endpoint: true,
+  progress: true,
+  fetch: true,
+  timeoutMs: true,
+  retries: true,
+  retryDelayMs: true,
+  lockTimeoutMs: true,
+} satisfies KeyList<HubOptions>;
 
 /** Where a progress bar writes; `process.stderr` satisfies it. */
 export interface ProgressSink {

@@ -11,7 +11,8 @@ import { TOKENIZER_FILES, missingFromSnapshot, pickWeights, shardsOf, WEIGHT_CAN
 import { fetchWithPolicy, type RequestPolicy } from './http.js';
 import { isCommitHash, validateRepoPath, validateRevision } from './names.js';
 import { ProgressBar } from './progress.js';
-import { authenticatedFetch, resolveHubSettings, type HubOptions, type HubSettings } from './settings.js';
+import { authenticatedFetch, HUB_OPTION_KEYS, resolveHubSettings, type HubOptions, type HubSettings } from './settings.js';
+import { checkKeys, type KeyList } from '../../util/options.js';
 
 /** Options of {@link snapshotModel}. */
 export interface SnapshotOptions extends HubOptions {
@@ -25,6 +26,8 @@ export interface SnapshotOptions extends HubOptions {
    */
   refresh?: boolean;
 }
+
+const SNAPSHOT_OPTION_KEYS = { ...HUB_OPTION_KEYS, weights: true, tokenizer: true, refresh: true } satisfies KeyList<SnapshotOptions>;
 
 /**
  * Make the files needed to load `name` available in the Hugging Face cache and return the
@@ -40,6 +43,7 @@ export interface SnapshotOptions extends HubOptions {
  * const dir = await snapshotModel('state-spaces/mamba-130m-hf', { revision: 'main' });
  */
 export async function snapshotModel(name: string, opts: SnapshotOptions = {}): Promise<string> {
+  checkKeys(opts, SNAPSHOT_OPTION_KEYS, 'snapshotModel options');
   const settings = resolveHubSettings(opts);
   // Names become URLs and cache paths: refuse unsafe ones before either is made.
   const cache = new RepoCache(settings.cacheDir, name);
