@@ -14,12 +14,13 @@ import { MaskedLM } from '../models/masked-lm.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { withInitSeed } from '../layers/init.js';
 import { settleWeights } from '../kernels/backend.js';
-import { assignWeights, type WeightLoadOptions } from './assign-weights.js';
+import { checkKeys, type KeyList } from '../util/options.js';
+import { assignWeights, WEIGHT_LOAD_OPTION_KEYS, type WeightLoadOptions } from './assign-weights.js';
 import { requireMaskedLmHead } from './masked-lm-head.js';
 import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
 import { snapshotModel } from './hub/snapshot.js';
 import { rememberSource } from './model-source.js';
-import { resolvePretrained, type HubLoadOptions } from './pretrained.js';
+import { HUB_LOAD_OPTION_KEYS, resolvePretrained, type HubLoadOptions } from './pretrained.js';
 import { AutoTokenizer } from './tokenizer.js';
 
 type ModelClass = new (parts: any, config: any, architecture: string) => TransformerModel;
@@ -62,6 +63,7 @@ function buildChecked(
 
 /** Build a model from a read checkpoint and copy its weights in (options: see {@link WeightLoadOptions}). */
 export function modelFromCheckpoint(checkpoint: Checkpoint, kind: ModelKind, options: WeightLoadOptions = {}): TransformerModel {
+  checkKeys(options, WEIGHT_LOAD_OPTION_KEYS, 'modelFromCheckpoint options');
   return fillFromCheckpoint(buildFromConfig(checkpoint.config, kind, `${checkpoint.dir}/config.json`), checkpoint, kind, options);
 }
 
@@ -96,6 +98,9 @@ export interface ModelLoadOptions extends WeightLoadOptions {
    */
   tokenizer?: boolean;
 }
+
+const MODEL_LOAD_OPTION_KEYS = { ...WEIGHT_LOAD_OPTION_KEYS, tokenizer: true } satisfies KeyList<ModelLoadOptions>;
+const HUB_MODEL_LOAD_OPTION_KEYS = { ...HUB_LOAD_OPTION_KEYS, ...MODEL_LOAD_OPTION_KEYS } satisfies KeyList<HubLoadOptions & ModelLoadOptions>;
 
 /**
  * The contents of `dir/generation_config.json`, or undefined when the folder has none; a file
@@ -150,6 +155,7 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
      * ±Infinity fails the load unless `opts.allowNonFinite` is set.
      */
     static async fromDir(dir: string, opts: ModelLoadOptions = {}): Promise<M> {
+      checkKeys(opts, MODEL_LOAD_OPTION_KEYS, `${KIND_LABEL[kind]}.fromDir options`);
       return (await loadDir(dir, kind, opts)) as M;
     }
     /**
@@ -157,12 +163,14 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
      * downloading config, weights and tokenizer files only when the cache lacks them.
      */
     static async fromHfHub(name: string, opts: HubLoadOptions & ModelLoadOptions = {}): Promise<M> {
+      checkKeys(opts, HUB_MODEL_LOAD_OPTION_KEYS, `${KIND_LABEL[kind]}.fromHfHub options`);
       // Only the hub options go to the snapshot (which fetches tokenizer files anyway); the load options to loadDir.
       const { allowNonFinite: _, tokenizer: __, ...hub } = opts;
       return (await loadDir(await snapshotModel(name, hub), kind, opts)) as M;
     }
     /** A model folder if `nameOrPath` is an existing directory, else a hub model name (see fromHfHub). */
     static async fromPretrained(nameOrPath: string, opts: HubLoadOptions & ModelLoadOptions = {}): Promise<M> {
+      checkKeys(opts, HUB_MODEL_LOAD_OPTION_KEYS, `${KIND_LABEL[kind]}.fromPretrained options`);
       const { allowNonFinite: _, tokenizer: __, ...hub } = opts;
       return (await loadDir(await resolvePretrained(nameOrPath, hub), kind, opts)) as M;
     }
