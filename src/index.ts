@@ -125,7 +125,7 @@ export type { ModelLoadOptions } from './loaders/auto.js';
 export { loadTextGenerationPipeline, type TextGenerationPipeline, type TextGenerationCallOptions, type TextGenerationResult } from './pipelines/text-generation.js';
 
 // Pipelines: a model and its tokenizer behind one call per task (docs/pipelines.md)
-export { pipeline, PIPELINE_TASKS, UnknownTaskError, type PipelineTask } from './pipelines/pipeline.js';
+export { pipeline, PIPELINE_TASKS, UnknownTaskError, type PipelineTask, type Pipeline } from './pipelines/pipeline.js';
 export type { PipelineOptions } from './pipelines/load.js';
 export { loadFeatureExtractionPipeline, type FeatureExtractionPipeline, type FeatureExtractionOptions, type PooledExtractionOptions, type TokenExtractionOptions, type Pooling } from './pipelines/feature-extraction.js';
 export { loadFillMaskPipeline, type FillMaskPipeline, type FillMaskOptions, type FillMaskResult } from './pipelines/fill-mask.js';

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipeline, PIPELINE_TASKS, UnknownKeyError, UnknownTaskError, type PipelineTask } from '../../src/index.js';
 import { fixture } from '../helpers.js';
 import { FakeHub, commitHash, folderFiles } from '../helpers/fake-hub.js';
+import { llamaWithTokenizer } from '../generation/text-fixture.js';
+import { loadTextGenerationPipeline } from '../../src/pipelines/text-generation.js';
 
 const hub = new FakeHub();
 const caches: string[] = [];
@@ -34,6 +36,21 @@ describe('pipeline(task, nameOrDir, options)', () => {
     expect(hub.log.length).toBe(requests);
     expect(await extract('a b')).toHaveLength(64);
     for (const p of [byName, byDir, extract]) p.dispose();
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it("'text-generation' is the text-generation pipeline, and dispose frees its weights", async () => {
+    const dir = llamaWithTokenizer({ generationConfig: { bos_token_id: 1, eos_token_id: 2, max_new_tokens: 5 } });
+    caches.push(dir);
+    const start = tf.memory().numTensors;
+    const generator = await pipeline('text-generation', dir);
+    const direct = await loadTextGenerationPipeline(dir);
+    expect(generator.task).toBe('text-generation');
+    const [result] = await generator('Once upon a', { returnFullText: false });
+    expect(result!.generatedText).toBe((await direct('Once upon a', { returnFullText: false }))[0]!.generatedText);
+    expect(result!.generatedText.length).toBeGreaterThan(0);
+    generator.dispose();
+    direct.dispose();
     expect(tf.memory().numTensors).toBe(start);
   });
 
