@@ -6,8 +6,11 @@
 /** U+FFFD: what a decoder writes for the bytes of a character whose last byte has not come yet. */
 const REPLACEMENT = '\uFFFD';
 
-/** How many prompt tokens are decoded in front of the new ones (see {@link RowText}). */
+/** How many earlier tokens are decoded in front of the ones being read (see {@link RowText}). */
 const CONTEXT_TOKENS = 4;
+
+/** Tokens decoded again per step at most, before the text so far is settled (see {@link RowText}). */
+const WINDOW_TOKENS = 32;
 
 /**
  * The new text of one row as its tokens arrive.
@@ -15,8 +18,9 @@ const CONTEXT_TOKENS = 4;
  * The text is the decoding of the new ids read in context: the last few prompt ids are decoded in
  * front of them and their own text cut off again, because a decoder treats the start of a
  * sequence specially (SentencePiece drops the space of the first word), so "Once upon a" goes on
- * with " time", not "time". Each push decodes the row again; a row of n tokens costs O(n²) decoding,
- * small next to the model's forward passes.
+ * with " time", not "time". Once {@link WINDOW_TOKENS} tokens have been read with all their text
+ * handed out, that text is settled: later pushes decode only the tokens after it (behind a few
+ * before it, as context), so a step's decoding does not grow with the row.
  *
  * {@link push} returns the text that is final: never a trailing U+FFFD (the first bytes of a
  * multibyte character from byte-fallback or byte-level tokens, which become the character when
@@ -25,9 +29,13 @@ const CONTEXT_TOKENS = 4;
  * what it wrote before, as byte-level BPE and SentencePiece decoders do.
  */
 export class RowText {
-  private readonly ids: number[] = [];
-  private readonly context: number[];
-  private readonly contextText: string;
+  /** Tokens since the text was last settled. */
+  private ids: number[] = [];
+  /** The tokens before them, decoded in front of them for context. */
+  private context: number[];
+  private contextText: string;
+  /** The text before `ids`: final, all handed out. */
+  private settled = '';
   private handedOut = '';
   /** The row's new text, cut before the first stop string. */
   text = '';
@@ -49,14 +57,23 @@ export class RowText {
     this.ids.push(id);
     const full = this.decode([...this.context, ...this.ids]);
     // A decoder that rewrites the context's text (rare) is read without context instead.
-    let text = full.startsWith(this.contextText) ? full.slice(this.contextText.length) : this.decode(this.ids);
-    const at = firstStop(text, this.stops);
+    let text = this.settled + (full.startsWith(this.contextText) ? full.slice(this.contextText.length) : this.decode(this.ids));
+    // Settled text held no stop string: only text from just before its end can start one.
+    const at = firstStop(text, this.stops, this.settled.length);
     if (at >= 0) {
       text = text.slice(0, at);
       this.stopped = true;
     }
     this.text = text;
-    return this.take(this.stopped);
+    const piece = this.take(this.stopped);
+    // Nothing held back (no partial character, no stop-string start): later tokens decode after a short context.
+    if (!this.stopped && this.ids.length >= WINDOW_TOKENS && this.handedOut === text) {
+      this.context = [...this.context, ...this.ids].slice(-CONTEXT_TOKENS);
+      this.contextText = this.decode(this.context);
+      this.settled = text;
+      this.ids = [];
+    }
+    return piece;
   }
 
   /** The rest of the text once the row has ended (incomplete characters and stop prefixes included). */
@@ -81,11 +98,11 @@ export class RowText {
   }
 }
 
-/** Where the earliest stop string starts in `text`, or -1. */
-function firstStop(text: string, stops: readonly string[]): number {
+/** Where the earliest stop string starts in `text`, or -1; none ends before `after`. */
+function firstStop(text: string, stops: readonly string[], after: number): number {
   let first = -1;
   for (const s of stops) {
-    const i = text.indexOf(s);
+    const i = text.indexOf(s, Math.max(0, after - s.length + 1));
     if (i >= 0 && (first < 0 || i < first)) first = i;
   }
   return first;
