@@ -198,3 +198,73 @@ void tessera_kv_append(const float *past, const float *x, float *out, int batch,
   const size_t grain = pair_bytes >= ((size_t)256 << 10) ? 1 : (size_t)batch * heads;
   tessera_parallel_for((size_t)batch * heads, grain, threads, kv_append_pairs, &args);
 }
+
+struct attention_backward_args {
+  const float *q, *k, *v, *mask, *dout;
+  float *dq, *dk, *dv;
+  const struct tessera_attention_dims *d;
+};
+
+/*
+ * A task is one (batch, kv head) pair: its query heads one after another, so the task alone adds
+ * into its slice of dk and dv. Per query head, with P = softmax(scale·Q Kᵀ + bias) recomputed:
+ *   dV += Pᵀ dO,  dP = dO Vᵀ,  dS = scale · P ⊙ (dP − rowsum(dP ⊙ P)),  dQ = dS K,  dK += dSᵀ Q.
+ * Masked keys have P = 0, so they get no gradient, as in the op-by-op path.
+ */
+static void attention_backward_tasks(void *ctx, size_t first, size_t last) {
+  const struct attention_backward_args *a = ctx;
+  const struct tessera_attention_dims *d = a->d;
+  const int H = d->heads, Hkv = d->kv_heads, D = d->head_dim, S = d->kv_len, Lq = d->q_len;
+  const int groups = H / Hkv, ldq = H * D, ldk = Hkv * D;
+  float *P = malloc(sizeof(float) * 2 * (size_t)Lq * S);
+  if (P == NULL) abort();
+  float *dP = P + (size_t)Lq * S;
+  for (size_t task = first; task < last; task++) {
+    const size_t b = task / Hkv, kvh = task % Hkv;
+    const size_t kv_at = b * S * ldk + kvh * D;
+    const float *K = a->k + kv_at, *V = a->v + kv_at;
+    float *dK = a->dk + kv_at, *dV = a->dv + kv_at;
+    for (int s = 0; s < S; s++) {
+      memset(dK + (size_t)s * ldk, 0, sizeof(float) * D);
+      memset(dV + (size_t)s * ldk, 0, sizeof(float) * D);
+    }
+    const float *mask_row = a->mask == NULL ? NULL : a->mask + b * S;
+    for (int g = 0; g < groups; g++) {
+      const size_t q_at = b * Lq * ldq + (kvh * groups + g) * D;
+      const float *Q = a->q + q_at, *dO = a->dout + q_at;
+      float *dQ = a->dq + q_at;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lq, S, D, 1.0f, Q, ldq, K, ldk, 0.0f, P, S);
+      for (int r = 0; r < Lq; r++) softmax_row(P + (size_t)r * S, S, d->scale, mask_row, d->causal ? S - Lq + r + 1 : S);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, Lq, 1.0f, P, S, dO, ldq, 1.0f, dV, ldk);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lq, S, D, 1.0f, dO, ldq, V, ldk, 0.0f, dP, S);
+      for (int r = 0; r < Lq; r++) {
+        const float *pr = P + (size_t)r * S;
+        float *dr = dP + (size_t)r * S;
+        double dot = 0.0;
+        for (int j = 0; j < S; j++) dot += (double)dr[j] * pr[j];
+        const float dotf = (float)dot;
+        for (int j = 0; j < S; j++) dr[j] = d->scale * pr[j] * (dr[j] - dotf);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Lq, D, S, 1.0f, dP, S, K, ldk, 0.0f, dQ, ldq);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, Lq, 1.0f, dP, S, Q, ldq, 1.0f, dK, ldk);
+    }
+  }
+  free(P);
+}
+
+void tessera_attention_backward(const float *q, const float *k, const float *v, const float *mask,
+                                const float *dout, float *dq, float *dk, float *dv,
+                                const struct tessera_attention_dims *d, int threads) {
+  const int tasks = d->batch * d->kv_heads;
+  if (tasks == 0 || d->q_len == 0) return;
+  struct attention_backward_args args = {q, k, v, mask, dout, dq, dk, dv, d};
+  if (threads <= 1 || tasks == 1) {
+    attention_backward_tasks(&args, 0, (size_t)tasks);
+    return;
+  }
+  /* As tessera_attention: single-threaded BLAS inside our threads. */
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  tessera_parallel_for((size_t)tasks, 1, threads, attention_backward_tasks, &args);
+  openblas_set_num_threads(blas_threads);
+}

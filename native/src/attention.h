@@ -38,6 +38,15 @@ void tessera_attention(const float *q, const float *k, const float *v, const flo
                        float *out, const struct tessera_attention_dims *dims, int threads);
 
 /*
+ * The gradient of tessera_attention for token-major q, k, v (both layouts TESSERA_TOKEN_MAJOR, as
+ * training calls it, with no cache): dq, dk, dv (shaped like q, k, v) from dout (like q). Tasks
+ * are (batch, kv head) pairs, on up to `threads` threads.
+ */
+void tessera_attention_backward(const float *q, const float *k, const float *v, const float *mask,
+                                const float *dout, float *dq, float *dk, float *dv,
+                                const struct tessera_attention_dims *dims, int threads);
+
+/*
  * Rotate-half rotary embedding of x [B, L, heads * headDim] into y (same shape): in each head the
  * first `rot_dim` values form pairs (i, i + rot_dim/2) rotated by the angles in cos/sin
  * [B, L, rot_dim]; the rest pass through.

@@ -214,7 +214,7 @@ void tessera_layer_norm_backward(const float *x, const float *residual, const fl
 struct rotary_args {
   const float *x, *cos_t, *sin_t;
   float *y;
-  int heads, len, head_dim, rot_dim, table_batch, transpose;
+  int heads, len, head_dim, rot_dim, table_batch, transpose, token_major;
 };
 
 /* (batch, head) pairs [first, last). */
@@ -225,7 +225,8 @@ TESSERA_CLONES static void rotary_heads_part(void *ctx, size_t first, size_t las
     const size_t b = bh / a->heads;
     const size_t table = (a->table_batch == 1 ? 0 : b) * (size_t)a->len * a->rot_dim;
     for (int t = 0; t < a->len; t++) {
-      const size_t at = (bh * a->len + t) * a->head_dim;
+      const size_t at = a->token_major ? ((b * a->len + t) * a->heads + bh % a->heads) * a->head_dim
+                                       : (bh * a->len + t) * a->head_dim;
       const float *x = a->x + at, *c = a->cos_t + table + (size_t)t * a->rot_dim, *s = a->sin_t + table + (size_t)t * a->rot_dim;
       float *y = a->y + at;
       if (a->transpose) {
@@ -249,8 +250,9 @@ TESSERA_CLONES static void rotary_heads_part(void *ctx, size_t first, size_t las
 }
 
 void tessera_rotary_heads(const float *x, const float *cos_t, const float *sin_t, float *y, int batch,
-                          int heads, int len, int head_dim, int rot_dim, int table_batch, int transpose) {
-  struct rotary_args a = {x, cos_t, sin_t, y, heads, len, head_dim, rot_dim, table_batch, transpose};
+                          int heads, int len, int head_dim, int rot_dim, int table_batch, int transpose,
+                          int token_major) {
+  struct rotary_args a = {x, cos_t, sin_t, y, heads, len, head_dim, rot_dim, table_batch, transpose, token_major};
   const size_t per_head = (size_t)len * head_dim;
   tessera_parallel_for((size_t)batch * heads, ELEMENT_GRAIN / (per_head + 1) + 1, tessera_threads(), rotary_heads_part, &a);
 }

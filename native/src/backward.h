@@ -27,12 +27,14 @@ void tessera_layer_norm_backward(const float *x, const float *residual, const fl
                                  float *ds, float *dgamma, float *dbeta, size_t rows, int h, float eps);
 
 /*
- * Rotary embedding in the head-major layout x [batch, heads, len, headDim] with tables cos, sin
+ * Rotary embedding of x in the head-major layout [batch, heads, len, headDim], or with
+ * `token_major` in the projections' [batch, len, heads * headDim], with tables cos, sin
  * [batch or 1, len, rotDim] (`table_batch` 1 or batch), HF's rotate-half pairs (i, i + rotDim/2);
  * values past rotDim pass through. `transpose` applies the transposed rotation instead: the
  * gradient of the forward one (dx = Rᵀ dy), exact for any tables.
  */
 void tessera_rotary_heads(const float *x, const float *cos_t, const float *sin_t, float *y, int batch,
-                          int heads, int len, int head_dim, int rot_dim, int table_batch, int transpose);
+                          int heads, int len, int head_dim, int rot_dim, int table_batch, int transpose,
+                          int token_major);
 
 #endif

@@ -439,6 +439,41 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* attentionBackward(q, k, v, mask|null, dout, dq, dk, dv, [batch, qLen, kvLen, heads, kvHeads,
+ * headDim, causal], scale): token-major operands, no cache. */
+static napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  ARGS(10);
+  F32(0, "q", 0, q, q_len);
+  F32(1, "k", 0, k, k_len);
+  F32(2, "v", 0, v, v_len);
+  F32(3, "mask", 1, mask, mask_len);
+  F32(4, "dout", 0, dout, dout_len);
+  F32(5, "dq", 0, dq, dq_len);
+  F32(6, "dk", 0, dk, dk_len);
+  F32(7, "dv", 0, dv, dv_len);
+  I32(8, "dims", dims, ndims);
+  double scale = 0;
+  CHECK(napi_get_value_double(env, argv[9], &scale));
+  if (ndims != 7) FAIL("tessera_native: attentionBackward dims must hold 7 values");
+  for (int i = 0; i < 7; i++)
+    if (dims[i] < 0) FAIL("tessera_native: attentionBackward dims must be non-negative");
+  const struct tessera_attention_dims d = {dims[0], dims[1], dims[2], dims[3], dims[4], dims[5],
+                                           TESSERA_TOKEN_MAJOR, TESSERA_TOKEN_MAJOR, dims[6], (float)scale};
+  if (d.kv_heads == 0 || d.heads % d.kv_heads != 0)
+    FAIL("tessera_native: heads (%d) must be a multiple of kvHeads (%d)", d.heads, d.kv_heads);
+  if (d.kv_len == 0 || d.head_dim == 0 || d.q_len > d.kv_len)
+    FAIL("tessera_native: attentionBackward needs keys, headDim > 0 and qLen <= kvLen");
+  const size_t bd = (size_t)d.batch * d.head_dim;
+  if (q_len != bd * d.q_len * d.heads || dout_len != q_len || dq_len != q_len)
+    FAIL("tessera_native: q, dout and dq must hold batch*qLen*heads*headDim values");
+  if (k_len != bd * d.kv_len * d.kv_heads || v_len != k_len || dk_len != k_len || dv_len != k_len)
+    FAIL("tessera_native: k, v, dk and dv must hold batch*kvLen*kvHeads*headDim values");
+  if (mask != NULL && mask_len != (size_t)d.batch * d.kv_len)
+    FAIL("tessera_native: mask must hold batch*kvLen values");
+  tessera_attention_backward(q, k, v, mask, dout, dq, dk, dv, &d, openblas_get_num_threads());
+  return NULL;
+}
+
 /* rotary(x, cos, sin, y, batch, len, heads, headDim, rotDim) */
 static napi_value Rotary(napi_env env, napi_callback_info info) {
   ARGS(9);
@@ -620,9 +655,9 @@ static napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* rotaryHeads(x, cos, sin, y, batch, heads, len, headDim, rotDim, tableBatch, transpose) */
+/* rotaryHeads(x, cos, sin, y, batch, heads, len, headDim, rotDim, tableBatch, transpose, tokenMajor) */
 static napi_value RotaryHeads(napi_env env, napi_callback_info info) {
-  ARGS(11);
+  ARGS(12);
   F32(0, "x", 0, x, x_len);
   F32(1, "cos", 0, c, c_len);
   F32(2, "sin", 0, s, s_len);
@@ -634,13 +669,14 @@ static napi_value RotaryHeads(napi_env env, napi_callback_info info) {
   INT(8, "rotDim", rot_dim);
   INT(9, "tableBatch", table_batch);
   INT(10, "transpose", transpose);
+  INT(11, "tokenMajor", token_major);
   if (rot_dim % 2 != 0 || rot_dim > head_dim) FAIL("tessera_native: rotDim must be even and at most headDim");
   if (table_batch != 1 && table_batch != batch) FAIL("tessera_native: tableBatch must be 1 or batch");
   if (x_len != (size_t)batch * heads * len * head_dim || y_len != x_len)
     FAIL("tessera_native: x and y must hold batch*heads*len*headDim values");
   if (c_len != (size_t)table_batch * len * rot_dim || s_len != c_len)
     FAIL("tessera_native: cos and sin must hold tableBatch*len*rotDim values");
-  tessera_rotary_heads(x, c, s, y, batch, heads, len, head_dim, rot_dim, table_batch, transpose != 0);
+  tessera_rotary_heads(x, c, s, y, batch, heads, len, head_dim, rot_dim, table_batch, transpose != 0, token_major != 0);
   return NULL;
 }
 
@@ -697,6 +733,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"rmsNormBackward", NULL, RmsNormBackward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNormBackward", NULL, LayerNormBackward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rotaryHeads", NULL, RotaryHeads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attentionBackward", NULL, AttentionBackward, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(tessera_register_train(env, exports));

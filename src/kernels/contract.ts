@@ -27,6 +27,12 @@ export const FUSED = {
   activation: 'TesseraActivation',
   /** Attention after the q/k/v projections. */
   attention: 'TesseraAttention',
+  /**
+   * FUSED.attention's gradient where it has no rotary tables and no cache (training applies
+   * rotary as FUSED.rotary): `{ q, k, v, mask?, dy }`, `{ numHeads, numKvHeads, headDim, causal,
+   * scale }` → `[dq, dk, dv]`.
+   */
+  attentionBackward: 'TesseraAttentionBackward',
   /** The Mamba selective scan: `{ u, delta, A, B, C, D, h0? }` → `[y, h]` (see {@link scanKernelInputs}). */
   selectiveScan: 'TesseraSelectiveScan',
   /**
@@ -36,8 +42,9 @@ export const FUSED = {
   selectiveScanBackward: 'TesseraSelectiveScanBackward',
   /**
    * Rotary embedding on head-major `{ x: [B, H, L, headDim], cos, sin: [B or 1, 1, L, rotDim] }`
-   * (HF's rotate-half pairs; values past rotDim pass through), `{ transpose }`: 1 applies the
-   * transposed rotation, which is the gradient.
+   * or token-major `x: [B, L, H·headDim]` with attr `heads` (HF's rotate-half pairs; values past
+   * rotDim pass through), `{ transpose, heads? }`: transpose 1 applies the transposed rotation,
+   * which is the gradient.
    */
   rotary: 'TesseraRotary',
   /** FUSED.activation's gradient: `{ x, up?, dy }`, `{ activation }` → `[dx]`, or `[dx, dup]` with `up`. */
@@ -92,6 +99,7 @@ export const BACKWARD_KERNEL: Readonly<Partial<Record<string, string>>> = {
   [FUSED.rmsNorm]: FUSED.rmsNormBackward,
   [FUSED.layerNorm]: FUSED.layerNormBackward,
   [FUSED.rotary]: FUSED.rotary,
+  [FUSED.attention]: FUSED.attentionBackward,
 };
 
 /** `kernel@backend` → the largest state size its implementation there takes. */

@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../tf-chained.js';
 import { FUSED } from '../kernels/contract.js';
 import { batchedMatMul } from './batched-matmul.js';
-import { canFuse } from './dispatch.js';
+import { canFuse, recordingGradients, runFused, runFusedOutputs } from './dispatch.js';
 import type { Memo } from './memo.js';
-import { applyRotary, type RotaryTables } from './rotary.js';
+import { applyRotary, fusedRotary, type RotaryTables } from './rotary.js';
 
 /** A large negative bias instead of -inf, so a row with every key masked stays finite. */
 const MASKED = -1e9;
@@ -66,9 +66,43 @@ export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads:
   const keyLength = (call.cache?.past?.key.shape[2] ?? 0) + length;
   if (call.mask !== undefined) checkMask(call.mask, batch, keyLength);
   if (call.tap === undefined && canFuse(FUSED.attention)) {
-    return fusedAttention({ q, k, v, rotary: call.rotary, cache: call.cache, mask: call.mask }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
+    const options = { ...heads, scale: 1 / Math.sqrt(heads.headDim) };
+    if (!recordingGradients()) return fusedAttention({ q, k, v, rotary: call.rotary, cache: call.cache, mask: call.mask }, options);
+    // Training: rotary as its own kernel, then the kernel whose gradient exists (no cache).
+    if (call.cache === undefined && (call.rotary === undefined || canFuse(FUSED.rotary))) {
+      const rotate = (x: tf.Tensor3D, n: number) => (call.rotary === undefined ? x : fusedRotary(x, call.rotary, n));
+      return { context: differentiableAttention(rotate(q, heads.numHeads), rotate(k, heads.numKvHeads), v, call.mask, options) };
+    }
   }
   return referenceAttention(q, k, v, heads, call);
+}
+
+/**
+ * The attention kernel on rotated q and k, with a gradient that runs the backend's backward
+ * kernel (all three inputs at once).
+ */
+function differentiableAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor2D | undefined, options: AttentionHeads & { scale: number }): tf.Tensor3D {
+  const attrs = options as unknown as tf.NamedAttrMap;
+  // The mask rides along as a saved tensor (customGrad takes tensors only; it gets no gradient).
+  const floatMask = mask === undefined ? undefined : mask.toFloat();
+  const withGradient = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [qi, ki, vi] = args as tf.Tensor[];
+    // Saved: the backward pass runs after the forward's scopes have disposed what they made.
+    save(floatMask === undefined ? [qi!, ki!, vi!] : [qi!, ki!, vi!, floatMask]);
+    return {
+      value: runFused(FUSED.attention, { q: qi, k: ki, v: vi, mask: floatMask }, attrs as unknown as Record<string, number>),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [qs, ks, vs, ms] = saved;
+        return runFusedOutputs(FUSED.attentionBackward, { q: qs, k: ks, v: vs, mask: ms, dy }, attrs as unknown as Record<string, number>);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  try {
+    return withGradient(q, k, v) as tf.Tensor3D;
+  } finally {
+    if (floatMask !== undefined && floatMask !== mask) floatMask.dispose();
+  }
 }
 
 /** The op-by-op composition: the reference the kernel is tested against, and what gradients flow through. */

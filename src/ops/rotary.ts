@@ -30,9 +30,14 @@ export function applyRotary(x: tf.Tensor4D, tables: RotaryTables): tf.Tensor4D {
   });
 }
 
-function fusedRotary(x: tf.Tensor4D, { cos, sin }: RotaryTables): tf.Tensor4D {
+/**
+ * The backend's rotary kernel (dispatch decided) on head-major `x` [B, H, L, headDim], or, given
+ * `heads`, token-major `x` [B, L, heads·headDim] as the projections return it; differentiable.
+ */
+export function fusedRotary<T extends tf.Tensor>(x: T, { cos, sin }: RotaryTables, heads?: number): T {
+  const attrs = (transpose: boolean): Record<string, number> => ({ transpose: transpose ? 1 : 0, ...(heads === undefined ? {} : { heads }) });
   const rotate = (input: tf.Tensor, tables: tf.Tensor[], transpose: boolean) =>
-    runFused(FUSED.rotary, { x: input, cos: tables[0], sin: tables[1] }, { transpose: transpose ? 1 : 0 }) as tf.Tensor4D;
+    runFused(FUSED.rotary, { x: input, cos: tables[0], sin: tables[1] }, attrs(transpose)) as T;
   if (!recordingGradients()) return rotate(x, [cos, sin], false);
   // The gradient flows to x only: the tables are constants made from positions (RotaryEmbedding),
   // never trained. Saved, because the backward pass runs after the forward's scopes dispose them.
@@ -41,5 +46,5 @@ function fusedRotary(x: tf.Tensor4D, { cos, sin }: RotaryTables): tf.Tensor4D {
     save([cos, sin]);
     return { value: rotate(input, [cos, sin], false), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => rotate(dy, saved, true) };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return withGradient(x) as tf.Tensor4D;
+  return withGradient(x) as T;
 }

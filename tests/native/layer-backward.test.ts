@@ -3,13 +3,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { FUSED } from '../../src/kernels/contract.js';
 import { activation, gatedActivation } from '../../src/ops/activation.js';
+import { attention, type AttentionCall } from '../../src/ops/attention.js';
 import { norm, type NormKind } from '../../src/ops/norm.js';
 import { applyRotary } from '../../src/ops/rotary.js';
 import { registerGradients } from '../../src/training/gradients.js';
 import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
 
 /**
- * The gradients of the fused rotary, activation and norm kernels (native/src/backward.c) against
+ * The gradients of the fused rotary, attention, activation and norm kernels (native/src/backward.c) against
  * the same ops' reference compositions differentiated by tfjs on the cpu backend, and against
  * finite differences.
  */
@@ -46,6 +47,22 @@ const CASES: Case[] = [
     f: (x: tf.Tensor) => {
       const tables = rotaryTables(tableBatch, 5, dim);
       return applyRotary(x as tf.Tensor4D, tables);
+    },
+  })),
+  ...[
+    { heads: 2, kvHeads: 2, causal: true, rotary: 8, masked: false },
+    { heads: 4, kvHeads: 2, causal: true, rotary: 4, masked: true },
+    { heads: 2, kvHeads: 1, causal: false, rotary: 0, masked: true },
+  ].map(({ heads, kvHeads, causal, rotary, masked }) => ({
+    name: `attention (${heads} heads, ${kvHeads} kv heads, ${causal ? 'causal' : 'bidirectional'}, rotary dim ${rotary}, ${masked ? 'padding' : 'no mask'})`,
+    kernels: [FUSED.attention, FUSED.attentionBackward, ...(rotary > 0 ? [FUSED.rotary] : [])],
+    inputs: () => [tensor([2, 5, heads * 8], 21), tensor([2, 5, kvHeads * 8], 22), tensor([2, 5, kvHeads * 8], 23)],
+    f: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => {
+      const call: AttentionCall = { memo: (_key, make) => make() };
+      if (rotary > 0) call.rotary = rotaryTables(2, 5, rotary);
+      // Left padding in the second row, as batched generation makes it.
+      if (masked) call.mask = tf.tensor2d([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]);
+      return attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, { numHeads: heads, numKvHeads: kvHeads, headDim: 8, causal }, call).context;
     },
   })),
   ...['gelu', 'gelu_new', 'silu', 'relu', 'tanh'].flatMap((name) => [

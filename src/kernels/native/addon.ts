@@ -135,9 +135,9 @@ export interface NativeAddon {
     rotDim: number,
   ): void;
   /**
-   * Rotary of head-major `x` [B, heads, len, headDim] into `y` with tables `cos`/`sin`
-   * [tableBatch (1 or B), len, rotDim]; `transpose` 1 applies the transposed rotation (the
-   * gradient). native/src/backward.h.
+   * Rotary of head-major `x` [B, heads, len, headDim] (token-major [B, len, heads·headDim] with
+   * `tokenMajor` 1) into `y` with tables `cos`/`sin` [tableBatch (1 or B), len, rotDim];
+   * `transpose` 1 applies the transposed rotation (the gradient). native/src/backward.h.
    */
   rotaryHeads(
     x: Float32Array,
@@ -151,6 +151,24 @@ export interface NativeAddon {
     rotDim: number,
     tableBatch: number,
     transpose: number,
+    tokenMajor: number,
+  ): void;
+  /**
+   * The gradient of {@link attention} for token-major `q` [B, Lq, H·D], `k`, `v` [B, S, Hkv·D]
+   * (no cache): `dq`, `dk`, `dv` from `dout` (like q); `dims` = [batch, qLen, kvLen, heads,
+   * kvHeads, headDim, causal].
+   */
+  attentionBackward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array | null,
+    dout: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    dims: Int32Array,
+    scale: number,
   ): void;
   /** Gradients of `act(x) (* up)`: `dx`, and `dup` when given (needs `up`). */
   activationBackward(act: number, x: Float32Array, up: Float32Array | null, dy: Float32Array, dx: Float32Array, dup: Float32Array | null): void;

@@ -114,7 +114,42 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
-/** The fused attention kernel, for the native backend's registration. */
+/**
+ * The gradient of {@link attentionKernel} without rotary tables and cache: inputs `{ q: [B, L, H·D],
+ * k, v: [B, L, Hkv·D], mask?: [B, L], dy: like q }`, attrs `{ numHeads, numKvHeads, headDim,
+ * causal, scale }`; outputs `[dq, dk, dv]`, shaped like q, k, v.
+ */
+function attentionBackwardKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend, attrs = {} }: KernelArgs) => {
+    const kernel = FUSED.attentionBackward;
+    const { q, k, v, mask, dy } = inputs as { q?: TensorInfo; k?: TensorInfo; v?: TensorInfo; mask?: TensorInfo; dy?: TensorInfo };
+    if (q === undefined || k === undefined || v === undefined || dy === undefined) throw new Error(`${kernel}: inputs q, k, v and dy are required`);
+    requireFloat32(kernel, { q, k, v, dy });
+    const heads = positiveInt('numHeads', attrs.numHeads);
+    const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads);
+    const headDim = positiveInt('headDim', attrs.headDim);
+    if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
+    if (q.shape.length !== 3) throw new Error(`${kernel}: q must be [batch, length, numHeads·headDim], got [${q.shape}]`);
+    const [batch, len] = q.shape;
+    requireShape(kernel, 'q', q, [batch, len, heads * headDim]);
+    requireShape(kernel, 'dy', dy, q.shape);
+    requireShape(kernel, 'k', k, [batch, len, kvHeads * headDim]);
+    requireShape(kernel, 'v', v, k.shape);
+    requireShape(kernel, 'mask', mask, [batch, len]);
+    const [dq, dk, dv] = [q, k, v].map((t) => allocate(backend, t.shape.reduce((a, b) => a * b, 1)));
+    if (dq!.length > 0) {
+      const dims = Int32Array.of(batch, len, len, heads, kvHeads, headDim, attrs.causal === true ? 1 : 0);
+      const m = mask === undefined ? null : values(backend, mask);
+      addon.attentionBackward(values(backend, q), values(backend, k), values(backend, v), m, values(backend, dy), dq!, dk!, dv!, dims, Number(attrs.scale ?? 1 / Math.sqrt(headDim)));
+    }
+    return [backend.makeTensorInfo(q.shape, 'float32', dq!), backend.makeTensorInfo(k.shape, 'float32', dk!), backend.makeTensorInfo(v.shape, 'float32', dv!)];
+  }) as unknown as KernelFunc;
+}
+
+/** The fused attention kernel and its gradient's kernel, for the native backend's registration. */
 export function attentionKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
-  return [{ kernelName: FUSED.attention, backendName, kernelFunc: attentionKernel(addon) }];
+  return [
+    { kernelName: FUSED.attention, backendName, kernelFunc: attentionKernel(addon) },
+    { kernelName: FUSED.attentionBackward, backendName, kernelFunc: attentionBackwardKernel(addon) },
+  ];
 }

@@ -11,9 +11,23 @@ import { allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils
  * (src/ops/{rotary,activation,norm}.ts) give their fused paths gradients that call these.
  */
 
+/** The dims of a rotary kernel's `x`: head-major [B, H, L, D], or token-major [B, L, H·D] with attr `heads`. */
+function rotaryDims(kernel: string, x: TensorInfo, headsAttr: unknown): { batch: number; heads: number; length: number; headDim: number; tokenMajor: boolean } {
+  if (x.shape.length === 4) {
+    const [batch, heads, length, headDim] = x.shape as [number, number, number, number];
+    return { batch, heads, length, headDim, tokenMajor: false };
+  }
+  const heads = Number(headsAttr);
+  if (x.shape.length !== 3 || !Number.isInteger(heads) || heads < 1 || x.shape[2]! % heads !== 0) {
+    throw new Error(`${kernel}: x must be [batch, heads, length, headDim], or [batch, length, heads·headDim] with attr heads; got [${x.shape}], heads ${String(headsAttr)}`);
+  }
+  const [batch, length, width] = x.shape as [number, number, number];
+  return { batch, heads, length, headDim: width / heads, tokenMajor: true };
+}
+
 /**
- * Inputs `{ x: [B, H, L, headDim], cos, sin: [B or 1, 1, L, rotDim] }`, attrs `{ transpose }`;
- * output like x.
+ * Inputs `{ x: [B, H, L, headDim] or [B, L, H·headDim], cos, sin: [B or 1, 1, L, rotDim] }`,
+ * attrs `{ transpose, heads (token-major only) }`; output like x.
  */
 function rotaryKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
@@ -21,8 +35,7 @@ function rotaryKernel(addon: NativeAddon): KernelFunc {
     requirePresent(kernel, inputs, ['x', 'cos', 'sin']);
     requireFloat32(kernel, inputs);
     const { x, cos, sin } = inputs as Record<'x' | 'cos' | 'sin', TensorInfo>;
-    if (x.shape.length !== 4) throw new Error(`${kernel}: x must be [batch, heads, length, headDim], got [${x.shape}]`);
-    const [batch, heads, length, headDim] = x.shape as [number, number, number, number];
+    const { batch, heads, length, headDim, tokenMajor } = rotaryDims(kernel, x, attrs?.heads);
     const tableBatch = cos.shape[0] ?? 0;
     const rotDim = cos.shape[3] ?? 0;
     if (cos.shape.length !== 4 || (tableBatch !== 1 && tableBatch !== batch) || cos.shape[1] !== 1 || cos.shape[2] !== length) {
@@ -33,7 +46,7 @@ function rotaryKernel(addon: NativeAddon): KernelFunc {
     const y = allocate(backend, tf.util.sizeFromShape(x.shape));
     if (y.length > 0) {
       const transpose = Number(attrs?.transpose ?? 0) === 0 ? 0 : 1;
-      addon.rotaryHeads(values(backend, x), values(backend, cos), values(backend, sin), y, batch, heads, length, headDim, rotDim, tableBatch, transpose);
+      addon.rotaryHeads(values(backend, x), values(backend, cos), values(backend, sin), y, batch, heads, length, headDim, rotDim, tableBatch, transpose, tokenMajor ? 1 : 0);
     }
     return backend.makeTensorInfo(x.shape, 'float32', y);
   }) as unknown as KernelFunc;
