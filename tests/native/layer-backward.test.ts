@@ -171,6 +171,9 @@ describe('native backward kernels of rotary, activations and norms', () => {
         expect(() => tf.engine().runKernel(FUSED.rmsNormBackward, { x, dy: x, weight: tf.zeros([3]) }, {})).toThrow(/input 'weight' must have shape \[4\]/);
         const table = tf.zeros([1, 1, 2, 6]);
         expect(() => tf.engine().runKernel(FUSED.rotary, { x: tf.zeros([1, 1, 2, 4]), cos: table, sin: table }, {})).toThrow(/rotary dim 6 must be even and at most headDim 4/);
+        const q = tf.zeros([1, 2, 8]);
+        expect(() => tf.engine().runKernel(FUSED.attentionBackward, { q, k: q, v: q, dy: q }, { numHeads: 3, numKvHeads: 1, headDim: 8 })).toThrow(/TesseraAttentionBackward: input 'q' must have shape \[1,2,24\]/);
+        expect(() => tf.engine().runKernel(FUSED.attentionBackward, { q, k: q, v: q, dy: q }, { numHeads: 0, numKvHeads: 1, headDim: 8 })).toThrow(/TesseraAttentionBackward: attr 'numHeads' must be a positive integer/);
       });
       expect(tf.memory().numTensors).toBe(before);
     });

@@ -8,13 +8,13 @@ import { FUSED, requireFloat32, requireShape } from '../contract.js';
 const TOKEN_MAJOR = 0;
 const HEAD_MAJOR = 1;
 
-function fail(message: string): never {
-  throw new Error(`${FUSED.attention}: ${message}`);
+function fail(message: string, kernel: string = FUSED.attention): never {
+  throw new Error(`${kernel}: ${message}`);
 }
 
-function positiveInt(name: string, value: unknown): number {
+function positiveInt(name: string, value: unknown, kernel: string = FUSED.attention): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) fail(`attr '${name}' must be a positive integer, got ${String(value)}`);
+  if (!Number.isInteger(n) || n < 1) fail(`attr '${name}' must be a positive integer, got ${String(value)}`, kernel);
   return n;
 }
 
@@ -123,13 +123,13 @@ function attentionBackwardKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs = {} }: KernelArgs) => {
     const kernel = FUSED.attentionBackward;
     const { q, k, v, mask, dy } = inputs as { q?: TensorInfo; k?: TensorInfo; v?: TensorInfo; mask?: TensorInfo; dy?: TensorInfo };
-    if (q === undefined || k === undefined || v === undefined || dy === undefined) throw new Error(`${kernel}: inputs q, k, v and dy are required`);
+    if (q === undefined || k === undefined || v === undefined || dy === undefined) fail('inputs q, k, v and dy are required', kernel);
     requireFloat32(kernel, { q, k, v, dy });
-    const heads = positiveInt('numHeads', attrs.numHeads);
-    const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads);
-    const headDim = positiveInt('headDim', attrs.headDim);
-    if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
-    if (q.shape.length !== 3) throw new Error(`${kernel}: q must be [batch, length, numHeads·headDim], got [${q.shape}]`);
+    const heads = positiveInt('numHeads', attrs.numHeads, kernel);
+    const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads, kernel);
+    const headDim = positiveInt('headDim', attrs.headDim, kernel);
+    if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`, kernel);
+    if (q.shape.length !== 3) fail(`q must be [batch, length, numHeads·headDim], got [${q.shape}]`, kernel);
     const [batch, len] = q.shape;
     requireShape(kernel, 'q', q, [batch, len, heads * headDim]);
     requireShape(kernel, 'dy', dy, q.shape);
