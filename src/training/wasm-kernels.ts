@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { registerWasmAdamKernel } from '../kernels/wasm/adam-kernel.js';
+import { registerWasmScanBackwardKernel } from '../kernels/wasm/scan-backward.js';
 
 /** The slice of the wasm backend's API these kernels need. */
 interface WasmBackendLike {
@@ -44,11 +45,13 @@ function unsortedSegmentSum({ inputs, attrs, backend }: { inputs: tf.NamedTensor
 
 /**
  * Register the kernels training needs on the wasm backend (idempotent): UnsortedSegmentSum, which
- * tfjs-wasm lacks, and Tessera's one-pass Adam, which replaces the optimiser's ten kernels per weight.
+ * tfjs-wasm lacks; Tessera's one-pass Adam, which replaces the optimiser's ten kernels per weight;
+ * and the scan's backward kernel, which lets Mamba train with the one-pass wasm scan.
  */
 export function registerWasmTrainingKernels(): void {
   if (tf.getKernel('UnsortedSegmentSum', 'wasm') === undefined) {
     tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as tf.KernelFunc });
   }
   registerWasmAdamKernel();
+  registerWasmScanBackwardKernel();
 }
