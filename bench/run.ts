@@ -4,6 +4,8 @@
  * object. Options: `--quick` (tiny models: a smoke check, used by tests/bench), `--only=a,b`
  * with any of engine, bert, mamba, llama, train, `--train-batch=BxL` (the train part's batch,
  * default 4x128, for machines where a full step is too slow) and `--backend=NAME` (or TESSERA_BACKEND).
+ * `--train-backend=wasm` also runs the train workloads on wasm (keys ending in `_wasm`, at
+ * `--train-wasm-batch=BxL`, default 1x32); off by default because it adds minutes.
  */
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,7 +16,7 @@ import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import { disposeOutput } from '../src/models/transformer.js';
 import { pseudoRandomIds as prompt } from './ids.js';
-import { runTrainBench, type TrainBatch } from './train.js';
+import { runTrainBench, runWasmTrainBench, type TrainBatch } from './train.js';
 
 export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train';
 export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama', 'train'];
@@ -24,6 +26,9 @@ export interface BenchOptions {
   only?: readonly Part[];
   /** The train part's batch × length (default 4×128; quick: 2×8). */
   trainBatch?: TrainBatch;
+  /** Also run the train part on wasm (`--train-backend=wasm`), at `trainWasmBatch` (default 1×32). */
+  trainWasm?: boolean;
+  trainWasmBatch?: TrainBatch;
   /** Table lines go here (default console.log). */
   log?: (line: string) => void;
 }
@@ -204,6 +209,7 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
     Object.assign(result, train);
     achieved.trainFlops = trainFlops;
   }
+  if (options.trainWasm) Object.assign(result, await runWasmTrainBench({ quick: options.quick ?? false, batch: options.trainWasmBatch, row }));
   measureEngine();
   row('matmul (best of start and end)', result.matmul_gflops as number, 'GFLOP/s');
   row('matvec (best of start and end)', result.matvec_gbps as number, 'GB/s');
@@ -228,6 +234,12 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
   return result;
 }
 
+function trainBatch(flag: string, value: string): TrainBatch {
+  const match = /^(\d+)x(\d+)$/.exec(value);
+  if (match === null || Number(match[1]) < 1 || Number(match[2]) < 2) throw new Error(`${flag}: expected BxL with B >= 1 and L >= 2, e.g. 4x128, got '${value}'`);
+  return [Number(match[1]), Number(match[2])];
+}
+
 function parseArgs(argv: readonly string[]): BenchOptions & { backend?: BackendName } {
   const options: BenchOptions & { backend?: BackendName } = {};
   for (const arg of argv) {
@@ -237,12 +249,13 @@ function parseArgs(argv: readonly string[]): BenchOptions & { backend?: BackendN
       const bad = parts.filter((p) => !PARTS.includes(p as Part));
       if (bad.length > 0) throw new Error(`--only: unknown part(s) ${bad.join(', ')}; choose from ${PARTS.join(', ')}`);
       options.only = parts as Part[];
-    } else if (arg.startsWith('--train-batch=')) {
-      const match = /^(\d+)x(\d+)$/.exec(arg.slice(14));
-      if (match === null || Number(match[2]) < 2) throw new Error(`--train-batch: expected BxL with L >= 2, e.g. 4x128, got '${arg.slice(14)}'`);
-      options.trainBatch = [Number(match[1]), Number(match[2])];
+    } else if (arg.startsWith('--train-batch=')) options.trainBatch = trainBatch('--train-batch', arg.slice(14));
+    else if (arg.startsWith('--train-wasm-batch=')) options.trainWasmBatch = trainBatch('--train-wasm-batch', arg.slice(19));
+    else if (arg.startsWith('--train-backend=')) {
+      if (arg.slice(16) !== 'wasm') throw new Error(`--train-backend: only 'wasm' (the train part also on wasm), got '${arg.slice(16)}'`);
+      options.trainWasm = true;
     } else if (arg.startsWith('--backend=')) options.backend = arg.slice(10) as BackendName;
-    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train, --train-batch=BxL, --backend=NAME)`);
+    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train, --train-batch=BxL, --train-backend=wasm, --train-wasm-batch=BxL, --backend=NAME)`);
   }
   return options;
 }

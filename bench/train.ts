@@ -3,6 +3,7 @@
  * one Distiller step from a Llama-small teacher into it, and the same into a Mamba student.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { activeBackend, initBackend } from '../src/kernels/backend.js';
 import { AutoCausalLM } from '../src/loaders/auto.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import { disposeOutput } from '../src/models/transformer.js';
@@ -119,4 +120,27 @@ export async function runTrainBench(options: TrainOptions): Promise<Record<strin
   result.train_peak_rss_mb = process.resourceUsage().maxRSS / 1024;
   options.row('train: peak RSS (process, after the distill steps)', result.train_peak_rss_mb, 'MB');
   return result;
+}
+
+/** The wasm run's default batch: a 4×128 step there takes minutes. */
+export const WASM_TRAIN_BATCH: TrainBatch = [1, 32];
+
+/**
+ * The same three workloads on the wasm backend (`--train-backend=wasm`), at `batch` (default 1×32),
+ * as keys ending in `_wasm` (`train_student_step_tok_s_wasm`, ..., `train_wasm_batch`,
+ * `train_wasm_length`), then back to the backend that was active. Not part of the default run:
+ * it adds minutes.
+ */
+export async function runWasmTrainBench(options: TrainOptions): Promise<Record<string, number>> {
+  const previous = activeBackend();
+  await initBackend({ backend: 'wasm' });
+  try {
+    const batch = options.batch ?? (options.quick ? trainSizes(true).batch : WASM_TRAIN_BATCH);
+    const keys = await runTrainBench({ ...options, batch, row: (name, value, unit) => options.row(`${name} [wasm]`, value, unit) });
+    const result: Record<string, number> = { train_wasm_batch: batch[0], train_wasm_length: batch[1] };
+    for (const key of ['train_student_step_tok_s', 'train_distill_step_tok_s', 'train_mamba_distill_step_tok_s']) result[`${key}_wasm`] = keys[key]!;
+    return result;
+  } finally {
+    if (previous !== undefined && previous !== 'wasm') await initBackend({ backend: previous });
+  }
 }
