@@ -2,13 +2,11 @@
  * The `tessera` command line (bin/tessera.js runs {@link main}). Commands live in commands/, one
  * file each; this file wires them into commander and turns every failure into one line on
  * stderr: exit 1 for a failed command, 2 for a usage error, a stack only with --verbose or
- * TESSERA_DEBUG.
+ * TESSERA_DEBUG. The library is imported inside the commands' actions, so `--help` and usage
+ * errors answer without loading tfjs and the models.
  */
-import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs-core';
-import { Command, CommanderError, Option } from 'commander';
-import { BACKEND_PREFERENCE } from '../index.js';
+import { Command, CommanderError } from 'commander';
 import { distillCommand } from './commands/distill.js';
 import { downloadCommand } from './commands/download.js';
 import { embedCommand } from './commands/embed.js';
@@ -31,7 +29,7 @@ export function buildProgram(): Command {
     .description('Compose, inspect, run and distil neural networks (BERT, Llama, Mamba, Jamba, hybrids)')
     .version(packageVersion(), '-V, --version')
     .option('--verbose', 'print the stack of an error (also TESSERA_DEBUG=1)')
-    .addOption(new Option('--backend <name>', 'tfjs backend (default: TESSERA_BACKEND, else the fastest that starts)').choices([...BACKEND_PREFERENCE]))
+    .option('--backend <name>', 'tfjs backend, e.g. wasm or native (default: TESSERA_BACKEND, else the fastest that starts)')
     .showSuggestionAfterError(true)
     // Throw instead of exiting, so main() decides the status and tests can run it in-process.
     .exitOverride()
@@ -69,6 +67,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   } finally {
     // For tests of the built binary: every command frees what it allocated, failing or not.
     // (engine().state is read without starting a backend, which tf.memory() would do.)
-    if (process.env.TESSERA_REPORT_TENSORS === '1') process.stderr.write(`tessera: tensors left ${tf.engine().state.numTensors}\n`);
+    if (process.env.TESSERA_REPORT_TENSORS === '1') {
+      const tf = await import('@tensorflow/tfjs-core');
+      process.stderr.write(`tessera: tensors left ${tf.engine().state.numTensors}\n`);
+    }
   }
 }

@@ -1,47 +1,11 @@
 /**
- * What the commands share: the hub flags, resolving MODEL (a folder or a hub name) and choosing
- * which model class loads an architecture.
+ * What the commands share once they run: resolving MODEL (a folder or a hub name) and choosing
+ * which model class loads an architecture. Imported by the commands' actions only, on demand.
  */
 import { existsSync, statSync } from 'node:fs';
-import type { Command } from 'commander';
-import {
-  AutoCausalLM,
-  AutoDecoder,
-  AutoEncoder,
-  architectureRegistry,
-  initBackend,
-  readConfig,
-  snapshotModel,
-  type BackendName,
-  type HubOptions,
-  type ModelKind,
-  type TransformerModel,
-} from '../index.js';
+import { AutoCausalLM, AutoDecoder, AutoEncoder, architectureRegistry, readConfig, snapshotModel, type ModelKind, type TransformerModel } from '../index.js';
 import { CliError } from './errors.js';
-
-/** The hub flags of a command, as commander parses them. */
-export interface HubFlags {
-  revision?: string;
-  cacheDir?: string;
-  offline?: boolean;
-}
-
-/** Add `--revision`, `--cache-dir` and `--offline` to a command. */
-export function withHubFlags(cmd: Command): Command {
-  return cmd
-    .option('--revision <rev>', 'branch, tag or commit of a hub model', undefined)
-    .option('--cache-dir <dir>', 'Hugging Face cache root (default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub)')
-    .option('--offline', 'use only the cache, never the network (also HF_HUB_OFFLINE=1)');
-}
-
-export function hubOptions(flags: HubFlags, progress?: boolean): HubOptions {
-  const options: HubOptions = {};
-  if (flags.revision !== undefined) options.revision = flags.revision;
-  if (flags.cacheDir !== undefined) options.cacheDir = flags.cacheDir;
-  if (flags.offline === true) options.offline = true;
-  if (progress !== undefined) options.progress = progress;
-  return options;
-}
+import { hubOptions, type HubFlags } from './flags.js';
 
 /**
  * The local folder of MODEL: an existing folder as is, else a hub name fetched into the cache
@@ -89,10 +53,4 @@ export async function loadModel(
     throw new CliError(`'${dir}' is a ${architecture} model, which loads as ${kinds.join(' or ')}; this command needs a ${(preference ?? []).join(' or ')} model`);
   }
   return { model: await LOADERS[kind].fromDir(dir), kind, raw };
-}
-
-/** Start the tfjs backend named by `--backend` (else TESSERA_BACKEND, else the fastest). */
-export async function startBackend(cmd: Command): Promise<BackendName> {
-  const { backend } = cmd.optsWithGlobals<{ backend?: BackendName }>();
-  return initBackend(backend === undefined ? {} : { backend });
 }

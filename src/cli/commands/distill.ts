@@ -6,13 +6,13 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tfTypes from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
-import { AutoTokenizer, Distiller, saveModel, type DistillBatch, type DistillOptions, type SaveFormat, type TransformerModel } from '../../index.js';
+import type { Distiller, DistillBatch, DistillOptions, SaveFormat, TransformerModel } from '../../index.js';
 import { checkKeys, type KeyList } from '../../util/options.js';
 import { CliError } from '../errors.js';
-import { LOADERS, folderConfig, kindFor, modelFolder, startBackend, withHubFlags, type HubFlags, type LoadableKind } from '../model.js';
-import { StepProgress } from '../progress.js';
+import { startBackend, withHubFlags, type HubFlags } from '../flags.js';
+import type { LoadableKind } from '../model.js';
 
 /** The JSON file `tessera distill` reads. Relative paths are relative to the file's folder. */
 export interface DistillFile {
@@ -129,6 +129,10 @@ export function distillCommand(program: Command): void {
       .argument('<config>', 'JSON file: teacher, student, data, steps, batchSize, learningRate, losses, output (see docs/cli.md)'),
   ).action(async (configPath: string, flags: HubFlags, cmd: Command) => {
     const c = await readDistillFile(configPath);
+    const { LOADERS, folderConfig, kindFor, modelFolder } = await import('../model.js');
+    const { AutoTokenizer, Distiller, saveModel } = await import('../../index.js');
+    const tf = await import('@tensorflow/tfjs-core');
+    const { StepProgress } = await import('../progress.js');
     const lines = await readLines(c.data);
     const teacherDir = await modelFolder(c.teacher, flags, { weights: true, tokenizer: true });
     const teacherInfo = await folderConfig(teacherDir);
@@ -143,7 +147,7 @@ export function distillCommand(program: Command): void {
     const tokenizer = await AutoTokenizer.fromDir(tokenizerDir);
     const models: TransformerModel[] = [];
     let distiller: Distiller | undefined;
-    let optimizer: tf.Optimizer | undefined;
+    let optimizer: tfTypes.Optimizer | undefined;
     let evalBatch: DistillBatch | undefined;
     const progress = new StepProgress('distill', c.steps);
     try {

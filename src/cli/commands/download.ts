@@ -3,8 +3,7 @@
  * Hugging Face cache, with progress on stderr, then its folder on stdout.
  */
 import type { Command } from 'commander';
-import { snapshotModel } from '../../index.js';
-import { hubOptions, withHubFlags, type HubFlags } from '../model.js';
+import { hubOptions, withHubFlags, type HubFlags } from '../flags.js';
 
 export function downloadCommand(program: Command): void {
   withHubFlags(
@@ -16,6 +15,7 @@ export function downloadCommand(program: Command): void {
       .option('--no-progress', 'no progress on stderr')
       .option('--refresh', "ask the hub what the revision points to even when the cache has a complete snapshot"),
   ).action(async (model: string, flags: HubFlags & { weights: boolean; progress: boolean; refresh?: boolean }) => {
+    const { snapshotModel } = await import('../../index.js');
     // progress: true reports on stderr whether or not it is a terminal (a bar, or periodic lines).
     const dir = await snapshotModel(model, { ...hubOptions(flags, flags.progress), weights: flags.weights, refresh: flags.refresh === true });
     process.stdout.write(`${dir}\n`);

@@ -2,9 +2,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { saveModel, type SaveFormat } from '../../index.js';
+import type { SaveFormat } from '../../index.js';
 import { CliError } from '../errors.js';
-import { loadModel, modelFolder, startBackend, withHubFlags, type HubFlags } from '../model.js';
+import { startBackend, withHubFlags, type HubFlags } from '../flags.js';
 
 export function exportCommand(program: Command): void {
   withHubFlags(
@@ -19,6 +19,8 @@ export function exportCommand(program: Command): void {
     if (flags.format === 'hf' && flags.overwrite !== true && existsSync(dir) && readdirSync(dir).length > 0) {
       throw new CliError(`'${dir}' is not empty; choose another folder or pass --overwrite`);
     }
+    const { loadModel, modelFolder } = await import('../model.js');
+    const { saveModel } = await import('../../index.js');
     const folder = await modelFolder(model, flags, { weights: true, tokenizer: true });
     await startBackend(cmd);
     const { model: loaded } = await loadModel(folder);

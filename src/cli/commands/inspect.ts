@@ -4,8 +4,8 @@
  * model from it: shapes, counts and hook points do not depend on the weights' values.
  */
 import type { Command } from 'commander';
-import { describeModel, hookPoints, type TransformerModel } from '../../index.js';
-import { LOADERS, folderConfig, kindFor, modelFolder, startBackend, withHubFlags, type HubFlags } from '../model.js';
+import type { TransformerModel } from '../../index.js';
+import { startBackend, withHubFlags, type HubFlags } from '../flags.js';
 import { CliError } from '../errors.js';
 
 /** What `inspect --json` prints. */
@@ -45,7 +45,7 @@ export function parameterCounts(model: TransformerModel): Record<string, number>
 }
 
 /** A structure that cannot be described (an unregistered part) is left out, not an error. */
-function structureOf(model: TransformerModel): unknown {
+function structureOf(model: TransformerModel, describeModel: (m: TransformerModel) => unknown): unknown {
   try {
     return describeModel(model);
   } catch (err) {
@@ -83,6 +83,8 @@ export function inspectCommand(program: Command): void {
       .argument('<model>', 'model folder or hub name (org/name); only config.json is read')
       .option('--json', 'print one JSON document instead of text'),
   ).action(async (model: string, flags: HubFlags & { json?: boolean }, cmd: Command) => {
+    const { LOADERS, folderConfig, kindFor, modelFolder } = await import('../model.js');
+    const { describeModel, hookPoints } = await import('../../index.js');
     const folder = await modelFolder(model, flags, { weights: false, tokenizer: false });
     const { raw, architecture, kinds } = await folderConfig(folder);
     const kind = kindFor(kinds);
@@ -97,7 +99,7 @@ export function inspectCommand(program: Command): void {
         architecture,
         kind,
         config: raw,
-        structure: structureOf(built),
+        structure: structureOf(built, describeModel),
         parameters,
         totalParameters: Object.values(parameters).reduce((a, b) => a + b, 0),
         hookPoints: hookPoints(built),
