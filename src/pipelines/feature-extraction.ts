@@ -55,6 +55,8 @@ export interface FeatureExtractionPipeline {
   (text: string, options?: PooledExtractionOptions): Promise<number[]>;
   /** Texts: one vector per text `[text][hidden]`. */
   (texts: string[], options?: PooledExtractionOptions): Promise<number[][]>;
+  /** Options chosen at run time (a {@link Pooling} variable): the result's shape follows `pooling` as above. */
+  (input: string | string[], options?: FeatureExtractionOptions): Promise<number[] | number[][] | number[][][]>;
   readonly task: 'feature-extraction';
   readonly model: TransformerModel;
   readonly tokenizer: AutoTokenizer;

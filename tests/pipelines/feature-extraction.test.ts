@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EncoderModel, pipeline, UnknownKeyError, type FeatureExtractionPipeline } from '../../src/index.js';
+import { EncoderModel, pipeline, UnknownKeyError, type FeatureExtractionOptions, type FeatureExtractionPipeline, type Pooling } from '../../src/index.js';
 import { fixture, loadExpected } from '../helpers.js';
 
 const TOL = 1e-4;
@@ -124,5 +124,17 @@ describe("pipeline('feature-extraction')", () => {
       `feature-extraction needs an encoder (BERT); ${fixture('llama-tiny')} holds a 'llama' model, which Tessera loads only as decoder or causal-lm`,
     );
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('feature-extraction call types', () => {
+  it('a pooling chosen at run time picks the shape at run time', async () => {
+    const pipe = await pipeline('feature-extraction', fixture('bert-tiny'));
+    const choose = (p: string): FeatureExtractionOptions => ({ pooling: p as Pooling });
+    const pooled = await pipe(['a b', 'c'], choose('cls'));
+    const tokens = await pipe(['a b', 'c'], choose('none'));
+    expect((pooled as number[][])[0]).toHaveLength(64);
+    expect((tokens as number[][][])[0]!.length).toBe(4); // [CLS] a b [SEP]
+    pipe.dispose();
   });
 });
