@@ -1,7 +1,8 @@
 /**
  * Kernel profile of one decode step (mamba, llama), one BERT encode, or one training step of the
  * train benchmark's Llama student (forward, backward and Adam): `npx tsx bench/profile.ts
- * mamba|llama|bert [prefill]` or `train [BxL]` (default 1x32; TESSERA_BACKEND picks the backend,
+ * mamba|llama|bert [prefill]` or `train|train-mamba [BxL]` (the Llama or the Mamba student; default
+ * 1x32; TESSERA_BACKEND picks the backend,
  * default native). Prints the kernels by total time, with their input shapes: where a model spends
  * its time.
  */
@@ -34,10 +35,11 @@ async function report(name: string, fn: () => void) {
   const rows = [...agg.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40);
   for (const [k, v] of rows) console.log(`  ${v.ms.toFixed(2).padStart(8)} ms ${String(v.n).padStart(5)}x ${k}`);
 }
-if (which === 'train') {
+if (which === 'train' || which === 'train-mamba') {
   await registerGradients();
   const [batch, length] = (process.argv[3] ?? '1x32').split('x').map(Number) as [number, number];
-  const student = AutoCausalLM.fromConfig(trainSizes(false).student, { seed: 1 });
+  const sizes = trainSizes(false);
+  const student = AutoCausalLM.fromConfig(which === 'train' ? sizes.student : sizes.mamba, { seed: 1 });
   const ids = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i * 7919) % 32000), [batch, length], 'int32');
   const step = studentStep(student, ids, adam(1e-4));
   let t0 = performance.now(); step(); console.log('first step wall', performance.now() - t0);

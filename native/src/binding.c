@@ -12,6 +12,7 @@
 #include "ffn.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "scan-backward.h"
 
 /* The training kernels' glue (train-binding.c) adds its functions to the exports. */
 napi_status tessera_register_train(napi_env env, napi_value exports);
@@ -680,6 +681,45 @@ static napi_value RotaryHeads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* selectiveScanBackward(u, delta, A, B, C, D, h0|null, dy|null, dh|null, du, ddelta, dA, dB, dC,
+ * dD, dh0, batch, len, dim, nstate) */
+static napi_value SelectiveScanBackward(napi_env env, napi_callback_info info) {
+  ARGS(20);
+  F32(0, "u", 0, u, u_len);
+  F32(1, "delta", 0, delta, delta_len);
+  F32(2, "A", 0, A, A_len);
+  F32(3, "B", 0, Bm, B_len);
+  F32(4, "C", 0, Cm, C_len);
+  F32(5, "D", 0, Dv, D_len);
+  F32(6, "h0", 1, h0, h0_len);
+  F32(7, "dy", 1, dy, dy_len);
+  F32(8, "dh", 1, dh, dh_len);
+  F32(9, "du", 0, du, du_len);
+  F32(10, "ddelta", 0, ddelta, ddelta_len);
+  F32(11, "dA", 0, dA, dA_len);
+  F32(12, "dB", 0, dB, dB_len);
+  F32(13, "dC", 0, dC, dC_len);
+  F32(14, "dD", 0, dD, dD_len);
+  F32(15, "dh0", 0, dh0, dh0_len);
+  INT(16, "batch", batch);
+  INT(17, "len", len);
+  INT(18, "dim", dim);
+  INT(19, "nstate", nstate);
+  const size_t bld = (size_t)batch * len * dim, bln = (size_t)batch * len * nstate, bdn = (size_t)batch * dim * nstate;
+  if (u_len != bld || delta_len != bld || du_len != bld || ddelta_len != bld || (dy != NULL && dy_len != bld))
+    FAIL("tessera_native: u, delta, dy, du and ddelta must hold batch*len*dim values");
+  if (A_len != (size_t)dim * nstate || dA_len != A_len) FAIL("tessera_native: A and dA must hold dim*nstate values");
+  if (B_len != bln || C_len != bln || dB_len != bln || dC_len != bln)
+    FAIL("tessera_native: B, C, dB and dC must hold batch*len*nstate values");
+  if (D_len != (size_t)dim || dD_len != (size_t)dim) FAIL("tessera_native: D and dD must hold dim values");
+  if ((h0 != NULL && h0_len != bdn) || (dh != NULL && dh_len != bdn) || dh0_len != bdn)
+    FAIL("tessera_native: h0, dh and dh0 must hold batch*dim*nstate values");
+  const struct tessera_scan_backward s = {u, delta, A, Bm, Cm, Dv, h0, dy, dh, du, ddelta, dA, dB, dC, dD, dh0,
+                                          batch, len, dim, nstate};
+  if (!tessera_selective_scan_backward(&s, openblas_get_num_threads())) FAIL("tessera_native: out of memory");
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -734,6 +774,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"layerNormBackward", NULL, LayerNormBackward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rotaryHeads", NULL, RotaryHeads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionBackward", NULL, AttentionBackward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"selectiveScanBackward", NULL, SelectiveScanBackward, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(tessera_register_train(env, exports));

@@ -170,6 +170,32 @@ export interface NativeAddon {
     dims: Int32Array,
     scale: number,
   ): void;
+  /**
+   * Every gradient of {@link selectiveScan} (native/src/scan-backward.h): from `dy` [B, L, D] and
+   * `dh` [B, D, N] (null: zeros) into du, ddelta, dA, dB, dC, dD, dh0, shaped like their inputs.
+   */
+  selectiveScanBackward(
+    u: Float32Array,
+    delta: Float32Array,
+    A: Float32Array,
+    B: Float32Array,
+    C: Float32Array,
+    D: Float32Array,
+    h0: Float32Array | null,
+    dy: Float32Array | null,
+    dh: Float32Array | null,
+    du: Float32Array,
+    ddelta: Float32Array,
+    dA: Float32Array,
+    dB: Float32Array,
+    dC: Float32Array,
+    dD: Float32Array,
+    dh0: Float32Array,
+    batch: number,
+    len: number,
+    dim: number,
+    nstate: number,
+  ): void;
   /** Gradients of `act(x) (* up)`: `dx`, and `dup` when given (needs `up`). */
   activationBackward(act: number, x: Float32Array, up: Float32Array | null, dy: Float32Array, dx: Float32Array, dup: Float32Array | null): void;
   /** Gradients of RMSNorm(x + residual) · weight over rows of `h`: `ds` (of x and residual), `dweight`. */

@@ -193,7 +193,7 @@ export function registerNativeBackend(): string {
     ...gatherKernels(NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),
     ...ffnKernels(addon, NATIVE_BACKEND),
-    ...backwardKernels(NATIVE_BACKEND),
+    ...backwardKernels(addon, NATIVE_BACKEND),
     ...layerBackwardKernels(addon, NATIVE_BACKEND),
     ...adamKernels(addon, NATIVE_BACKEND),
     ...lossKernels(addon, NATIVE_BACKEND),

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED } from '../contract.js';
-import { backwardKernels } from '../native/scan-backward.js';
+import { scanBackwardKernelsJs } from '../scan-backward-js.js';
 
 /** The slice of the wasm backend's API this kernel needs. */
 interface WasmBackendLike {
@@ -9,8 +9,8 @@ interface WasmBackendLike {
 }
 
 /**
- * `TesseraSelectiveScanBackward` for the wasm backend. The native backend's kernel is plain JS over
- * its arrays (src/kernels/native/scan-backward.ts), so wasm runs that same function, given the two
+ * `TesseraSelectiveScanBackward` for the wasm backend: the reverse scan in plain JS over a
+ * backend's arrays (src/kernels/scan-backward-js.ts), given the two
  * things it asks of a backend: each input's values (copies out of the wasm heap, so growing the
  * heap for the outputs cannot detach them) and outputs made from arrays. With it registered the
  * wasm scan kernel may run while gradients are recorded (`canFuse`), instead of the chunked scan
@@ -22,7 +22,7 @@ function scanBackward(args: { inputs: tf.NamedTensorInfoMap; attrs: tf.NamedAttr
     data: { get: (dataId: object) => ({ values: wasm.readSync(dataId) }) },
     makeTensorInfo: (shape: number[], dtype: tf.DataType, values: Float32Array) => wasm.makeOutput(shape, dtype, undefined, values),
   };
-  const [config] = backwardKernels('wasm');
+  const [config] = scanBackwardKernelsJs('wasm');
   return config!.kernelFunc({ ...args, backend: asNative } as never) as tf.TensorInfo[];
 }
 
