@@ -64,7 +64,7 @@ describe('BERT masked LM matches HF BertForMaskedLM', () => {
     expect(tf.memory().numTensors).toBe(start);
   });
 
-  it('loads a BertForPreTraining-style file too: pooler, next-sentence head and a stored decoder are skipped', async () => {
+  it('loads a BertForPreTraining-style file too: pooler, next-sentence head and a stored decoder skipped, TF-era gamma/beta read', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tessera-mlm-'));
     scratch.push(dir);
     const tensors = new Map<string, TensorToSave>();
@@ -74,6 +74,10 @@ describe('BERT masked LM matches HF BertForMaskedLM', () => {
     }
     tensors.set('cls.seq_relationship.weight', { shape: [2, 64], data: new Float32Array(128) });
     tensors.set('cls.predictions.decoder.weight', tensors.get('bert.embeddings.word_embeddings.weight')!);
+    for (const [from, to] of [['weight', 'gamma'], ['bias', 'beta']]) {
+      tensors.set(`cls.predictions.transform.LayerNorm.${to}`, tensors.get(`cls.predictions.transform.LayerNorm.${from}`)!);
+      tensors.delete(`cls.predictions.transform.LayerNorm.${from}`);
+    }
     await writeSafetensors(join(dir, 'model.safetensors'), tensors);
     await copyFile(join(fixture('bert-mlm-tiny'), 'config.json'), join(dir, 'config.json'));
     const start = tf.memory().numTensors;
