@@ -21,7 +21,7 @@ export class StepProgress {
         hideCursor: true,
         barsize: 20,
       });
-      this.bar.start(total, 0, { status: '' });
+      this.bar.start(total, 0, { status: 'starting' });
     }
   }
 
