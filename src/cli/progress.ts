@@ -18,7 +18,8 @@ export class StepProgress {
       this.bar = new SingleBar({
         stream: sink,
         format: `${label} [{bar}] {value}/{total} steps | {status} | ETA {eta_formatted}`,
-        hideCursor: true,
+        // A hidden cursor would stay hidden after Ctrl-C (the bar does not trap SIGINT).
+        hideCursor: false,
         barsize: 20,
       });
       this.bar.start(total, 0, { status: 'starting' });

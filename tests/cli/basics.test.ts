@@ -92,16 +92,25 @@ describe('tessera inspect', () => {
     expect(JSON.parse(bert.stdout).kind).toBe('encoder');
   });
 
-  it('prints text by default: architecture, per-block counts, total and hook points', async () => {
-    const run = await runCli(['inspect', join(FIX, 'mamba-tiny')]);
+  it('prints text by default: architecture, per-block counts, total and folded hook points', async () => {
+    const run = await runCli(['inspect', join(FIX, 'jamba-tiny')]);
     expect(run.code).toBe(0);
-    const model = await AutoCausalLM.fromDir(join(FIX, 'mamba-tiny'));
+    const model = await AutoCausalLM.fromDir(join(FIX, 'jamba-tiny'));
     try {
-      expect(run.stdout).toMatch(/^architecture {2}mamba \(loaded as causal-lm\)$/m);
+      const points = hookPoints(model);
+      expect(run.stdout).toMatch(/^architecture {2}jamba \(loaded as causal-lm\)$/m);
       expect(run.stdout).toMatch(new RegExp(`^  total +${model.parameterCount().toLocaleString('en-US')}$`, 'm'));
-      expect(run.stdout).toMatch(/^ {2}layers\.1 +[\d,]+$/m);
-      expect(run.stdout).toContain(`hook points (${hookPoints(model).length})`);
-      expect(run.stdout).toMatch(/^ {2}layers\.0\.mixer$/m);
+      expect(run.stdout).toMatch(/^ {2}layers\.3 +[\d,]+$/m);
+      expect(run.stdout).toContain(`hook points (${points.length};`);
+      // Per-layer points are listed once with the layers that have them (Jamba: Mamba and attention alternate).
+      const layersWith = (suffix: string) => points.filter((p) => p.endsWith(suffix) && /^layers\.\d+\./.test(p)).map((p) => Number(p.split('.')[1]));
+      const attention = layersWith('.mixer.q');
+      const mamba = layersWith('.mixer.inProj');
+      expect(attention.length + mamba.length).toBe(model.layers.length);
+      expect(run.stdout).toMatch(new RegExp(`^  layers\\.\\{${attention.join(',')}\\}\\.mixer\\.q$`, 'm'));
+      expect(run.stdout).toMatch(new RegExp(`^  layers\\.\\{${mamba.join(',')}\\}\\.mixer\\.inProj$`, 'm'));
+      expect(run.stdout).toMatch(new RegExp(`^  layers\\.\\{0-${model.layers.length - 1}\\}\\.ffn$`, 'm'));
+      expect(run.stdout).not.toMatch(/^ {2}layers\.0\.mixer$/m);
     } finally {
       model.dispose();
     }

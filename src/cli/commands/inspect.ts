@@ -59,18 +59,69 @@ function scalarSummary(config: Record<string, unknown>): string[] {
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
 }
 
+/** Words joined into lines of at most `width` characters, each line after the first indented. */
+function wrap(words: string[], width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line !== '' && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else {
+      line = line === '' ? w : `${line} ${w}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines.join(`\n${indent}`);
+}
+
+/** `[0, 1, 2, 5]` -> `0-2,5`. */
+function ranges(indices: number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < indices.length; ) {
+    let j = i;
+    while (j + 1 < indices.length && indices[j + 1] === indices[j]! + 1) j++;
+    parts.push(i === j ? `${indices[i]}` : `${indices[i]}-${indices[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+/**
+ * Hook points with the per-layer ones folded: `layers.{0-31}.mixer.q` once instead of 32 lines;
+ * a hybrid's differing layers get one line per set of layers sharing a point.
+ */
+export function foldHookPoints(points: readonly string[]): string[] {
+  const out: string[] = [];
+  const layerOf = new Map<string, number[]>(); // suffix -> layer indices
+  for (const p of points) {
+    const m = /^layers\.(\d+)(\..*)?$/.exec(p);
+    if (m === null) {
+      out.push(p);
+      continue;
+    }
+    const suffix = m[2] ?? '';
+    if (!layerOf.has(suffix)) {
+      layerOf.set(suffix, []);
+      out.push(`\u0000${suffix}`); // placeholder keeps the first occurrence's order
+    }
+    layerOf.get(suffix)!.push(Number(m[1]));
+  }
+  return out.map((p) => (p.startsWith('\u0000') ? `layers.{${ranges(layerOf.get(p.slice(1))!)}}${p.slice(1)}` : p));
+}
+
 function printText(r: InspectReport, out: (s: string) => void): void {
   const width = Math.max(...Object.keys(r.parameters).map((k) => k.length), 'total'.length);
   const fmt = (n: number) => n.toLocaleString('en-US');
   const lines = [
     `model         ${r.model}${r.folder !== r.model ? ` (${r.folder})` : ''}`,
     `architecture  ${r.architecture} (loaded as ${r.kind})`,
-    `config        ${scalarSummary(r.config).join(' ')}`,
+    `config        ${wrap(scalarSummary(r.config), 86, ' '.repeat(14))}`,
     'parameters',
     ...Object.entries(r.parameters).map(([k, n]) => `  ${k.padEnd(width)}  ${fmt(n).padStart(14)}`),
     `  ${'total'.padEnd(width)}  ${fmt(r.totalParameters).padStart(14)}`,
-    `hook points (${r.hookPoints.length})`,
-    ...r.hookPoints.map((h) => `  ${h}`),
+    `hook points (${r.hookPoints.length}; layers.{i-j} stands for each of those layers; --json lists them all)`,
+    ...foldHookPoints(r.hookPoints).map((h) => `  ${h}`),
   ];
   out(`${lines.join('\n')}\n`);
 }
