@@ -256,3 +256,77 @@ void tessera_rotary_heads(const float *x, const float *cos_t, const float *sin_t
   const size_t per_head = (size_t)len * head_dim;
   tessera_parallel_for((size_t)batch * heads, ELEMENT_GRAIN / (per_head + 1) + 1, tessera_threads(), rotary_heads_part, &a);
 }
+
+struct causal_conv_args {
+  const float *x, *w, *bias, *dy;
+  float *y, *dx, *dw, *dbias;
+  int batch, len, dim, kernel;
+};
+
+/* Mamba's causal depthwise conv over channels [first, last): contiguous in d, so it vectorises. */
+TESSERA_CLONES static void causal_conv_part(void *ctx, size_t first, size_t last) {
+  const struct causal_conv_args *a = ctx;
+  const int L = a->len, Dm = a->dim, K = a->kernel;
+  for (int b = 0; b < a->batch; b++) {
+    for (int t = 0; t < L; t++) {
+      float *y = a->y + ((size_t)b * L + t) * Dm;
+      for (size_t d = first; d < last; d++) y[d] = a->bias == NULL ? 0.0f : a->bias[d];
+      for (int k = 0; k < K; k++) {
+        const int s = t + k + 1 - K; /* input position tap k reads */
+        if (s < 0) continue;
+        const float *x = a->x + ((size_t)b * L + s) * Dm;
+#pragma omp simd
+        for (size_t d = first; d < last; d++) y[d] += a->w[d * K + k] * x[d];
+      }
+    }
+  }
+}
+
+TESSERA_CLONES static void causal_conv_backward_part(void *ctx, size_t first, size_t last) {
+  const struct causal_conv_args *a = ctx;
+  const int L = a->len, Dm = a->dim, K = a->kernel;
+  for (size_t d = first; d < last; d++) {
+    for (int k = 0; k < K; k++) a->dw[d * K + k] = 0.0f;
+    if (a->dbias != NULL) a->dbias[d] = 0.0f;
+  }
+  for (int b = 0; b < a->batch; b++) {
+    for (int s = 0; s < L; s++) {
+      /* x_s feeds y_t for t = s + K - 1 - k, k = 0..K-1 (those t below L). */
+      float *dx = a->dx + ((size_t)b * L + s) * Dm;
+      const float *x = a->x + ((size_t)b * L + s) * Dm;
+      for (size_t d = first; d < last; d++) dx[d] = 0.0f;
+      for (int k = 0; k < K; k++) {
+        const int t = s + K - 1 - k;
+        if (t >= L) continue;
+        const float *dy = a->dy + ((size_t)b * L + t) * Dm;
+#pragma omp simd
+        for (size_t d = first; d < last; d++) {
+          dx[d] += a->w[d * K + k] * dy[d];
+          a->dw[d * K + k] += dy[d] * x[d];
+        }
+      }
+      if (a->dbias != NULL) {
+        const float *dy = a->dy + ((size_t)b * L + s) * Dm;
+        for (size_t d = first; d < last; d++) a->dbias[d] += dy[d];
+      }
+    }
+  }
+}
+
+/* Channels per thread at least, so that a thread repays its start on short sequences. */
+static size_t conv_grain(int batch, int len, int kernel) {
+  const size_t per_channel = (size_t)batch * len * kernel;
+  return ELEMENT_GRAIN / (per_channel + 1) + 1;
+}
+
+void tessera_causal_conv(const float *x, const float *w, const float *bias, float *y, int batch, int len,
+                         int dim, int kernel) {
+  struct causal_conv_args a = {x, w, bias, NULL, y, NULL, NULL, NULL, batch, len, dim, kernel};
+  tessera_parallel_for((size_t)dim, conv_grain(batch, len, kernel), tessera_threads(), causal_conv_part, &a);
+}
+
+void tessera_causal_conv_backward(const float *x, const float *w, const float *dy, float *dx, float *dw,
+                                  float *dbias, int batch, int len, int dim, int kernel) {
+  struct causal_conv_args a = {x, w, NULL, dy, NULL, dx, dw, dbias, batch, len, dim, kernel};
+  tessera_parallel_for((size_t)dim, conv_grain(batch, len, kernel), tessera_threads(), causal_conv_backward_part, &a);
+}

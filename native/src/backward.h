@@ -37,4 +37,15 @@ void tessera_rotary_heads(const float *x, const float *cos_t, const float *sin_t
                           int heads, int len, int head_dim, int rot_dim, int table_batch, int transpose,
                           int token_major);
 
+/*
+ * Mamba's causal depthwise conv with no cached window (the inputs before position 0 are zeros):
+ * y [B, L, D] = bias + Σ_k w[d, k] x[b, t + k + 1 - K, d], w [D, K]; bias may be NULL.
+ */
+void tessera_causal_conv(const float *x, const float *w, const float *bias, float *y, int batch, int len,
+                         int dim, int kernel);
+
+/* Its gradients: dx [B, L, D], dw [D, K] and, when not NULL, dbias [D]. */
+void tessera_causal_conv_backward(const float *x, const float *w, const float *dy, float *dx, float *dw,
+                                  float *dbias, int batch, int len, int dim, int kernel);
+
 #endif

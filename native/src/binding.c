@@ -720,6 +720,45 @@ static napi_value SelectiveScanBackward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* causalConv(x, w, bias|null, y, batch, len, dim, kernel) */
+static napi_value CausalConv(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "w", 0, w, w_len);
+  F32(2, "bias", 1, bias, bias_len);
+  F32(3, "y", 0, y, y_len);
+  INT(4, "batch", batch);
+  INT(5, "len", len);
+  INT(6, "dim", dim);
+  INT(7, "kernel", kernel);
+  if (x_len != (size_t)batch * len * dim || y_len != x_len) FAIL("tessera_native: x and y must hold batch*len*dim values");
+  if (w_len != (size_t)dim * kernel || (bias != NULL && bias_len != (size_t)dim))
+    FAIL("tessera_native: w must hold dim*kernel values and bias dim");
+  tessera_causal_conv(x, w, bias, y, batch, len, dim, kernel);
+  return NULL;
+}
+
+/* causalConvBackward(x, w, dy, dx, dw, dbias|null, batch, len, dim, kernel) */
+static napi_value CausalConvBackward(napi_env env, napi_callback_info info) {
+  ARGS(10);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "w", 0, w, w_len);
+  F32(2, "dy", 0, dy, dy_len);
+  F32(3, "dx", 0, dx, dx_len);
+  F32(4, "dw", 0, dw, dw_len);
+  F32(5, "dbias", 1, dbias, dbias_len);
+  INT(6, "batch", batch);
+  INT(7, "len", len);
+  INT(8, "dim", dim);
+  INT(9, "kernel", kernel);
+  if (x_len != (size_t)batch * len * dim || dy_len != x_len || dx_len != x_len)
+    FAIL("tessera_native: x, dy and dx must hold batch*len*dim values");
+  if (w_len != (size_t)dim * kernel || dw_len != w_len || (dbias != NULL && dbias_len != (size_t)dim))
+    FAIL("tessera_native: w and dw must hold dim*kernel values and dbias dim");
+  tessera_causal_conv_backward(x, w, dy, dx, dw, dbias, batch, len, dim, kernel);
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -775,6 +814,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"rotaryHeads", NULL, RotaryHeads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionBackward", NULL, AttentionBackward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"selectiveScanBackward", NULL, SelectiveScanBackward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"causalConv", NULL, CausalConv, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"causalConvBackward", NULL, CausalConvBackward, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(tessera_register_train(env, exports));

@@ -53,6 +53,13 @@ export const FUSED = {
   rmsNormBackward: 'TesseraRMSNormBackward',
   /** FUSED.layerNorm's gradient: `{ x, residual?, gamma?, dy }`, `{ epsilon }` → `[ds, dgamma, dbeta]`. */
   layerNormBackward: 'TesseraLayerNormBackward',
+  /**
+   * Mamba's causal depthwise conv from an empty window (zeros before position 0): `{ x: [B, L, D],
+   * weight: [D, 1, K], bias?: [D] }` → y [B, L, D].
+   */
+  causalConv: 'TesseraCausalConv',
+  /** Its gradient: `{ x, weight, dy }` → `[dx, dweight, dbias]`. */
+  causalConvBackward: 'TesseraCausalConvBackward',
   /** The whole Mamba mixer, or its pre-norm block. */
   mambaMixer: 'TesseraMambaMixer',
   /**
@@ -100,6 +107,7 @@ export const BACKWARD_KERNEL: Readonly<Partial<Record<string, string>>> = {
   [FUSED.layerNorm]: FUSED.layerNormBackward,
   [FUSED.rotary]: FUSED.rotary,
   [FUSED.attention]: FUSED.attentionBackward,
+  [FUSED.causalConv]: FUSED.causalConvBackward,
 };
 
 /** `kernel@backend` → the largest state size its implementation there takes. */

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-chained.js';
+import { FUSED } from '../kernels/contract.js';
+import { canFuse, recordingGradients, runFused, runFusedOutputs } from './dispatch.js';
 import type { Memo } from './memo.js';
 
 /** What a causal conv call continues from and how its tokens are masked. */
@@ -29,6 +31,13 @@ export function causalConv(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor | 
     const [batch, length, dim] = x.shape;
     const kernel = weight.shape[weight.rank - 1]!;
     const input = keep === undefined ? x : x.mul(keep);
+    // From an empty window (training, a first prompt) the backend's kernel, which has a gradient.
+    if (length > 1 && past === undefined && weight.rank === 3 && x.dtype === 'float32' && canFuse(FUSED.causalConv)) {
+      const taps = Math.min(kernel, length);
+      const tail = input.slice([0, length - taps, 0], [batch, taps, dim]).transpose([0, 2, 1]);
+      const window = taps === kernel ? tail : tf.concat([tf.zeros([batch, dim, kernel - taps]), tail], 2);
+      return { y: fusedCausalConv(input as tf.Tensor3D, weight, bias), window };
+    }
     const history = past ?? tf.zeros([batch, dim, kernel]); // [B, D, K]
     if (length > 1) {
       const inputs = tf.concat([history.transpose([0, 2, 1]), input], 1); // [B, K+L, D]
@@ -68,4 +77,25 @@ function lastSlot(k: number): tf.Tensor1D {
   const values = new Float32Array(k);
   values[k - 1] = 1;
   return tf.tensor1d(values);
+}
+
+/** The backend's conv kernel; while gradients are recorded, with a gradient that runs its backward kernel. */
+function fusedCausalConv(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor3D {
+  if (!recordingGradients()) return runFused(FUSED.causalConv, { x, weight, bias }) as tf.Tensor3D;
+  const withGradient = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xi, wi, bi] = args as [tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+    // Saved: the backward pass runs after the forward's scopes have disposed what they made.
+    save([xi, wi]);
+    return {
+      value: runFused(FUSED.causalConv, { x: xi, weight: wi, bias: bi }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [dx, dweight, dbias] = runFusedOutputs(FUSED.causalConvBackward, { x: saved[0], weight: saved[1], dy });
+        if (bi !== undefined) return [dx!, dweight!, dbias!];
+        dbias!.dispose();
+        return [dx!, dweight!];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (bias === undefined ? withGradient(x, weight) : withGradient(x, weight, bias)) as tf.Tensor3D;
 }

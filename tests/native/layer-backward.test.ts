@@ -4,13 +4,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FUSED } from '../../src/kernels/contract.js';
 import { activation, gatedActivation } from '../../src/ops/activation.js';
 import { attention, type AttentionCall } from '../../src/ops/attention.js';
+import { causalConv } from '../../src/ops/causal-conv.js';
 import { norm, type NormKind } from '../../src/ops/norm.js';
 import { applyRotary } from '../../src/ops/rotary.js';
 import { registerGradients } from '../../src/training/gradients.js';
-import { built, expectClose, randoms, selectNativeOrExpectClearError } from './helpers.js';
+import { built, expectClose, randoms, runOn, selectNativeOrExpectClearError } from './helpers.js';
 
 /**
- * The gradients of the fused rotary, attention, activation and norm kernels (native/src/backward.c) against
+ * The gradients of the fused rotary, attention, causal conv, activation and norm kernels (native/src/backward.c) against
  * the same ops' reference compositions differentiated by tfjs on the cpu backend, and against
  * finite differences.
  */
@@ -63,6 +64,21 @@ const CASES: Case[] = [
       // Left padding in the second row, as batched generation makes it.
       if (masked) call.mask = tf.tensor2d([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]);
       return attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, { numHeads: heads, numKvHeads: kvHeads, headDim: 8, causal }, call).context;
+    },
+  })),
+  ...[
+    { length: 9, bias: true, keep: false },
+    { length: 3, bias: false, keep: true },
+  ].map(({ length, bias, keep }) => ({
+    name: `causal conv (length ${length} against 4 taps, ${bias ? 'bias' : 'no bias'}, ${keep ? 'padding' : 'no padding'})`,
+    kernels: [FUSED.causalConv, FUSED.causalConvBackward],
+    inputs: () => [tensor([2, length, 6], 31), tensor([6, 1, 4], 32), ...(bias ? [tensor([6], 33)] : [])],
+    f: (x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor) => {
+      // The second row's first token is left padding.
+      const mask = keep ? tf.tensor3d(Array.from({ length: 2 * length }, (_, i) => (i === length ? 0 : 1)), [2, length, 1]) : undefined;
+      const { y, window } = causalConv(x as tf.Tensor3D, w, b, { keep: mask, memo: (_key, make) => make() });
+      window.dispose();
+      return y;
     },
   })),
   ...['gelu', 'gelu_new', 'silu', 'relu', 'tanh'].flatMap((name) => [
@@ -160,6 +176,20 @@ describe('native backward kernels of rotary, activations and norms', () => {
         }
         tf.dispose([...inputs, ...grads]);
       }
+    });
+
+    it('the conv kernel gives the reference conv\'s output and window for a prompt', async () => {
+      for (const length of [2, 4, 7]) {
+        const run = () => {
+          const x = tensor([2, length, 5], 41);
+          const { y, window } = causalConv(x as tf.Tensor3D, tensor([5, 1, 4], 42), tensor([5], 43), { memo: (_key, make) => make() });
+          return tf.concat([y.reshape([-1]), window.reshape([-1])]);
+        };
+        const fused = await runOn('native', run);
+        const reference = await runOn('cpu', run);
+        expectClose(fused.values, reference.values, 1e-6, 1e-5);
+      }
+      await tf.setBackend('native');
     });
 
     it('the backward kernels name a wrong input, leaving no tensor behind', async () => {

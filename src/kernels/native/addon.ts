@@ -196,6 +196,21 @@ export interface NativeAddon {
     dim: number,
     nstate: number,
   ): void;
+  /** Mamba's causal depthwise conv of `x` [B, L, D] with no cached window: `w` [D, K], `bias` [D]. */
+  causalConv(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, batch: number, len: number, dim: number, kernel: number): void;
+  /** Its gradients `dx`, `dw`, `dbias` (when given). */
+  causalConvBackward(
+    x: Float32Array,
+    w: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array,
+    dbias: Float32Array | null,
+    batch: number,
+    len: number,
+    dim: number,
+    kernel: number,
+  ): void;
   /** Gradients of `act(x) (* up)`: `dx`, and `dup` when given (needs `up`). */
   activationBackward(act: number, x: Float32Array, up: Float32Array | null, dy: Float32Array, dx: Float32Array, dup: Float32Array | null): void;
   /** Gradients of RMSNorm(x + residual) · weight over rows of `h`: `ds` (of x and residual), `dweight`. */

@@ -6,8 +6,9 @@ import { FUSED, requireFloat32, requirePresent, requireShape } from '../contract
 import { allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 
 /**
- * The kernels training runs around the layers' fused forward kernels: rotary (both directions)
- * and the backward kernels of the activation and norm kernels (native/src/backward.c). The ops
+ * The kernels training runs around the layers' fused forward kernels: rotary (both directions),
+ * the backward kernels of the activation and norm kernels, and Mamba's causal conv with its
+ * gradient (native/src/backward.c). The ops
  * (src/ops/{rotary,activation,norm}.ts) give their fused paths gradients that call these.
  */
 
@@ -117,11 +118,54 @@ function layerNormBackwardKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+/** The conv's sizes from `x` [B, L, D] and `weight` [D, 1, K], checked. */
+function convDims(kernel: string, x: TensorInfo, weight: TensorInfo): [number, number, number, number] {
+  if (x.shape.length !== 3) throw new Error(`${kernel}: x must be [batch, length, channels], got [${x.shape}]`);
+  const [batch, length, dim] = x.shape as [number, number, number];
+  const taps = weight.shape[2] ?? 0;
+  requireShape(kernel, 'weight', weight, [dim, 1, taps]);
+  return [batch, length, dim, taps];
+}
+
+/** Inputs `{ x: [B, L, D], weight: [D, 1, K], bias?: [D] }`; output y [B, L, D]. */
+function causalConvKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend }: KernelArgs) => {
+    const kernel = FUSED.causalConv;
+    requirePresent(kernel, inputs, ['x', 'weight']);
+    requireFloat32(kernel, inputs);
+    const { x, weight, bias } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+    const [batch, length, dim, taps] = convDims(kernel, x, weight);
+    requireShape(kernel, 'bias', bias, [dim]);
+    const y = allocate(backend, batch * length * dim);
+    if (y.length > 0) addon.causalConv(values(backend, x), values(backend, weight), orNull(backend, bias), y, batch, length, dim, taps);
+    return backend.makeTensorInfo(x.shape, 'float32', y);
+  }) as unknown as KernelFunc;
+}
+
+/** Inputs `{ x, weight, dy }`; outputs `[dx, dweight, dbias]`. */
+function causalConvBackwardKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend }: KernelArgs) => {
+    const kernel = FUSED.causalConvBackward;
+    requirePresent(kernel, inputs, ['x', 'weight', 'dy']);
+    requireFloat32(kernel, inputs);
+    const { x, weight, dy } = inputs as Record<'x' | 'weight' | 'dy', TensorInfo>;
+    const [batch, length, dim, taps] = convDims(kernel, x, weight);
+    requireShape(kernel, 'dy', dy, x.shape);
+    const dx = allocate(backend, batch * length * dim);
+    const dweight = new Float32Array(dim * taps);
+    const dbias = new Float32Array(dim);
+    if (dx.length > 0) addon.causalConvBackward(values(backend, x), values(backend, weight), values(backend, dy), dx, dweight, dbias, batch, length, dim, taps);
+    return [backend.makeTensorInfo(x.shape, 'float32', dx), backend.makeTensorInfo(weight.shape, 'float32', dweight), backend.makeTensorInfo([dim], 'float32', dbias)];
+  }) as unknown as KernelFunc;
+}
+
 export function layerBackwardKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return kernelConfigs(backendName, [
     [FUSED.rotary, rotaryKernel(addon)],
     [FUSED.activationBackward, activationBackwardKernel(addon)],
     [FUSED.rmsNormBackward, rmsNormBackwardKernel(addon)],
     [FUSED.layerNormBackward, layerNormBackwardKernel(addon)],
+    [FUSED.causalConv, causalConvKernel(addon)],
+    [FUSED.causalConvBackward, causalConvBackwardKernel(addon)],
   ]);
 }
