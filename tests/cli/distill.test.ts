@@ -73,6 +73,7 @@ describe('tessera distill', () => {
       runCli(['distill', writeConfig('steps.json', { ...base, steps: 0 })]),
       runCli(['distill', writeConfig('nodata.json', { ...base, data: 'missing.txt' })]),
       runCli(['distill', join(work, 'absent.json')]),
+      runCli(['distill', writeConfig('hf-over.json', { ...base, output: '.', format: 'hf' })]),
     ]);
     const lines = runs.map((r) => {
       expect(r.code).toBe(1);
@@ -84,6 +85,7 @@ describe('tessera distill', () => {
     expect(lines[2]).toContain("'steps' must be a positive integer, got 0");
     expect(lines[3]).toMatch(/data file .*missing\.txt: no such file/);
     expect(lines[4]).toMatch(/absent\.json: no such file/);
+    expect(lines[5]).toContain('is not empty; HF output needs an empty or new folder');
     expect(existsSync(join(work, 'never'))).toBe(false);
   });
 });

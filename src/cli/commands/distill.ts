@@ -3,7 +3,7 @@
  * the lines of a text file, then save the student. Progress on stderr; the last line on stdout is
  * a JSON summary.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs-core';
@@ -129,6 +129,10 @@ export function distillCommand(program: Command): void {
       .argument('<config>', 'JSON file: teacher, student, data, steps, batchSize, learningRate, losses, output (see docs/cli.md)'),
   ).action(async (configPath: string, flags: HubFlags, cmd: Command) => {
     const c = await readDistillFile(configPath);
+    // saveModel refuses a non-empty folder for HF output: say so before training, not after.
+    if (c.format === 'hf' && c.output !== undefined && existsSync(c.output) && readdirSync(c.output).length > 0) {
+      throw new CliError(`${configPath}: output folder ${c.output} is not empty; HF output needs an empty or new folder`);
+    }
     const { LOADERS, folderConfig, kindFor, modelFolder } = await import('../model.js');
     const { AutoTokenizer, Distiller, saveModel } = await import('../../index.js');
     const tf = await import('@tensorflow/tfjs-core');
