@@ -1,5 +1,6 @@
 // The binary's help, usage errors, failures and `inspect`, run as a user runs them.
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AutoCausalLM, AutoEncoder, hookPoints } from '../../src/index.js';
 import { oneLineError, runCli } from './run-cli.js';
@@ -9,8 +10,18 @@ const COMMANDS = ['generate', 'embed', 'inspect', 'download', 'distill', 'export
 
 describe('tessera: help and errors', () => {
   it('has --help for the program and every command', async () => {
-    const [top, ...each] = await Promise.all([runCli(['--help']), ...COMMANDS.map((c) => runCli([c, '--help']))]);
+    const [top, version, bare, ...each] = await Promise.all([
+      runCli(['--help']),
+      runCli(['--version']),
+      runCli([]),
+      ...COMMANDS.map((c) => runCli([c, '--help'])),
+    ]);
     expect(top.code).toBe(0);
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version);
+    // No command at all: the help, on stderr, as a usage error.
+    expect(bare.code).toBe(2);
+    expect(bare.stdout).toBe('');
+    expect(bare.stderr).toContain('Usage: tessera [options] [command]');
     for (const c of COMMANDS) expect(top.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
     each.forEach((r, i) => {
       expect(r.code).toBe(0);
