@@ -118,7 +118,7 @@ export { chunkedScan, chunkedScanWith, DEFAULT_CHUNK } from './ops/chunked-scan.
 
 // Text generation: a tokenizer attached to a causal LM, defaults from generation_config.json, stop strings, text streams
 export { generateText, streamText, attachTokenizer, attachedTokenizer, textDefaults } from './generation/text.js';
-export { generationDefaults, APPLIED_GENERATION_KEYS, HF_DEFAULT_TOP_K, type AttachTokenizerOptions } from './generation/generation-config.js';
+export { generationDefaults, HF_DEFAULT_TOP_K, type AttachTokenizerOptions } from './generation/generation-config.js';
 export type { TextGenerateOptions, TextTokenizer } from './generation/text-options.js';
 export { NoTokenizerError } from './generation/errors.js';
 export type { ModelLoadOptions } from './loaders/auto.js';

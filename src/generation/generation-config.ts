@@ -10,20 +10,15 @@ import type { TextGenerateOptions } from './text-options.js';
 export const HF_DEFAULT_TOP_K = 50;
 
 /**
- * The generation keys HF reads that Tessera applies. Every other key is left alone, as HF keeps
- * unknown keys as plain attributes; among them HF's beam search, `min_new_tokens`,
- * `no_repeat_ngram_size` and the like are not applied (see docs/generation.md).
- */
-export const APPLIED_GENERATION_KEYS = [
-  'eos_token_id', 'bos_token_id', 'pad_token_id', 'max_new_tokens', 'max_length', 'do_sample',
-  'temperature', 'top_k', 'top_p', 'repetition_penalty', 'stop_strings',
-] as const;
-
-/**
  * Defaults for text generation from the raw contents of `generation_config.json` and
  * `config.json`. As in HF, `generation_config.json` is the whole story when present; only a model
  * without one takes these keys from `config.json`. Malformed values (a string token id, a
  * negative length, `do_sample: "yes"`) are errors naming the file and key; `null` means unset.
+ *
+ * Keys read: `eos_token_id`, `bos_token_id`, `pad_token_id`, `max_new_tokens`, `max_length`,
+ * `do_sample`, `temperature`, `top_k`, `top_p`, `repetition_penalty`, `stop_strings`. Every other
+ * key is left alone, as HF keeps unknown keys as plain attributes; HF's beam search,
+ * `min_new_tokens`, `no_repeat_ngram_size` and the like are not applied.
  *
  * `do_sample: true` becomes a sampling strategy with HF's defaults for the keys the file leaves
  * out (temperature 1, top_k 50, top_p 1); `do_sample` false or absent is greedy, and the sampling

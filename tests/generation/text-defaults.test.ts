@@ -46,6 +46,7 @@ describe('generationDefaults: generation_config.json / config.json as HF reads t
     ];
     for (const [raw, message] of cases) expect(() => generationDefaults(raw, undefined, 'models/x')).toThrow(`models/x/generation_config.json: ${message}`);
     expect(() => generationDefaults(undefined, { eos_token_id: 2.5 }, 'models/x')).toThrow('models/x/config.json: eos_token_id must be');
+    expect(() => generationDefaults([2] as never, undefined, 'models/x')).toThrow('models/x: generation_config.json must hold a JSON object');
   });
 });
 
