@@ -82,3 +82,44 @@ export function llamaWithTokenizer(options: { generationConfig?: Record<string, 
   if (options.generationConfig !== undefined) writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(options.generationConfig));
   return dir;
 }
+
+/** GPT-2's byte → printable-character table (byte-level BPE writes each byte as one of these). */
+function bytesToUnicode(): string[] {
+  const bytes: number[] = [];
+  for (const [from, to] of [[33, 126], [161, 172], [174, 255]] as const) for (let b = from; b <= to; b++) bytes.push(b);
+  const chars = [...bytes];
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bytes.includes(b)) {
+      bytes.push(b);
+      chars.push(256 + extra++);
+    }
+  }
+  const table: string[] = [];
+  bytes.forEach((b, i) => (table[b] = String.fromCharCode(chars[i]!)));
+  return table;
+}
+
+/**
+ * A folder with a GPT-2-style byte-level BPE tokenizer without merges: every UTF-8 byte is one
+ * token (ids 0..255), `<|endoftext|>` is 256. An emoji is four tokens, a CJK character three.
+ */
+export function byteLevelTokenizerDir(): string {
+  const vocab: Record<string, number> = Object.fromEntries(bytesToUnicode().map((c, b) => [c, b]));
+  vocab['<|endoftext|>'] = 256;
+  const byteLevel = { add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const json = {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [{ id: 256, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', ...byteLevel },
+    post_processor: { type: 'ByteLevel', ...byteLevel },
+    decoder: { type: 'ByteLevel', ...byteLevel },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-bytelevel-'));
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+  const config = { tokenizer_class: 'GPT2Tokenizer', bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>', clean_up_tokenization_spaces: false };
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+  return dir;
+}

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { AutoTokenizer } from '../../src/index.js';
 import { RowText } from '../../src/generation/text-stream.js';
-import { llamaWithTokenizer } from './text-fixture.js';
+import { byteLevelTokenizerDir, llamaWithTokenizer } from './text-fixture.js';
 
 describe('RowText: token ids to final text, one token at a time', () => {
   let dir: string;
@@ -59,5 +59,30 @@ describe('RowText: token ids to final text, one token at a time', () => {
     const rest = row.finish();
     expect(pieces.join('') + rest).toBe(after([1], bytes));
     expect(rest).toContain('\uFFFD');
+  });
+});
+
+describe('RowText with a byte-level BPE tokenizer (GPT-2 style: every byte a token)', () => {
+  let dir: string;
+  let tok: AutoTokenizer;
+  beforeAll(async () => {
+    dir = byteLevelTokenizerDir();
+    tok = await AutoTokenizer.fromDir(dir);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('hands out each multibyte character whole, and the pieces join to the decoded text', () => {
+    const decode = (ids: number[]): string => tok.decode(ids, { skipSpecialTokens: true });
+    const prompt = tok.inner.encode('Say:').map(Number);
+    const ids = [...tok.inner.encode(' hi 😀 世界! ✓ done').map(Number), 256];
+    expect(ids.map((_, n) => decode(ids.slice(0, n + 1))).some((t) => t.endsWith('\uFFFD'))).toBe(true); // prefixes split characters
+    const row = new RowText(decode, prompt, []);
+    const pieces = ids.map((id) => row.push(id));
+    pieces.push(row.finish());
+    for (const piece of pieces) expect(piece).not.toContain('\uFFFD');
+    expect(pieces).toContain('😀');
+    expect(pieces).toContain('世');
+    expect(pieces.join('')).toBe(' hi 😀 世界! ✓ done');
+    expect(pieces.join('')).toBe(decode([...prompt, ...ids]).slice(decode(prompt).length));
   });
 });
