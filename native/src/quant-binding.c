@@ -1,0 +1,206 @@
+/*
+ * N-API glue for the packed-weight linear kernels (quant.c), registered onto the addon's exports
+ * by binding.c's Init. Same conventions as binding.c: sizes are checked here and a TypeError says
+ * which argument is wrong.
+ */
+#include <node_api.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ffn.h"
+#include "quant.h"
+
+#define FAIL(...)                             \
+  do {                                        \
+    char msg_[256];                           \
+    snprintf(msg_, sizeof msg_, __VA_ARGS__); \
+    napi_throw_type_error(env, NULL, msg_);   \
+    return NULL;                              \
+  } while (0)
+
+#define ARGS(n)                                                                           \
+  size_t argc = n;                                                                        \
+  napi_value argv[n];                                                                     \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n)        \
+    FAIL("tessera_native: expected %d arguments", n);
+
+/* A typed array (any element type); its type and length. NULL data with *ok = 1 for null. */
+static int array_of(napi_env env, napi_value v, int allow_null, void **data, size_t *len, napi_typedarray_type *type) {
+  napi_valuetype vt;
+  *data = NULL;
+  *len = 0;
+  if (napi_typeof(env, v, &vt) != napi_ok) return 0;
+  if (allow_null && (vt == napi_null || vt == napi_undefined)) return 1;
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return 0;
+  if (napi_get_typedarray_info(env, v, type, len, data, NULL, NULL) != napi_ok) return 0;
+  static float empty;
+  if (*data == NULL) *data = &empty;
+  return 1;
+}
+
+#define F32(i, name, allow_null, var, len)                                                      \
+  float *var = NULL;                                                                            \
+  size_t len = 0;                                                                               \
+  {                                                                                             \
+    napi_typedarray_type t_ = napi_float32_array;                                               \
+    if (!array_of(env, argv[i], allow_null, (void **)&var, &len, &t_) || t_ != napi_float32_array) \
+      FAIL("tessera_native: %s must be a Float32Array%s", name, allow_null ? " or null" : "");   \
+  }
+
+#define INT(i, name, var)                                                                  \
+  int32_t var = 0;                                                                         \
+  if (napi_get_value_int32(env, argv[i], &var) != napi_ok || var < 0)                      \
+    FAIL("tessera_native: %s must be a non-negative integer", name);
+
+/*
+ * A packed weight of `kind` holding exactly `count` values: a Uint16Array (bf16, f16) or an
+ * Int8Array (int8, with `scales` of `rows` floats). Returns its data, or NULL after throwing.
+ */
+static const void *packed_arg(napi_env env, napi_value data_v, napi_value scales_v, int kind, size_t count,
+                              size_t rows, const float **scales, const char *name) {
+  void *data = NULL, *sc = NULL;
+  size_t len = 0, sc_len = 0;
+  napi_typedarray_type type = napi_float32_array, sc_type = napi_float32_array;
+  const napi_typedarray_type want = kind == TESSERA_QUANT_INT8 ? napi_int8_array : napi_uint16_array;
+  char msg[200] = "";
+  if (!array_of(env, data_v, 0, &data, &len, &type) || type != want)
+    snprintf(msg, sizeof msg, "tessera_native: %s must be a%s", name, kind == TESSERA_QUANT_INT8 ? "n Int8Array" : " Uint16Array");
+  else if (len != count)
+    snprintf(msg, sizeof msg, "tessera_native: %s must hold %zu values, not %zu", name, count, len);
+  else if (!array_of(env, scales_v, 1, &sc, &sc_len, &sc_type) || (sc != NULL && sc_type != napi_float32_array))
+    snprintf(msg, sizeof msg, "tessera_native: the scales of %s must be a Float32Array or null", name);
+  else if (kind == TESSERA_QUANT_INT8 && (sc == NULL || sc_len != rows))
+    snprintf(msg, sizeof msg, "tessera_native: int8 %s needs %zu scales", name, rows);
+  if (msg[0] != '\0') {
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  *scales = sc;
+  return data;
+}
+
+#define KIND(i, var)                                                                       \
+  INT(i, "kind", var);                                                                     \
+  if (var >= TESSERA_QUANT_COUNT) FAIL("tessera_native: unknown packed weight kind %d", var);
+
+/* quantPack(kind, w, data, scales|null, rows, cols): pack w [rows, cols] into data (+ int8 scales). */
+static napi_value QuantPack(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  KIND(0, kind);
+  F32(1, "w", 0, w, w_len);
+  INT(4, "rows", rows);
+  INT(5, "cols", cols);
+  const size_t count = (size_t)rows * cols;
+  if (w_len != count) FAIL("tessera_native: w must hold rows*cols = %zu values", count);
+  const float *scales = NULL;
+  const void *data = packed_arg(env, argv[2], argv[3], kind, count, (size_t)rows, &scales, "data");
+  if (data == NULL) return NULL;
+  tessera_quant_pack(kind, w, (size_t)rows, (size_t)cols, (void *)data, (float *)scales);
+  return NULL;
+}
+
+/* quantUnpack(kind, data, scales|null, out, rows, cols): out = the float32 values of the packed weight. */
+static napi_value QuantUnpack(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  KIND(0, kind);
+  F32(3, "out", 0, out, out_len);
+  INT(4, "rows", rows);
+  INT(5, "cols", cols);
+  const size_t count = (size_t)rows * cols;
+  if (out_len != count) FAIL("tessera_native: out must hold rows*cols = %zu values", count);
+  const float *scales = NULL;
+  const void *data = packed_arg(env, argv[1], argv[2], kind, count, (size_t)rows, &scales, "data");
+  if (data == NULL) return NULL;
+  tessera_quant_unpack(kind, data, scales, (size_t)rows, (size_t)cols, out);
+  return NULL;
+}
+
+/* The row count of x [rows, in] with out [rows, n], or -1 after throwing. */
+static int64_t rows_of(napi_env env, size_t x_len, int in, int n, size_t out_len, int act) {
+  char msg[200] = "";
+  const size_t rows = in == 0 ? 0 : x_len / in;
+  if (act >= TESSERA_FFN_COUNT) snprintf(msg, sizeof msg, "tessera_native: unknown ffn activation %d", act);
+  else if (in == 0 || x_len % in != 0) snprintf(msg, sizeof msg, "tessera_native: x must hold whole rows of in = %d values", in);
+  else if (out_len != rows * n) snprintf(msg, sizeof msg, "tessera_native: out must hold rows*n = %zu values", rows * n);
+  else if (rows > INT32_MAX) snprintf(msg, sizeof msg, "tessera_native: too many rows");
+  if (msg[0] == '\0') return (int64_t)rows;
+  napi_throw_type_error(env, NULL, msg);
+  return -1;
+}
+
+/* quantLinear(x, kind, w, scales|null, bias|null, out, in, n, act): out = act(x . w^T + bias), w packed [n, in]. */
+static napi_value QuantLinear(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  F32(0, "x", 0, x, x_len);
+  KIND(1, kind);
+  F32(4, "bias", 1, bias, bias_len);
+  F32(5, "out", 0, out, out_len);
+  INT(6, "in", in);
+  INT(7, "n", n);
+  INT(8, "act", act);
+  const int64_t rows = rows_of(env, x_len, in, n, out_len, act);
+  if (rows < 0) return NULL;
+  if (bias != NULL && bias_len != (size_t)n) FAIL("tessera_native: bias must hold n = %d values", n);
+  const float *scales = NULL;
+  const void *w = packed_arg(env, argv[2], argv[3], kind, (size_t)n * in, (size_t)n, &scales, "w");
+  if (w == NULL) return NULL;
+  if (!tessera_quant_linear(x, (int)rows, in, kind, w, scales, bias, out, n, act)) FAIL("tessera_native: out of memory");
+  return NULL;
+}
+
+/*
+ * quantGatedLinear(x, kind, wg, sg|null, wu, su|null, bg|null, bu|null, out, in, n, act):
+ * out = act(x . wg^T + bg) * (x . wu^T + bu), both weights packed [n, in].
+ */
+static napi_value QuantGatedLinear(napi_env env, napi_callback_info info) {
+  ARGS(12);
+  F32(0, "x", 0, x, x_len);
+  KIND(1, kind);
+  F32(6, "bg", 1, bg, bg_len);
+  F32(7, "bu", 1, bu, bu_len);
+  F32(8, "out", 0, out, out_len);
+  INT(9, "in", in);
+  INT(10, "n", n);
+  INT(11, "act", act);
+  const int64_t rows = rows_of(env, x_len, in, n, out_len, act);
+  if (rows < 0) return NULL;
+  if ((bg != NULL && bg_len != (size_t)n) || (bu != NULL && bu_len != (size_t)n))
+    FAIL("tessera_native: bg and bu must hold n = %d values", n);
+  const float *sg = NULL, *su = NULL;
+  const void *wg = packed_arg(env, argv[2], argv[3], kind, (size_t)n * in, (size_t)n, &sg, "wg");
+  if (wg == NULL) return NULL;
+  const void *wu = packed_arg(env, argv[4], argv[5], kind, (size_t)n * in, (size_t)n, &su, "wu");
+  if (wu == NULL) return NULL;
+  if (!tessera_quant_gated_linear(x, (int)rows, in, kind, wg, sg, wu, su, bg, bu, out, n, act))
+    FAIL("tessera_native: out of memory");
+  return NULL;
+}
+
+/* quantIsa(name?): the vector path in use ("avx512", "avx2", "portable"); with a name, switch to it first. */
+static napi_value QuantIsa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) FAIL("tessera_native: quantIsa");
+  napi_valuetype vt = napi_undefined;
+  if (argc >= 1 && napi_typeof(env, argv[0], &vt) == napi_ok && vt == napi_string) {
+    char name[32];
+    size_t len = 0;
+    napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len);
+    if (!tessera_quant_use_isa(name)) FAIL("tessera_native: this CPU cannot run the '%s' path", name);
+  }
+  const char *isa = tessera_quant_isa();
+  if (napi_create_string_utf8(env, isa, strlen(isa), &result) != napi_ok) return NULL;
+  return result;
+}
+
+napi_status tessera_register_quant(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"quantPack", NULL, QuantPack, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quantUnpack", NULL, QuantUnpack, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quantLinear", NULL, QuantLinear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quantGatedLinear", NULL, QuantGatedLinear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quantIsa", NULL, QuantIsa, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

@@ -1,0 +1,433 @@
+/*
+ * Linear layers over bfloat16, float16 and int8 weights (see quant.h).
+ *
+ * Decode multiplies one row of x by every weight once per token, so it is bound by the bytes it
+ * streams: a GEMV reads the narrow weight directly and widens it in registers (bf16: a 16-bit
+ * shift; f16: F16C's vcvtph2ps; int8: sign extension and one scale per output row applied after
+ * the sum), multiplying and summing in float32. The vector path is picked once from the running
+ * CPU (AVX-512F+BW, else AVX2+FMA+F16C, else portable C), because the addon may be copied between
+ * machines. AVX-512 BF16's vdpbf16ps and VNNI's int8 dot products are not used: both would round
+ * the activations to bf16 or int8 as well, and decode is bound by the weight bytes, not by the
+ * widening, so they would change the results without making it faster.
+ *
+ * Prefill (many rows of x) is compute bound: blocks of weight rows are widened to float32 into a
+ * scratch buffer and multiplied by OpenBLAS's sgemm, which costs one extra pass over the block.
+ */
+#include "quant.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ffn.h"
+#include "parallel.h"
+#include "simd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TESSERA_X86 1
+#include <immintrin.h>
+#endif
+
+typedef uint32_t __attribute__((may_alias)) u32_alias;
+
+size_t tessera_quant_size(int kind) { return kind == TESSERA_QUANT_INT8 ? 1 : 2; }
+
+/* ---- scalar conversions (the portable path, packing, and tails) ---- */
+
+TESSERA_INLINE float bf16_to_f32(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+TESSERA_INLINE uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+  u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+  return (uint16_t)(u >> 16);
+}
+
+/* IEEE half <-> float by bit manipulation (F. Giesen's public-domain conversions, ties to even). */
+TESSERA_INLINE float f16_to_f32(uint16_t h) {
+  const uint32_t shifted_exp = 0x7c00u << 13;
+  uint32_t u = (uint32_t)(h & 0x7fffu) << 13;
+  const uint32_t exp = shifted_exp & u;
+  u += (127u - 15u) << 23;
+  float f;
+  if (exp == shifted_exp) {
+    u += (128u - 16u) << 23; /* Inf, NaN */
+    memcpy(&f, &u, 4);
+  } else if (exp == 0) {
+    u += 1u << 23; /* zero, subnormal: renormalise through a float subtraction */
+    memcpy(&f, &u, 4);
+    f -= 6.103515625e-05f; /* 2^-14 */
+  } else {
+    memcpy(&f, &u, 4);
+  }
+  return (h & 0x8000u) ? -f : f;
+}
+
+TESSERA_INLINE uint16_t f32_to_f16(float value) {
+  uint32_t u;
+  memcpy(&u, &value, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  u &= 0x7fffffffu;
+  uint16_t o;
+  if (u >= (127u + 16u) << 23) {
+    o = u > 0x7f800000u ? 0x7e00 : 0x7c00; /* NaN stays NaN, too large is Inf */
+  } else if (u < 113u << 23) {
+    /* Subnormal or zero: adding 0.5 lines the half's subnormal bits up with the float's mantissa. */
+    float f;
+    memcpy(&f, &u, 4);
+    f += 0.5f;
+    uint32_t r;
+    memcpy(&r, &f, 4);
+    o = (uint16_t)(r - 0x3f000000u);
+  } else {
+    const uint32_t mant_odd = (u >> 13) & 1u;
+    u += ((uint32_t)(15 - 127) << 23) + 0xfffu + mant_odd;
+    o = (uint16_t)(u >> 13);
+  }
+  return (uint16_t)(o | sign);
+}
+
+/* ---- packing ---- */
+
+void tessera_quant_pack(int kind, const float *w, size_t rows, size_t cols, void *data, float *scales) {
+  const size_t n = rows * cols;
+  if (kind == TESSERA_QUANT_BF16) {
+    uint16_t *d = data;
+    for (size_t i = 0; i < n; i++) d[i] = f32_to_bf16(w[i]);
+  } else if (kind == TESSERA_QUANT_F16) {
+    uint16_t *d = data;
+    for (size_t i = 0; i < n; i++) d[i] = f32_to_f16(w[i]);
+  } else {
+    int8_t *d = data;
+    for (size_t r = 0; r < rows; r++) {
+      const float *row = w + r * cols;
+      float mx = 0.0f;
+      for (size_t c = 0; c < cols; c++) mx = fabsf(row[c]) > mx ? fabsf(row[c]) : mx;
+      /* Symmetric, one scale per output row: the scale multiplies the row's dot product once. */
+      scales[r] = mx / 127.0f;
+      const float inv = mx > 0.0f ? 127.0f / mx : 0.0f;
+      for (size_t c = 0; c < cols; c++) {
+        float q = nearbyintf(row[c] * inv);
+        q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+        d[r * cols + c] = (int8_t)q;
+      }
+    }
+  }
+}
+
+/* ---- widening a run of weights to float32 (unpacking, and the GEMM's scratch blocks) ---- */
+
+TESSERA_CLONES static void widen_bf16(const uint16_t *w, float *out, size_t n) {
+  u32_alias *o = (u32_alias *)out;
+  for (size_t i = 0; i < n; i++) o[i] = (uint32_t)w[i] << 16;
+}
+
+TESSERA_CLONES static void widen_int8(const int8_t *w, float scale, float *out, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = (float)w[i] * scale;
+}
+
+static void widen_f16_portable(const uint16_t *w, float *out, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = f16_to_f32(w[i]);
+}
+
+#ifdef TESSERA_X86
+__attribute__((target("avx2,f16c"))) static void widen_f16_f16c(const uint16_t *w, float *out, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))));
+  for (; i < n; i++) out[i] = f16_to_f32(w[i]);
+}
+#endif
+
+/* ---- dot products of x with one packed weight row ---- */
+
+typedef float (*dot_fn)(const float *x, const void *w, int in);
+
+static float dot_bf16_portable(const float *x, const void *wv, int in) {
+  const uint16_t *w = wv;
+  float s = 0.0f;
+  for (int k = 0; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
+  return s;
+}
+
+static float dot_f16_portable(const float *x, const void *wv, int in) {
+  const uint16_t *w = wv;
+  float s = 0.0f;
+  for (int k = 0; k < in; k++) s += x[k] * f16_to_f32(w[k]);
+  return s;
+}
+
+static float dot_int8_portable(const float *x, const void *wv, int in) {
+  const int8_t *w = wv;
+  float s = 0.0f;
+  for (int k = 0; k < in; k++) s += x[k] * (float)w[k];
+  return s;
+}
+
+#ifdef TESSERA_X86
+#define AVX512 __attribute__((target("avx512f,avx512bw")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* Four independent accumulators of 16 lanes, so the FMA latency hides behind the loads. */
+#define DOT512(WIDEN, STEP_T)                                                                  \
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),       \
+         a3 = _mm512_setzero_ps();                                                           \
+  int k = 0;                                                                                 \
+  for (; k + 64 <= in; k += 64) {                                                            \
+    a0 = _mm512_fmadd_ps(WIDEN(w + k), _mm512_loadu_ps(x + k), a0);                          \
+    a1 = _mm512_fmadd_ps(WIDEN(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);                \
+    a2 = _mm512_fmadd_ps(WIDEN(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);                \
+    a3 = _mm512_fmadd_ps(WIDEN(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);                \
+  }                                                                                          \
+  for (; k + 16 <= in; k += 16) a0 = _mm512_fmadd_ps(WIDEN(w + k), _mm512_loadu_ps(x + k), a0); \
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+
+AVX512 static inline __m512 widen16_bf16(const uint16_t *p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+AVX512 static inline __m512 widen16_f16(const uint16_t *p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+AVX512 static inline __m512 widen16_int8(const int8_t *p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+AVX512 static float dot_bf16_avx512(const float *x, const void *wv, int in) {
+  const uint16_t *w = wv;
+  DOT512(widen16_bf16, uint16_t)
+  for (; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
+  return s;
+}
+AVX512 static float dot_f16_avx512(const float *x, const void *wv, int in) {
+  const uint16_t *w = wv;
+  DOT512(widen16_f16, uint16_t)
+  for (; k < in; k++) s += x[k] * f16_to_f32(w[k]);
+  return s;
+}
+AVX512 static float dot_int8_avx512(const float *x, const void *wv, int in) {
+  const int8_t *w = wv;
+  DOT512(widen16_int8, int8_t)
+  for (; k < in; k++) s += x[k] * (float)w[k];
+  return s;
+}
+
+AVX2 static inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+#define DOT256(WIDEN)                                                                         \
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),      \
+         a3 = _mm256_setzero_ps();                                                          \
+  int k = 0;                                                                                \
+  for (; k + 32 <= in; k += 32) {                                                           \
+    a0 = _mm256_fmadd_ps(WIDEN(w + k), _mm256_loadu_ps(x + k), a0);                         \
+    a1 = _mm256_fmadd_ps(WIDEN(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);                 \
+    a2 = _mm256_fmadd_ps(WIDEN(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);               \
+    a3 = _mm256_fmadd_ps(WIDEN(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);               \
+  }                                                                                         \
+  for (; k + 8 <= in; k += 8) a0 = _mm256_fmadd_ps(WIDEN(w + k), _mm256_loadu_ps(x + k), a0); \
+  float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+
+AVX2 static inline __m256 widen8_bf16(const uint16_t *p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+AVX2 static inline __m256 widen8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+AVX2 static inline __m256 widen8_int8(const int8_t *p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+AVX2 static float dot_bf16_avx2(const float *x, const void *wv, int in) {
+  const uint16_t *w = wv;
+  DOT256(widen8_bf16)
+  for (; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
+  return s;
+}
+AVX2 static float dot_f16_avx2(const float *x, const void *wv, int in) {
+  const uint16_t *w = wv;
+  DOT256(widen8_f16)
+  for (; k < in; k++) s += x[k] * f16_to_f32(w[k]);
+  return s;
+}
+AVX2 static float dot_int8_avx2(const float *x, const void *wv, int in) {
+  const int8_t *w = wv;
+  DOT256(widen8_int8)
+  for (; k < in; k++) s += x[k] * (float)w[k];
+  return s;
+}
+#endif
+
+/* ---- the vector path for this CPU ---- */
+
+enum { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+static const char *const ISA_NAMES[] = {"portable", "avx2", "avx512"};
+static int isa = -1;
+
+static int best_isa(void) {
+#ifdef TESSERA_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) return ISA_AVX512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return ISA_AVX2;
+#endif
+  return ISA_PORTABLE;
+}
+
+static int current_isa(void) {
+  if (isa < 0) isa = best_isa();
+  return isa;
+}
+
+const char *tessera_quant_isa(void) { return ISA_NAMES[current_isa()]; }
+
+/* Used by tests to check every path on one machine: a path the CPU lacks is refused (returns 0). */
+int tessera_quant_use_isa(const char *name) {
+  for (int i = 0; i < 3; i++) {
+    if (strcmp(name, ISA_NAMES[i]) == 0 && i <= best_isa()) {
+      isa = i;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static dot_fn dot_for(int kind) {
+  static const dot_fn portable[] = {dot_bf16_portable, dot_f16_portable, dot_int8_portable};
+#ifdef TESSERA_X86
+  static const dot_fn avx2[] = {dot_bf16_avx2, dot_f16_avx2, dot_int8_avx2};
+  static const dot_fn avx512[] = {dot_bf16_avx512, dot_f16_avx512, dot_int8_avx512};
+  switch (current_isa()) {
+    case ISA_AVX512: return avx512[kind];
+    case ISA_AVX2: return avx2[kind];
+    default: break;
+  }
+#endif
+  return portable[kind];
+}
+
+/* Rows [r0, r0 + count) of a packed weight as float32 into out. */
+static void widen_rows(int kind, const void *w, const float *scales, size_t r0, size_t count, size_t cols,
+                       float *out) {
+  if (kind == TESSERA_QUANT_BF16) {
+    widen_bf16((const uint16_t *)w + r0 * cols, out, count * cols);
+  } else if (kind == TESSERA_QUANT_F16) {
+#ifdef TESSERA_X86
+    if (current_isa() != ISA_PORTABLE) {
+      widen_f16_f16c((const uint16_t *)w + r0 * cols, out, count * cols);
+      return;
+    }
+#endif
+    widen_f16_portable((const uint16_t *)w + r0 * cols, out, count * cols);
+  } else {
+    for (size_t r = 0; r < count; r++)
+      widen_int8((const int8_t *)w + (r0 + r) * cols, scales[r0 + r], out + r * cols, cols);
+  }
+}
+
+void tessera_quant_unpack(int kind, const void *data, const float *scales, size_t rows, size_t cols, float *out) {
+  widen_rows(kind, data, scales, 0, rows, cols, out);
+}
+
+/* ---- GEMV: few rows of x, split over the output rows ---- */
+
+/* Up to this many rows of x each weight row is read once and dotted with every row (from L1). */
+#define GEMV_MAX_ROWS 4
+/* At least this many weights per thread, so a thread start (tens of microseconds) pays off. */
+#define GEMV_GRAIN_WEIGHTS 65536
+
+struct gemv_args {
+  const float *x;
+  int rows, in, n;
+  const char *w;
+  size_t row_bytes;
+  const float *scales, *bias;
+  float *out;
+  dot_fn dot;
+};
+
+static void gemv_part(void *ctx, size_t begin, size_t end) {
+  const struct gemv_args *a = ctx;
+  for (size_t r = begin; r < end; r++) {
+    const void *wr = a->w + r * a->row_bytes;
+    const float scale = a->scales != NULL ? a->scales[r] : 1.0f;
+    const float b = a->bias != NULL ? a->bias[r] : 0.0f;
+    for (int i = 0; i < a->rows; i++) a->out[(size_t)i * a->n + r] = a->dot(a->x + (size_t)i * a->in, wr, a->in) * scale + b;
+  }
+}
+
+/* ---- GEMM: widen blocks of weight rows, then sgemm ---- */
+
+/* Floats in the GEMM's scratch block (4 MiB): large enough for sgemm to run at speed. */
+#define GEMM_BLOCK_FLOATS (1u << 20)
+
+struct widen_args {
+  int kind;
+  const void *w;
+  const float *scales;
+  size_t r0, cols;
+  float *out;
+};
+
+static void widen_part(void *ctx, size_t begin, size_t end) {
+  const struct widen_args *a = ctx;
+  widen_rows(a->kind, a->w, a->scales, a->r0 + begin, end - begin, a->cols, a->out + begin * a->cols);
+}
+
+/* out [rows, n] = x . w^T + bias (no activation). Returns 0 when the scratch block cannot be allocated. */
+static int quant_affine(const float *x, int rows, int in, int kind, const void *w, const float *scales,
+                        const float *bias, float *out, int n) {
+  if (rows == 0 || n == 0) return 1;
+  const int threads = tessera_threads();
+  if (rows <= GEMV_MAX_ROWS) {
+    struct gemv_args a = {x, rows, in, n, w, (size_t)in * tessera_quant_size(kind),
+                          kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, out, dot_for(kind)};
+    const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : (size_t)n;
+    tessera_parallel_for((size_t)n, grain, threads, gemv_part, &a);
+    return 1;
+  }
+  size_t block = in > 0 ? GEMM_BLOCK_FLOATS / (size_t)in : (size_t)n;
+  if (block < 16) block = 16;
+  if (block > (size_t)n) block = (size_t)n;
+  float *scratch = malloc(sizeof(float) * block * (size_t)(in > 0 ? in : 1));
+  if (scratch == NULL) return 0;
+  for (size_t r0 = 0; r0 < (size_t)n; r0 += block) {
+    const size_t count = (size_t)n - r0 < block ? (size_t)n - r0 : block;
+    struct widen_args wa = {kind, w, scales, r0, (size_t)in, scratch};
+    tessera_parallel_for(count, 64, threads, widen_part, &wa);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)count, in, 1.0f, x, in, scratch, in, 0.0f,
+                out + r0, n);
+  }
+  free(scratch);
+  if (bias != NULL) {
+    for (int i = 0; i < rows; i++) {
+      float *o = out + (size_t)i * n;
+      for (int j = 0; j < n; j++) o[j] += bias[j];
+    }
+  }
+  return 1;
+}
+
+int tessera_quant_linear(const float *x, int rows, int in, int kind, const void *w, const float *scales,
+                         const float *bias, float *out, int n, int act) {
+  if (!quant_affine(x, rows, in, kind, w, scales, bias, out, n)) return 0;
+  if (act != TESSERA_FFN_IDENTITY) tessera_ffn_activation(act, out, NULL, out, (size_t)rows * n);
+  return 1;
+}
+
+int tessera_quant_gated_linear(const float *x, int rows, int in, int kind, const void *wg, const float *sg,
+                               const void *wu, const float *su, const float *bg, const float *bu, float *out,
+                               int n, int act) {
+  float *up = malloc(sizeof(float) * ((size_t)rows * n + 1));
+  if (up == NULL) return 0;
+  const int ok = quant_affine(x, rows, in, kind, wg, sg, bg, out, n) &&
+                 quant_affine(x, rows, in, kind, wu, su, bu, up, n);
+  if (ok) tessera_ffn_activation(act, out, up, out, (size_t)rows * n);
+  free(up);
+  return ok;
+}

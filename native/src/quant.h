@@ -1,0 +1,49 @@
+/*
+ * Linear layers over weights held in 16 or 8 bits (quant.c): bfloat16, IEEE float16, and int8
+ * with one float32 scale per output row. Products and sums are float32; only the weight is
+ * stored narrow, so decode (which reads every weight once per token) reads 2x or 4x fewer bytes.
+ * Weights keep PyTorch's [n, in] layout. binding.c's glue (quant-binding.c) checks sizes.
+ */
+#ifndef TESSERA_QUANT_H
+#define TESSERA_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Storage formats, numbered as QUANT_KINDS in src/kernels/native/quant.ts lists them. */
+enum tessera_quant_kind {
+  TESSERA_QUANT_BF16 = 0, /* uint16: the top half of the float32, rounded to nearest even */
+  TESSERA_QUANT_F16 = 1,  /* uint16: IEEE binary16, rounded to nearest even */
+  TESSERA_QUANT_INT8 = 2, /* int8 q with w = q * scale[row], scale = max|w_row| / 127 */
+  TESSERA_QUANT_COUNT = 3,
+};
+
+/* Bytes per stored weight of `kind`. */
+size_t tessera_quant_size(int kind);
+
+/* Pack w [rows, cols] float32 into data (rows*cols values of the kind); int8 also fills scales [rows]. */
+void tessera_quant_pack(int kind, const float *w, size_t rows, size_t cols, void *data, float *scales);
+
+/* The float32 values of a packed weight into out [rows, cols]. */
+void tessera_quant_unpack(int kind, const void *data, const float *scales, size_t rows, size_t cols,
+                          float *out);
+
+/*
+ * out [rows, n] = act(x [rows, in] . w^T + bias), w packed [n, in]; bias may be NULL, scales is
+ * int8's (else NULL). act numbers as ffn.h's. Returns 0 when a scratch buffer cannot be allocated.
+ */
+int tessera_quant_linear(const float *x, int rows, int in, int kind, const void *w,
+                         const float *scales, const float *bias, float *out, int n, int act);
+
+/* out = act(x . wg^T + bg) * (x . wu^T + bu), both packed as `kind`. Returns 0 on allocation failure. */
+int tessera_quant_gated_linear(const float *x, int rows, int in, int kind, const void *wg,
+                               const float *sg, const void *wu, const float *su, const float *bg,
+                               const float *bu, float *out, int n, int act);
+
+/* Which vector path the kernels run: "avx512", "avx2" or "portable" (the best this CPU has). */
+const char *tessera_quant_isa(void);
+
+/* Run `name`'s path from now on (tests check each path on one machine); 0 if the CPU lacks it. */
+int tessera_quant_use_isa(const char *name);
+
+#endif
