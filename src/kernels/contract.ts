@@ -83,7 +83,36 @@ export const FUSED = {
    * wrt: 'student' | 'teacher' }` → the gradient of Σ dy·kl with respect to those logits, [N, V].
    */
   klDivergenceBackward: 'TesseraKLDivergenceBackward',
+  /**
+   * Hold a linear weight in a narrower format: `{ x: [out, in] float32 }`, `{ dtype }` (a
+   * {@link PackedDtype}) → a float32 tensor of the same shape whose storage is packed (see
+   * {@link packedStorage}); the linear kernels read it directly, reading it out (`dataSync`) widens it.
+   */
+  packWeight: 'TesseraPackWeight',
 } as const;
+
+/** The formats {@link FUSED.packWeight} stores a weight in (int8: one float32 scale per output row). */
+export const PACKED_DTYPES = ['bfloat16', 'float16', 'int8'] as const;
+export type PackedDtype = (typeof PACKED_DTYPES)[number];
+
+/** What a packed tensor's storage holds. */
+export interface PackedStorage {
+  dtype: PackedDtype;
+  /** Bytes held: the packed values, plus int8's scales. */
+  bytes: number;
+}
+
+const packedData = new WeakMap<object, PackedStorage>();
+
+/** Recorded by a backend's FUSED.packWeight for the dataId it made. */
+export function markPacked(dataId: object, storage: PackedStorage): void {
+  packedData.set(dataId, storage);
+}
+
+/** The packed storage behind `t`, or undefined for a tensor held as its own dtype. */
+export function packedStorage(t: TensorInfo): PackedStorage | undefined {
+  return packedData.get(t.dataId);
+}
 
 /**
  * The `activation` attr that FUSED.linear, FUSED.gatedLinear and FUSED.activation take ('linear'

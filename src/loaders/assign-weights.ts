@@ -3,6 +3,7 @@ import type { Module } from '../layers/module.js';
 import { renameParameter, type RenameRules } from '../architectures/rename.js';
 import type { TensorMap } from './raw-tensor.js';
 import { checkKeys, type KeyList } from '../util/options.js';
+import type { WeightDtype } from '../ops/packed-weights.js';
 
 /** Options of a model load (`fromDir`, `fromHfHub`, `fromPretrained`, {@link assignWeights}). */
 export interface WeightLoadOptions {
@@ -12,6 +13,12 @@ export interface WeightLoadOptions {
    * into NaN, so the load fails naming each tensor and its count of non-finite values.
    */
   allowNonFinite?: boolean;
+  /**
+   * How linear-layer weights are held: 'float32' (default), 'bfloat16', 'float16', or 'int8'
+   * (weight-only, one scale per output row). On the native backend they stay in that format in
+   * memory; elsewhere they are rounded to it and kept as float32. See docs/precision.md.
+   */
+  dtype?: WeightDtype;
 }
 
 export interface AssignOptions extends WeightLoadOptions {
@@ -23,7 +30,7 @@ export interface AssignOptions extends WeightLoadOptions {
 }
 
 /** The keys of {@link WeightLoadOptions}, for the loaders' own key checks. */
-export const WEIGHT_LOAD_OPTION_KEYS = { allowNonFinite: true } satisfies KeyList<WeightLoadOptions>;
+export const WEIGHT_LOAD_OPTION_KEYS = { allowNonFinite: true, dtype: true } satisfies KeyList<WeightLoadOptions>;
 const ASSIGN_OPTION_KEYS = { ...WEIGHT_LOAD_OPTION_KEYS, rules: true, ignore: true, source: true } satisfies KeyList<AssignOptions>;
 
 /** How many elements of `data` are NaN or ±Infinity. */

@@ -15,6 +15,8 @@ import type { TransformerModel } from '../models/transformer.js';
 import { withInitSeed } from '../layers/init.js';
 import { settleWeights } from '../kernels/backend.js';
 import { checkKeys, type KeyList } from '../util/options.js';
+import { packWeights } from '../layers/packed-weights.js';
+import { checkWeightDtype } from '../ops/packed-weights.js';
 import { assignWeights, WEIGHT_LOAD_OPTION_KEYS, type WeightLoadOptions } from './assign-weights.js';
 import { requireMaskedLmHead } from './masked-lm-head.js';
 import { readConfig, readWeights, type Checkpoint } from './checkpoint.js';
@@ -81,6 +83,8 @@ function fillFromCheckpoint(
   try {
     if (kind === 'masked-lm') requireMaskedLmHead(model, checkpoint, architecture);
     assignWeights(model, checkpoint.tensors, { rules: architecture.hfNames, ignore, source: checkpoint.dir, allowNonFinite: options.allowNonFinite });
+    // Packed before the weights move to huge pages, which then copy only what stays float32.
+    packWeights(model, checkWeightDtype(options.dtype ?? 'float32', `${KIND_LABEL[kind]} options`));
     settleWeights(model.namedParameters().map(([, p]) => p));
   } catch (err) {
     model.dispose();
@@ -129,6 +133,7 @@ async function loadDir(dir: string, kind: ModelKind, options: ModelLoadOptions):
   if (options.tokenizer === true && kind !== 'causal-lm') {
     throw new Error(`${KIND_LABEL[kind]}: the tokenizer option is for AutoCausalLM (text generation); load a tokenizer with AutoTokenizer.fromDir(dir)`);
   }
+  checkWeightDtype(options.dtype ?? 'float32', `${KIND_LABEL[kind]} options`); // before any file is read
   const config = await readConfig(dir);
   // A bad or oversized config fails before gigabytes of weights are read.
   const checked = checkedArchitecture(config, kind, `${dir}/config.json`, {});
@@ -165,13 +170,13 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
     static async fromHfHub(name: string, opts: HubLoadOptions & ModelLoadOptions = {}): Promise<M> {
       checkKeys(opts, HUB_MODEL_LOAD_OPTION_KEYS, `${KIND_LABEL[kind]}.fromHfHub options`);
       // Only the hub options go to the snapshot (which fetches tokenizer files anyway); the load options to loadDir.
-      const { allowNonFinite: _, tokenizer: __, ...hub } = opts;
+      const { allowNonFinite: _, tokenizer: __, dtype: ___, ...hub } = opts;
       return (await loadDir(await snapshotModel(name, hub), kind, opts)) as M;
     }
     /** A model folder if `nameOrPath` is an existing directory, else a hub model name (see fromHfHub). */
     static async fromPretrained(nameOrPath: string, opts: HubLoadOptions & ModelLoadOptions = {}): Promise<M> {
       checkKeys(opts, HUB_MODEL_LOAD_OPTION_KEYS, `${KIND_LABEL[kind]}.fromPretrained options`);
-      const { allowNonFinite: _, tokenizer: __, ...hub } = opts;
+      const { allowNonFinite: _, tokenizer: __, dtype: ___, ...hub } = opts;
       return (await loadDir(await resolvePretrained(nameOrPath, hub), kind, opts)) as M;
     }
     /**

@@ -3,6 +3,7 @@ import { FUSED } from '../kernels/contract.js';
 import { activation as activationOf, fusedActivationName, gatedActivation } from './activation.js';
 import { derivedOf, registerDerived } from './derived-weights.js';
 import { canFuse, runFused } from './dispatch.js';
+import { packedDtypeOf, requireUnpackedWhileRecording } from './packed-weights.js';
 
 /** A linear map's weights: `weight [out, in]` (PyTorch layout) and an optional `bias [out]`. */
 export interface LinearWeights {
@@ -50,10 +51,16 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activa
   if (weight.shape[1] !== inFeatures) {
     throw new Error(`linear: input has ${inFeatures} features, weight expects ${weight.shape[1]}`);
   }
+  requireUnpackedWhileRecording(weight, 'linear');
   const fusedActivation = activation === undefined ? 'linear' : fusedActivationName(activation);
   // A backend's fused linear kernel: any leading dims, bias and activation in the GEMM's epilogue.
   if (fusedActivation !== undefined && canFuse(FUSED.linear)) {
     return runFused(FUSED.linear, { x, weight, bias }, { activation: fusedActivation });
+  }
+  // A packed weight is read only by the fused kernel: an activation it lacks runs after it.
+  if (packedDtypeOf(weight) !== undefined && canFuse(FUSED.linear)) {
+    const product = runFused(FUSED.linear, { x, weight, bias }, { activation: 'linear' });
+    return activation === undefined ? product : activationOf(activation)(product);
   }
   const y = affine(x, weight, bias);
   return activation === undefined ? y : activationOf(activation)(y);
@@ -82,6 +89,7 @@ function affine(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
  */
 export function gatedLinear(x: tf.Tensor, gate: LinearWeights, up: LinearWeights, activation: string): tf.Tensor {
   const fusedActivation = fusedActivationName(activation);
+  requireUnpackedWhileRecording(gate.weight, 'gatedLinear');
   if (fusedActivation !== undefined && canFuse(FUSED.gatedLinear)) {
     const inputs = { x, gateWeight: gate.weight, upWeight: up.weight, gateBias: gate.bias, upBias: up.bias };
     return runFused(FUSED.gatedLinear, inputs, { activation: fusedActivation });

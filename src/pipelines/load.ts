@@ -5,8 +5,7 @@
  */
 import { AutoTokenizer } from '../loaders/tokenizer.js';
 import type { WeightLoadOptions } from '../loaders/assign-weights.js';
-import type { HubLoadOptions } from '../loaders/pretrained.js';
-import { resolvePretrained } from '../loaders/pretrained.js';
+import { HUB_LOAD_OPTION_KEYS, resolvePretrained, type HubLoadOptions } from '../loaders/pretrained.js';
 import { checkKeys, type KeyList } from '../util/options.js';
 
 /**
@@ -16,22 +15,8 @@ import { checkKeys, type KeyList } from '../util/options.js';
  */
 export type PipelineOptions = HubLoadOptions;
 
-/** The keys of {@link PipelineOptions}; any other is an `UnknownKeyError`. */
-export const PIPELINE_OPTION_KEYS = {
-  revision: true,
-  cacheDir: true,
-  offline: true,
-  token: true,
-  endpoint: true,
-  progress: true,
-  fetch: true,
-  timeoutMs: true,
-  retries: true,
-  retryDelayMs: true,
-  lockTimeoutMs: true,
-  refresh: true,
-  allowNonFinite: true,
-} as const satisfies KeyList<PipelineOptions>;
+/** The keys of {@link PipelineOptions} (those of `fromHfHub`); any other is an `UnknownKeyError`. */
+export const PIPELINE_OPTION_KEYS = HUB_LOAD_OPTION_KEYS satisfies KeyList<PipelineOptions>;
 
 /** The model folder of a pipeline of `task`. */
 export interface PipelineSource {
@@ -48,9 +33,12 @@ export async function pipelineSource(task: string, nameOrDir: string, options: P
   if (typeof nameOrDir !== 'string' || nameOrDir === '') {
     throw new Error(`pipeline('${task}'): nameOrDir must be a model folder or a hub name ('org/name'), got ${JSON.stringify(nameOrDir)}`);
   }
-  const { allowNonFinite, ...hub } = options;
+  const { allowNonFinite, dtype, ...hub } = options;
   const dir = await resolvePretrained(nameOrDir, { ...hub, weights: true, tokenizer: true });
-  return { dir, load: allowNonFinite === undefined ? {} : { allowNonFinite }, tokenizer: () => AutoTokenizer.fromDir(dir) };
+  const load: WeightLoadOptions = {};
+  if (allowNonFinite !== undefined) load.allowNonFinite = allowNonFinite;
+  if (dtype !== undefined) load.dtype = dtype;
+  return { dir, load, tokenizer: () => AutoTokenizer.fromDir(dir) };
 }
 
 /** Throw unless `value` is a positive integer; `what` names the option. */

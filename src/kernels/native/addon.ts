@@ -264,6 +264,42 @@ export interface NativeAddon {
     act: number,
   ): void;
   /**
+   * Packed weights (native/src/quant.c), `kind` 0 bfloat16, 1 float16 (both in a Uint16Array),
+   * 2 int8 (an Int8Array and one float32 scale per row): `quantPack` fills `data` (and `scales`)
+   * from `w` [rows, cols]; `quantUnpack` widens them back into `out`.
+   */
+  quantPack(kind: number, w: Float32Array, data: Uint16Array | Int8Array, scales: Float32Array | null, rows: number, cols: number): void;
+  quantUnpack(kind: number, data: Uint16Array | Int8Array, scales: Float32Array | null, out: Float32Array, rows: number, cols: number): void;
+  /** {@link ffnLinear} with `w` packed as `kind` (`scales` for int8). */
+  quantLinear(
+    x: Float32Array,
+    kind: number,
+    w: Uint16Array | Int8Array,
+    scales: Float32Array | null,
+    bias: Float32Array | null,
+    out: Float32Array,
+    inF: number,
+    n: number,
+    act: number,
+  ): void;
+  /** {@link ffnGatedLinear} with both weights packed as `kind`. */
+  quantGatedLinear(
+    x: Float32Array,
+    kind: number,
+    wg: Uint16Array | Int8Array,
+    sg: Float32Array | null,
+    wu: Uint16Array | Int8Array,
+    su: Float32Array | null,
+    bg: Float32Array | null,
+    bu: Float32Array | null,
+    out: Float32Array,
+    inF: number,
+    n: number,
+    act: number,
+  ): void;
+  /** The packed kernels' vector path ('avx512', 'avx2', 'portable'); with a name, switch to it (tests). */
+  quantIsa(name?: string): string;
+  /**
    * Adam's update (native/src/train.c) over equal-length arrays, on both cores: `wOut`, `mOut`,
    * `vOut` may be `w`, `m`, `v` themselves (an in-place update). `c1`, `c2` are 1 − βᵗ;
    * `weightDecay` is AdamW's decoupled decay (0 for Adam).

@@ -15,6 +15,7 @@ import { backwardKernels } from './scan-backward.js';
 import { layerBackwardKernels } from './layer-backward.js';
 import { adamKernels } from './adam.js';
 import { lossKernels } from './loss-kernels.js';
+import { unpackedValues, withPackedWeights } from './quant.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -88,6 +89,9 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   override readSync(dataId: object): BackendValues {
+    // A packed weight (quant.ts) reads out widened to float32.
+    const unpacked = unpackedValues(this.addon, this, dataId);
+    if (unpacked !== undefined) return unpacked;
     this.markShared(this.data.get(dataId)?.values);
     return super.readSync(dataId);
   }
@@ -192,7 +196,7 @@ export function registerNativeBackend(): string {
     ...elementwiseKernels(addon, NATIVE_BACKEND),
     ...gatherKernels(NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),
-    ...ffnKernels(addon, NATIVE_BACKEND),
+    ...withPackedWeights(addon, NATIVE_BACKEND, ffnKernels(addon, NATIVE_BACKEND)),
     ...backwardKernels(addon, NATIVE_BACKEND),
     ...layerBackwardKernels(addon, NATIVE_BACKEND),
     ...adamKernels(addon, NATIVE_BACKEND),

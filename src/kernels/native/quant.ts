@@ -1,0 +1,179 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+
+import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
+import { allocate, values, type Backend, type KernelArgs } from './kernel-utils.js';
+import { FUSED, markPacked, PACKED_DTYPES, requireShape, type PackedDtype } from '../contract.js';
+
+/**
+ * Linear weights held as bfloat16, float16 or int8 on the native backend (native/src/quant.c).
+ *
+ * A packed weight stays a float32 tensor to tfjs and to the model (same shape, same parameter
+ * path), but its storage is the narrow values: the linear kernels below read them directly, and
+ * reading the tensor out (`dataSync`, saving) widens them to float32. Any other kernel that
+ * reaches for the storage gets an error naming the format, never the raw bits read as floats.
+ */
+interface PackedWeight {
+  /** quant.h's kind: the index in PACKED_DTYPES. */
+  kind: number;
+  dtype: PackedDtype;
+  rows: number;
+  cols: number;
+  data: Uint16Array | Int8Array;
+  /** int8's scale per output row, else null. */
+  scales: Float32Array | null;
+}
+
+const packedWeights = new WeakMap<object, PackedWeight>();
+
+/** The packed weight stored under `dataId`, if any. */
+function packedOf(backend: Backend, t: TensorInfo): PackedWeight | undefined {
+  const stored = backend.data.get(t.dataId)?.values as unknown;
+  return typeof stored === 'object' && stored !== null ? packedWeights.get(stored) : undefined;
+}
+
+/**
+ * Stand-in for the values of a packed tensor in the backend's storage: every use of it as an
+ * array throws, so a kernel without a packed path fails clearly instead of computing garbage.
+ */
+function packedValues(weight: PackedWeight): object {
+  const fail = (): never => {
+    throw new Error(
+      `a [${weight.rows}, ${weight.cols}] weight is held as ${weight.dtype} (a model loaded with { dtype: '${weight.dtype}' }): ` +
+        `only the linear kernels read it. Training, gradients and other ops on it need the model loaded with dtype 'float32'.`,
+    );
+  };
+  const stand = new Proxy({}, { get: fail, set: fail, has: fail, ownKeys: fail, getOwnPropertyDescriptor: fail });
+  packedWeights.set(stand, weight);
+  return stand;
+}
+
+/** The float32 values of a packed tensor's storage (what `dataSync` returns), or undefined when it is not packed. */
+export function unpackedValues(addon: NativeAddon, backend: Backend, dataId: object): Float32Array | undefined {
+  const weight = packedOf(backend, { dataId, shape: [], dtype: 'float32' });
+  if (weight === undefined) return undefined;
+  const out = new Float32Array(weight.rows * weight.cols);
+  addon.quantUnpack(weight.kind, weight.data, weight.scales, out, weight.rows, weight.cols);
+  return out;
+}
+
+/** `{ x: [out, in] float32 }`, `{ dtype }` → the same weight held packed (see FUSED.packWeight). */
+function packWeightKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { x } = inputs as { x: TensorInfo };
+    const dtype = String(attrs?.dtype) as PackedDtype;
+    const kind = PACKED_DTYPES.indexOf(dtype);
+    if (kind < 0) throw new Error(`${FUSED.packWeight}: unknown dtype '${dtype}'; supported: ${PACKED_DTYPES.join(', ')}`);
+    if (x.dtype !== 'float32' || x.shape.length !== 2) {
+      throw new Error(`${FUSED.packWeight}: x must be a float32 [out, in] weight, got ${x.dtype} [${x.shape}]`);
+    }
+    const [rows, cols] = x.shape as [number, number];
+    const data = dtype === 'int8' ? new Int8Array(rows * cols) : new Uint16Array(rows * cols);
+    const scales = dtype === 'int8' ? new Float32Array(rows) : null;
+    addon.quantPack(kind, values(backend, x), data, scales, rows, cols);
+    const weight: PackedWeight = { kind, dtype, rows, cols, data, scales };
+    const info = backend.makeTensorInfo([rows, cols], 'float32', packedValues(weight) as Float32Array);
+    markPacked(info.dataId, { dtype, bytes: data.byteLength + (scales?.byteLength ?? 0) });
+    return info;
+  }) as unknown as KernelFunc;
+}
+
+function activationCode(kernel: string, attrs: KernelArgs['attrs']): number {
+  const name = String(attrs?.activation ?? 'linear');
+  const code = (FFN_ACTIVATIONS as readonly string[]).indexOf(name);
+  if (code < 0) throw new Error(`${kernel}: unknown activation '${name}'; supported: ${FFN_ACTIVATIONS.join(', ')}`);
+  return code;
+}
+
+/** `weight` fits `x [..., in]` as `[out, in]`; returns out. */
+function outFeatures(kernel: string, name: string, x: TensorInfo, weight: TensorInfo): number {
+  const inF = x.shape[x.shape.length - 1];
+  if (weight.shape.length !== 2 || weight.shape[1] !== inF) {
+    throw new Error(`${kernel}: ${name} must be [out, ${inF}] for x [${x.shape}], got [${weight.shape}]`);
+  }
+  return weight.shape[0]!;
+}
+
+/** `act(x · Wᵀ + b)` into `out` with W packed or float32. */
+function linearInto(addon: NativeAddon, backend: Backend, x: TensorInfo, weight: TensorInfo, bias: TensorInfo | undefined, out: Float32Array, act: number): void {
+  const inF = x.shape[x.shape.length - 1]!;
+  const n = weight.shape[0]!;
+  const b = bias === undefined ? null : values(backend, bias);
+  const packed = packedOf(backend, weight);
+  if (packed === undefined) {
+    addon.ffnLinear(values(backend, x), values(backend, weight), b, out, inF, n, act);
+  } else {
+    addon.quantLinear(values(backend, x), packed.kind, packed.data, packed.scales, b, out, inF, n, act);
+  }
+}
+
+/**
+ * FUSED.linear with a packed weight read by quant.c; a float32 weight goes to the float32
+ * kernel (`float32Kernel`), unchanged.
+ */
+function linearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, weight, bias } = args.inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+    if (weight === undefined || packedOf(args.backend, weight) === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
+    const act = activationCode(FUSED.linear, args.attrs);
+    if (x.dtype !== 'float32') throw new Error(`${FUSED.linear}: input 'x' must be float32, got ${x.dtype}`);
+    const n = outFeatures(FUSED.linear, 'weight', x, weight);
+    requireShape(FUSED.linear, 'bias', bias, [n]);
+    const shape = [...x.shape.slice(0, -1), n];
+    const out = allocate(args.backend, tf.util.sizeFromShape(shape));
+    if (out.length > 0) linearInto(addon, args.backend, x, weight, bias, out, act);
+    return args.backend.makeTensorInfo(shape, 'float32', out);
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * FUSED.gatedLinear with packed weights: both of one format in one call to quant.c; a mix of
+ * formats (one weight reassigned as float32) as two linear calls and the gated activation.
+ */
+function gatedLinearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, gateWeight, upWeight, gateBias, upBias } = args.inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
+      gateBias?: TensorInfo;
+      upBias?: TensorInfo;
+    };
+    const { backend } = args;
+    const gate = gateWeight === undefined ? undefined : packedOf(backend, gateWeight);
+    const up = upWeight === undefined ? undefined : packedOf(backend, upWeight);
+    if (gate === undefined && up === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
+    const act = activationCode(FUSED.gatedLinear, args.attrs);
+    if (x.dtype !== 'float32') throw new Error(`${FUSED.gatedLinear}: input 'x' must be float32, got ${x.dtype}`);
+    const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
+    requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
+    requireShape(FUSED.gatedLinear, 'gateBias', gateBias, [n]);
+    requireShape(FUSED.gatedLinear, 'upBias', upBias, [n]);
+    const shape = [...x.shape.slice(0, -1), n];
+    const out = allocate(backend, tf.util.sizeFromShape(shape));
+    if (out.length > 0) {
+      const inF = x.shape[x.shape.length - 1]!;
+      const bg = gateBias === undefined ? null : values(backend, gateBias);
+      const bu = upBias === undefined ? null : values(backend, upBias);
+      if (gate !== undefined && up !== undefined && gate.kind === up.kind) {
+        addon.quantGatedLinear(values(backend, x), gate.kind, gate.data, gate.scales, up.data, up.scales, bg, bu, out, inF, n, act);
+      } else {
+        const upOut = new Float32Array(out.length);
+        linearInto(addon, backend, x, gateWeight, gateBias, out, 0);
+        linearInto(addon, backend, x, upWeight, upBias, upOut, 0);
+        addon.ffnActivation(act, out, upOut, out);
+      }
+    }
+    return backend.makeTensorInfo(shape, 'float32', out);
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * The packing kernel, and `configs` (the backend's own kernels) with FUSED.linear and
+ * FUSED.gatedLinear taught to read packed weights.
+ */
+export function withPackedWeights(addon: NativeAddon, backendName: string, configs: KernelConfig[]): KernelConfig[] {
+  const wrapped = configs.map((config) => {
+    if (config.kernelName === FUSED.linear) return { ...config, kernelFunc: linearKernel(addon, config.kernelFunc) };
+    if (config.kernelName === FUSED.gatedLinear) return { ...config, kernelFunc: gatedLinearKernel(addon, config.kernelFunc) };
+    return config;
+  });
+  return [...wrapped, { kernelName: FUSED.packWeight, backendName, kernelFunc: packWeightKernel(addon) }];
+}

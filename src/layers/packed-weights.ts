@@ -1,0 +1,66 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import { backendPacksWeights, packedDtypeOf, packWeight, tensorBytes, type WeightDtype } from '../ops/packed-weights.js';
+import { MambaMixer } from './mamba.js';
+import { Linear } from './linear.js';
+import type { Module } from './module.js';
+
+/** What {@link packWeights} did. */
+export interface PackSummary {
+  dtype: WeightDtype;
+  /** Paths of the weights now held as `dtype` (packed, or rounded in float32: see `packed`). */
+  weights: string[];
+  /** Whether the backend holds them packed (native); false: rounded to `dtype` and kept as float32. */
+  packed: boolean;
+  /** Linear weights left float32, with why (Mamba mixers' projections: their fused kernel reads float32). */
+  skipped: string[];
+}
+
+let warnedUpcast = false;
+
+/**
+ * Hold the model's linear-layer weights as `dtype` ('bfloat16', 'float16' or 'int8' with one scale
+ * per output row; 'float32' does nothing): the attention and feed-forward projections and an
+ * untied LM head. Embedding tables (and a head tied to them), norms, biases and convolutions stay
+ * float32, and so do the projections inside Mamba mixers, whose fused kernel reads float32 only.
+ *
+ * On the native backend the weights stay packed in memory and the linear kernels read them
+ * directly; on other backends they are rounded to `dtype` and held as float32 (a one-line warning
+ * says so), so results agree across backends. A packed weight cannot be trained: recording
+ * gradients through it throws. Reading it out (saving, `dataSync`) gives its float32 values.
+ */
+export function packWeights(model: Module, dtype: WeightDtype): PackSummary {
+  const summary: PackSummary = { dtype, weights: [], packed: backendPacksWeights(), skipped: [] };
+  if (dtype === 'float32') return summary;
+  if (!summary.packed && !warnedUpcast) {
+    warnedUpcast = true;
+    console.warn(`tessera: dtype '${dtype}' is held packed only on the native backend; here the weights are rounded to ${dtype} and kept as float32`);
+  }
+  const mambaPaths: string[] = [];
+  for (const [path, module] of model.namedModules()) {
+    if (module instanceof MambaMixer) mambaPaths.push(`${path}.`);
+    if (!(module instanceof Linear)) continue;
+    const name = `${path}.weight`;
+    if (mambaPaths.some((prefix) => name.startsWith(prefix))) {
+      summary.skipped.push(`${name} (Mamba mixer: its fused kernel reads float32)`);
+      continue;
+    }
+    if (packedDtypeOf(module.weight) === undefined) packWeight(module.weight, dtype);
+    summary.weights.push(name);
+  }
+  return summary;
+}
+
+/**
+ * Bytes the model's weights hold in memory: packed weights at their packed size (int8 with its
+ * scales), everything else at 4 bytes a value. Shared (tied) weights count once.
+ */
+export function weightBytes(model: Module): number {
+  const seen = new Set<tf.Variable>();
+  let bytes = 0;
+  for (const [, p] of model.namedParameters()) {
+    if (seen.has(p)) continue;
+    seen.add(p);
+    bytes += tensorBytes(p);
+  }
+  return bytes;
+}
