@@ -11,7 +11,7 @@ import { checkKeys, type KeyList } from '../util/options.js';
 /**
  * Options of `pipeline(task, nameOrDir, options)`: the hub options of `fromHfHub` (revision,
  * cacheDir, offline, token, endpoint, progress, ...), used only when `nameOrDir` is a hub name,
- * and `allowNonFinite` (see {@link WeightLoadOptions}).
+ * and the model load options `allowNonFinite` and `dtype` (see {@link WeightLoadOptions}).
  */
 export type PipelineOptions = HubLoadOptions;
 
