@@ -7,6 +7,7 @@
  * with ~20 us of dispatch, which costs more than reading the layer's weights.
  */
 #include "kernels.h"
+#include "quant.h"
 #include "simd.h"
 
 #include <cblas.h>
@@ -83,6 +84,14 @@ TESSERA_CLONES static void softplus_rows(float *delta, const float *keep, int ro
   }
 }
 
+/* out [rows, n] = x [rows, k] . w^T + bias, w float32 or (when packed is not NULL) packed. */
+static int project(const float *x, const float *w, const void *packed, int kind, const float *scales,
+                   const float *bias, float *out, int rows, int n, int k) {
+  if (packed != NULL) return tessera_quant_linear(x, rows, k, kind, packed, scales, bias, out, n, 0);
+  tessera_linear(x, k, w, bias, out, rows, n, k);
+  return 1;
+}
+
 const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
                                 const float *keep, const float *conv_in, const float *ssm_in,
                                 float *out, float *conv_out, float *ssm_out, int threads) {
@@ -105,7 +114,11 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   }
 
   if (normed != NULL) tessera_rms_norm(hidden, m->pre_norm, normed, rows, m->hidden, m->pre_norm_eps);
-  tessera_linear(normed != NULL ? normed : hidden, m->hidden, m->in_weight, m->in_bias, xz, rows, 2 * inner, m->hidden);
+  if (!project(normed != NULL ? normed : hidden, m->in_weight, m->in_packed, m->in_kind, m->in_scales, m->in_bias,
+               xz, rows, 2 * inner, m->hidden)) {
+    error = "out of memory";
+    goto done;
+  }
   if (keep != NULL) {
     /* Padding must not reach the state: its conv input is zeroed (and its delta, below). */
     for (int r = 0; r < rows; r++) {
@@ -138,8 +151,10 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
                                     ssm_in, gated, ssm_out};
   error = tessera_scan_run(&scan, threads);
   if (error == NULL) {
-    tessera_linear(gated, inner, m->out_weight, m->out_bias, out, rows, m->hidden, inner);
-    if (m->add_residual) {
+    if (!project(gated, m->out_weight, m->out_packed, m->out_kind, m->out_scales, m->out_bias, out, rows,
+                 m->hidden, inner))
+      error = "out of memory";
+    if (error == NULL && m->add_residual) {
       for (size_t i = 0; i < (size_t)rows * m->hidden; i++) out[i] += hidden[i];
     }
   }

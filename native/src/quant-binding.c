@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "ffn.h"
+#include "kernels.h"
+#include "parallel.h"
 #include "quant.h"
 
 #define FAIL(...)                             \
@@ -177,6 +179,87 @@ static napi_value QuantGatedLinear(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A packed projection given as (kind, data | null, scales | null) at packed[at..at+2], of `count` values in `rows` rows. */
+static int packed_projection(napi_env env, napi_value packed, uint32_t at, size_t count, size_t rows, const void **data,
+                             const float **scales, int *kind, const char *name) {
+  napi_value kind_v, data_v, scales_v;
+  napi_valuetype vt;
+  if (napi_get_element(env, packed, at, &kind_v) != napi_ok || napi_get_element(env, packed, at + 1, &data_v) != napi_ok ||
+      napi_get_element(env, packed, at + 2, &scales_v) != napi_ok || napi_typeof(env, data_v, &vt) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tessera_native: quantMambaMixer packed must be [inKind, inData, inScales, outKind, outData, outScales]");
+    return 0;
+  }
+  *data = NULL;
+  if (vt == napi_null || vt == napi_undefined) return 1;
+  int32_t k = -1;
+  if (napi_get_value_int32(env, kind_v, &k) != napi_ok || k < 0 || k >= TESSERA_QUANT_COUNT) {
+    napi_throw_type_error(env, NULL, "tessera_native: quantMambaMixer: unknown packed weight kind");
+    return 0;
+  }
+  *kind = k;
+  *data = packed_arg(env, data_v, scales_v, k, count, rows, scales, name);
+  return *data != NULL;
+}
+
+/*
+ * quantMambaMixer(dims, operands, outputs, eps, preNormEps, addResidual, packed): binding.c's
+ * mambaMixer with in_proj and/or out_proj packed; packed = [inKind, inData|null, inScales|null,
+ * outKind, outData|null, outScales|null], and operands' inWeight / outWeight null where packed.
+ */
+static napi_value QuantMambaMixer(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  void *dims_p = NULL;
+  size_t ndims = 0;
+  napi_typedarray_type type = napi_float32_array;
+  if (!array_of(env, argv[0], 0, &dims_p, &ndims, &type) || type != napi_int32_array || ndims != 7)
+    FAIL("tessera_native: quantMambaMixer dims must be an Int32Array of 7");
+  const int32_t *dims = dims_p;
+  for (int i = 0; i < 7; i++) {
+    if (dims[i] < 1) FAIL("tessera_native: quantMambaMixer dims[%d] = %d must be positive", i, dims[i]);
+  }
+  const size_t B = dims[0], L = dims[1], H = dims[2], E = dims[3], N = dims[4], R = dims[5], K = dims[6];
+  struct tessera_mamba m = {.batch = dims[0], .len = dims[1], .hidden = dims[2], .inner = dims[3], .nstate = dims[4], .rank = dims[5], .kernel = dims[6]};
+  if (!packed_projection(env, argv[6], 0, 2 * E * H, 2 * E, &m.in_packed, &m.in_scales, &m.in_kind, "inWeight") ||
+      !packed_projection(env, argv[6], 3, H * E, H, &m.out_packed, &m.out_scales, &m.out_kind, "outWeight"))
+    return NULL;
+  const struct {
+    const char *name;
+    size_t len;
+    int optional;
+  } want[22] = {
+      {"hidden", B * L * H, 0}, {"keep", B * L, 1}, {"convIn", B * E * K, 1}, {"ssmIn", B * E * N, 1},
+      {"inWeight", 2 * E * H, m.in_packed != NULL}, {"inBias", 2 * E, 1}, {"convWeight", E * K, 0}, {"convBias", E, 1},
+      {"xWeight", (R + 2 * N) * E, 0}, {"dtWeight", E * R, 0}, {"dtBias", E, 0}, {"A", E * N, 0},
+      {"D", E, 0}, {"outWeight", H * E, m.out_packed != NULL}, {"outBias", H, 1}, {"dtNorm", R, 1}, {"bNorm", N, 1},
+      {"cNorm", N, 1}, {"preNorm", H, 1}, {"out", B * L * H, 0}, {"convOut", B * E * K, 0},
+      {"ssmOut", B * E * N, 0}};
+  float *ptr[22];
+  for (int i = 0; i < 22; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[i < 19 ? 1 : 2], i < 19 ? i : i - 19, &v) != napi_ok) FAIL("tessera_native: quantMambaMixer operands");
+    size_t len = 0;
+    napi_typedarray_type t = napi_float32_array;
+    if (!array_of(env, v, want[i].optional, (void **)&ptr[i], &len, &t) || (ptr[i] != NULL && t != napi_float32_array))
+      FAIL("tessera_native: quantMambaMixer %s must be a Float32Array%s", want[i].name, want[i].optional ? " or null" : "");
+    if (ptr[i] != NULL && len != want[i].len)
+      FAIL("tessera_native: quantMambaMixer %s holds %zu values, expected %zu", want[i].name, len, want[i].len);
+  }
+  if ((ptr[15] == NULL) != (ptr[16] == NULL) || (ptr[15] == NULL) != (ptr[17] == NULL))
+    FAIL("tessera_native: quantMambaMixer takes all three inner norms (dtNorm, bNorm, cNorm) or none");
+  double eps = 0, pre_norm_eps = 0;
+  bool add_residual = false;
+  if (napi_get_value_double(env, argv[3], &eps) != napi_ok || napi_get_value_double(env, argv[4], &pre_norm_eps) != napi_ok ||
+      napi_get_value_bool(env, argv[5], &add_residual) != napi_ok)
+    FAIL("tessera_native: quantMambaMixer eps, preNormEps and addResidual must be numbers and a boolean");
+  m.in_weight = ptr[4], m.in_bias = ptr[5], m.conv_weight = ptr[6], m.conv_bias = ptr[7], m.x_weight = ptr[8];
+  m.dt_weight = ptr[9], m.dt_bias = ptr[10], m.A = ptr[11], m.D = ptr[12], m.out_weight = ptr[13], m.out_bias = ptr[14];
+  m.dt_norm = ptr[15], m.b_norm = ptr[16], m.c_norm = ptr[17], m.norm_eps = (float)eps;
+  m.pre_norm = ptr[18], m.pre_norm_eps = (float)pre_norm_eps, m.add_residual = add_residual;
+  const char *error = tessera_mamba_mixer(&m, ptr[0], ptr[1], ptr[2], ptr[3], ptr[19], ptr[20], ptr[21], tessera_threads());
+  if (error != NULL) FAIL("tessera_native: quantMambaMixer: %s", error);
+  return NULL;
+}
+
 /* quantIsa(name?): the vector path in use ("avx512", "avx2", "portable"); with a name, switch to it first. */
 static napi_value QuantIsa(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -200,6 +283,7 @@ napi_status tessera_register_quant(napi_env env, napi_value exports) {
       {"quantUnpack", NULL, QuantUnpack, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantLinear", NULL, QuantLinear, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantGatedLinear", NULL, QuantGatedLinear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"quantMambaMixer", NULL, QuantMambaMixer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantIsa", NULL, QuantIsa, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

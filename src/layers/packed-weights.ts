@@ -11,7 +11,7 @@ export interface PackSummary {
   weights: string[];
   /** Whether the backend holds them packed (native); false: rounded to `dtype` and kept as float32. */
   packed: boolean;
-  /** Linear weights left float32, with why (Mamba mixers' projections: their fused kernel reads float32). */
+  /** Linear weights left float32, with why (Mamba mixers' small x and dt projections). */
   skipped: string[];
 }
 
@@ -20,8 +20,8 @@ let warnedUpcast = false;
 /**
  * Hold the model's linear-layer weights as `dtype` ('bfloat16', 'float16' or 'int8' with one scale
  * per output row; 'float32' does nothing): the attention and feed-forward projections and an
- * untied LM head. Embedding tables (and a head tied to them), norms, biases and convolutions stay
- * float32, and so do the projections inside Mamba mixers, whose fused kernel reads float32 only.
+ * untied LM head, and Mamba mixers' in and out projections. Embedding tables (and a head tied to
+ * them), norms, biases, convolutions and Mamba's small x and dt projections stay float32.
  *
  * On the native backend the weights stay packed in memory and the linear kernels read them
  * directly; on other backends they are rounded to `dtype` and held as float32 (a one-line warning
@@ -35,13 +35,17 @@ export function packWeights(model: Module, dtype: WeightDtype): PackSummary {
     warnedUpcast = true;
     console.warn(`tessera: dtype '${dtype}' is held packed only on the native backend; here the weights are rounded to ${dtype} and kept as float32`);
   }
-  const mambaPaths: string[] = [];
+  // Inside a Mamba mixer the fused kernel reads in_proj and out_proj packed; x_proj and dt_proj
+  // (a few percent of its weights) it reads as float32.
+  const smallMambaProjections = new Set<Linear>();
+  for (const [, module] of model.namedModules()) {
+    if (module instanceof MambaMixer) smallMambaProjections.add(module.xProj).add(module.dtProj);
+  }
   for (const [path, module] of model.namedModules()) {
-    if (module instanceof MambaMixer) mambaPaths.push(`${path}.`);
     if (!(module instanceof Linear)) continue;
     const name = `${path}.weight`;
-    if (mambaPaths.some((prefix) => name.startsWith(prefix))) {
-      summary.skipped.push(`${name} (Mamba mixer: its fused kernel reads float32)`);
+    if (smallMambaProjections.has(module)) {
+      summary.skipped.push(`${name} (a Mamba mixer's x/dt projection: its fused kernel reads these as float32)`);
       continue;
     }
     if (packedDtypeOf(module.weight) === undefined) packWeight(module.weight, dtype);

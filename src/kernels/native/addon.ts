@@ -297,6 +297,20 @@ export interface NativeAddon {
     n: number,
     act: number,
   ): void;
+  /**
+   * {@link mambaMixer} with in_proj and/or out_proj packed: `packed` = [inKind, inData, inScales,
+   * outKind, outData, outScales] (data null: that projection is float32 in `operands`, else its
+   * operand is null).
+   */
+  quantMambaMixer(
+    dims: Int32Array,
+    operands: Array<Float32Array | null>,
+    outputs: Float32Array[],
+    eps: number,
+    preNormEps: number,
+    addResidual: boolean,
+    packed: readonly [number, Uint16Array | Int8Array | null, Float32Array | null, number, Uint16Array | Int8Array | null, Float32Array | null],
+  ): void;
   /** The packed kernels' vector path ('avx512', 'avx2', 'portable'); with a name, switch to it (tests). */
   quantIsa(name?: string): string;
   /**

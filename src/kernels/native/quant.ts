@@ -165,14 +165,78 @@ function gatedLinearKernel(addon: NativeAddon, float32Kernel: KernelFunc): Kerne
   }) as unknown as KernelFunc;
 }
 
+/** FUSED.mambaMixer's operands in the order the addon takes them (binding.c's MambaMixer). */
+const MAMBA_OPERANDS = [
+  'hidden', 'keep', 'convState', 'ssmState', 'inWeight', 'inBias', 'convWeight', 'convBias', 'xWeight',
+  'dtWeight', 'dtBias', 'A', 'D', 'outWeight', 'outBias', 'dtNorm', 'bNorm', 'cNorm', 'preNorm',
+] as const;
+
 /**
- * The packing kernel, and `configs` (the backend's own kernels) with FUSED.linear and
- * FUSED.gatedLinear taught to read packed weights.
+ * FUSED.mambaMixer with its in and out projections (most of a mixer's weights) packed: the same
+ * kernel (native/src/mamba.c) reading them through quant.c. The x and dt projections are small
+ * and stay float32. Without packed projections the float32 kernel runs unchanged.
+ */
+function mambaMixerKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { inputs, backend, attrs } = args;
+    const { hidden, inWeight, outWeight, convWeight, xWeight, A } = inputs as Record<string, TensorInfo>;
+    const packedIn = inWeight === undefined ? undefined : packedOf(backend, inWeight);
+    const packedOut = outWeight === undefined ? undefined : packedOf(backend, outWeight);
+    if (packedIn === undefined && packedOut === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo[])(args);
+    const kernel = FUSED.mambaMixer;
+    for (const name of MAMBA_OPERANDS) {
+      const t = inputs[name];
+      if (t !== undefined && t.dtype !== 'float32') throw new Error(`${kernel}: input '${name}' must be float32, got ${t.dtype}`);
+    }
+    if (hidden === undefined || hidden.shape.length !== 3) throw new Error(`${kernel}: hidden must be [batch, length, hidden]`);
+    const [batch, len, size] = hidden.shape as [number, number, number];
+    const inner = inWeight!.shape[0]! / 2;
+    const nstate = A!.shape[1]!;
+    const kernelSize = convWeight!.shape[convWeight!.shape.length - 1]!;
+    const rank = xWeight!.shape[0]! - 2 * nstate;
+    const expected: Record<string, number[]> = {
+      inWeight: [2 * inner, size], inBias: [2 * inner], convWeight: [inner, 1, kernelSize], convBias: [inner],
+      xWeight: [rank + 2 * nstate, inner], dtWeight: [inner, rank], dtBias: [inner], A: [inner, nstate],
+      D: [inner], outWeight: [size, inner], outBias: [size], dtNorm: [rank], bNorm: [nstate], cNorm: [nstate],
+      convState: [batch, inner, kernelSize], ssmState: [batch, inner, nstate], keep: [batch, len], preNorm: [size],
+    };
+    for (const [name, shape] of Object.entries(expected)) requireShape(kernel, name, inputs[name], shape);
+    for (const name of ['dtWeight', 'dtBias', 'D', 'outWeight']) {
+      if (inputs[name] === undefined) throw new Error(`${kernel}: input '${name}' is missing`);
+    }
+    const operands = MAMBA_OPERANDS.map((name) => {
+      const t = inputs[name];
+      if (t === undefined || (name === 'inWeight' && packedIn !== undefined) || (name === 'outWeight' && packedOut !== undefined)) return null;
+      return values(backend, t);
+    });
+    const out = allocate(backend, batch * len * size);
+    const convState = allocate(backend, batch * inner * kernelSize);
+    const ssmState = allocate(backend, batch * inner * nstate);
+    const dims = Int32Array.from([batch, len, size, inner, nstate, rank, kernelSize]);
+    const packed = [
+      packedIn?.kind ?? 0, packedIn?.data ?? null, packedIn?.scales ?? null,
+      packedOut?.kind ?? 0, packedOut?.data ?? null, packedOut?.scales ?? null,
+    ] as const;
+    if (out.length > 0) {
+      addon.quantMambaMixer(dims, operands, [out, convState, ssmState], Number(attrs?.normEps ?? 1e-6), Number(attrs?.preNormEps ?? 1e-6), Boolean(attrs?.addResidual), packed);
+    }
+    return [
+      backend.makeTensorInfo([batch, len, size], 'float32', out),
+      backend.makeTensorInfo([batch, inner, kernelSize], 'float32', convState),
+      backend.makeTensorInfo([batch, inner, nstate], 'float32', ssmState),
+    ];
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * The packing kernel, and `configs` (the backend's own kernels) with FUSED.linear,
+ * FUSED.gatedLinear and FUSED.mambaMixer taught to read packed weights.
  */
 export function withPackedWeights(addon: NativeAddon, backendName: string, configs: KernelConfig[]): KernelConfig[] {
   const wrapped = configs.map((config) => {
     if (config.kernelName === FUSED.linear) return { ...config, kernelFunc: linearKernel(addon, config.kernelFunc) };
     if (config.kernelName === FUSED.gatedLinear) return { ...config, kernelFunc: gatedLinearKernel(addon, config.kernelFunc) };
+    if (config.kernelName === FUSED.mambaMixer) return { ...config, kernelFunc: mambaMixerKernel(addon, config.kernelFunc) };
     return config;
   });
   return [...wrapped, { kernelName: FUSED.packWeight, backendName, kernelFunc: packWeightKernel(addon) }];
