@@ -157,13 +157,11 @@ async function tiny(): Promise<Record<string, unknown>> {
 }
 
 /**
- * The token stream a `small` run trains on: the text file's tokens (the teacher folder's tokenizer
- * if it has one, else UTF-8 bytes, which fit any vocabulary of 256 or more), or seeded random ids
- * over the whole vocabulary when no file is given.
+ * The tokens of `--data FILE` a `small` run trains on: the teacher folder's tokenizer if one is
+ * given, else UTF-8 bytes (ids below 256, which fit any vocabulary of 256 or more).
  */
-async function tokenStream(vocab: number, needed: number): Promise<Int32Array> {
-  if (opts.data === undefined) return Int32Array.from({ length: needed }, () => Math.floor(random() * vocab));
-  const text = readFileSync(opts.data, 'utf8');
+async function fileTokens(file: string, length: number): Promise<Int32Array> {
+  const text = readFileSync(file, 'utf8');
   let ids: number[];
   if (opts.teacher !== undefined) {
     const tokenizer = await AutoTokenizer.fromDir(opts.teacher);
@@ -173,11 +171,7 @@ async function tokenStream(vocab: number, needed: number): Promise<Int32Array> {
   } else {
     ids = [...Buffer.from(text, 'utf8')];
   }
-  const tooBig = ids.find((id) => id >= vocab);
-  if (tooBig !== undefined) throw new Error(`--data ${opts.data}: token id ${tooBig} is outside the teacher's vocabulary of ${vocab}`);
-  if (ids.length < (opts.length ?? 128)) {
-    throw new Error(`--data ${opts.data}: ${ids.length} tokens, fewer than one sequence (--length ${opts.length ?? 128})`);
-  }
+  if (ids.length < length) throw new Error(`--data ${file}: ${ids.length} tokens, fewer than one sequence (--length ${length})`);
   return Int32Array.from(ids);
 }
 
@@ -187,6 +181,8 @@ async function small(): Promise<Record<string, unknown>> {
   const sizes = trainSizes(false);
   const [batch, length] = [opts.batch ?? sizes.batch[0], opts.length ?? sizes.batch[1]];
   if (length < 2) program.error('--length must be at least 2 (the logits are compared per position)');
+  // The file first: a problem with it shows before minutes of building models.
+  const fromFile = opts.data === undefined ? undefined : await fileTokens(opts.data, length);
   const teacher = opts.teacher !== undefined ? await AutoCausalLM.fromDir(opts.teacher) : AutoCausalLM.fromConfig(sizes.teacher, { seed: 2 });
   const vocab = teacher.embeddings.word.weight.shape[0]!;
   const student = AutoCausalLM.fromConfig({ ...(opts.student === 'mamba' ? sizes.mamba : sizes.student), vocab_size: vocab }, { seed: 1 });
@@ -208,8 +204,11 @@ async function small(): Promise<Record<string, unknown>> {
       `layer map ${JSON.stringify(distiller.layerMap)}; backend ${activeBackend()}; batch ${batch}x${length}`,
   );
 
-  // Consecutive windows of the stream, wrapping around; the held-out batch comes first.
-  const stream = await tokenStream(vocab, (steps + 1) * batch * length);
+  // Seeded random ids or the file's tokens, cut into consecutive windows (wrapping around); the
+  // held-out batch comes first.
+  const stream = fromFile ?? Int32Array.from({ length: (steps + 1) * batch * length }, () => Math.floor(random() * vocab));
+  const outside = fromFile?.find((id) => id >= vocab);
+  if (outside !== undefined) throw new Error(`--data ${opts.data}: token id ${outside} is outside the teacher's vocabulary of ${vocab}`);
   let offset = 0;
   const window = (): number[] => {
     const row = Array.from({ length }, (_, i) => stream[(offset + i) % stream.length]!);
@@ -263,5 +262,8 @@ async function small(): Promise<Record<string, unknown>> {
 }
 
 await initBackend({ verbose: true });
-const summary = opts.size === 'small' ? await small() : await tiny();
-console.log(JSON.stringify(summary));
+try {
+  console.log(JSON.stringify(opts.size === 'small' ? await small() : await tiny()));
+} catch (err) {
+  program.error(`error: ${(err as Error).message}`);
+}

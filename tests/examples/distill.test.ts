@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -70,5 +72,12 @@ describe('examples/distill.ts', () => {
     expect(badSize.stderr).toContain('tiny, small');
     const badSteps = await runExample(['--steps', '0']);
     expect(badSteps.stderr).toContain('positive integer');
+    // A text file too short for one sequence is named before any model is built.
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-distill-'));
+    writeFileSync(join(dir, 'short.txt'), 'hi');
+    const shortData = await runExample(['--size', 'small', '--data', join(dir, 'short.txt'), '--length', '16']);
+    rmSync(dir, { recursive: true });
+    expect(shortData.status).not.toBe(0);
+    expect(shortData.stderr).toContain(`--data ${join(dir, 'short.txt')}: 2 tokens, fewer than one sequence (--length 16)`);
   });
 });
