@@ -23,7 +23,7 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
-/** The program with every command; exported for the docs and the help text checks. */
+/** The program with every command. */
 export function buildProgram(): Command {
   const program = new Command('tessera')
     .description('Compose, inspect, run and distil neural networks (BERT, Llama, Mamba, Jamba, hybrids)')

@@ -3,7 +3,7 @@
  * which model class loads an architecture. Imported by the commands' actions only, on demand.
  */
 import { existsSync, statSync } from 'node:fs';
-import { AutoCausalLM, AutoDecoder, AutoEncoder, architectureRegistry, readConfig, snapshotModel, type ModelKind, type TransformerModel } from '../index.js';
+import { AutoCausalLM, AutoDecoder, AutoEncoder, AutoMaskedLM, architectureRegistry, readConfig, snapshotModel, type ModelKind, type TransformerModel } from '../index.js';
 import { CliError } from './errors.js';
 import { hubOptions, type HubFlags } from './flags.js';
 
@@ -24,15 +24,22 @@ export async function modelFolder(model: string, flags: HubFlags, want: { weight
 }
 
 /** Which classes load each kind. */
-export const LOADERS = { 'causal-lm': AutoCausalLM, encoder: AutoEncoder, decoder: AutoDecoder } as const;
+export const LOADERS = { 'causal-lm': AutoCausalLM, 'masked-lm': AutoMaskedLM, encoder: AutoEncoder, decoder: AutoDecoder } as const;
 export type LoadableKind = keyof typeof LOADERS;
 
 /**
  * The kind to load an architecture as: the first of `preference` it supports. The default prefers
- * the most complete model: a causal LM (with its head), then an encoder, then a decoder.
+ * the most complete model: a causal LM (with its head), then an encoder, then a decoder; a
+ * checkpoint that declares a masked-LM head (`architectures: ["BertForMaskedLM"]`) keeps it.
  */
-export function kindFor(kinds: readonly ModelKind[], preference: readonly LoadableKind[] = ['causal-lm', 'encoder', 'decoder']): LoadableKind | undefined {
-  return preference.find((k) => kinds.includes(k));
+export function kindFor(
+  kinds: readonly ModelKind[],
+  preference: readonly LoadableKind[] = ['causal-lm', 'masked-lm', 'encoder', 'decoder'],
+  raw: Record<string, unknown> = {},
+): LoadableKind | undefined {
+  const declared = Array.isArray(raw.architectures) ? raw.architectures : [];
+  const maskedLm = declared.some((a) => typeof a === 'string' && a.endsWith('ForMaskedLM'));
+  return preference.find((k) => kinds.includes(k) && (k !== 'masked-lm' || maskedLm));
 }
 
 /** The raw config of a model folder and the kinds its architecture can be loaded as. */
@@ -48,7 +55,7 @@ export async function loadModel(
   preference?: readonly LoadableKind[],
 ): Promise<{ model: TransformerModel; kind: LoadableKind; raw: Record<string, unknown> }> {
   const { raw, architecture, kinds } = await folderConfig(dir);
-  const kind = kindFor(kinds, preference);
+  const kind = kindFor(kinds, preference, raw);
   if (kind === undefined) {
     throw new CliError(`'${dir}' is a ${architecture} model, which loads as ${kinds.join(' or ')}; this command needs a ${(preference ?? []).join(' or ')} model`);
   }

@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AutoCausalLM, AutoEncoder, AutoTokenizer, disposeOutput, loadTextGenerationPipeline, type TextGenerationCallOptions } from '../../src/index.js';
+import { AutoCausalLM, AutoEncoder, AutoMaskedLM, AutoTokenizer, disposeOutput, loadTextGenerationPipeline, type TextGenerationCallOptions } from '../../src/index.js';
 import { oneLineError, runCli } from './run-cli.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
@@ -141,6 +141,26 @@ describe('tessera export', () => {
       a.dispose();
       b.dispose();
     }
+    ids.dispose();
+  });
+
+  it('keeps the masked-LM head of a checkpoint that declares one (inspect and export)', async () => {
+    const mlm = join(FIX, 'bert-mlm-tiny');
+    const out = join(work, 'export-mlm');
+    const [inspect, exported] = await Promise.all([runCli(['inspect', mlm, '--json']), runCli(['export', mlm, out])]);
+    expect(inspect.code).toBe(0);
+    expect(JSON.parse(inspect.stdout).kind).toBe('masked-lm');
+    expect(exported.code).toBe(0);
+    const ids = tf.tensor2d([[2, 40, 4, 42, 3]], undefined, 'int32');
+    const a = await AutoMaskedLM.fromDir(mlm);
+    const b = await AutoMaskedLM.fromDir(out);
+    const outA = a.forward(ids);
+    const outB = b.forward(ids);
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(outA.logits, outB.logits))).dataSync()[0])).toBeLessThan(1e-6);
+    disposeOutput(outA);
+    disposeOutput(outB);
+    a.dispose();
+    b.dispose();
     ids.dispose();
   });
 

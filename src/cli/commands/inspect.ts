@@ -138,7 +138,7 @@ export function inspectCommand(program: Command): void {
     const { describeModel, hookPoints } = await import('../../index.js');
     const folder = await modelFolder(model, flags, { weights: false, tokenizer: false });
     const { raw, architecture, kinds } = await folderConfig(folder);
-    const kind = kindFor(kinds);
+    const kind = kindFor(kinds, undefined, raw);
     if (kind === undefined) throw new CliError(`${architecture} models (${kinds.join(', ')}) have no loader the CLI knows`);
     await startBackend(cmd);
     const built = LOADERS[kind].fromConfig(raw);
