@@ -129,7 +129,7 @@ function prepare(lm: CausalLM, texts: readonly string[], options: TextGenerateOp
     throw new Error(`${method}: prompts must be a string or a non-empty array of strings`);
   }
   const { tokenizer, defaults } = attachment;
-  const explicit = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TextGenerateOptions;
+  const explicit = Object.fromEntries(Object.entries(options ?? {}).filter(([, v]) => v !== undefined)) as TextGenerateOptions;
   const o: TextGenerateOptions = { ...defaults, ...explicit };
   const addSpecialTokens = o.addSpecialTokens ?? true;
   const skipSpecialTokens = o.skipSpecialTokens ?? true;

@@ -201,6 +201,7 @@ describe('text generation on llama-tiny with a byte-fallback tokenizer', () => {
       'streamText takes one prompt string; for a batch call generate with an array of texts, or stream each prompt',
     );
     await expectThrowsFlat(() => lm.generate([] as string[]), Error, 'promptIds must be a non-empty array of token id arrays, one per prompt ([[1, 2, 3], ...])');
+    expect(lm.generate('hi', null as never)).toBe(lm.generate('hi')); // null options: none, as undefined
     // An empty text starts from the bos id (llama-tiny's config.json has bos_token_id 1), as in HF.
     expect(lm.generate('', { addSpecialTokens: false, maxNewTokens: 3 })).toBe(decode(lm.generate([[1]], { maxNewTokens: 3 })[0]!));
   });
