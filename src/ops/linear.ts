@@ -3,7 +3,7 @@ import { FUSED } from '../kernels/contract.js';
 import { activation as activationOf, fusedActivationName, gatedActivation } from './activation.js';
 import { derivedOf, registerDerived } from './derived-weights.js';
 import { canFuse, runFused } from './dispatch.js';
-import { packedDtypeOf, requireUnpackedWhileRecording } from './packed-weights.js';
+import { requireUnpackedWhileRecording } from './packed-weights.js';
 
 /** A linear map's weights: `weight [out, in]` (PyTorch layout) and an optional `bias [out]`. */
 export interface LinearWeights {
@@ -56,11 +56,6 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activa
   // A backend's fused linear kernel: any leading dims, bias and activation in the GEMM's epilogue.
   if (fusedActivation !== undefined && canFuse(FUSED.linear)) {
     return runFused(FUSED.linear, { x, weight, bias }, { activation: fusedActivation });
-  }
-  // A packed weight is read only by the fused kernel: an activation it lacks runs after it.
-  if (packedDtypeOf(weight) !== undefined && canFuse(FUSED.linear)) {
-    const product = runFused(FUSED.linear, { x, weight, bias }, { activation: 'linear' });
-    return activation === undefined ? product : activationOf(activation)(product);
   }
   const y = affine(x, weight, bias);
   return activation === undefined ? y : activationOf(activation)(y);

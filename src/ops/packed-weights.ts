@@ -118,7 +118,7 @@ export function roundToDtype(w: Float32Array, rows: number, cols: number, dtype:
       const inv = max > 0 ? Math.fround(127 / max) : 0;
       for (let c = 0; c < cols; c++) {
         const q = Math.min(127, Math.max(-127, roundHalfEven(Math.fround(w[r * cols + c]! * inv))));
-        out[r * cols + c] = q * scale;
+        out[r * cols + c] = q === 0 ? 0 : q * scale; // int8 has no -0
       }
     }
   }
