@@ -30,10 +30,13 @@ describe('AutoCausalLM.fromHfHub(name, { tokenizer: true }) on a local hub', () 
     try {
       const snapshot = sourceOf(lm)!.dir;
       expect(existsSync(join(snapshot, 'tokenizer.json'))).toBe(true);
-      // Defaults from the files the snapshot holds: generation_config.json when it was fetched, else config.json.
+      // generation_config.json comes with the snapshot, and its defaults are the model's.
       const fetched = join(snapshot, 'generation_config.json');
-      const generationConfig = existsSync(fetched) ? (JSON.parse(readFileSync(fetched, 'utf8')) as Record<string, unknown>) : undefined;
+      expect(existsSync(fetched)).toBe(true);
+      const generationConfig = JSON.parse(readFileSync(fetched, 'utf8')) as Record<string, unknown>;
+      expect(generationConfig).toMatchObject({ eos_token_id: 2, max_new_tokens: 5 });
       expect(textDefaults(lm)).toEqual(generationDefaults(generationConfig, sourceOf(lm)!.config));
+      expect(textDefaults(lm)).toEqual(textDefaults(local));
       const before = tf.memory().numTensors;
       const text = lm.generate('Once upon a', { maxNewTokens: 5 });
       expect(tf.memory().numTensors).toBe(before);

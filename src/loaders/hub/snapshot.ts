@@ -31,7 +31,8 @@ const SNAPSHOT_OPTION_KEYS = { ...HUB_OPTION_KEYS, weights: true, tokenizer: tru
 
 /**
  * Make the files needed to load `name` available in the Hugging Face cache and return the
- * snapshot folder (`<cache>/models--org--name/snapshots/<commit>`). Fetches `config.json`, then
+ * snapshot folder (`<cache>/models--org--name/snapshots/<commit>`). Fetches `config.json` (and
+ * `generation_config.json` where the repo has one), then
  * `model.safetensors` or its index and shards (else `pytorch_model.bin` or its index and
  * shards), and the tokenizer files the repo has.
  *
@@ -110,6 +111,8 @@ async function download(name: string, cache: RepoCache, settings: HubSettings, w
     throw new HubError(`model '${name}' at revision '${settings.revision}' on ${settings.endpoint} has no config.json, so Tessera cannot tell its architecture`);
   }
   await fetchOne('config.json');
+  // Generation defaults (eos, max length, sampling) live beside config.json; small and optional.
+  if (files.has('generation_config.json')) await fetchOne('generation_config.json');
   if (wants.weights) {
     const weights = pickWeights(files);
     if (weights === undefined) {
