@@ -12,6 +12,7 @@ import { architectureRegistry } from '../architectures/registry.js';
 import { renameParameter } from '../architectures/rename.js';
 import { CausalLM } from '../models/causal-lm.js';
 import { EncoderModel } from '../models/encoder.js';
+import { MaskedLM } from '../models/masked-lm.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { TOKENIZER_FILES } from './hub/file-selection.js';
 import { sourceOf } from './model-source.js';
@@ -34,6 +35,7 @@ export class HfExportError extends Error {
 
 function kindOf(model: TransformerModel): ModelKind {
   if (model instanceof CausalLM) return 'causal-lm';
+  if (model instanceof MaskedLM) return 'masked-lm';
   return model instanceof EncoderModel ? 'encoder' : 'decoder';
 }
 
@@ -71,7 +73,8 @@ function exportPlan(model: TransformerModel): ExportPlan {
 export function hfModelFiles(model: TransformerModel): ExportFile[] {
   const { architecture, config } = exportPlan(model);
   const kind = kindOf(model);
-  const rules = architecture.hfExport.names.toHf(kind === 'causal-lm');
+  // A class with a head (LlamaForCausalLM, BertForMaskedLM) keeps its base model under a prefix.
+  const rules = architecture.hfExport.names.toHf(kind === 'causal-lm' || kind === 'masked-lm');
   const tensors = new Map<string, TensorToSave>();
   const unnamed: string[] = [];
   for (const [path, p] of model.namedParameters()) {

@@ -7,6 +7,7 @@ import {
   AutoCausalLM,
   AutoDecoder,
   AutoEncoder,
+  AutoMaskedLM,
   AutoTokenizer,
   architectureRegistry,
   disposeOutput,
@@ -85,6 +86,7 @@ function outputsOf(model: TransformerModel): number[][] {
 
 const FIXTURES = [
   { name: 'bert-tiny', load: (dir: string) => AutoEncoder.fromDir(dir) as Promise<TransformerModel> },
+  { name: 'bert-mlm-tiny', load: (dir: string) => AutoMaskedLM.fromDir(dir) as Promise<TransformerModel> },
   { name: 'llama-tiny', load: (dir: string) => AutoCausalLM.fromDir(dir) as Promise<TransformerModel> },
   { name: 'mamba-tiny', load: (dir: string) => AutoCausalLM.fromDir(dir) as Promise<TransformerModel> },
   { name: 'jamba-tiny', load: (dir: string) => AutoCausalLM.fromDir(dir) as Promise<TransformerModel> },

@@ -1,3 +1,4 @@
+import type { ModelKind } from '../model-kind.js';
 import { ACTIVATION_NAMES } from '../../ops/activation.js';
 import { CONFIG_LIMITS, ConfigReader } from '../config-keys.js';
 import { checkHeads } from '../checks.js';
@@ -41,10 +42,13 @@ export function parseBertConfig(raw: Record<string, unknown>): BertConfig {
   };
 }
 
-/** HF's `config.json` for a BERT config: what {@link parseBertConfig} reads, as `BertModel` saves it. */
-export function bertHfConfig(c: BertConfig): Record<string, unknown> {
+/**
+ * HF's `config.json` for a BERT config: what {@link parseBertConfig} reads, as `BertModel` (or,
+ * for a masked LM, `BertForMaskedLM`) saves it.
+ */
+export function bertHfConfig(c: BertConfig, kind?: ModelKind): Record<string, unknown> {
   return {
-    architectures: ['BertModel'],
+    architectures: [kind === 'masked-lm' ? 'BertForMaskedLM' : 'BertModel'],
     model_type: 'bert',
     vocab_size: c.vocabSize,
     hidden_size: c.hiddenSize,
