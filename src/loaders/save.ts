@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { HYBRID_MODEL_TYPE } from '../architectures/hybrid/config.js';
 import { describeModel } from '../architectures/hybrid/describe.js';
 import type { TransformerModel } from '../models/transformer.js';
+import { MaskedLM } from '../models/masked-lm.js';
 import { hfModelFiles, tokenizerFiles, type ExportFile } from './export-hf.js';
 import { sourceOf } from './model-source.js';
 import { serializeSafetensors, type TensorToSave } from './safetensors.js';
@@ -61,6 +62,13 @@ export async function saveModel(model: TransformerModel, dir: string, options: S
   const format = options.format ?? 'tessera';
   if (format !== 'tessera' && format !== 'hf') throw new Error(`saveModel: format must be 'tessera' or 'hf', got ${JSON.stringify(format)}`);
   if (format === 'tessera') {
+    if (model instanceof MaskedLM) {
+      // Hybrid configs describe encoders, decoders and causal LMs; they have no masked-LM head.
+      throw new Error(
+        `saveModel: ${model.label} is a masked LM, which Tessera's own format cannot describe (its hybrid configs have no masked-LM head); ` +
+          "save it with { format: 'hf' } (BertForMaskedLM), which AutoMaskedLM.fromDir loads back bit-identically",
+      );
+    }
     await writeFilesAtomically(dir, tesseraFiles(model));
     return;
   }

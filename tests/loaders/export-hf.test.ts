@@ -334,6 +334,20 @@ describe('export errors', () => {
     await expect(model.save(dir, { format: 'hf' })).rejects.toThrow(ModelDisposedError);
   });
 
+  it("a masked LM is refused in Tessera's own format before anything is written, and saves as HF", async () => {
+    const model = await AutoMaskedLM.fromDir(fixture('bert-mlm-tiny'));
+    const dir = join(await tempDir(), 'mlm');
+    const before = tf.memory().numTensors;
+    await expect(saveModel(model, dir)).rejects.toThrow(/masked LM.*Tessera's own format.*format: 'hf'/);
+    await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
+    expect(tf.memory().numTensors).toBe(before);
+    await saveModel(model, dir, { format: 'hf' });
+    const reloaded = await AutoMaskedLM.fromDir(dir);
+    expect(outputsOf(reloaded)).toEqual(outputsOf(model));
+    reloaded.dispose();
+    model.dispose();
+  });
+
   it("the default format is still Tessera's own", async () => {
     const model = await AutoCausalLM.fromDir(fixture('mamba-tiny'));
     const dir = await tempDir();
