@@ -129,3 +129,7 @@ export { pipeline, PIPELINE_TASKS, UnknownTaskError, type PipelineTask, type Pip
 export type { PipelineOptions } from './pipelines/load.js';
 export { loadFeatureExtractionPipeline, type FeatureExtractionPipeline, type FeatureExtractionOptions, type PooledExtractionOptions, type TokenExtractionOptions, type Pooling } from './pipelines/feature-extraction.js';
 export { loadFillMaskPipeline, type FillMaskPipeline, type FillMaskOptions, type FillMaskResult } from './pipelines/fill-mask.js';
+
+// Precision: linear weights held as bfloat16, float16 or int8 (the `dtype` load option; docs/precision.md)
+export { packWeights, weightBytes, type PackSummary } from './layers/packed-weights.js';
+export { WEIGHT_DTYPES, type WeightDtype } from './ops/packed-weights.js';
