@@ -11,7 +11,7 @@ import 'reflect-metadata';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AutoCausalLM, AutoEncoder, AutoMaskedLM, disposeOutput, initBackend, saveModel, type TransformerModel } from '../../src/index.js';
+import { AutoCausalLM, AutoEncoder, AutoMaskedLM, disposeOutput, initBackend, saveModel, type CausalLM, type EncoderModel, type MaskedLM } from '../../src/index.js';
 
 const out = process.argv[2];
 if (out === undefined) throw new Error('usage: export.ts OUTPUT_DIR');
@@ -23,7 +23,7 @@ const configs: [string, Record<string, unknown>][] = [
   ['jamba', { model_type: 'jamba', vocab_size: 64, hidden_size: 32, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 48, attn_layer_period: 2, attn_layer_offset: 1, expert_layer_period: 2, expert_layer_offset: 1, num_experts: 4, num_experts_per_tok: 2, mamba_d_state: 8, mamba_expand: 2, mamba_dt_rank: 4, use_mamba_kernels: false }],
   ['bert', { model_type: 'bert', vocab_size: 64, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 48, max_position_embeddings: 64 }],
 ];
-const models: [string, TransformerModel][] = configs.map(([name, cfg]) => [name, name === 'bert' ? AutoEncoder.fromConfig(cfg, { seed: 3 }) : AutoCausalLM.fromConfig(cfg, { seed: 3 })]);
+const models: [string, CausalLM | EncoderModel | MaskedLM][] = configs.map(([name, cfg]) => [name, name === 'bert' ? AutoEncoder.fromConfig(cfg, { seed: 3 }) : AutoCausalLM.fromConfig(cfg, { seed: 3 })]);
 models.push(['bert-mlm', await AutoMaskedLM.fromDir(join(import.meta.dirname, '../../tests/fixtures/bert-mlm-tiny'))]);
 const outputs: Record<string, number[]> = {};
 for (const [name, model] of models) {
