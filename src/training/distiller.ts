@@ -41,10 +41,13 @@ export interface DistillOptions {
    * the sizes differ ('auto', the default). `false`: differing sizes are an error.
    */
   projection?: 'auto' | false;
+  /** Seed of the projection's initial weights (same seed, same start); unseeded by default. */
+  seed?: number;
 }
 
 const DISTILL_OPTION_KEYS = {
   teacher: true, student: true, optimizer: true, layerMap: true, hidden: true, matchEmbeddings: true, attention: true, logits: true, projection: true,
+  seed: true,
 } satisfies KeyList<DistillOptions>;
 const HIDDEN_TERM_KEYS = { weight: true, loss: true } satisfies KeyList<Exclude<DistillOptions['hidden'], false | undefined>>;
 const ATTENTION_TERM_KEYS = { weight: true, point: true } satisfies KeyList<Exclude<DistillOptions['attention'], false | undefined>>;
@@ -314,7 +317,7 @@ export class Distiller {
           }
           const projection = new Linear(studentSize, teacherSize, { bias: true });
           // Variance-preserving start, so projected states begin on the teacher's scale.
-          const start = tf.randomNormal([teacherSize, studentSize], 0, 1 / Math.sqrt(studentSize));
+          const start = tf.randomNormal([teacherSize, studentSize], 0, 1 / Math.sqrt(studentSize), 'float32', this.options.seed);
           projection.weight.assign(start);
           start.dispose(); // assign shares the data; the tensor itself would stay counted
           this.projection = projection;

@@ -92,6 +92,27 @@ describe('Distiller', () => {
     [teacher, student].forEach((m) => m.dispose());
   });
 
+  it('a seed makes the projection between different widths start the same; without one it differs', async () => {
+    const student = AutoDecoder.fromConfig({ model_type: 'mamba', vocab_size: 512, hidden_size: 32, num_hidden_layers: 1, state_size: 8 }, { seed: 1 });
+    const batch = batchMaker(3)();
+    const start = (seed?: number): number[] => {
+      const optimizer = tf.train.sgd(0.1);
+      const distiller = new Distiller({ teacher: llama, student, optimizer, seed });
+      distiller.evaluate(batch); // creates the projection
+      const values = Array.from(distiller.projection!.weight.dataSync());
+      distiller.dispose();
+      optimizer.dispose();
+      return values;
+    };
+    const before = tf.memory().numTensors;
+    expect(start(5)).toEqual(start(5));
+    expect(start(5)).not.toEqual(start(6));
+    expect(start()).not.toEqual(start());
+    expect(tf.memory().numTensors).toBe(before);
+    disposeBatch(batch);
+    student.dispose();
+  });
+
   it('rejects impossible setups with clear errors', async () => {
     const mambaStudent = AutoDecoder.fromConfig({ model_type: 'mamba', vocab_size: 512, hidden_size: 32, num_hidden_layers: 1 });
     const optimizer = tf.train.sgd(0.1);

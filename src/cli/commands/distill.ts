@@ -167,6 +167,7 @@ export function distillCommand(program: Command): void {
         ...(c.losses ?? {}),
         ...(c.layerMap !== undefined ? { layerMap: c.layerMap } : {}),
         ...(c.matchEmbeddings !== undefined ? { matchEmbeddings: c.matchEmbeddings } : {}),
+        ...(c.seed !== undefined ? { seed: c.seed } : {}),
       });
 
       const batchSize = c.batchSize ?? 8;
