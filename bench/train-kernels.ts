@@ -64,7 +64,7 @@ const gradient = tf.randomNormal(shape, 0, 1e-3, 'float32', 2);
 const tfjsAdam = tf.train.adam(1e-4);
 const fusedAdam = adam(1e-4);
 const adamTimes = compare({
-  'tf.train.adam': () => tfjsAdam.applyGradients({ [weights.tfjs.name]: gradient }),
+  'tf.train.adam': () => tfjsAdam.applyGradients([{ name: weights.tfjs.name, tensor: gradient }]),
   'JS-loop kernel (before)': () =>
     tf.tidy(() => {
       const [w, m, v] = tf.engine().runKernel('BenchAdamJs', { value: js.w, gradient, m: js.m, v: js.v }, { learningRate: 1e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-7, correction1: 0.1, correction2: 0.001 }) as unknown as tf.Tensor[];
@@ -72,7 +72,7 @@ const adamTimes = compare({
       js.v.assign(v!);
       js.w.assign(w!);
     }),
-  'C kernel, in place (after)': () => fusedAdam.applyGradients({ [weights.fused.name]: gradient }),
+  'C kernel, in place (after)': () => fusedAdam.applyGradients([{ name: weights.fused.name, tensor: gradient }]),
 });
 console.log('adam step, one [32000, 512] weight, ms:', adamTimes);
 }

@@ -50,7 +50,7 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
     this.accBetas = [Math.fround(beta1), Math.fround(beta2)];
   }
 
-  override async setWeights(weightValues: tf.NamedTensor[]): Promise<void> {
+  override async setWeights(weightValues: Parameters<tf.AdamOptimizer['setWeights']>[0]): Promise<void> {
     await super.setWeights(weightValues);
     // As tfjs sets accBeta: β^(iterations + 1).
     this.accBetas = [this.beta1, this.beta2].map((b) => Math.fround(Math.fround(b) ** (this.iterations + 1))) as [number, number];

@@ -36,7 +36,7 @@ describe.runIf(isNativeBuilt())('klDivergence: the native fused kernels', () => 
   });
 
   // [2, 60, 1000]: 120 rows, several per thread part, so the rows are split over threads.
-  const shape = [2, 60, 1000];
+  const shape: [number, number, number] = [2, 60, 1000];
   const student = (): tf.Tensor3D => tf.randomNormal(shape, 0, 3, 'float32', 21) as tf.Tensor3D;
   const teacher = (): tf.Tensor3D => tf.randomNormal(shape, 0.5, 4, 'float32', 22) as tf.Tensor3D;
   const weights = (): tf.Tensor2D => tf.randomUniform([2, 60], -2, 2, 'float32', 23) as tf.Tensor2D;

@@ -102,10 +102,9 @@ function klDivergenceKernel(addon: NativeAddon): KernelFunc {
 function klDivergenceBackwardKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const kernel = FUSED.klDivergenceBackward;
-    const names = ['student', 'teacher', 'lseStudent', 'lseTeacher', 'kl', 'dy'] as const;
-    requirePresent(kernel, inputs, names);
+    requirePresent(kernel, inputs, ['student', 'teacher', 'lseStudent', 'lseTeacher', 'kl', 'dy']);
     requireFloat32(kernel, inputs);
-    const [student, teacher, lseS, lseT, kl, dy] = names.map((n) => inputs[n]!) as TensorInfo[] as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+    const { student, teacher, lseStudent: lseS, lseTeacher: lseT, kl, dy } = inputs as Record<'student' | 'teacher' | 'lseStudent' | 'lseTeacher' | 'kl' | 'dy', TensorInfo>;
     const [rows, vocab] = rowsOf(kernel, 'student', student);
     requireShape(kernel, 'teacher', teacher, [rows, vocab]);
     for (const [name, t] of [['lseStudent', lseS], ['lseTeacher', lseT], ['kl', kl], ['dy', dy]] as const) requireShape(kernel, name, t, [rows]);
@@ -113,8 +112,8 @@ function klDivergenceBackwardKernel(addon: NativeAddon): KernelFunc {
     if (wrt !== 'student' && wrt !== 'teacher') throw new Error(`${kernel}: wrt must be 'student' or 'teacher', got '${wrt}'`);
     const grad = allocate(backend, rows * vocab);
     if (grad.length > 0) {
-      const [s, t, ls, lt, k, d] = [student, teacher, lseS, lseT, kl, dy].map((x) => values(backend, x)) as Float32Array[];
-      addon.klDivergenceBackward(s!, t!, ls!, lt!, k!, d!, grad, vocab, temperatureOf(kernel, attrs), wrt === 'teacher');
+      const [s, t, ls, lt, k, d] = [student, teacher, lseS, lseT, kl, dy].map((x) => values(backend, x)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+      addon.klDivergenceBackward(s, t, ls, lt, k, d, grad, vocab, temperatureOf(kernel, attrs), wrt === 'teacher');
     }
     return out(backend, [rows, vocab], grad);
   }) as unknown as KernelFunc;
