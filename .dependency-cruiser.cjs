@@ -91,6 +91,20 @@ module.exports = {
       to: { path: '^src/(generation|hooks|training)/' },
     },
     {
+      name: 'pipelines-for-users',
+      comment: 'Pipelines put models, tokenizers and generation together for users; only the package entry and the CLI import them.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/(pipelines/|cli/|index\\.ts$)' },
+      to: { path: '^src/pipelines/' },
+    },
+    {
+      name: 'cli-on-top',
+      comment: 'The command line is the outermost layer: nothing in src imports it.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/cli/' },
+      to: { path: '^src/cli/' },
+    },
+    {
       name: 'training-on-top',
       comment: 'Training (distillation) uses the rest; nothing in src but the package entry imports it.',
       severity: 'error',
