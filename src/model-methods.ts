@@ -23,7 +23,9 @@ import * as hooks from './hooks/run.js';
 import type { HookFn, HookHandle } from './layers/module.js';
 import { sourceOf } from './loaders/model-source.js';
 import { saveModel, type SaveOptions } from './loaders/save.js';
-import { AutoTokenizer } from './loaders/tokenizer.js';
+import type { AutoTokenizer } from './loaders/tokenizer.js';
+// The class every tokenizer loader returns (AutoTokenizer in Node, the storage tokenizer in the browser).
+import { Tokenizer } from './loaders/tokenizer-core.js';
 import { CausalLM } from './models/causal-lm.js';
 import type { Model } from './models/model.js';
 import { TransformerModel, type ForwardOptions } from './models/transformer.js';
@@ -120,7 +122,7 @@ attach(CausalLM.prototype, {
   },
   attachTokenizer(this: CausalLM, tokenizer: AutoTokenizer | TextTokenizer, options: AttachTokenizerOptions = {}): CausalLM {
     const source = sourceOf(this);
-    attachTokenizer(this, tokenizer instanceof AutoTokenizer ? textTokenizer(tokenizer) : tokenizer, attachDefaults(options, source?.config, source?.dir));
+    attachTokenizer(this, tokenizer instanceof Tokenizer ? textTokenizer(tokenizer) : tokenizer, attachDefaults(options, source?.config, source?.dir));
     return this;
   },
   stream(this: CausalLM, promptIds: readonly (readonly number[])[], options?: GenerateOptions): AsyncGenerator<TokenEvent, number[][]> {
@@ -129,7 +131,7 @@ attach(CausalLM.prototype, {
 });
 
 /** An {@link AutoTokenizer} as text generation uses it: one text to ids, ids to text. */
-function textTokenizer(tokenizer: AutoTokenizer): TextTokenizer {
+function textTokenizer(tokenizer: Tokenizer): TextTokenizer {
   return {
     encodeText: (text, { addSpecialTokens }) => tokenizer.inner.encode(text, { add_special_tokens: addSpecialTokens }).map(Number),
     decode: (ids, { skipSpecialTokens }) => tokenizer.decode(ids, { skipSpecialTokens }),

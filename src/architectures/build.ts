@@ -59,7 +59,7 @@ export function parameterByteLimit(options: BuildOptions = {}): ByteLimit {
     if (typeof given !== 'number' || Number.isNaN(given) || given <= 0) throw new Error(`maxParameterBytes must be a number of bytes above 0 (or Infinity), got ${given}`);
     return { bytes: given, from: 'maxParameterBytes' };
   }
-  const env = process.env[MAX_MODEL_BYTES_ENV];
+  const env = globalThis.process?.env[MAX_MODEL_BYTES_ENV]; // a page has no process
   if (env !== undefined && env !== '') {
     const bytes = parseBytes(env);
     if (bytes === undefined) throw new Error(`${MAX_MODEL_BYTES_ENV}='${env}' is not a size; use bytes, e.g. 8589934592, 8GiB or Infinity`);

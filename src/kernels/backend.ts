@@ -118,12 +118,5 @@ export function activeBackend(): BackendName | undefined {
   return active;
 }
 
-/**
- * Tell the active backend that these tensors are long-lived model weights. The native backend
- * moves large ones onto 2 MiB memory pages, which makes streaming them in decode ~25% faster;
- * other backends have nothing to do. The tensors' values do not change.
- */
-export function settleWeights(tensors: readonly tf.Tensor[]): void {
-  const backend = tf.backend() as { placeWeights?: (dataIds: readonly object[]) => void };
-  backend.placeWeights?.(tensors.map((t) => t.dataId));
-}
+// Here for the Node entry's importers; it lives apart so browser code reaches it without this file's Node backends.
+export { settleWeights } from './weights.js';
