@@ -80,8 +80,13 @@ console.log('adam step, one [32000, 512] weight, ms:', adamTimes);
 if (only.has('ce')) {
 const logits = tf.randomNormal([512, 32000], 0, 2, 'float32', 3) as tf.Tensor2D;
 const targets = tf.tensor1d(Array.from({ length: 512 }, (_, i) => (i * 7919) % 32000), 'int32');
-const ceStep = (ce: typeof crossEntropy) => () => tf.tidy(() => tf.grad((l: tf.Tensor) => ce(l as tf.Tensor2D, targets).mean())(logits).dataSync());
-const ceForward = (ce: typeof crossEntropy) => () => tf.tidy(() => ce(logits, targets).dataSync());
+// Braces: tf.tidy walks whatever its function returns for tensors, key by key.
+const ceStep = (ce: typeof crossEntropy) => () => tf.tidy(() => {
+  tf.grad((l: tf.Tensor) => ce(l as tf.Tensor2D, targets).mean())(logits).dataSync();
+});
+const ceForward = (ce: typeof crossEntropy) => () => tf.tidy(() => {
+  ce(logits, targets).dataSync();
+});
 console.log('cross-entropy [512, 32000] forward, ms:', compare({ reference: ceForward(referenceCrossEntropy), fused: ceForward(crossEntropy) }));
 console.log('cross-entropy [512, 32000] forward + gradient, ms:', compare({ reference: ceStep(referenceCrossEntropy), fused: ceStep(crossEntropy) }));
 }
@@ -89,8 +94,12 @@ console.log('cross-entropy [512, 32000] forward + gradient, ms:', compare({ refe
 if (only.has('kl')) {
 const student = tf.randomNormal([4, 128, 32000], 0, 2, 'float32', 4);
 const teacher = tf.randomNormal([4, 128, 32000], 0, 3, 'float32', 5);
-const klStep = (kl: typeof klDivergence) => () => tf.tidy(() => tf.grad((s: tf.Tensor) => kl(s, teacher, 2).mean().mul(4))(student).dataSync());
-const klForward = (kl: typeof klDivergence) => () => tf.tidy(() => kl(student, teacher, 2).dataSync());
+const klStep = (kl: typeof klDivergence) => () => tf.tidy(() => {
+  tf.grad((s: tf.Tensor) => kl(s, teacher, 2).mean().mul(4))(student).dataSync();
+});
+const klForward = (kl: typeof klDivergence) => () => tf.tidy(() => {
+  kl(student, teacher, 2).dataSync();
+});
 console.log('KL T=2 [4, 128, 32000] forward, ms:', compare({ reference: klForward(referenceKlDivergence), fused: klForward(klDivergence) }));
 console.log('KL T=2 [4, 128, 32000] forward + student gradient, ms:', compare({ reference: klStep(referenceKlDivergence), fused: klStep(klDivergence) }));
 }
