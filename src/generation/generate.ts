@@ -5,6 +5,7 @@ import { checkKeys, type KeyList } from '../util/options.js';
 import { GenerationCache } from './cache.js';
 import { NonFiniteLogitsError, StatelessMixerError } from './errors.js';
 import { createPicker, type GreedyStrategy, type SamplingStrategy, type Strategy } from './sampling.js';
+import { yieldToEventLoop } from '../util/next-tick.js';
 
 /** Tokens added per prompt when `maxNewTokens` is not given: HF's GenerationConfig default length. */
 export const DEFAULT_MAX_NEW_TOKENS = 20;
@@ -86,7 +87,7 @@ export async function* stream(
       const next = steps.next();
       if (next.done) return next.value;
       for (const event of next.value) yield event;
-      await new Promise((resolve) => setImmediate(resolve));
+      await yieldToEventLoop();
     }
   } finally {
     steps.return([]);

@@ -10,6 +10,7 @@ import { DEFAULT_MAX_NEW_TOKENS, runSteps, type GenerateOptions } from './genera
 import type { Strategy } from './sampling.js';
 import type { TextGenerateOptions, TextTokenizer } from './text-options.js';
 import { RowText } from './text-stream.js';
+import { yieldToEventLoop } from '../util/next-tick.js';
 
 /** The keys of {@link TextGenerateOptions}; text generation rejects any other. */
 export const TEXT_GENERATE_OPTION_KEYS = {
@@ -103,7 +104,7 @@ async function* streamRow(lm: CausalLM, run: Prepared): AsyncGenerator<string, s
       if (next.done) break;
       if (pending !== '') yield pending;
       pending = '';
-      await new Promise((resolve) => setImmediate(resolve));
+      await yieldToEventLoop();
     }
     const rest = row.finish();
     if (rest !== '') yield rest;
