@@ -2,7 +2,7 @@
  * `npm run bench`: random-weight models of real size on the backend in use, against the
  * backend's own matmul and matrix-vector throughput. Prints a table, then (last line) one JSON
  * object. Options: `--quick` (tiny models: a smoke check, used by tests/bench), `--only=a,b`
- * with any of engine, bert, mamba, llama, train, `--train-batch=BxL` (the train part's batch,
+ * with any of engine, bert, mamba, llama, train, precision (bench/precision.ts), `--train-batch=BxL` (the train part's batch,
  * default 4x128, for machines where a full step is too slow) and `--backend=NAME` (or TESSERA_BACKEND).
  * `--train-backend=wasm` also runs the train workloads on wasm (keys ending in `_wasm`, at
  * `--train-wasm-batch=BxL`, default 1x32); off by default because it adds minutes.
@@ -17,9 +17,10 @@ import type { CausalLM } from '../src/models/causal-lm.js';
 import { disposeOutput } from '../src/models/transformer.js';
 import { pseudoRandomIds as prompt } from './ids.js';
 import { runTrainBench, runWasmTrainBench, type TrainBatch } from './train.js';
+import { runPrecisionBench } from './precision.js';
 
-export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train';
-export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama', 'train'];
+export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train' | 'precision';
+export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama', 'train', 'precision'];
 
 export interface BenchOptions {
   quick?: boolean;
@@ -209,6 +210,11 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
     Object.assign(result, train);
     achieved.trainFlops = trainFlops;
   }
+  if (only.has('precision')) {
+    // Linear weights as bfloat16 / float16 / int8 beside float32, on the native backend (bench/precision.ts).
+    Object.assign(result, await runPrecisionBench({ llama: size.llama, mamba: size.mamba, prefill: size.prefill, newTokens: size.newTokens,
+      streamingGbps: result.matvec_streaming_gbps as number, quick: options.quick ?? false, row }));
+  }
   if (options.trainWasm) Object.assign(result, await runWasmTrainBench({ quick: options.quick ?? false, batch: options.trainWasmBatch, row }));
   measureEngine();
   row('matmul (best of start and end)', result.matmul_gflops as number, 'GFLOP/s');
@@ -255,7 +261,7 @@ function parseArgs(argv: readonly string[]): BenchOptions & { backend?: BackendN
       if (arg.slice(16) !== 'wasm') throw new Error(`--train-backend: only 'wasm' (the train part also on wasm), got '${arg.slice(16)}'`);
       options.trainWasm = true;
     } else if (arg.startsWith('--backend=')) options.backend = arg.slice(10) as BackendName;
-    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train, --train-batch=BxL, --train-backend=wasm, --train-wasm-batch=BxL, --backend=NAME)`);
+    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train,precision, --train-batch=BxL, --train-backend=wasm, --train-wasm-batch=BxL, --backend=NAME)`);
   }
   return options;
 }

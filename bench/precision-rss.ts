@@ -1,0 +1,34 @@
+/**
+ * Child process of the precision bench: build a model, hold its linear weights as a dtype, and
+ * print the process's resident memory before and after as JSON (`{ before, after }`, bytes).
+ * Usage: node --expose-gc [tsx flags] bench/precision-rss.ts <dtype> <config json> <backend>
+ */
+import 'reflect-metadata';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendName } from '../src/kernels/backend.js';
+import { packWeights } from '../src/layers/packed-weights.js';
+import { AutoCausalLM } from '../src/loaders/auto.js';
+import { checkWeightDtype } from '../src/ops/packed-weights.js';
+
+const [dtypeArg, configJson, backend] = process.argv.slice(2);
+const dtype = checkWeightDtype(dtypeArg, 'precision-rss');
+await initBackend({ backend: backend as BackendName });
+
+/** Resident bytes once freed memory is collected (garbage collection, then the backend's reuse pool). */
+async function settledRss(): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  (tf.backend() as { releaseSpareBuffers?: () => void }).releaseSpareBuffers?.();
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return process.memoryUsage().rss;
+}
+
+const before = await settledRss();
+const lm = AutoCausalLM.fromConfig(JSON.parse(configJson!) as Record<string, unknown>, { seed: 1 });
+packWeights(lm, dtype);
+lm.generate([[1, 2, 3]], { maxNewTokens: 2 }); // a loaded model has run
+const after = await settledRss();
+console.log(JSON.stringify({ before, after }));
+lm.dispose();
