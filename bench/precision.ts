@@ -65,7 +65,9 @@ function measure(config: Record<string, unknown>, dtype: WeightDtype, options: P
 /** Resident memory (MB) of a child process holding a Llama-small of `dtype`, and of the same process before building it. */
 function residentMb(config: Record<string, unknown>, dtype: WeightDtype): { total: number; model: number } | undefined {
   const script = fileURLToPath(new URL('./precision-rss.ts', import.meta.url));
-  const child = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', script, dtype, JSON.stringify(config), tf.getBackend()], {
+  // tsx runs the TypeScript child whether this process was started by tsx or by vitest.
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', script, dtype, JSON.stringify(config), tf.getBackend()], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
     encoding: 'utf8',
     timeout: 120_000,
   });
