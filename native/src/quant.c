@@ -363,8 +363,24 @@ static void gemv_part(void *ctx, size_t begin, size_t end) {
 
 /* ---- GEMM: widen blocks of weight rows, then sgemm ---- */
 
-/* Floats in the GEMM's scratch block (4 MiB): large enough for sgemm to run at speed. */
-#define GEMM_BLOCK_FLOATS (1u << 20)
+/*
+ * Floats in the GEMM's scratch block (16 MiB): whole projection matrices of models like
+ * Llama-small in one sgemm, an LM head in a few. The buffer is kept between calls (the kernels
+ * run on the JS thread, one at a time), so its pages are not faulted in again on every call.
+ */
+#define GEMM_BLOCK_FLOATS (1u << 22)
+static float *scratch_buffer;
+static size_t scratch_floats;
+
+static float *gemm_scratch(size_t floats) {
+  if (floats > scratch_floats) {
+    float *grown = realloc(scratch_buffer, sizeof(float) * floats);
+    if (grown == NULL) return NULL;
+    scratch_buffer = grown;
+    scratch_floats = floats;
+  }
+  return scratch_buffer;
+}
 
 struct widen_args {
   int kind;
@@ -394,7 +410,7 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
   size_t block = in > 0 ? GEMM_BLOCK_FLOATS / (size_t)in : (size_t)n;
   if (block < 16) block = 16;
   if (block > (size_t)n) block = (size_t)n;
-  float *scratch = malloc(sizeof(float) * block * (size_t)(in > 0 ? in : 1));
+  float *scratch = gemm_scratch(block * (size_t)(in > 0 ? in : 1));
   if (scratch == NULL) return 0;
   for (size_t r0 = 0; r0 < (size_t)n; r0 += block) {
     const size_t count = (size_t)n - r0 < block ? (size_t)n - r0 : block;
@@ -403,7 +419,6 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)count, in, 1.0f, x, in, scratch, in, 0.0f,
                 out + r0, n);
   }
-  free(scratch);
   if (bias != NULL) {
     for (int i = 0; i < rows; i++) {
       float *o = out + (size_t)i * n;
