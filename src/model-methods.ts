@@ -69,7 +69,10 @@ declare module './models/causal-lm.js' {
      * text-generation defaults from `generation_config.json` / `config.json` (see
      * {@link AttachTokenizerOptions}); replaces any tokenizer attached before. Returns the model.
      */
-    attachTokenizer(tokenizer: AutoTokenizer | TextTokenizer, options?: AttachTokenizerOptions): this;
+    attachTokenizer(tokenizer: AutoTokenizer, options?: AttachTokenizerOptions): this;
+    // A second signature rather than a union, so that an object literal's methods get their
+    // parameter types from TextTokenizer.
+    attachTokenizer(tokenizer: TextTokenizer, options?: AttachTokenizerOptions): this;
   }
 }
 
