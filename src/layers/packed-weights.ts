@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { backendPacksWeights, packedDtypeOf, packWeight, tensorBytes, type WeightDtype } from '../ops/packed-weights.js';
+import { Embeddings } from './embeddings.js';
 import { MambaMixer } from './mamba.js';
 import { Linear } from './linear.js';
 import type { Module } from './module.js';
@@ -18,10 +19,11 @@ export interface PackSummary {
 let warnedUpcast = false;
 
 /**
- * Hold the model's linear-layer weights as `dtype` ('bfloat16', 'float16' or 'int8' with one scale
- * per output row; 'float32' does nothing): the attention and feed-forward projections and an
- * untied LM head, and Mamba mixers' in and out projections. Embedding tables (and a head tied to
- * them), norms, biases, convolutions and Mamba's small x and dt projections stay float32.
+ * Hold the model's matrix weights as `dtype` ('bfloat16', 'float16' or 'int8' with one scale per
+ * output row; 'float32' does nothing): the attention and feed-forward projections, the LM head
+ * (tied or not: the token embedding table is packed too), and Mamba mixers' in and out
+ * projections. Position and token-type tables, norms, biases, convolutions and Mamba's small x
+ * and dt projections stay float32.
  *
  * On the native backend the weights stay packed in memory and the linear kernels read them
  * directly; on other backends they are rounded to `dtype` and held as float32 (a one-line warning
@@ -42,6 +44,12 @@ export function packWeights(model: Module, dtype: WeightDtype): PackSummary {
     if (module instanceof MambaMixer) smallMambaProjections.add(module.xProj).add(module.dtProj);
   }
   for (const [path, module] of model.namedModules()) {
+    // The token embedding table: read a row per token by the lookup, and whole by a tied LM head.
+    if (module instanceof Embeddings) {
+      if (packedDtypeOf(module.word.weight) === undefined) packWeight(module.word.weight, dtype);
+      summary.weights.push(`${path === '' ? '' : `${path}.`}word.weight`);
+      continue;
+    }
     if (!(module instanceof Linear)) continue;
     const name = `${path}.weight`;
     if (smallMambaProjections.has(module)) {

@@ -10,9 +10,9 @@ import { built, useNativeBackend } from '../native/helpers.js';
 /**
  * Models loaded with { dtype } against the same model in float32, on every fixture, on the native
  * backend (weights held packed). docs/precision.md explains the bounds:
- * - bfloat16 / float16: max |y − y_f32| <= 16 u · max |y_f32| over the fixture's outputs, u the
+ * - bfloat16 / float16: max |y − y_f32| <= 32 u · max |y_f32| over the fixture's outputs, u the
  *   format's unit roundoff (2^-9 for bfloat16's 8-bit significand, 2^-11 for float16's 11-bit);
- *   measured worst 10 u (jamba-tiny, bfloat16).
+ *   measured worst 15 u (jamba-tiny, bfloat16).
  * - int8: top-1 agreement with float32 along float32's greedy continuation (32 tokens, teacher
  *   forced), at least 27 of 32 per fixture and 90% over all; measured 28, 32, 32, 30 of 32.
  */
@@ -57,7 +57,7 @@ describeNative('dtype parity with float32 on every fixture (native, packed weigh
   useNativeBackend();
 
   for (const [name, loader] of FIXTURES) {
-    it(`${name}: bfloat16 and float16 within 16 u of float32, fewer bytes held, nothing leaks`, async () => {
+    it(`${name}: bfloat16 and float16 within 32 u of float32, fewer bytes held, nothing leaks`, async () => {
       const start = tf.memory().numTensors;
       const base = await loader.fromDir(fixture(name));
       const reference = output(base, name);
@@ -71,7 +71,7 @@ describeNative('dtype parity with float32 on every fixture (native, packed weigh
         const y = output(model, name);
         let worst = 0;
         for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(y[i]! - reference[i]!));
-        expect(worst, `${dtype}: max |Δ| over max |y| = ${scale}`).toBeLessThanOrEqual(16 * UNIT_ROUNDOFF[dtype] * scale);
+        expect(worst, `${dtype}: max |Δ| over max |y| = ${scale}`).toBeLessThanOrEqual(32 * UNIT_ROUNDOFF[dtype] * scale);
         expect(worst, `${dtype} differs from float32 at all`).toBeGreaterThan(0);
         expect(weightBytes(model as never)).toBeLessThan(baseBytes);
         model.dispose();

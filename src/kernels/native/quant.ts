@@ -229,14 +229,41 @@ function mambaMixerKernel(addon: NativeAddon, float32Kernel: KernelFunc): Kernel
 }
 
 /**
+ * GatherV2 from a packed table (an embedding looked up by token id): each gathered row widened to
+ * float32. Only rows along axis 0 with batchDims 0 (what an embedding lookup is); anything else
+ * on a packed tensor is refused by the storage stand-in like every other kernel.
+ */
+function gatherKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const packed = x === undefined ? undefined : packedOf(args.backend, x);
+    const { axis, batchDims } = (args.attrs ?? {}) as unknown as { axis: number; batchDims?: number };
+    if (packed === undefined || tf.util.parseAxisParam(axis, x.shape)[0] !== 0 || (batchDims ?? 0) !== 0) {
+      return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
+    }
+    const { rows, cols } = packed;
+    const idx = args.backend.data.get(indices.dataId).values as ArrayLike<number>;
+    const out = allocate(args.backend, idx.length * cols);
+    for (let i = 0; i < idx.length; i++) {
+      const row = idx[i]!;
+      tf.util.assert(row <= rows - 1 && row >= 0, () => `GatherV2: the index value ${row} is not in [0, ${rows - 1}]`);
+      const scales = packed.scales === null ? null : packed.scales.subarray(row, row + 1);
+      addon.quantUnpack(packed.kind, packed.data.subarray(row * cols, (row + 1) * cols), scales, out.subarray(i * cols, (i + 1) * cols), 1, cols);
+    }
+    return args.backend.makeTensorInfo([...indices.shape, cols], 'float32', out);
+  }) as unknown as KernelFunc;
+}
+
+/**
  * The packing kernel, and `configs` (the backend's own kernels) with FUSED.linear,
- * FUSED.gatedLinear and FUSED.mambaMixer taught to read packed weights.
+ * FUSED.gatedLinear, FUSED.mambaMixer and GatherV2 (embedding lookups) taught to read packed weights.
  */
 export function withPackedWeights(addon: NativeAddon, backendName: string, configs: KernelConfig[]): KernelConfig[] {
   const wrapped = configs.map((config) => {
     if (config.kernelName === FUSED.linear) return { ...config, kernelFunc: linearKernel(addon, config.kernelFunc) };
     if (config.kernelName === FUSED.gatedLinear) return { ...config, kernelFunc: gatedLinearKernel(addon, config.kernelFunc) };
     if (config.kernelName === FUSED.mambaMixer) return { ...config, kernelFunc: mambaMixerKernel(addon, config.kernelFunc) };
+    if (config.kernelName === tf.GatherV2) return { ...config, kernelFunc: gatherKernel(addon, config.kernelFunc) };
     return config;
   });
   return [...wrapped, { kernelName: FUSED.packWeight, backendName, kernelFunc: packWeightKernel(addon) }];
