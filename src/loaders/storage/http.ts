@@ -107,13 +107,14 @@ export async function hubStorage(name: string, options: HubStorageOptions = {}):
     commit = body.sha;
     await cache?.put(refUrl, new Response(JSON.stringify({ sha: commit }), { headers: { 'Content-Type': 'application/json' } }));
   }
-  const location = `${name}@${commit.slice(0, 10)} on ${endpoint}`;
   const pinned = commit;
+  // The files' URL prefix: `${location}/${path}` in an error is the URL that was read.
+  const location = `${endpoint}/${name}/resolve/${pinned}`;
   return {
     location,
     async read(path) {
       checkFilePath(path, location);
-      const url = `${endpoint}/${name}/resolve/${pinned}/${path.split('/').map(encodeURIComponent).join('/')}`;
+      const url = `${location}/${path.split('/').map(encodeURIComponent).join('/')}`;
       return readThroughCache(url, { cache, offline, fetch: doFetch, init: auth, what: `model '${name}' file '${path}'`, endpoint, name });
     },
   };

@@ -6,7 +6,7 @@
 
 /** Read access to the files of one model: a folder, a hub repo at one commit, or a base URL. */
 export interface ModelStorage {
-  /** Where the files come from, named in errors: a folder, `org/name@<commit>` on an endpoint, a URL. */
+  /** Where the files come from, named in errors: a folder, or a URL prefix (for the hub, `<endpoint>/<name>/resolve/<commit>`). */
   readonly location: string;
   /** The file's bytes, or `undefined` when the model has no such file; any other failure throws. */
   read(path: string): Promise<Uint8Array | undefined>;
