@@ -112,6 +112,24 @@ describeNative('packed-weight kernels (quant.c) against plain JavaScript', () =>
 describeNative('packed weights through the linear ops on the native backend', () => {
   useNativeBackend();
 
+  it('a packed weight of over 2 MiB (moved to 2 MiB pages) computes as its rounded float32 values', () => {
+    const [n, inF] = [1100, 1024];
+    const wValues = randoms(n * inF, 21);
+    for (const dtype of ['bfloat16', 'int8'] as const) {
+      const weight = tf.variable(tf.tensor2d(wValues, [n, inF]));
+      packWeight(weight, dtype);
+      const start = tf.memory().numTensors;
+      const rounded = tf.tensor2d(roundToDtype(wValues, n, inF, dtype), [n, inF]);
+      expect(weight.dataSync()).toEqual(rounded.dataSync());
+      const x = tf.tensor2d(randoms(2 * inF, 22), [2, inF]);
+      const y = tf.tidy(() => linear(x, weight).dataSync());
+      expectClose(y, tf.tidy(() => linear(x, rounded).dataSync()), 1e-4, 1e-5);
+      tf.dispose([x, rounded]);
+      expect(tf.memory().numTensors).toBe(start);
+      weight.dispose();
+    }
+  });
+
   for (const dtype of PACKED_DTYPES) {
     it(`${dtype}: linear and gatedLinear read the packed weight; dataSync widens it; other ops and gradients fail clearly; nothing leaks`, () => {
       const [n, inF] = [13, 37];

@@ -57,6 +57,18 @@ export function unpackedValues(addon: NativeAddon, backend: Backend, dataId: obj
   return out;
 }
 
+/**
+ * `data` moved to memory on 2 MiB pages when it fills at least one (as NativeBackend.placeWeights
+ * does for float32 weights: decode streams every weight once per token, and on 4 KiB pages the
+ * prefetchers stop at each page). The addon copies bytes; it is handed them as a Float32Array view.
+ */
+function onHugePages(addon: NativeAddon, data: Uint16Array | Int8Array): Uint16Array | Int8Array {
+  if (data.byteLength < 2 << 20 || data.byteLength % 4 !== 0) return data;
+  const copy = addon.hugePageCopy(new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4));
+  if (copy === null) return data;
+  return data instanceof Int8Array ? new Int8Array(copy.buffer, copy.byteOffset, data.length) : new Uint16Array(copy.buffer, copy.byteOffset, data.length);
+}
+
 /** `{ x: [out, in] float32 }`, `{ dtype }` → the same weight held packed (see FUSED.packWeight). */
 function packWeightKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
@@ -71,7 +83,7 @@ function packWeightKernel(addon: NativeAddon): KernelFunc {
     const data = dtype === 'int8' ? new Int8Array(rows * cols) : new Uint16Array(rows * cols);
     const scales = dtype === 'int8' ? new Float32Array(rows) : null;
     addon.quantPack(kind, values(backend, x), data, scales, rows, cols);
-    const weight: PackedWeight = { kind, dtype, rows, cols, data, scales };
+    const weight: PackedWeight = { kind, dtype, rows, cols, data: onHugePages(addon, data), scales };
     const info = backend.makeTensorInfo([rows, cols], 'float32', packedValues(weight) as Float32Array);
     markPacked(info.dataId, { dtype, bytes: data.byteLength + (scales?.byteLength ?? 0) });
     return info;
