@@ -6,7 +6,6 @@
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../src/kernels/backend.js';
-import { packWeights } from '../src/layers/packed-weights.js';
 import { AutoCausalLM } from '../src/loaders/auto.js';
 import { checkWeightDtype } from '../src/ops/packed-weights.js';
 
@@ -26,8 +25,7 @@ async function settledRss(): Promise<number> {
 }
 
 const before = await settledRss();
-const lm = AutoCausalLM.fromConfig(JSON.parse(configJson!) as Record<string, unknown>, { seed: 1 });
-packWeights(lm, dtype);
+const lm = AutoCausalLM.fromConfig(JSON.parse(configJson!) as Record<string, unknown>, { seed: 1, dtype });
 lm.generate([[1, 2, 3]], { maxNewTokens: 2 }); // a loaded model has run
 const after = await settledRss();
 console.log(JSON.stringify({ before, after }));

@@ -11,7 +11,6 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { GenerationCache } from '../src/generation/cache.js';
-import { packWeights } from '../src/layers/packed-weights.js';
 import { AutoCausalLM } from '../src/loaders/auto.js';
 import type { CausalLM } from '../src/models/causal-lm.js';
 import { tensorBytes, type WeightDtype } from '../src/ops/packed-weights.js';
@@ -41,8 +40,7 @@ function decodeBytes(lm: CausalLM): number {
 
 /** Prefill and decode speed of `config` with its linear weights as `dtype`. */
 function measure(config: Record<string, unknown>, dtype: WeightDtype, options: PrecisionBenchOptions, withPrefill: boolean) {
-  const lm = AutoCausalLM.fromConfig(config, { seed: 1 });
-  packWeights(lm, dtype);
+  const lm = AutoCausalLM.fromConfig(config, { seed: 1, dtype });
   const p = prompt(options.prefill, config.vocab_size as number);
   lm.generate([p.slice(0, 8)], { maxNewTokens: 2 }); // warm up
   let prefillTokS: number | undefined;

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { backendPacksWeights, packedDtypeOf, packWeight, tensorBytes, type WeightDtype } from '../ops/packed-weights.js';
+import { backendPacksWeights, packedDtypeOf, packWeight, tensorBytes, warnRoundedOnce, type WeightDtype } from '../ops/packed-weights.js';
 import { Embeddings } from './embeddings.js';
 import { MambaMixer } from './mamba.js';
 import { Linear } from './linear.js';
@@ -16,8 +16,6 @@ export interface PackSummary {
   skipped: string[];
 }
 
-let warnedUpcast = false;
-
 /**
  * Hold the model's matrix weights as `dtype` ('bfloat16', 'float16' or 'int8' with one scale per
  * output row; 'float32' does nothing): the attention and feed-forward projections, the LM head
@@ -33,10 +31,7 @@ let warnedUpcast = false;
 export function packWeights(model: Module, dtype: WeightDtype): PackSummary {
   const summary: PackSummary = { dtype, weights: [], packed: backendPacksWeights(), skipped: [] };
   if (dtype === 'float32') return summary;
-  if (!summary.packed && !warnedUpcast) {
-    warnedUpcast = true;
-    console.warn(`tessera: dtype '${dtype}' is held packed only on the native backend; here the weights are rounded to ${dtype} and kept as float32`);
-  }
+  if (!summary.packed) warnRoundedOnce(dtype);
   // Inside a Mamba mixer the fused kernel reads in_proj and out_proj packed; x_proj and dt_proj
   // (a few percent of its weights) it reads as float32.
   const smallMambaProjections = new Set<Linear>();

@@ -12,6 +12,7 @@ import type { TransformerModel } from '../models/transformer.js';
 import { settleWeights } from '../kernels/weights.js';
 import { checkKeys, type KeyList } from '../util/options.js';
 import { checkWeightDtype } from '../ops/packed-weights.js';
+import { packWeights } from '../layers/packed-weights.js';
 import { WEIGHT_LOAD_OPTION_KEYS, type WeightLoadOptions } from './assign-weights.js';
 import { buildChecked, buildFromConfig, checkedArchitecture, fillFromCheckpoint, KIND_LABEL } from './build-model.js';
 
@@ -112,10 +113,14 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
     }
     /**
      * A randomly initialised model for an HF-style (or Tessera hybrid) config, checked (and its
-     * size compared with `options.maxParameterBytes`) before anything is allocated.
+     * size compared with `options.maxParameterBytes`) before anything is allocated. `dtype` holds
+     * the weights as in {@link WeightLoadOptions.dtype}.
      */
-    static fromConfig(config: Record<string, unknown>, options: BuildOptions = {}): M {
-      const { model } = buildFromConfig(config, kind, 'config', options);
+    static fromConfig(config: Record<string, unknown>, options: BuildOptions & Pick<WeightLoadOptions, 'dtype'> = {}): M {
+      const { dtype, ...build } = options;
+      const weightDtype = checkWeightDtype(dtype ?? 'float32', `${KIND_LABEL[kind]}.fromConfig options`);
+      const { model } = buildFromConfig(config, kind, 'config', build);
+      packWeights(model, weightDtype); // before the weights move to huge pages
       settleWeights(model.namedParameters().map(([, p]) => p));
       return model as M;
     }

@@ -24,6 +24,17 @@ export function backendPacksWeights(): boolean {
   return tf.getKernel(FUSED.packWeight, tf.getBackend()) !== undefined;
 }
 
+/** `backend:dtype` pairs already warned about (one line each per process). */
+const warnedRounded = new Set<string>();
+
+/** Say once per backend and dtype that weights are rounded and kept float32 here, not packed. */
+export function warnRoundedOnce(dtype: PackedDtype): void {
+  const key = `${tf.getBackend()}:${dtype}`;
+  if (warnedRounded.has(key)) return;
+  warnedRounded.add(key);
+  console.warn(`tessera: dtype '${dtype}' is held packed only on the native backend; here the weights are rounded to ${dtype} and kept as float32`);
+}
+
 /**
  * Hold `weight` ([out, in]) as `dtype`: packed where the backend can ({@link backendPacksWeights}),
  * else rounded to the format's values in float32. The variable keeps its shape and path.

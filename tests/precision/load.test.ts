@@ -31,6 +31,26 @@ describe('the dtype load option', () => {
     expect(tf.memory().numTensors).toBe(start);
   });
 
+  it('fromConfig takes dtype too: the same weights as building float32 and converting with packWeights', () => {
+    const start = tf.memory().numTensors;
+    const config = { model_type: 'llama', vocab_size: 64, hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 24 };
+    expect(() => AutoCausalLM.fromConfig(config, { dtype: 'fp8' as never })).toThrow(`AutoCausalLM.fromConfig options: unknown dtype "fp8"`);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const direct = AutoCausalLM.fromConfig(config, { seed: 3, dtype: 'int8' });
+    const converted = AutoCausalLM.fromConfig(config, { seed: 3 });
+    packWeights(converted, 'int8');
+    warn.mockRestore();
+    const byName = new Map(converted.namedParameters());
+    for (const [name, p] of direct.namedParameters()) {
+      expect(packedDtypeOf(p), name).toBe(packedDtypeOf(byName.get(name)!));
+      expect(p.dataSync(), name).toEqual(byName.get(name)!.dataSync());
+    }
+    expect(weightBytes(direct)).toBe(weightBytes(converted));
+    direct.dispose();
+    converted.dispose();
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
   it(`on '${tf.getBackend()}' (no packed storage): weights rounded to the dtype in float32 with a one-line warning; outputs as with those rounded weights`, async () => {
     if (tf.getBackend() === 'native') return; // the native backend packs: parity.test.ts
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
