@@ -73,6 +73,13 @@ export {
 export type { HubLoadOptions } from './loaders/pretrained.js';
 export { AutoTokenizer, type TokenizerInput, type EncodeOptions, type Encoding, type DecodeOptions } from './loaders/tokenizer.js';
 
+// One storage interface for a model's files (docs/browser.md#storage-and-caching): a folder here, the hub or a URL over fetch
+export { folderStorage } from './loaders/storage/folder.js';
+export { hubStorage, urlStorage, type HubStorageOptions, type HttpStorageOptions } from './loaders/storage/http.js';
+export { type ModelStorage, type CacheLike } from './loaders/storage/storage.js';
+export { loadFromStorage, StorageAutoCausalLM, StorageAutoTokenizer, type StorageLoadOptions } from './loaders/storage/auto.js';
+export { Tokenizer } from './loaders/tokenizer-core.js';
+
 // Hooks and activation capture (docs/hooks.md)
 export { hookPoints, addHook, addPreHook, runWithCache, runWithHooks, type HookSpec, type RunWithCacheOptions, type CachedRun } from './hooks/run.js';
 export { ActivationCache } from './hooks/activation-cache.js';
