@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
-import { AutoCausalLM, AutoEncoder, AutoMaskedLM, type CausalLM } from '../../src/index.js';
+import { AutoCausalLM, AutoEncoder, AutoMaskedLM, disposeOutput, type CausalLM } from '../../src/index.js';
 import { weightBytes } from '../../src/layers/packed-weights.js';
 import { packedDtypeOf } from '../../src/ops/packed-weights.js';
 import { fixture, loadExpected } from '../helpers.js';
@@ -80,6 +80,26 @@ describeNative('dtype parity with float32 on every fixture (native, packed weigh
       expect(tf.memory().numTensors).toBe(start);
     });
   }
+
+  it('a packed Mamba or attention model observed by hooks (op-by-op path) computes what its fused kernels compute', async () => {
+    const start = tf.memory().numTensors;
+    for (const [name, tap] of [['mamba-tiny', /^layers\.0\.mixer\.delta$/], ['jamba-tiny', /^layers\.1\.mixer\.probs$/]] as const) {
+      const lm = await AutoCausalLM.fromDir(fixture(name), { dtype: 'bfloat16' });
+      const ids = tf.tensor2d([loadExpected(name).greedy_prompt_ids!], undefined, 'int32');
+      const fused = tf.tidy(() => Float32Array.from(lm.forward(ids).logits.dataSync()));
+      const { output, cache } = lm.runWithCache(ids, { names: tap });
+      expect(cache.names().length).toBe(1);
+      const hooked = Float32Array.from(output.logits.dataSync());
+      let worst = 0;
+      for (let i = 0; i < fused.length; i++) worst = Math.max(worst, Math.abs(fused[i]! - hooked[i]!));
+      expect(worst, name).toBeLessThan(1e-4);
+      disposeOutput(output);
+      cache.dispose();
+      ids.dispose();
+      lm.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(start);
+  });
 
   it('int8: top-1 along float32 greedy continuations agrees at >= 27 of 32 steps per fixture and >= 90% overall', async () => {
     const start = tf.memory().numTensors;
