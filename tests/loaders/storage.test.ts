@@ -119,3 +119,26 @@ describe('storage loaders', () => {
     await expect(urlStorage(url, { cahce: false } as never)).rejects.toThrow(UnknownKeyError);
   });
 });
+
+describe('urlStorage and the cache', () => {
+  it('fetches a URL anew while online, and reads its cached copy offline or when the server is unreachable', async () => {
+    const cache = memoryCache();
+    let body = 'one';
+    let reachable = true;
+    const fetchStub: typeof fetch = async (input) => {
+      if (!reachable) throw new TypeError('fetch failed');
+      return String(input).endsWith('/a.txt') ? new Response(body) : new Response('no', { status: 404 });
+    };
+    const storage = await urlStorage('http://127.0.0.1:9/model', { cache, fetch: fetchStub });
+    const text = async (s: typeof storage) => new TextDecoder().decode(await s.read('a.txt'));
+    expect(await text(storage)).toBe('one');
+    body = 'two';
+    expect(await text(storage)).toBe('two'); // a URL's content can change: no stale copy while online
+    reachable = false;
+    expect(await text(storage)).toBe('two');
+    const offline = await urlStorage('http://127.0.0.1:9/model', { cache, fetch: fetchStub, offline: true });
+    expect(await text(offline)).toBe('two');
+    await expect(offline.read('b.txt')).rejects.toThrow(OfflineCacheMissError);
+    expect(await (await urlStorage('http://127.0.0.1:9/model', { cache: false, fetch: async () => new Response('', { status: 404 }) })).read('c.txt')).toBeUndefined();
+  });
+});

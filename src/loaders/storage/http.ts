@@ -115,14 +115,16 @@ export async function hubStorage(name: string, options: HubStorageOptions = {}):
     async read(path) {
       checkFilePath(path, location);
       const url = `${location}/${path.split('/').map(encodeURIComponent).join('/')}`;
-      return readThroughCache(url, { cache, offline, fetch: doFetch, init: auth, what: `model '${name}' file '${path}'`, endpoint, name });
+      return readThroughCache(url, { cache, offline, immutable: true, fetch: doFetch, init: auth, what: `model '${name}' file '${path}'`, endpoint, name });
     },
   };
 }
 
 /**
  * The files under a base URL (`<base>/config.json`, ...), e.g. a model folder served beside the
- * page. A 404 reads as a missing file. Cached like {@link hubStorage}'s files.
+ * page. A 404 reads as a missing file. Unlike the hub's commit-pinned files, what a URL serves
+ * can change: each file is fetched (the browser's HTTP cache revalidates it) and its copy in the
+ * Cache API is used only offline or when the server cannot be reached.
  */
 export async function urlStorage(baseUrl: string, options: HttpStorageOptions = {}): Promise<ModelStorage> {
   checkKeys(options, HTTP_OPTION_KEYS, 'urlStorage options');
@@ -134,7 +136,7 @@ export async function urlStorage(baseUrl: string, options: HttpStorageOptions = 
     async read(path) {
       checkFilePath(path, base);
       const url = new URL(path, new URL(base, globalThis.location?.href)).href;
-      return readThroughCache(url, { cache, offline: options.offline === true, fetch: doFetch, init: {}, what: `file '${path}'`, endpoint: base, name: base });
+      return readThroughCache(url, { cache, offline: options.offline === true, immutable: false, fetch: doFetch, init: {}, what: `file '${path}'`, endpoint: base, name: base });
     },
   };
 }
@@ -142,6 +144,8 @@ export async function urlStorage(baseUrl: string, options: HttpStorageOptions = 
 interface ReadContext {
   cache: CacheLike | undefined;
   offline: boolean;
+  /** The URL's bytes never change (a commit-pinned hub file): a cached copy is used without asking. */
+  immutable: boolean;
   fetch: typeof fetch;
   init: RequestInit;
   what: string;
@@ -149,15 +153,23 @@ interface ReadContext {
   name: string;
 }
 
-/** A file by URL: from the cache, else fetched (and cached); a 404 is undefined. */
+/** A file by URL, through the cache (see {@link ReadContext.immutable}); a 404 is undefined. */
 async function readThroughCache(url: string, ctx: ReadContext): Promise<Uint8Array | undefined> {
-  const hit = await ctx.cache?.match(url);
-  if (hit !== undefined) return new Uint8Array(await hit.arrayBuffer());
+  const cached = async (): Promise<Uint8Array | undefined> => {
+    const hit = await ctx.cache?.match(url);
+    return hit === undefined ? undefined : new Uint8Array(await hit.arrayBuffer());
+  };
+  if (ctx.immutable || ctx.offline) {
+    const hit = await cached();
+    if (hit !== undefined) return hit;
+  }
   if (ctx.offline) throw new OfflineCacheMissError(`${ctx.what} is not in the browser cache and offline mode forbids fetching ${url}`);
   let response: Response;
   try {
     response = await ctx.fetch(url, ctx.init);
   } catch (err) {
+    const hit = ctx.immutable ? undefined : await cached();
+    if (hit !== undefined) return hit;
     throw new HubConnectionError(`could not fetch ${ctx.what} from ${url}: ${(err as Error).message}`);
   }
   if (response.status === 404) return undefined;
