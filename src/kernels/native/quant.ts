@@ -27,9 +27,14 @@ interface PackedWeight {
 const packedWeights = new WeakMap<object, PackedWeight>();
 
 /** The packed weight stored under `dataId`, if any. */
-function packedOf(backend: Backend, t: TensorInfo): PackedWeight | undefined {
-  const stored = backend.data.get(t.dataId)?.values as unknown;
+function packedAt(backend: Backend, dataId: object): PackedWeight | undefined {
+  const stored = backend.data.get(dataId)?.values as unknown;
   return typeof stored === 'object' && stored !== null ? packedWeights.get(stored) : undefined;
+}
+
+/** The packed weight behind `t`, if any. */
+function packedOf(backend: Backend, t: TensorInfo): PackedWeight | undefined {
+  return packedAt(backend, t.dataId);
 }
 
 /**
@@ -50,7 +55,7 @@ function packedValues(weight: PackedWeight): object {
 
 /** The float32 values of a packed tensor's storage (what `dataSync` returns), or undefined when it is not packed. */
 export function unpackedValues(addon: NativeAddon, backend: Backend, dataId: object): Float32Array | undefined {
-  const weight = packedOf(backend, { dataId, shape: [], dtype: 'float32' });
+  const weight = packedAt(backend, dataId);
   if (weight === undefined) return undefined;
   const out = new Float32Array(weight.rows * weight.cols);
   addon.quantUnpack(weight.kind, weight.data, weight.scales, out, weight.rows, weight.cols);
