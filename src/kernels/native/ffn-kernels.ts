@@ -6,7 +6,7 @@ import { allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
-function activationCode(kernel: string, attrs: KernelArgs['attrs']): number {
+export function activationCode(kernel: string, attrs: KernelArgs['attrs']): number {
   const name = String(attrs?.activation ?? 'linear');
   const code = (FFN_ACTIVATIONS as readonly string[]).indexOf(name);
   if (code < 0) throw new Error(`${kernel}: unknown activation '${name}'; supported: ${FFN_ACTIVATIONS.join(', ')}`);

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
+import type { NativeAddon } from './addon.js';
+import { activationCode } from './ffn-kernels.js';
 import { FUSED, requireFloat32, requirePresent, requireShape } from '../contract.js';
 import { allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 
@@ -62,9 +63,7 @@ function activationBackwardKernel(addon: NativeAddon): KernelFunc {
     const { x, up, dy } = inputs as { x: TensorInfo; up?: TensorInfo; dy: TensorInfo };
     requireShape(kernel, 'up', up, x.shape);
     requireShape(kernel, 'dy', dy, x.shape);
-    const name = String(attrs?.activation ?? 'linear');
-    const act = (FFN_ACTIVATIONS as readonly string[]).indexOf(name);
-    if (act < 0) throw new Error(`${kernel}: unknown activation '${name}'; supported: ${FFN_ACTIVATIONS.join(', ')}`);
+    const act = activationCode(kernel, attrs);
     const size = tf.util.sizeFromShape(x.shape);
     const dx = allocate(backend, size);
     const dup = up === undefined ? null : allocate(backend, size);
