@@ -61,7 +61,7 @@ if (opts.size === 'tiny') {
   const smallOnly: string[] = (['length', 'teacher', 'data', 'lr', 'repeatBatch'] as const).filter((k) => opts[k] !== undefined)
     .map((k) => (k === 'repeatBatch' ? 'repeat-batch' : k));
   if (program.getOptionValueSource('student') === 'cli') smallOnly.push('student');
-  if (smallOnly.length > 0) program.error(`--${smallOnly.join(', --')} only appl${smallOnly.length === 1 ? 'ies' : 'y'} to --size small`);
+  if (smallOnly.length > 0) program.error(`error: --${smallOnly.join(', --')} only appl${smallOnly.length === 1 ? 'ies' : 'y'} to --size small`);
 }
 
 // A seeded generator keeps runs reproducible.
