@@ -114,13 +114,14 @@ describe('Tessera Lens', () => {
     const before = await page.evaluate(() => lens.tf.memory().numTensors);
     for (const target of ['1:2', '0']) {
       await page.selectOption('#ablation-target', target);
+      await page.evaluate(() => document.getElementById('ablation-result')!.replaceChildren());
       await page.click('#ablation-apply');
       await page.waitForSelector('#ablation-delta');
       expect(Number(await page.textContent('#ablation-delta'))).toBeGreaterThan(0);
     }
+    await showView('ablation');
     await page.evaluate(() => lens.analyse());
     expect(await page.evaluate(() => lens.tf.memory().numTensors)).toBe(before);
-    await showView('ablation');
   });
 
   it('streams generation text from the bundled llama-tiny', async () => {

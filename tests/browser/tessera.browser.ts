@@ -140,6 +140,20 @@ describe('Tessera in Chromium', () => {
     timings.generate_llama_tiny_wasm_ms_per_token = Number((result.generateMs / expected.greedy_ids!.length).toFixed(2));
   });
 
+  it('runs on webgl (SwiftShader through ANGLE) and matches the HF logits to 1e-3, or records why it cannot', async () => {
+    const expected = loadExpected('llama-tiny');
+    const outcome = await logitsInPage('tessera/llama-tiny', 'webgl', expected.input_ids).then(
+      (result) => ({ ran: true, backend: result.backend, maxAbsDiff: maxAbsDiff(result.logits, expected.logits!), leaked: result.leaked }),
+      (err: Error) => ({ ran: false, reason: err.message }),
+    );
+    writeFileSync(join(ARTIFACTS, 'webgl.json'), `${JSON.stringify(outcome, null, 2)}\n`);
+    if (outcome.ran) {
+      expect(outcome.backend).toBe('webgl');
+      expect(outcome.maxAbsDiff).toBeLessThan(1e-3);
+      expect(outcome.leaked).toBe(0);
+    } else expect(outcome.reason).toMatch(/\S/);
+  });
+
   it('tries webgpu (software adapter): runs and matches, or records why it cannot', async () => {
     const expected = loadExpected('llama-tiny');
     const outcome = await page
