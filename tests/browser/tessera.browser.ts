@@ -101,16 +101,30 @@ describe('Tessera in Chromium', () => {
     timings.load_llama_tiny_wasm_cached_ms = Math.round(result.loadMs);
   });
 
-  it('offline without the model in the cache fails with OfflineCacheMissError', async () => {
-    const error = await page.evaluate(async (endpoint) => {
-      try {
-        await tessera.AutoCausalLM.fromHfHub('tessera/not-cached', { endpoint, offline: true });
-        return 'loaded';
-      } catch (err) {
-        return `${(err as Error).name}: ${(err as Error).message}`;
+  it('fails clearly, leaving no tensor: offline without the model cached, an unknown model, a file the hub cannot serve', async () => {
+    hub.failFirst.set('tessera/mamba-tiny/model.safetensors', [500]);
+    const { errors: failures, leaked } = await page.evaluate(async (endpoint) => {
+      const before = tf.memory().numTensors;
+      const attempts = [
+        () => tessera.AutoCausalLM.fromHfHub('tessera/not-cached', { endpoint, offline: true }),
+        () => tessera.AutoCausalLM.fromHfHub('tessera/no-such-model', { endpoint }),
+        () => tessera.AutoCausalLM.fromHfHub('tessera/mamba-tiny', { endpoint, cache: false }),
+      ];
+      const errors: string[] = [];
+      for (const attempt of attempts) {
+        try {
+          (await attempt()).dispose();
+          errors.push('loaded');
+        } catch (err) {
+          errors.push(`${(err as Error).name}: ${(err as Error).message}`);
+        }
       }
+      return { errors, leaked: tf.memory().numTensors - before };
     }, hub.endpoint);
-    expect(error).toMatch(/^OfflineCacheMissError: model 'tessera\/not-cached'/);
+    expect(failures[0]).toMatch(/^OfflineCacheMissError: model 'tessera\/not-cached'/);
+    expect(failures[1]).toMatch(/^ModelNotFoundError: model 'tessera\/no-such-model' not found/);
+    expect(failures[2]).toMatch(/^HubError: .*HTTP 500.*model\.safetensors/);
+    expect(leaked).toBe(0);
   });
 
   it('generates the HF greedy ids on wasm and streams text in pieces that join to the generated text', async () => {
@@ -143,8 +157,8 @@ describe('Tessera in Chromium', () => {
   it('runs on webgl (SwiftShader through ANGLE) and matches the HF logits to 1e-3, or records why it cannot', async () => {
     const expected = loadExpected('llama-tiny');
     const outcome = await logitsInPage('tessera/llama-tiny', 'webgl', expected.input_ids).then(
-      (result) => ({ ran: true, backend: result.backend, maxAbsDiff: maxAbsDiff(result.logits, expected.logits!), leaked: result.leaked }),
-      (err: Error) => ({ ran: false, reason: err.message }),
+      (result) => ({ ran: true as const, backend: result.backend, maxAbsDiff: maxAbsDiff(result.logits, expected.logits!), leaked: result.leaked }),
+      (err: Error) => ({ ran: false as const, reason: err.message }),
     );
     writeFileSync(join(ARTIFACTS, 'webgl.json'), `${JSON.stringify(outcome, null, 2)}\n`);
     if (outcome.ran) {
