@@ -338,8 +338,12 @@ void tessera_quant_unpack(int kind, const void *data, const float *scales, size_
 
 /* Up to this many rows of x each weight row is read once and dotted with every row (from L1). */
 #define GEMV_MAX_ROWS 4
-/* At least this many weights per thread, so a thread start (tens of microseconds) pays off. */
-#define GEMV_GRAIN_WEIGHTS 65536
+/*
+ * At least this many weights per thread. A thread is started per call, which costs ~100-300 us
+ * on the 2-core VMs measured (more than a 768 x 2048 bf16 GEMV takes on one core), so only
+ * LM-head-sized weights are split.
+ */
+#define GEMV_GRAIN_WEIGHTS (4u << 20)
 
 struct gemv_args {
   const float *x;

@@ -112,8 +112,8 @@ describeNative('packed-weight kernels (quant.c) against plain JavaScript', () =>
 describeNative('packed weights through the linear ops on the native backend', () => {
   useNativeBackend();
 
-  it('a packed weight of over 2 MiB (moved to 2 MiB pages) computes as its rounded float32 values', () => {
-    const [n, inF] = [1100, 1024];
+  it('a packed weight of over 2 MiB (moved to 2 MiB pages; split over threads above 4 M weights) computes as its rounded float32 values', () => {
+    const [n, inF] = [2100, 4096];
     const wValues = randoms(n * inF, 21);
     for (const dtype of ['bfloat16', 'int8'] as const) {
       const weight = tf.variable(tf.tensor2d(wValues, [n, inF]));
