@@ -23,7 +23,6 @@ import * as hooks from './hooks/run.js';
 import type { HookFn, HookHandle } from './layers/module.js';
 import { sourceOf } from './loaders/model-source.js';
 import { saveModel, type SaveOptions } from './loaders/save.js';
-import type { AutoTokenizer } from './loaders/tokenizer.js';
 // The class every tokenizer loader returns (AutoTokenizer in Node, the storage tokenizer in the browser).
 import { Tokenizer } from './loaders/tokenizer-core.js';
 import { CausalLM } from './models/causal-lm.js';
@@ -69,7 +68,7 @@ declare module './models/causal-lm.js' {
      * text-generation defaults from `generation_config.json` / `config.json` (see
      * {@link AttachTokenizerOptions}); replaces any tokenizer attached before. Returns the model.
      */
-    attachTokenizer(tokenizer: AutoTokenizer, options?: AttachTokenizerOptions): this;
+    attachTokenizer(tokenizer: Tokenizer, options?: AttachTokenizerOptions): this;
     // A second signature rather than a union, so that an object literal's methods get their
     // parameter types from TextTokenizer.
     attachTokenizer(tokenizer: TextTokenizer, options?: AttachTokenizerOptions): this;
@@ -123,7 +122,7 @@ attach(CausalLM.prototype, {
   streamText(this: CausalLM, prompt: string, options?: TextGenerateOptions): AsyncGenerator<string, string> {
     return streamText(this, prompt, options);
   },
-  attachTokenizer(this: CausalLM, tokenizer: AutoTokenizer | TextTokenizer, options: AttachTokenizerOptions = {}): CausalLM {
+  attachTokenizer(this: CausalLM, tokenizer: Tokenizer | TextTokenizer, options: AttachTokenizerOptions = {}): CausalLM {
     const source = sourceOf(this);
     attachTokenizer(this, tokenizer instanceof Tokenizer ? textTokenizer(tokenizer) : tokenizer, attachDefaults(options, source?.config, source?.dir));
     return this;
@@ -133,7 +132,7 @@ attach(CausalLM.prototype, {
   },
 });
 
-/** An {@link AutoTokenizer} as text generation uses it: one text to ids, ids to text. */
+/** A {@link Tokenizer} (an `AutoTokenizer`, or the storage loaders' tokenizer) as text generation uses it: one text to ids, ids to text. */
 function textTokenizer(tokenizer: Tokenizer): TextTokenizer {
   return {
     encodeText: (text, { addSpecialTokens }) => tokenizer.inner.encode(text, { add_special_tokens: addSpecialTokens }).map(Number),
