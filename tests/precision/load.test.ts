@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 import { initBackend } from '../../src/kernels/backend.js';
-import { AutoCausalLM, AutoEncoder, packWeights, saveModel, weightBytes } from '../../src/index.js';
+import { AutoCausalLM, AutoEncoder, packWeights, pipeline, saveModel, weightBytes } from '../../src/index.js';
 import { packedDtypeOf, roundToDtype } from '../../src/ops/packed-weights.js';
 import { fixture } from '../helpers.js';
 import { built } from '../native/helpers.js';
@@ -71,6 +71,26 @@ describe('the dtype load option', () => {
     expect(weightBytes(bf16)).toBe(4 * bf16.parameterCount());
     bf16.dispose();
     base.dispose();
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it('pipelines pass dtype to the model: bfloat16 feature vectors within 32 u of float32', async () => {
+    const start = tf.memory().numTensors;
+    const texts = ['the cat sat on the mat', 'a dog'];
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const f32 = await pipeline('feature-extraction', fixture('bert-tiny'));
+    const bf16 = await pipeline('feature-extraction', fixture('bert-tiny'), { dtype: 'bfloat16' });
+    warn.mockRestore();
+    await expect(pipeline('feature-extraction', fixture('bert-tiny'), { dtype: 'int4' as never })).rejects.toThrow(/unknown dtype "int4"/);
+    const [a, b] = [await f32(texts, { pooling: 'none' }), await bf16(texts, { pooling: 'none' })];
+    const flatA = a.flat(2);
+    const flatB = b.flat(2);
+    const scale = Math.max(...flatA.map(Math.abs));
+    const worst = Math.max(...flatA.map((v, i) => Math.abs(v - flatB[i]!)));
+    expect(worst).toBeGreaterThan(0);
+    expect(worst).toBeLessThanOrEqual(32 * 2 ** -9 * scale);
+    f32.dispose();
+    bf16.dispose();
     expect(tf.memory().numTensors).toBe(start);
   });
 
