@@ -1,8 +1,8 @@
 /**
  * Kernel profile of one decode step (mamba, llama), one BERT encode, or one training step of the
  * train benchmark's Llama student (forward, backward and Adam): `npx tsx bench/profile.ts
- * mamba|llama|bert [prefill]` or `train|train-mamba [BxL]` (the Llama or the Mamba student; default
- * 1x32; TESSERA_BACKEND picks the backend,
+ * mamba|llama|bert [prefill]`, `train|train-mamba [BxL]` (the Llama or the Mamba student) or
+ * `distill [BxL]` (the Llama student's distillation step; default 1x32; TESSERA_BACKEND picks the backend,
  * default native). Prints the kernels by total time, with their input shapes: where a model spends
  * its time.
  */
@@ -14,7 +14,9 @@ import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import { disposeOutput } from '../src/models/transformer.js';
 import { adam } from '../src/training/adam.js';
 import { registerGradients } from '../src/training/gradients.js';
-import { studentStep, trainSizes } from './train.js';
+import { Distiller } from '../src/training/distiller.js';
+import { studentStep } from './train.js';
+import { trainLayerMap, trainSizes } from './train-sizes.js';
 
 await initBackend({ backend: (process.env.TESSERA_BACKEND as BackendName | undefined) ?? 'native' });
 const which = process.argv[2] ?? 'mamba';
@@ -44,6 +46,25 @@ if (which === 'train' || which === 'train-mamba') {
   const step = studentStep(student, ids, adam(1e-4));
   let t0 = performance.now(); step(); console.log('first step wall', performance.now() - t0);
   await report(`train step ${batch}x${length}`, step);
+} else if (which === 'distill') {
+  await registerGradients();
+  const [batch, length] = (process.argv[3] ?? '1x32').split('x').map(Number) as [number, number];
+  const sizes = trainSizes(false);
+  const student = AutoCausalLM.fromConfig(sizes.student, { seed: 1 });
+  const teacher = AutoCausalLM.fromConfig(sizes.teacher, { seed: 2 });
+  const ids = tf.tensor2d(Array.from({ length: batch * length }, (_, i) => (i * 7919) % 32000), [batch, length], 'int32');
+  const distiller = new Distiller({
+    teacher,
+    student,
+    optimizer: adam(1e-4),
+    logits: { temperature: 2, weight: 1 },
+    hidden: { loss: 'mse', weight: 1 },
+    matchEmbeddings: false,
+    layerMap: trainLayerMap(student.layers.length),
+  });
+  const step = () => void distiller.step({ inputIds: ids });
+  let t0 = performance.now(); step(); console.log('first step wall', performance.now() - t0);
+  await report(`distill step ${batch}x${length}`, step);
 } else if (which === 'bert') {
   const bert = AutoEncoder.fromConfig({ model_type: 'bert', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072, vocab_size: 30522 });
   const ids = tf.tensor2d(Array.from({ length: 1024 }, (_, i) => (i * 7919) % 30522), [8, 128], 'int32');

@@ -100,8 +100,8 @@ export async function runTrainBench(options: TrainOptions): Promise<Record<strin
       matchEmbeddings: false,
       layerMap: trainLayerMap(learner.layers.length),
     });
-    // A Mamba student's step is one to two orders slower (the scan's backward runs op by op), so
-    // it is timed once after the warm-up, as the PyTorch peer times its Mamba step.
+    // The Mamba student's step is timed once after the warm-up, as the PyTorch peer times its
+    // Mamba step (HF's sequential scan makes that one slow).
     const seconds = median(learner === student ? runs : 1, () => void distiller.step({ inputIds: ids }));
     distiller.dispose();
     optimizer.dispose();

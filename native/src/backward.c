@@ -5,7 +5,9 @@
  * run five to ten elementwise passes over tensors of the same size.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backward.h"
 #include "ffn.h"
@@ -329,4 +331,30 @@ void tessera_causal_conv_backward(const float *x, const float *w, const float *d
                                   float *dbias, int batch, int len, int dim, int kernel) {
   struct causal_conv_args a = {x, w, NULL, dy, NULL, dx, dw, dbias, batch, len, dim, kernel};
   tessera_parallel_for((size_t)dim, conv_grain(batch, len, kernel), tessera_threads(), causal_conv_backward_part, &a);
+}
+
+struct segment_sum_args {
+  const float *x;
+  const int32_t *ids;
+  size_t count, inner, segments;
+  float *out;
+};
+
+/* Output rows [first, last): zeroed, then every input row whose segment falls among them added. */
+TESSERA_CLONES static void segment_sum_part(void *ctx, size_t first, size_t last) {
+  const struct segment_sum_args *a = ctx;
+  memset(a->out + first * a->inner, 0, sizeof(float) * (last - first) * a->inner);
+  for (size_t i = 0; i < a->count; i++) {
+    const int32_t s = a->ids[i];
+    if (s < 0 || (size_t)s < first || (size_t)s >= last) continue;
+    const float *x = a->x + i * a->inner;
+    float *out = a->out + (size_t)s * a->inner;
+#pragma omp simd
+    for (size_t j = 0; j < a->inner; j++) out[j] += x[j];
+  }
+}
+
+void tessera_segment_sum(const float *x, const int32_t *ids, size_t count, size_t inner, float *out, size_t segments) {
+  struct segment_sum_args a = {x, ids, count, inner, segments, out};
+  tessera_parallel_for(segments, ELEMENT_GRAIN / (inner + 1) + 1, tessera_threads(), segment_sum_part, &a);
 }

@@ -7,6 +7,7 @@
 #define TESSERA_BACKWARD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Gradients of out = act(x) (* up): dx = dy * act'(x) (* up), and, when dup is not NULL,
@@ -47,5 +48,11 @@ void tessera_causal_conv(const float *x, const float *w, const float *bias, floa
 /* Its gradients: dx [B, L, D], dw [D, K] and, when not NULL, dbias [D]. */
 void tessera_causal_conv_backward(const float *x, const float *w, const float *dy, float *dx, float *dw,
                                   float *dbias, int batch, int len, int dim, int kernel);
+
+/*
+ * The gradient of a row gather (an embedding lookup): out [segments, inner] = Σ over input rows i
+ * with ids[i] = s of x[i, :]; ids outside [0, segments) are dropped, as in TF's UnsortedSegmentSum.
+ */
+void tessera_segment_sum(const float *x, const int32_t *ids, size_t count, size_t inner, float *out, size_t segments);
 
 #endif

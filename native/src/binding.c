@@ -761,6 +761,20 @@ static napi_value CausalConvBackward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* segmentSum(x, ids, out, inner, segments) */
+static napi_value SegmentSum(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  F32(0, "x", 0, x, x_len);
+  I32(1, "ids", ids, ids_len);
+  F32(2, "out", 0, out, out_len);
+  INT(3, "inner", inner);
+  INT(4, "segments", segments);
+  if (x_len != ids_len * (size_t)inner || out_len != (size_t)segments * inner)
+    FAIL("tessera_native: x must hold ids*inner values and out segments*inner");
+  tessera_segment_sum(x, ids, ids_len, (size_t)inner, out, (size_t)segments);
+  return NULL;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   ARGS(1);
   INT(0, "threads", threads);
@@ -818,6 +832,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"selectiveScanBackward", NULL, SelectiveScanBackward, NULL, NULL, NULL, napi_enumerable, NULL},
       {"causalConv", NULL, CausalConv, NULL, NULL, NULL, napi_enumerable, NULL},
       {"causalConvBackward", NULL, CausalConvBackward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"segmentSum", NULL, SegmentSum, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(tessera_register_train(env, exports));

@@ -42,6 +42,8 @@ describe('native backend', () => {
       const cases = [
         () => tf.unsortedSegmentSum(tf.tensor(x, [6, 5]), tf.tensor1d([3, 0, 3, 7, 1, 3], 'int32'), 5),
         () => tf.unsortedSegmentSum(tf.tensor(x, [30]), tf.tensor1d(Array.from({ length: 30 }, (_, i) => i % 4), 'int32'), 4),
+        // An embedding-sized gradient, its output rows split over the threads; a negative id dropped.
+        () => tf.unsortedSegmentSum(tf.tensor(randoms(600 * 256, 5), [600, 256]), tf.tensor1d(Array.from({ length: 600 }, (_, i) => (i === 7 ? -1 : (i * 7919) % 2000)), 'int32'), 2000),
       ];
       for (const f of cases) {
         const native = await runOn('native', f);

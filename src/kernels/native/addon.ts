@@ -196,6 +196,11 @@ export interface NativeAddon {
     dim: number,
     nstate: number,
   ): void;
+  /**
+   * UnsortedSegmentSum of rows: `out` [segments, inner] = Σ over rows i of `x` with `ids[i]` = s;
+   * ids outside [0, segments) dropped. `out` need not be zeroed.
+   */
+  segmentSum(x: Float32Array, ids: Int32Array, out: Float32Array, inner: number, segments: number): void;
   /** Mamba's causal depthwise conv of `x` [B, L, D] with no cached window: `w` [D, K], `bias` [D]. */
   causalConv(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, batch: number, len: number, dim: number, kernel: number): void;
   /** Its gradients `dx`, `dw`, `dbias` (when given). */

@@ -194,7 +194,7 @@ export function registerNativeBackend(): string {
     ...attentionKernels(addon, NATIVE_BACKEND),
     ...elementwiseKernels(addon, NATIVE_BACKEND),
     ...sliceKernels(NATIVE_BACKEND),
-    ...withPackedWeights(addon, NATIVE_BACKEND, [...ffnKernels(addon, NATIVE_BACKEND), ...mambaKernels(addon, NATIVE_BACKEND), ...gatherKernels(NATIVE_BACKEND)]),
+    ...withPackedWeights(addon, NATIVE_BACKEND, [...ffnKernels(addon, NATIVE_BACKEND), ...mambaKernels(addon, NATIVE_BACKEND), ...gatherKernels(addon, NATIVE_BACKEND)]),
     ...backwardKernels(addon, NATIVE_BACKEND),
     ...layerBackwardKernels(addon, NATIVE_BACKEND),
     ...adamKernels(addon, NATIVE_BACKEND),

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
+import type { NativeAddon } from './addon.js';
 import { allocate, cpuKernel, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 
 /**
@@ -43,9 +44,10 @@ function gatherKernel(): KernelFunc {
  * row into its segment: out[s, ...] = Σ_{i: ids[i] = s} x[i, ...]; ids outside [0, numSegments)
  * are dropped, as in TF. The cpu kernel instead runs an equal-mask, multiply and sum over the
  * whole input once per segment: 32000 of them for a 32000-token vocabulary, which made it ~23 s of
- * a 26 s training step for 8 tokens. float32 only; other dtypes go to the cpu kernel.
+ * a 26 s training step for 8 tokens. float32 only; other dtypes go to the cpu kernel. int32 ids
+ * (as gather's gradient gives them) go to the addon; others to the same loop in JS.
  */
-function unsortedSegmentSumKernel(): KernelFunc {
+function unsortedSegmentSumKernel(addon: NativeAddon): KernelFunc {
   const cpu = cpuKernel(tf.UnsortedSegmentSum);
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
@@ -54,21 +56,27 @@ function unsortedSegmentSumKernel(): KernelFunc {
     const ids = backend.data.get(segmentIds.dataId).values as ArrayLike<number>;
     const xs = values(backend, x);
     const inner = ids.length === 0 ? 0 : xs.length / ids.length;
-    // A pooled buffer, zeroed: a fresh one the size of an embedding table page-faults on every step.
-    const out = allocate(backend, numSegments * inner).fill(0);
-    for (let i = 0; i < ids.length; i++) {
-      const segment = ids[i]!;
-      if (!(segment >= 0 && segment < numSegments)) continue;
-      const [from, to] = [i * inner, segment * inner];
-      for (let j = 0; j < inner; j++) out[to + j]! += xs[from + j]!;
+    // A pooled buffer (a fresh one the size of an embedding table page-faults on every step),
+    // zeroed and filled by the addon, output rows split over the threads.
+    const out = allocate(backend, numSegments * inner);
+    if (ids instanceof Int32Array) {
+      if (out.length > 0) addon.segmentSum(xs, ids, out, inner, numSegments);
+    } else {
+      out.fill(0);
+      for (let i = 0; i < ids.length; i++) {
+        const segment = ids[i]!;
+        if (!(segment >= 0 && segment < numSegments)) continue;
+        const [from, to] = [i * inner, segment * inner];
+        for (let j = 0; j < inner; j++) out[to + j]! += xs[from + j]!;
+      }
     }
     return backend.makeTensorInfo([numSegments, ...x.shape.slice(segmentIds.shape.length)], 'float32', out);
   }) as unknown as KernelFunc;
 }
 
-export function gatherKernels(backendName: string): KernelConfig[] {
+export function gatherKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return kernelConfigs(backendName, [
     [tf.GatherV2, gatherKernel()],
-    [tf.UnsortedSegmentSum, unsortedSegmentSumKernel()],
+    [tf.UnsortedSegmentSum, unsortedSegmentSumKernel(addon)],
   ]);
 }
