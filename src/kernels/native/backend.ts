@@ -132,7 +132,7 @@ export class NativeBackend extends MathBackendCPU {
     return values;
   }
 
-  /** Bytes held for reuse by {@link allocate} (at most 256 MiB). */
+  /** Bytes held for reuse by {@link allocate} (at most 768 MiB). */
   get spareBufferBytes(): number {
     return this.spareBytes;
   }
@@ -171,8 +171,11 @@ function grownCapacity(length: number): number {
   return Math.max(length, Math.ceil(2 ** (Math.ceil(Math.log2(length) * 8) / 8)));
 }
 
-/** At most this much disposed output is held for reuse. */
-const MAX_SPARE_BYTES = 256 << 20;
+/**
+ * At most this much disposed output is held for reuse: enough for the four vocabulary-sized
+ * buffers of a training step (docs/native-backend.md, Reused output buffers).
+ */
+const MAX_SPARE_BYTES = 768 << 20;
 
 const HUGE_PAGE = 2 << 20;
 
