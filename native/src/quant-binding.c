@@ -10,21 +10,8 @@
 #include "ffn.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "napi-args.h"
 #include "quant.h"
-
-#define FAIL(...)                             \
-  do {                                        \
-    char msg_[256];                           \
-    snprintf(msg_, sizeof msg_, __VA_ARGS__); \
-    napi_throw_type_error(env, NULL, msg_);   \
-    return NULL;                              \
-  } while (0)
-
-#define ARGS(n)                                                                           \
-  size_t argc = n;                                                                        \
-  napi_value argv[n];                                                                     \
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n)        \
-    FAIL("tessera_native: expected %d arguments", n);
 
 /* A typed array (any element type); its type and length. NULL data with *ok = 1 for null. */
 static int array_of(napi_env env, napi_value v, int allow_null, void **data, size_t *len, napi_typedarray_type *type) {
@@ -40,20 +27,6 @@ static int array_of(napi_env env, napi_value v, int allow_null, void **data, siz
   if (*data == NULL) *data = &empty;
   return 1;
 }
-
-#define F32(i, name, allow_null, var, len)                                                      \
-  float *var = NULL;                                                                            \
-  size_t len = 0;                                                                               \
-  {                                                                                             \
-    napi_typedarray_type t_ = napi_float32_array;                                               \
-    if (!array_of(env, argv[i], allow_null, (void **)&var, &len, &t_) || t_ != napi_float32_array) \
-      FAIL("tessera_native: %s must be a Float32Array%s", name, allow_null ? " or null" : "");   \
-  }
-
-#define INT(i, name, var)                                                                  \
-  int32_t var = 0;                                                                         \
-  if (napi_get_value_int32(env, argv[i], &var) != napi_ok || var < 0)                      \
-    FAIL("tessera_native: %s must be a non-negative integer", name);
 
 /*
  * A packed weight of `kind` holding exactly `count` values: a Uint16Array (bf16, f16) or an

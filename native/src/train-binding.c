@@ -6,15 +6,8 @@
 #include <node_api.h>
 #include <stdio.h>
 
+#include "napi-args.h"
 #include "train.h"
-
-#define FAIL(...)                             \
-  do {                                        \
-    char msg_[256];                           \
-    snprintf(msg_, sizeof msg_, __VA_ARGS__); \
-    napi_throw_type_error(env, NULL, msg_);   \
-    return NULL;                              \
-  } while (0)
 
 /* The arguments, or a TypeError when fewer than n were given. */
 static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
