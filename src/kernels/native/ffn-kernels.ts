@@ -14,7 +14,7 @@ export function activationCode(kernel: string, attrs: KernelArgs['attrs']): numb
 }
 
 /** `[out, in]` weight that fits `x [..., in]`; returns `out`. */
-function outFeatures(kernel: string, name: string, x: TensorInfo, weight: TensorInfo): number {
+export function outFeatures(kernel: string, name: string, x: TensorInfo, weight: TensorInfo): number {
   const inF = x.shape[x.shape.length - 1];
   if (x.shape.length < 1 || weight.shape.length !== 2 || weight.shape[1] !== inF) {
     throw new Error(`${kernel}: ${name} must be [out, ${inF}] for x [${x.shape}], got [${weight.shape}]`);

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
+import type { NativeAddon } from './addon.js';
+import { activationCode, outFeatures } from './ffn-kernels.js';
 import { allocate, values, type Backend, type KernelArgs } from './kernel-utils.js';
 import { FUSED, markPacked, PACKED_DTYPES, requireShape, type PackedDtype } from '../contract.js';
 
@@ -93,22 +94,6 @@ function packWeightKernel(addon: NativeAddon): KernelFunc {
     markPacked(info.dataId, { dtype, bytes: data.byteLength + (scales?.byteLength ?? 0) });
     return info;
   }) as unknown as KernelFunc;
-}
-
-function activationCode(kernel: string, attrs: KernelArgs['attrs']): number {
-  const name = String(attrs?.activation ?? 'linear');
-  const code = (FFN_ACTIVATIONS as readonly string[]).indexOf(name);
-  if (code < 0) throw new Error(`${kernel}: unknown activation '${name}'; supported: ${FFN_ACTIVATIONS.join(', ')}`);
-  return code;
-}
-
-/** `weight` fits `x [..., in]` as `[out, in]`; returns out. */
-function outFeatures(kernel: string, name: string, x: TensorInfo, weight: TensorInfo): number {
-  const inF = x.shape[x.shape.length - 1];
-  if (weight.shape.length !== 2 || weight.shape[1] !== inF) {
-    throw new Error(`${kernel}: ${name} must be [out, ${inF}] for x [${x.shape}], got [${weight.shape}]`);
-  }
-  return weight.shape[0]!;
 }
 
 /** `act(x · Wᵀ + b)` into `out` with W packed or float32. */
