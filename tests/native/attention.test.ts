@@ -232,10 +232,12 @@ describe.skipIf(!built)('fused attention (native)', () => {
     attn.dispose();
   });
 
-  it('does not run fused while gradients are recorded (the kernel has no gradient: grads would throw)', async () => {
+  it('runs fused while gradients are recorded, its gradient through the backward kernel', async () => {
     await registerGradients();
     const attn = layer({ numHeads: 4, numKvHeads: 4, causal: true });
     const x = input(1, 3);
+    const profile = await tf.profile(() => tf.grads((a: tf.Tensor) => forward(attn, a).sum())([x]));
+    expect(profile.kernels.map((k) => k.name)).toEqual(expect.arrayContaining([FUSED.attention, FUSED.attentionBackward]));
     const grads = tf.grads((a: tf.Tensor) => forward(attn, a).sum())([x]);
     expect(grads[0]!.shape).toEqual(x.shape);
     expect(Math.abs(grads[0]!.sum().dataSync()[0]!)).toBeGreaterThan(0);
