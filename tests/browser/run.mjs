@@ -1,13 +1,14 @@
 // npm run test:browser: the browser tests in headless Chromium (tests/browser/*.browser.ts).
-// Without Chromium it says so and runs nothing (exit 0), so machines without a browser are not
-// failed by it; CI installs Chromium first (.ci/run).
+// Without Chromium it fails and says how to install it: a browser test that did not run has not
+// passed. `npm test` never runs these; CI installs Chromium before calling this (.ci/run).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean);
 if (!candidates.some((p) => existsSync(p))) {
-  console.log(`test:browser: no Chromium at ${candidates.join(' or ')}; browser tests not run (apt-get install -y chromium, or set CHROMIUM_PATH)`);
-  process.exit(0);
+  console.error(`test:browser: no Chromium at ${candidates.join(' or ')}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`);
+  process.exitCode = 1;
+} else {
+  const result = spawnSync('npx', ['vitest', 'run', '--config', 'tests/browser/vitest.config.ts', ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exitCode = result.status ?? 1;
 }
-const result = spawnSync('npx', ['vitest', 'run', '--config', 'tests/browser/vitest.config.ts', ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
