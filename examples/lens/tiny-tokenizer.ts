@@ -1,14 +1,15 @@
 /**
  * A tokenizer for the bundled tiny models, whose fixtures ship none (their weights are random, so
  * any 512-entry vocabulary fits): Llama's layout (`<unk>` 0, `<s>` 1, `</s>` 2, 256 byte-fallback
- * tokens, then ▁-prefixed pieces), the same shape as the test tokenizer in
- * tests/generation/text-fixture.ts (which cannot be imported outside vitest).
+ * tokens, then ▁-prefixed pieces). The text-generation tests build theirs with it too
+ * (tests/generation/text-fixture.ts), with their own words.
  */
 const SPACE = '\u2581';
 const CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?\'-:;\n';
 const WORDS = ['the', 'once', 'upon', 'time', 'there', 'was', 'hello', 'world', 'and', 'a', 'is', 'of', 'to', 'in', 'it', 'lens', 'model'];
 
-export function tinyTokenizerJson(): Record<string, unknown> {
+/** The tokenizer.json: single characters, each of `words` as ▁w, ▁wo, ... (one merge per step). */
+export function tinyTokenizerJson(words: readonly string[] = WORDS): Record<string, unknown> {
   const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
   for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
   const add = (piece: string): void => {
@@ -17,7 +18,7 @@ export function tinyTokenizerJson(): Record<string, unknown> {
   add(SPACE);
   for (const c of CHARS) add(c);
   const merges: string[] = [];
-  for (const word of WORDS) {
+  for (const word of words) {
     let piece = SPACE;
     for (const c of word) {
       merges.push(`${piece} ${c}`);
@@ -25,6 +26,7 @@ export function tinyTokenizerJson(): Record<string, unknown> {
       add(piece);
     }
   }
+  if (Object.keys(vocab).length > 512) throw new Error(`tiny tokenizer has ${Object.keys(vocab).length} pieces, more than the tiny models' 512`);
   const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
   return {
     version: '1.0',

@@ -7,66 +7,15 @@
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TINY_TOKENIZER_CONFIG, tinyTokenizerJson } from '../../examples/lens/tiny-tokenizer.js';
 import { fixture } from '../helpers.js';
 
-const SPACE = '\u2581';
-const CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?\'-:;\n';
 const WORDS = ['the', 'once', 'upon', 'time', 'there', 'was', 'hello', 'world', 'stop', 'end', 'and', 'a', 'is', 'of', 'to', 'in', 'it'];
 
-/** The tokenizer.json: vocabulary, merges, Llama's normalizer, post-processor and decoder. */
+/** The tokenizer.json: the Lens's tiny byte-fallback BPE over these tests' words. */
 export function tokenizerJson(): Record<string, unknown> {
-  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
-  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
-  const add = (piece: string): void => {
-    vocab[piece] ??= Object.keys(vocab).length;
-  };
-  add(SPACE);
-  for (const c of CHARS) add(c);
-  const merges: string[] = [];
-  // Each word as ▁w, ▁wo, ▁wor ...: one merge per step, left to right.
-  for (const word of WORDS) {
-    let piece = SPACE;
-    for (const c of word) {
-      merges.push(`${piece} ${c}`);
-      piece += c;
-      add(piece);
-    }
-  }
-  if (Object.keys(vocab).length > 512) throw new Error(`test tokenizer has ${Object.keys(vocab).length} pieces, more than llama-tiny's 512`);
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: SPACE }, { type: 'Replace', pattern: { String: ' ' }, content: SPACE }] },
-    pre_tokenizer: null,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
-    },
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
-      ],
-    },
-    model: {
-      type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: true, byte_fallback: true, vocab, merges,
-    },
-  };
+  return tinyTokenizerJson(WORDS);
 }
-
-const TOKENIZER_CONFIG = {
-  tokenizer_class: 'LlamaTokenizer', bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', pad_token: null,
-  add_bos_token: true, add_eos_token: false, clean_up_tokenization_spaces: false, legacy: false, model_max_length: 128,
-};
 
 /**
  * A fresh folder with llama-tiny's config and weights, the test tokenizer, and (when given)
@@ -78,7 +27,7 @@ export function llamaWithTokenizer(options: { generationConfig?: Record<string, 
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   copyFileSync(fixture('llama-tiny/model.safetensors'), join(dir, 'model.safetensors'));
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson()));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(TOKENIZER_CONFIG));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(TINY_TOKENIZER_CONFIG));
   if (options.generationConfig !== undefined) writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(options.generationConfig));
   return dir;
 }
