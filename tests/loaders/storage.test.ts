@@ -88,6 +88,12 @@ describe('storage loaders', () => {
     disposeOutput(again);
     input.dispose();
     offline.dispose();
+    // With the tokenizer too: the optional files the repo lacks (generation_config.json,
+    // vocab.txt, ...) were remembered as missing, so offline asks nothing and fails nothing.
+    const withTokenizer = await StorageAutoCausalLM.fromHfHub('tessera/llama-tiny', { endpoint: hub.endpoint, cache, offline: true, tokenizer: true });
+    expect(hub.log.length).toBe(requests);
+    expect(typeof (await withTokenizer.generate('once upon a time', { maxNewTokens: 2 }))).toBe('string');
+    withTokenizer.dispose();
   });
 
   it('read files at the commit a revision names', async () => {
@@ -117,6 +123,11 @@ describe('storage loaders', () => {
     expect(tok.decode(enc.ids[0]!, { skipSpecialTokens: true })).toBe('hello world');
     tf.dispose([enc.inputIds, enc.attentionMask, enc.tokenTypeIds]);
     await expect(urlStorage(url, { cahce: false } as never)).rejects.toThrow(UnknownKeyError);
+    // A path (say, a shard named by an index file) cannot leave the base URL.
+    const storage = await urlStorage(url, { cache: false });
+    for (const path of ['https://elsewhere.example/x.safetensors', '%2e%2e/%2e%2e/x', 'a//b', 'a?b', '../x', 'a\\b']) {
+      await expect(storage.read(path), path).rejects.toThrow(/is not a plain relative file path/);
+    }
   });
 });
 

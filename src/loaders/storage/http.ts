@@ -50,11 +50,25 @@ async function cacheFor(option: CacheLike | false | undefined): Promise<CacheLik
   return option ?? openBrowserCache(DEFAULT_CACHE_NAME);
 }
 
+/**
+ * A repo-relative file path: no empty, '.' or '..' segment, no backslash, and none of the
+ * characters a URL gives meaning to (a scheme's ':', '%' escapes such as '%2e%2e', '?', '#') or
+ * control characters, so that the URL made from it stays under the storage's base.
+ */
 function checkFilePath(path: string, location: string): void {
-  if (path === '' || path.startsWith('/') || path.includes('\\') || path.split('/').some((s) => s === '..' || s === '.')) {
+  // eslint-disable-next-line no-control-regex
+  if (path === '' || path.startsWith('/') || /[\\:%?#\u0000-\u001f]/.test(path) || path.split('/').some((s) => s === '' || s === '..' || s === '.')) {
     throw new Error(`${location}: '${path}' is not a plain relative file path`);
   }
 }
+
+/** The URL of `path` under `base` (ends with '/'), each segment encoded. */
+function fileUrl(base: string, path: string): string {
+  return `${base}${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** Where a commit-pinned file's absence is remembered, so offline loads know an optional file is not there. */
+const missingKey = (url: string): string => `${url}?tessera-missing`;
 
 /**
  * The files of hub model `name` at `options.revision`, read over HTTP and kept in the Cache API.
@@ -114,7 +128,7 @@ export async function hubStorage(name: string, options: HubStorageOptions = {}):
     location,
     async read(path) {
       checkFilePath(path, location);
-      const url = `${location}/${path.split('/').map(encodeURIComponent).join('/')}`;
+      const url = fileUrl(`${location}/`, path);
       return readThroughCache(url, { cache, offline, immutable: true, fetch: doFetch, init: auth, what: `model '${name}' file '${path}'`, endpoint, name });
     },
   };
@@ -135,7 +149,7 @@ export async function urlStorage(baseUrl: string, options: HttpStorageOptions = 
     location: base.slice(0, -1),
     async read(path) {
       checkFilePath(path, base);
-      const url = new URL(path, new URL(base, globalThis.location?.href)).href;
+      const url = fileUrl(new URL(base, globalThis.location?.href).href, path);
       return readThroughCache(url, { cache, offline: options.offline === true, immutable: false, fetch: doFetch, init: {}, what: `file '${path}'`, endpoint: base, name: base });
     },
   };
@@ -162,6 +176,8 @@ async function readThroughCache(url: string, ctx: ReadContext): Promise<Uint8Arr
   if (ctx.immutable || ctx.offline) {
     const hit = await cached();
     if (hit !== undefined) return hit;
+    // A commit-pinned file the hub said it lacks stays lacking: no request, and offline no error.
+    if (ctx.immutable && (await ctx.cache?.match(missingKey(url))) !== undefined) return undefined;
   }
   if (ctx.offline) throw new OfflineCacheMissError(`${ctx.what} is not in the browser cache and offline mode forbids fetching ${url}`);
   let response: Response;
@@ -172,7 +188,10 @@ async function readThroughCache(url: string, ctx: ReadContext): Promise<Uint8Arr
     if (hit !== undefined) return hit;
     throw new HubConnectionError(`could not fetch ${ctx.what} from ${url}: ${(err as Error).message}`);
   }
-  if (response.status === 404) return undefined;
+  if (response.status === 404) {
+    if (ctx.immutable) await ctx.cache?.put(missingKey(url), new Response(new Uint8Array(0)));
+    return undefined;
+  }
   if (!response.ok) throw httpError(response.status, ctx.name, ctx.endpoint, ctx.what);
   const bytes = new Uint8Array(await response.arrayBuffer());
   // Stored only once whole: a cut transfer throws above and leaves no partial entry.
