@@ -251,6 +251,8 @@ static napi_value QuantIsa(napi_env env, napi_callback_info info) {
 }
 
 napi_status tessera_register_quant(napi_env env, napi_value exports) {
+  /* Pick the vector path now, on the main thread, before any worker thread asks for it. */
+  (void)tessera_quant_isa();
   const napi_property_descriptor props[] = {
       {"quantPack", NULL, QuantPack, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantUnpack", NULL, QuantUnpack, NULL, NULL, NULL, napi_enumerable, NULL},

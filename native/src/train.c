@@ -25,7 +25,8 @@ struct adam_args {
 TESSERA_CLONES static void adam_range(const struct adam_args *a, size_t begin, size_t end) {
   const struct tessera_adam p = *a->p;
   const float keep = 1.0f - p.lr * p.wd;
-  const float *restrict w = a->w, *restrict g = a->g, *restrict m = a->m, *restrict v = a->v;
+  /* w, m and v may be their own outputs (in place): only g is restrict. */
+  const float *w = a->w, *restrict g = a->g, *m = a->m, *v = a->v;
   float *w_out = a->w_out, *m_out = a->m_out, *v_out = a->v_out;
   for (size_t i = begin; i < end; i++) {
     const float gi = g[i];

@@ -71,7 +71,9 @@ export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads:
     // Training: rotary as its own kernel, then the kernel whose gradient exists (no cache).
     if (call.cache === undefined && (call.rotary === undefined || canFuse(FUSED.rotary))) {
       const rotate = (x: tf.Tensor3D, n: number) => (call.rotary === undefined ? x : fusedRotary(x, call.rotary, n));
-      return { context: differentiableAttention(rotate(q, heads.numHeads), rotate(k, heads.numKvHeads), v, call.mask, options) };
+      // The kernel's saved mask is float32: converted once per forward call, shared by its layers.
+      const mask = call.mask === undefined ? undefined : call.memo('attention.floatMask', () => call.mask!.toFloat());
+      return { context: differentiableAttention(rotate(q, heads.numHeads), rotate(k, heads.numKvHeads), v, mask, options) };
     }
   }
   return referenceAttention(q, k, v, heads, call);
@@ -83,26 +85,21 @@ export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads:
  */
 function differentiableAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, mask: tf.Tensor2D | undefined, options: AttentionHeads & { scale: number }): tf.Tensor3D {
   const attrs = options as unknown as tf.NamedAttrMap;
-  // The mask rides along as a saved tensor (customGrad takes tensors only; it gets no gradient).
-  const floatMask = mask === undefined ? undefined : mask.toFloat();
+  // The float32 mask rides along as a saved tensor (customGrad takes tensors only; it gets no gradient).
   const withGradient = tf.customGrad(((...args: unknown[]) => {
     const save = args.pop() as tf.GradSaveFunc;
     const [qi, ki, vi] = args as tf.Tensor[];
     // Saved: the backward pass runs after the forward's scopes have disposed what they made.
-    save(floatMask === undefined ? [qi!, ki!, vi!] : [qi!, ki!, vi!, floatMask]);
+    save(mask === undefined ? [qi!, ki!, vi!] : [qi!, ki!, vi!, mask]);
     return {
-      value: runFused(FUSED.attention, { q: qi, k: ki, v: vi, mask: floatMask }, attrs as unknown as Record<string, number>),
+      value: runFused(FUSED.attention, { q: qi, k: ki, v: vi, mask }, attrs as unknown as Record<string, number>),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [qs, ks, vs, ms] = saved;
         return runFusedOutputs(FUSED.attentionBackward, { q: qs, k: ks, v: vs, mask: ms, dy }, attrs as unknown as Record<string, number>);
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  try {
-    return withGradient(q, k, v) as tf.Tensor3D;
-  } finally {
-    if (floatMask !== undefined && floatMask !== mask) floatMask.dispose();
-  }
+  return withGradient(q, k, v) as tf.Tensor3D;
 }
 
 /** The op-by-op composition: the reference the kernel is tested against, and what gradients flow through. */

@@ -57,8 +57,10 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activa
   if (fusedActivation !== undefined && canFuse(FUSED.linear)) {
     return runFused(FUSED.linear, { x, weight, bias }, { activation: fusedActivation });
   }
-  const y = affine(x, weight, bias);
-  return activation === undefined ? y : activationOf(activation)(y);
+  return tf.tidy(() => {
+    const y = affine(x, weight, bias);
+    return activation === undefined ? y : activationOf(activation)(y);
+  });
 }
 
 /** `x · weightᵀ + bias` in tfjs ops, reading the weight in the layout the backend prefers. */
@@ -85,10 +87,10 @@ function affine(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
 export function gatedLinear(x: tf.Tensor, gate: LinearWeights, up: LinearWeights, activation: string): tf.Tensor {
   const fusedActivation = fusedActivationName(activation);
   requireUnpackedWhileRecording(gate.weight, 'gatedLinear');
+  requireUnpackedWhileRecording(up.weight, 'gatedLinear');
   if (fusedActivation !== undefined && canFuse(FUSED.gatedLinear)) {
     const inputs = { x, gateWeight: gate.weight, upWeight: up.weight, gateBias: gate.bias, upBias: up.bias };
     return runFused(FUSED.gatedLinear, inputs, { activation: fusedActivation });
   }
-  const upOut = linear(x, up.weight, up.bias);
-  return gatedActivation(activation)(linear(x, gate.weight, gate.bias), upOut);
+  return tf.tidy(() => gatedActivation(activation)(linear(x, gate.weight, gate.bias), linear(x, up.weight, up.bias)));
 }
