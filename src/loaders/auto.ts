@@ -120,8 +120,13 @@ function autoLoader<M extends TransformerModel>(kind: ModelKind) {
       const { dtype, ...build } = options;
       const weightDtype = checkWeightDtype(dtype ?? 'float32', `${KIND_LABEL[kind]}.fromConfig options`);
       const { model } = buildFromConfig(config, kind, 'config', build);
-      packWeights(model, weightDtype); // before the weights move to huge pages
-      settleWeights(model.namedParameters().map(([, p]) => p));
+      try {
+        packWeights(model, weightDtype); // before the weights move to huge pages
+        settleWeights(model.namedParameters().map(([, p]) => p));
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
       return model as M;
     }
   };
