@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { BINARY_OPS, UNARY_OPS, type NativeAddon } from './addon.js';
-import { broadcastStrides, cpuKernel, kernelConfigs, stridesOf, values, type KernelArgs } from './kernel-utils.js';
+import { allocate, broadcastStrides, cpuKernel, kernelConfigs, stridesOf, values, type Backend, type KernelArgs } from './kernel-utils.js';
 
 /** The addon's strided loops take at most this many (collapsed) dimensions. */
 const MAX_RANK = 8;
@@ -36,7 +36,7 @@ function binaryKernel(addon: NativeAddon, name: string, op: number): KernelFunc 
     const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     const view = collapse(shape, [broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape)]);
     if (view.shape.length > MAX_RANK) return cpu({ inputs, backend, attrs });
-    const out = new Float32Array(tf.util.sizeFromShape(shape));
+    const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
       addon.binary(op, values(backend, a), view.strides[0], values(backend, b), view.strides[1], out, view.shape);
     }
@@ -50,7 +50,7 @@ function unaryKernel(addon: NativeAddon, name: string, op: number): KernelFunc {
     const { x } = inputs as { x: TensorInfo };
     if (x.dtype !== 'float32') return cpu({ inputs, backend, attrs });
     const xs = values(backend, x);
-    const out = new Float32Array(xs.length);
+    const out = allocate(backend, xs.length);
     addon.unary(op, xs, out);
     return backend.makeTensorInfo(x.shape, 'float32', out);
   }) as unknown as KernelFunc;
@@ -68,7 +68,7 @@ function softmaxKernel(addon: NativeAddon): KernelFunc {
       return cpu({ inputs, backend, attrs });
     }
     const xs = values(backend, logits);
-    const out = new Float32Array(xs.length);
+    const out = allocate(backend, xs.length);
     if (out.length > 0) addon.softmax(xs, out, cols);
     return backend.makeTensorInfo(logits.shape, 'float32', out);
   }) as unknown as KernelFunc;
@@ -78,11 +78,11 @@ function softmaxKernel(addon: NativeAddon): KernelFunc {
  * Transpose as a strided copy (output dim i walks input dim perm[i]); undefined when the
  * collapsed view still has more dims than the addon takes.
  */
-function transposeValues(addon: NativeAddon, xs: Float32Array, xShape: number[], perm: number[]): Float32Array | undefined {
+function transposeValues(addon: NativeAddon, backend: Backend, xs: Float32Array, xShape: number[], perm: number[]): Float32Array | undefined {
   const own = stridesOf(xShape);
   const view = collapse(perm.map((p) => xShape[p]), [perm.map((p) => own[p])]);
   if (view.shape.length > MAX_RANK) return undefined;
-  const out = new Float32Array(xs.length);
+  const out = allocate(backend, xs.length);
   if (out.length > 0) addon.stridedCopy(xs, view.strides[0], out, view.shape);
   return out;
 }
@@ -99,7 +99,7 @@ function transposeKernel(addon: NativeAddon): KernelFunc {
       backend.incRef(x.dataId);
       return { dataId: x.dataId, shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
     }
-    const out = x.dtype === 'float32' ? transposeValues(addon, values(backend, x), x.shape, perm) : undefined;
+    const out = x.dtype === 'float32' ? transposeValues(addon, backend, values(backend, x), x.shape, perm) : undefined;
     if (out === undefined) return cpu({ inputs, backend, attrs });
     return backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', out);
   }) as unknown as KernelFunc;
@@ -120,7 +120,7 @@ function reduceKernel(addon: NativeAddon, name: string, op: number, axisAttr: st
     let xs: Float32Array | undefined = values(backend, x);
     let shape = x.shape;
     if (perm !== null) {
-      xs = transposeValues(addon, xs, x.shape, perm);
+      xs = transposeValues(addon, backend, xs, x.shape, perm);
       shape = perm.map((p) => x.shape[p]);
     }
     const inner = tf.backend_util.getInnerMostAxes(axes.length, rank);

@@ -26,7 +26,7 @@ function gatherKernel(): KernelFunc {
     const outer = tf.util.sizeFromShape(x.shape.slice(0, ax));
     const inner = tf.util.sizeFromShape(x.shape.slice(ax + 1));
     const xs = values(backend, x);
-    const out = new Float32Array(outer * idx.length * inner);
+    const out = allocate(backend, outer * idx.length * inner);
     for (let o = 0, at = 0; o < outer; o++) {
       const base = o * axisDim * inner;
       for (let i = 0; i < idx.length; i++, at += inner) {
