@@ -17,6 +17,7 @@ import type { CausalLM } from '../src/models/causal-lm.js';
 import { disposeOutput } from '../src/models/transformer.js';
 import { pseudoRandomIds as prompt } from './ids.js';
 import { runTrainBench, runWasmTrainBench, type TrainBatch } from './train.js';
+import { runLlamaCppBench } from './llama-cpp.js';
 import { runPrecisionBench } from './precision.js';
 
 export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train' | 'precision';
@@ -30,6 +31,11 @@ export interface BenchOptions {
   /** Also run the train part on wasm (`--train-backend=wasm`), at `trainWasmBatch` (default 1×32). */
   trainWasm?: boolean;
   trainWasmBatch?: TrainBatch;
+  /**
+   * A folder with node-llama-cpp and GGUF files of the benchmark's shapes (`--llama-cpp=DIR`,
+   * else TESSERA_LLAMA_CPP_DIR): the precision part then times llama.cpp in the same run (bench/llama-cpp.ts).
+   */
+  llamaCppDir?: string;
   /** Table lines go here (default console.log). */
   log?: (line: string) => void;
 }
@@ -214,6 +220,12 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
     // Linear weights as bfloat16 / float16 / int8 beside float32, on the native backend (bench/precision.ts).
     Object.assign(result, await runPrecisionBench({ llama: size.llama, mamba: size.mamba, prefill: size.prefill, newTokens: size.newTokens,
       streamingGbps: result.matvec_streaming_gbps as number, quick: options.quick ?? false, row }));
+    const llamaCppDir = options.llamaCppDir ?? process.env.TESSERA_LLAMA_CPP_DIR;
+    if (llamaCppDir !== undefined && llamaCppDir !== '') {
+      Object.assign(result, runLlamaCppBench({ dir: llamaCppDir, prefill: size.prefill, newTokens: size.newTokens, row }, result));
+    } else {
+      console.warn('precision bench: llama.cpp not measured (give --llama-cpp=DIR or TESSERA_LLAMA_CPP_DIR)');
+    }
   }
   if (options.trainWasm) Object.assign(result, await runWasmTrainBench({ quick: options.quick ?? false, batch: options.trainWasmBatch, row }));
   measureEngine();
@@ -261,7 +273,8 @@ function parseArgs(argv: readonly string[]): BenchOptions & { backend?: BackendN
       if (arg.slice(16) !== 'wasm') throw new Error(`--train-backend: only 'wasm' (the train part also on wasm), got '${arg.slice(16)}'`);
       options.trainWasm = true;
     } else if (arg.startsWith('--backend=')) options.backend = arg.slice(10) as BackendName;
-    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train,precision, --train-batch=BxL, --train-backend=wasm, --train-wasm-batch=BxL, --backend=NAME)`);
+    else if (arg.startsWith('--llama-cpp=')) options.llamaCppDir = arg.slice(12);
+    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train,precision, --train-batch=BxL, --train-backend=wasm, --train-wasm-batch=BxL, --backend=NAME, --llama-cpp=DIR)`);
   }
   return options;
 }
