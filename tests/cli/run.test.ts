@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AutoCausalLM, AutoEncoder, AutoMaskedLM, AutoTokenizer, disposeOutput, loadTextGenerationPipeline, type TextGenerationCallOptions } from '../../src/index.js';
+import { AutoCausalLM, AutoEncoder, AutoMaskedLM, AutoTokenizer, disposeOutput, loadTextGenerationPipeline, loadFeatureExtractionPipeline, type TextGenerationCallOptions, type WeightDtype } from '../../src/index.js';
 import { oneLineError, runCli } from './run-cli.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
@@ -28,8 +28,8 @@ afterAll(() => {
 });
 
 /** The library's continuation of PROMPT: the text-generation pipeline called in this process. */
-async function reference(options: TextGenerationCallOptions): Promise<string> {
-  const pipe = await loadTextGenerationPipeline(lmDir);
+async function reference(options: TextGenerationCallOptions, load: { dtype?: WeightDtype } = {}): Promise<string> {
+  const pipe = await loadTextGenerationPipeline(lmDir, load);
   try {
     const [result] = await pipe(PROMPT, { ...options, returnFullText: false });
     return result!.generatedText;
@@ -65,6 +65,29 @@ describe('tessera generate', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(`${full.slice(0, full.indexOf(stop))}\n`);
     expect(run.tensorsLeft).toBe(0);
+  });
+});
+
+describe('tessera generate/embed --dtype', () => {
+  it('loads the weights as the library does with that dtype, and refuses a dtype it does not know', async () => {
+    const texts = ['the cat sat on the mat'];
+    const extractF16 = await loadFeatureExtractionPipeline(BERT, { dtype: 'float16' });
+    const wantF16 = await extractF16(texts);
+    extractF16.dispose();
+    const [bf16, want, embedded, bad] = await Promise.all([
+      runCli(['generate', lmDir, PROMPT, '-n', '8', '--dtype', 'bfloat16']),
+      reference({ maxNewTokens: 8 }, { dtype: 'bfloat16' }),
+      runCli(['embed', BERT, ...texts, '--dtype', 'float16']),
+      runCli(['generate', lmDir, PROMPT, '--dtype', 'int4']),
+    ]);
+    expect(bf16.code).toBe(0);
+    expect(bf16.stdout).toBe(`${want}\n`);
+    expect(bf16.tensorsLeft).toBe(0);
+    expect(embedded.code).toBe(0);
+    const got = JSON.parse(embedded.stdout.trim()) as number[];
+    got.forEach((x, h) => expect(x).toBeCloseTo(wantF16[0]![h]!, 5));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--dtype.*'int4' is invalid.*float32, bfloat16, float16, int8/s);
   });
 });
 

@@ -4,10 +4,10 @@
  */
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { hubOptions, startBackend, withHubFlags, type HubFlags } from '../flags.js';
+import { dtypeOption, hubOptions, startBackend, withDtypeFlag, withHubFlags, type DtypeFlags, type HubFlags } from '../flags.js';
 import { positiveInt } from '../parse.js';
 
-interface EmbedFlags extends HubFlags {
+interface EmbedFlags extends HubFlags, DtypeFlags {
   pooling: 'mean' | 'cls';
   normalize?: boolean;
   json?: boolean;
@@ -15,7 +15,7 @@ interface EmbedFlags extends HubFlags {
 }
 
 export function embedCommand(program: Command): void {
-  withHubFlags(
+  withDtypeFlag(withHubFlags(
     program
       .command('embed')
       .description('print one embedding (a JSON array) per text')
@@ -25,10 +25,10 @@ export function embedCommand(program: Command): void {
       .option('--normalize', 'scale each embedding to unit length')
       .option('--batch-size <n>', 'texts run through the model at once', positiveInt)
       .option('--json', 'print one JSON document { model, pooling, normalize, embeddings } instead of one array per line'),
-  ).action(async (model: string, texts: string[], flags: EmbedFlags, cmd: Command) => {
+  )).action(async (model: string, texts: string[], flags: EmbedFlags, cmd: Command) => {
     await startBackend(cmd);
     const { loadFeatureExtractionPipeline } = await import('../../index.js');
-    const extract = await loadFeatureExtractionPipeline(model, hubOptions(flags));
+    const extract = await loadFeatureExtractionPipeline(model, { ...hubOptions(flags), ...dtypeOption(flags) });
     let embeddings: number[][];
     try {
       embeddings = await extract(texts, { pooling: flags.pooling, normalize: flags.normalize === true, ...(flags.batchSize !== undefined ? { batchSize: flags.batchSize } : {}) });

@@ -5,9 +5,9 @@
 import type { Command } from 'commander';
 import type { TextGenerateOptions } from '../../index.js';
 import { collect, integer, positiveInt, positiveNumber, probability } from '../parse.js';
-import { hubOptions, startBackend, withHubFlags, type HubFlags } from '../flags.js';
+import { dtypeOption, hubOptions, startBackend, withDtypeFlag, withHubFlags, type DtypeFlags, type HubFlags } from '../flags.js';
 
-interface GenerateFlags extends HubFlags {
+interface GenerateFlags extends HubFlags, DtypeFlags {
   maxNewTokens?: number;
   sample?: boolean;
   temperature?: number;
@@ -30,7 +30,7 @@ function generateOptions(flags: GenerateFlags): TextGenerateOptions {
 }
 
 export function generateCommand(program: Command): void {
-  withHubFlags(
+  withDtypeFlag(withHubFlags(
     program
       .command('generate')
       .description('continue a prompt with a causal language model, streaming the new text to stdout')
@@ -43,10 +43,10 @@ export function generateCommand(program: Command): void {
       .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p', probability)
       .option('--seed <s>', 'seed of the sampling, for reproducible text', integer)
       .option('--stop <text>', 'end where this text appears, leaving it out (repeatable)', collect),
-  ).action(async (model: string, prompt: string, flags: GenerateFlags, cmd: Command) => {
+  )).action(async (model: string, prompt: string, flags: GenerateFlags, cmd: Command) => {
     await startBackend(cmd);
     const { loadTextGenerationPipeline } = await import('../../index.js');
-    const pipe = await loadTextGenerationPipeline(model, hubOptions(flags));
+    const pipe = await loadTextGenerationPipeline(model, { ...hubOptions(flags), ...dtypeOption(flags) });
     try {
       for await (const piece of pipe.stream(prompt, generateOptions(flags))) process.stdout.write(piece);
       process.stdout.write('\n');
