@@ -105,6 +105,16 @@ function specialTokenIds(model: TransformerModel, architecture: Architecture<unk
   return Object.fromEntries(SPECIAL_TOKEN_KEYS.filter((k) => source.config[k] !== undefined).map((k) => [k, source.config[k]]));
 }
 
+/** `generation_config.json` of a model folder, as is, when it has one. */
+export async function generationConfigFile(dir: string): Promise<ExportFile[]> {
+  try {
+    return [{ name: 'generation_config.json', contents: await readFile(join(dir, 'generation_config.json')) }];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return [];
+  }
+}
+
 /**
  * The tokenizer files (those HF's tokenizer classes read) found in `source`: a tokenizer's own
  * folder or a model folder. A source named by the caller (`required`) with none of them is an

@@ -5,7 +5,7 @@ import { HYBRID_MODEL_TYPE } from '../architectures/hybrid/config.js';
 import { describeModel } from '../architectures/hybrid/describe.js';
 import type { TransformerModel } from '../models/transformer.js';
 import { MaskedLM } from '../models/masked-lm.js';
-import { hfModelFiles, tokenizerFiles, type ExportFile } from './export-hf.js';
+import { generationConfigFile, hfModelFiles, tokenizerFiles, type ExportFile } from './export-hf.js';
 import { sourceOf } from './model-source.js';
 import { serializeSafetensors, type TensorToSave } from './safetensors.js';
 import type { AutoTokenizer } from './tokenizer.js';
@@ -47,8 +47,8 @@ const SAVE_OPTION_KEYS = { format: true, overwrite: true, tokenizer: true } sati
  * With `{ format: 'hf' }`, in Hugging Face's format instead: `config.json` in HF's keys and
  * `model.safetensors` under HF's names, as `save_pretrained` writes them (a tied LM head is not
  * stored), so transformers' `from_pretrained` and Tessera's `fromDir` both load it; plus the
- * tokenizer's files (from `options.tokenizer`, else from the folder the model was loaded from)
- * and, for a model loaded from an HF folder of its architecture, that config's special token
+ * tokenizer's files (from `options.tokenizer`, else from the folder the model was loaded from),
+ * the `generation_config.json` of the folder the model was loaded from, if it has one, and, for a model loaded from an HF folder of its architecture, that config's special token
  * ids. A hybrid whose layers are exactly Jamba's is written as Jamba; other models without an HF
  * counterpart (other hybrids, architectures without `hfExport`) throw {@link HfExportError}
  * naming why.
@@ -74,8 +74,10 @@ export async function saveModel(model: TransformerModel, dir: string, options: S
   }
   if (!options.overwrite) await refuseNonEmpty(dir);
   const files = hfModelFiles(model);
+  const source = sourceOf(model);
+  // Generation defaults belong to the checkpoint, as in save_pretrained, whatever the tokenizer's source.
+  if (source !== undefined) files.push(...(await generationConfigFile(source.dir)));
   if (options.tokenizer === undefined) {
-    const source = sourceOf(model);
     if (source !== undefined) files.push(...(await tokenizerFiles(source.dir, false)));
   } else if (options.tokenizer !== false) {
     files.push(...(await tokenizerFiles(options.tokenizer)));

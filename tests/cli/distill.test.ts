@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AutoEncoder } from '../../src/index.js';
+import { AutoEncoder, loadFeatureExtractionPipeline } from '../../src/index.js';
 import { oneLineError, runCli } from './run-cli.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
@@ -62,6 +62,30 @@ describe('tessera distill', () => {
     expect(out.lastHiddenState.shape).toEqual([1, 4, teacherConfig.hidden_size]);
     tf.dispose([ids, out.lastHiddenState, ...out.allOutputs, ...(out.pooledOutput ? [out.pooledOutput] : [])]);
     student.dispose();
+    expect(tf.memory().numTensors).toBe(0);
+  });
+
+  it('saves an HF-format student with the tokenizer it was trained with, loadable as a pipeline', async () => {
+    const teacherConfig = JSON.parse(readFileSync(join(BERT, 'config.json'), 'utf8'));
+    const config = writeConfig('run-hf.json', {
+      teacher: BERT,
+      student: { ...teacherConfig, num_hidden_layers: 1 },
+      data: 'lines.txt',
+      steps: 1,
+      batchSize: 2,
+      maxLength: 8,
+      output: 'student-hf',
+      format: 'hf',
+    });
+    const run = await runCli(['distill', config]);
+    expect(run.code).toBe(0);
+    const saved = join(work, 'student-hf');
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'vocab.txt']) expect(existsSync(join(saved, f))).toBe(true);
+    expect(readFileSync(join(saved, 'vocab.txt'))).toEqual(readFileSync(join(BERT, 'vocab.txt')));
+    const extract = await loadFeatureExtractionPipeline(saved);
+    const [vector] = await extract(['hello world']);
+    expect(vector).toHaveLength(teacherConfig.hidden_size);
+    extract.dispose();
     expect(tf.memory().numTensors).toBe(0);
   });
 

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -254,6 +254,25 @@ describe('export to Hugging Face format', () => {
     await expect(model.save(none, { format: 'hf', tokenizer: fixture('llama-tiny') })).rejects.toThrow(/no tokenizer files in '.*llama-tiny'/);
     expect(await readdir(none)).toEqual([]);
     model.dispose();
+  });
+});
+
+describe('export of generation defaults', () => {
+  it("copies the source folder's generation_config.json as is, and writes none when it has none", async () => {
+    const source = await tempDir();
+    for (const f of ['config.json', 'model.safetensors']) await writeFile(join(source, f), await readFile(join(fixture('llama-tiny'), f)));
+    const generation = '{\n  "do_sample": true,\n  "temperature": 0.7,\n  "max_new_tokens": 5\n}\n';
+    await writeFile(join(source, 'generation_config.json'), generation);
+    const model = await AutoCausalLM.fromDir(source);
+    const withConfig = await tempDir();
+    await model.save(withConfig, { format: 'hf', tokenizer: false });
+    expect(await readFile(join(withConfig, 'generation_config.json'), 'utf8')).toBe(generation);
+    model.dispose();
+    const plain = await AutoCausalLM.fromDir(fixture('llama-tiny'));
+    const without = await tempDir();
+    await plain.save(without, { format: 'hf' });
+    expect((await readdir(without)).sort()).toEqual(['config.json', 'model.safetensors']);
+    plain.dispose();
   });
 });
 

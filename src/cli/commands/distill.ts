@@ -195,7 +195,8 @@ export function distillCommand(program: Command): void {
       const seconds = (Date.now() - started) / 1000;
       progress.stop();
       const finalLoss = distiller.evaluate(evalBatch).loss;
-      if (c.output !== undefined) await saveModel(student, c.output, { format: c.format ?? 'tessera' });
+      // An HF folder carries the tokenizer the student was trained with, so it loads as a pipeline.
+      if (c.output !== undefined) await saveModel(student, c.output, c.format === 'hf' ? { format: 'hf', tokenizer: tokenizerDir } : { format: 'tessera' });
       const summary: DistillSummary = {
         steps: c.steps,
         initialLoss,
