@@ -185,6 +185,13 @@ static napi_value HugePageCopy(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* releaseFreeMemory() -> whether the allocator gave memory back to the system */
+static napi_value ReleaseFreeMemory(napi_env env, napi_callback_info info) {
+  napi_value result;
+  CHECK(napi_get_boolean(env, tessera_release_free_memory() != 0, &result));
+  return result;
+}
+
 /* A norm over rows, split across the threads: an encoder's norms cover ~1M values per call. */
 struct norm_job {
   const float *x, *gamma, *beta;
@@ -749,6 +756,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"selectiveScan", NULL, SelectiveScan, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mambaMixer", NULL, MambaMixer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hugePageCopy", NULL, HugePageCopy, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"releaseFreeMemory", NULL, ReleaseFreeMemory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rmsNorm", NULL, RmsNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"binary", NULL, Binary, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -166,4 +166,10 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
 void *tessera_huge_copy(const void *data, size_t bytes);
 void tessera_huge_free(void *data);
 
+/*
+ * Hand memory the allocator holds free back to the system (glibc's malloc_trim): a model loaded
+ * as float32 and then packed leaves hundreds of MB freed but still resident. 1 if any was released.
+ */
+int tessera_release_free_memory(void);
+
 #endif

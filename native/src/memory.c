@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -22,10 +25,27 @@ void *tessera_huge_copy(const void *data, size_t bytes) {
   void *out = NULL;
   if (size == 0 || posix_memalign(&out, HUGE_PAGE, size) != 0) return NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  madvise(out, size, MADV_HUGEPAGE); /* advice only: without THP the copy still works */
+  /*
+   * Advice only: without THP the copy still works. Only the whole huge pages the data fills are
+   * advised: a huge page over the last partial one would make all 2 MiB of it resident, up to
+   * twice the weight's size for one just over a page (a 2.4 MB projection in 4 MiB).
+   */
+  const size_t whole = bytes & ~(HUGE_PAGE - 1);
+  if (whole > 0) madvise(out, whole, MADV_HUGEPAGE);
+#if defined(MADV_NOHUGEPAGE)
+  if (size > whole) madvise((char *)out + whole, size - whole, MADV_NOHUGEPAGE);
+#endif
 #endif
   memcpy(out, data, bytes);
   return out;
 }
 
 void tessera_huge_free(void *data) { free(data); }
+
+int tessera_release_free_memory(void) {
+#if defined(__GLIBC__)
+  return malloc_trim(0);
+#else
+  return 0;
+#endif
+}

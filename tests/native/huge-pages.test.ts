@@ -18,6 +18,21 @@ describe.runIf(built)('weights on 2 MiB pages (native)', () => {
     expect(Buffer.from(copy!.buffer).equals(Buffer.from(source.buffer))).toBe(true);
   });
 
+  it('a copy just over a whole number of 2 MiB pages is resident for about its size, not the next page up', () => {
+    // 20 copies of 2 MiB + 64 KiB: with the last partial page on a huge page each would hold 4 MiB.
+    const source = randoms((2 << 20) / 4 + 16384, 9);
+    const rss = () => process.memoryUsage().rss;
+    const before = rss();
+    const copies = Array.from({ length: 20 }, () => loadAddon().hugePageCopy(source));
+    const grown = rss() - before;
+    expect(copies.every((c) => c !== null && c[c.length - 1] === source[source.length - 1])).toBe(true);
+    expect(grown).toBeLessThan(1.5 * 20 * source.byteLength);
+  });
+
+  it('releaseFreeMemory hands freed C memory back and says whether any was', () => {
+    expect(typeof loadAddon().releaseFreeMemory()).toBe('boolean');
+  });
+
   it('settleWeights moves large weights, keeps their values, and leaves small ones', () => {
     const big = tf.tidy(() => tf.variable(tf.tensor(randoms(1024 * 1024, 3), [1024, 1024]))); // 4 MiB
     const small = tf.tidy(() => tf.variable(tf.tensor(randoms(64, 4), [64])));

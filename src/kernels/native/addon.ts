@@ -46,6 +46,8 @@ export interface NativeAddon {
   ): void;
   /** A copy of `array` in memory on 2 MiB pages (native/src/memory.c), or null where none can be had. */
   hugePageCopy(array: Float32Array): Float32Array | null;
+  /** Give memory the C allocator holds free back to the system (malloc_trim); whether any was. */
+  releaseFreeMemory(): boolean;
   /**
    * The whole Mamba mixer (native/src/mamba.c): `dims` = [batch, len, hidden, inner, nstate, rank,
    * kernel]; `operands` and `outputs` in the order binding.c's MambaMixer lists them. With a

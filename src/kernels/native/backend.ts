@@ -53,6 +53,9 @@ export class NativeBackend extends MathBackendCPU {
       const copy = this.addon.hugePageCopy(values);
       if (copy !== null) entry!.values = copy;
     }
+    // Loading leaves the float32 values a model was built, read or packed from freed but resident
+    // (glibc keeps freed blocks below its mmap threshold): give them back once the weights are settled.
+    this.addon.releaseFreeMemory();
   }
 
   /**
