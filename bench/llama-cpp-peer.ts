@@ -1,9 +1,10 @@
 /**
  * Child process of bench/llama-cpp.ts: times llama.cpp (through node-llama-cpp, resolved from the
  * folder given as argv[2], which also holds the GGUF files) on one model in several weight types,
- * the way bench/precision.ts times Tessera: prefill of `prefill` tokens (best of 2, fresh
- * sequences), then decode of `newTokens` greedy tokens after a 16-token prompt (best of 3), 2
- * threads, CPU only. Prints one JSON line: { [type]: { prefill_tok_s, decode_tok_s } }.
+ * the way bench/precision.ts times Tessera: prefill of `prefill` tokens (best of 3, fresh
+ * sequences), then decode of `newTokens` greedy tokens after a 16-token prompt (best of 5: its
+ * threads spin at barriers, and on a 2-core machine any other activity halves a run), 2 threads,
+ * CPU only. Prints one JSON line: { [type]: { prefill_tok_s, decode_tok_s } }.
  * usage: node --import tsx bench/llama-cpp-peer.ts DIR MODEL PREFILL NEW_TOKENS VOCAB TYPE...
  */
 import { createRequire } from 'node:module';
@@ -38,7 +39,7 @@ for (const type of types) {
   const lm = await llama.loadModel({ modelPath: join(dir, `${model}-${type}.gguf`) });
   const ctx = await lm.createContext({ contextSize: prefill + newTokens + 32, batchSize: prefill, threads: 2 });
   let prefillMs = Infinity;
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < 3; round++) {
     const seq = ctx.getSequence();
     const t0 = performance.now();
     await seq.evaluateWithoutGeneratingNewTokens(prompt);
@@ -46,7 +47,7 @@ for (const type of types) {
     seq.dispose();
   }
   let decodeTokS = 0;
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 5; round++) {
     const seq = ctx.getSequence();
     await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 15));
     let n = 0;
