@@ -343,7 +343,7 @@ void tessera_quant_unpack(int kind, const void *data, const float *scales, size_
  * on the 2-core VMs measured (more than a 768 x 2048 bf16 GEMV takes on one core), so only
  * LM-head-sized weights are split.
  */
-#define GEMV_GRAIN_WEIGHTS (4u << 20)
+#define GEMV_GRAIN_WEIGHTS (64u << 10)
 
 struct gemv_args {
   const float *x;
