@@ -339,9 +339,8 @@ void tessera_quant_unpack(int kind, const void *data, const float *scales, size_
 /* Up to this many rows of x each weight row is read once and dotted with every row (from L1). */
 #define GEMV_MAX_ROWS 4
 /*
- * At least this many weights per thread. A thread is started per call, which costs ~100-300 us
- * on the 2-core VMs measured (more than a 768 x 2048 bf16 GEMV takes on one core), so only
- * LM-head-sized weights are split.
+ * At least this many weights per thread: waking a pooled worker costs a few microseconds, about
+ * what streaming 64K weights takes, so every layer's GEMV is split, not only the LM head's.
  */
 #define GEMV_GRAIN_WEIGHTS (64u << 10)
 
