@@ -4,7 +4,21 @@ import { describe, expect, it } from 'vitest';
 import { settleWeights } from '../../src/kernels/backend.js';
 import { loadAddon } from '../../src/kernels/native/addon.js';
 import { AutoCausalLM } from '../../src/loaders/auto.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { built, randoms, useNativeBackend } from './helpers.js';
+
+/** Resident bytes a child process gains by building (and running) the model, after a full collection. */
+function modelResidentBytes(dtype: string, config: Record<string, unknown>): number {
+  const script = fileURLToPath(new URL('../../bench/precision-rss.ts', import.meta.url));
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', script, dtype, JSON.stringify(config), 'native'], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  const { before, after } = JSON.parse(child.stdout.trim().split('\n').pop() ?? '') as { before: number; after: number };
+  return after - before;
+}
 
 describe.runIf(built)('weights on 2 MiB pages (native)', () => {
   useNativeBackend();
@@ -28,6 +42,15 @@ describe.runIf(built)('weights on 2 MiB pages (native)', () => {
     expect(copies.every((c) => c !== null && c[c.length - 1] === source[source.length - 1])).toBe(true);
     expect(grown).toBeLessThan(1.5 * 20 * source.byteLength);
   });
+
+  it('a bfloat16 model is resident at about half its float32 size once its float32 originals are collected', () => {
+    // The float32 values a model is built with and then packed from must not stay resident.
+    const config = { model_type: 'llama', hidden_size: 512, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1376, vocab_size: 32000 };
+    const float32 = modelResidentBytes('float32', config);
+    const bfloat16 = modelResidentBytes('bfloat16', config);
+    expect(float32).toBeGreaterThan(150e6); // 45 M parameters
+    expect(bfloat16 / float32).toBeLessThan(0.6);
+  }, 120_000);
 
   it('releaseFreeMemory hands freed C memory back and says whether any was', () => {
     expect(typeof loadAddon().releaseFreeMemory()).toBe('boolean');

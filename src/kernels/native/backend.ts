@@ -34,6 +34,10 @@ export class NativeBackend extends MathBackendCPU {
   /** Pooled buffers that left the backend's hands (read out, or viewed by another tensor). */
   private readonly shared = new WeakSet<ArrayBufferLike>();
 
+  /** Arrays about to become garbage after a load; once one is collected, freed memory goes back. */
+  private readonly trimAfterCollection = new FinalizationRegistry<undefined>(() => this.scheduleTrim());
+  private trimScheduled = false;
+
   constructor(private readonly addon: NativeAddon) {
     super();
     // The cpu backend advises installing tfjs-node on its first write; that advice is not for us.
@@ -51,11 +55,32 @@ export class NativeBackend extends MathBackendCPU {
       const values = entry?.values;
       if (!(values instanceof Float32Array) || values.byteLength < HUGE_PAGE) continue;
       const copy = this.addon.hugePageCopy(values);
-      if (copy !== null) entry!.values = copy;
+      if (copy === null) continue;
+      entry!.values = copy;
+      this.releaseWhenCollected(values);
     }
     // Loading leaves the float32 values a model was built, read or packed from freed but resident
     // (glibc keeps freed blocks below its mmap threshold): give them back once the weights are settled.
     this.addon.releaseFreeMemory();
+  }
+
+  /**
+   * For a large array a load is about to drop (a weight's float32 values once packed or moved):
+   * when the garbage collector frees it, hand the allocator's free memory back to the system.
+   * Without this, a model loaded as bfloat16 keeps its float32 originals' pages resident.
+   */
+  releaseWhenCollected(values: ArrayBufferView): void {
+    if (values.byteLength >= HUGE_PAGE) this.trimAfterCollection.register(values.buffer, undefined);
+  }
+
+  /** One trim for however many arrays one collection freed. */
+  private scheduleTrim(): void {
+    if (this.trimScheduled) return;
+    this.trimScheduled = true;
+    setTimeout(() => {
+      this.trimScheduled = false;
+      this.addon.releaseFreeMemory();
+    }, 0).unref();
   }
 
   /**

@@ -88,8 +88,14 @@ function packWeightKernel(addon: NativeAddon): KernelFunc {
     const [rows, cols] = x.shape as [number, number];
     const data = dtype === 'int8' ? new Int8Array(rows * cols) : new Uint16Array(rows * cols);
     const scales = dtype === 'int8' ? new Float32Array(rows) : null;
-    addon.quantPack(kind, values(backend, x), data, scales, rows, cols);
+    const source = values(backend, x);
+    addon.quantPack(kind, source, data, scales, rows, cols);
     const weight: PackedWeight = { kind, dtype, rows, cols, data: onHugePages(addon, data), scales };
+    // The float32 source (about to be replaced by this packed weight) and the unplaced copy are
+    // garbage once the load moves on: their memory goes back to the system when collected.
+    const loads = backend as Backend & { releaseWhenCollected?: (values: ArrayBufferView) => void };
+    loads.releaseWhenCollected?.(source);
+    if (weight.data !== data) loads.releaseWhenCollected?.(data);
     const info = backend.makeTensorInfo([rows, cols], 'float32', packedValues(weight) as Float32Array);
     markPacked(info.dataId, { dtype, bytes: data.byteLength + (scales?.byteLength ?? 0) });
     return info;
