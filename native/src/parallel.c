@@ -21,7 +21,10 @@
 #include <stdint.h>
 
 #define MAX_THREADS 64
-/* Polls of `ticket` before an idle worker sleeps (each a pause and a yield: ~0.1 ms in all), short so that a spinning worker does not hold a core OpenBLAS's threads want. */
+/*
+ * Polls of `ticket` before an idle worker sleeps (each a pause and a yield: ~0.1 ms in all): short,
+ * so that a spinning worker does not hold a core OpenBLAS's threads want.
+ */
 #define SPIN_POLLS 200
 
 extern int openblas_get_num_threads(void);
