@@ -202,6 +202,9 @@ export function buildOnnxBert(model: EncoderModel, options: OnnxBertOptions = {}
     const attn = layer.mixer as Attention;
     const ffn = layer.ffn as FeedForward;
     const [n1, n2] = [layer.mixerNorm as LayerNorm, layer.ffnNorm as LayerNorm];
+    if (ffn.options.activation !== 'gelu') {
+      throw new Error(`buildOnnxBert: the graph has the exact (erf) GELU only, the model uses '${ffn.options.activation}'`);
+    }
     const { numHeads } = attn.options;
     const headDim = attn.headDim;
     const bias = (t: tf.Tensor | undefined, size: number): Float32Array => (t === undefined ? new Float32Array(size) : data(t));

@@ -54,4 +54,12 @@ describe('bench/onnx-bert: Tessera BERT as an ONNX graph through onnxruntime-nod
     expect(tf.memory().numTensors).toBe(before);
     llama.dispose();
   });
+
+  it('refuses a BERT whose activation the graph does not have (only the erf GELU)', () => {
+    const bert = AutoEncoder.fromConfig({ model_type: 'bert', hidden_size: 16, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 32, vocab_size: 64, hidden_act: 'gelu_new' });
+    const before = tf.memory().numTensors;
+    expect(() => buildOnnxBert(bert as EncoderModel)).toThrow("buildOnnxBert: the graph has the exact (erf) GELU only, the model uses 'gelu_new'");
+    expect(tf.memory().numTensors).toBe(before);
+    bert.dispose();
+  });
 });
