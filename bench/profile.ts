@@ -1,7 +1,8 @@
 /**
  * Kernel profile of one decode step (mamba, llama), one BERT encode, or one training step of the
  * train benchmark's Llama student (forward, backward and Adam): `npx tsx bench/profile.ts
- * mamba|llama|bert [prefill]`, `train|train-mamba [BxL]` (the Llama or the Mamba student) or
+ * mamba|llama|bert [prefill|prefill-ops]` (`prefill-ops`: a 512-token prefill with a no-op hook on
+ * every mixer's first tap, which selects the op-by-op path, so a fused mixer's parts are timed one by one), `train|train-mamba [BxL]` (the Llama or the Mamba student) or
  * `distill [BxL]` (the Llama student's distillation step; default 1x32; TESSERA_BACKEND picks the backend,
  * default native). Prints the kernels by total time, with their input shapes: where a model spends
  * its time.
@@ -77,13 +78,19 @@ if (which === 'train' || which === 'train-mamba') {
     ? { model_type: 'mamba', hidden_size: 768, num_hidden_layers: 24, state_size: 16, expand: 2, vocab_size: 50280 }
     : { model_type: 'llama', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 4, intermediate_size: 2048, vocab_size: 32000 };
   const lm = AutoCausalLM.fromConfig(cfg);
+  if (process.argv[3] === 'prefill-ops') {
+    for (const layer of lm.layers.items) {
+      const tap = layer.mixer.ownHookPoints()[1];
+      if (tap !== undefined) layer.mixer.attachHook(tap, 'post', () => undefined);
+    }
+  }
   const cache = new GenerationCache();
   lm.generate([[1, 2, 3, 4, 5, 6, 7, 8]], { maxNewTokens: 1, cache });
   const step = () => { lm.generate([[5]], { maxNewTokens: 1, cache }); };
   step();
   let t0 = performance.now(); for (let i = 0; i < 8; i++) step(); console.log('wall per token', (performance.now() - t0) / 8);
   await report(which + ' decode', step);
-  if (process.argv[3] === 'prefill') {
+  if (process.argv[3] === 'prefill' || process.argv[3] === 'prefill-ops') {
     const p = Array.from({ length: 512 }, (_, i) => (i * 7919) % 30000);
     const pre = () => { lm.generate([p], { maxNewTokens: 1 }); };
     t0 = performance.now(); pre(); console.log('prefill wall', performance.now() - t0);

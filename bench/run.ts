@@ -19,6 +19,7 @@ import { pseudoRandomIds as prompt } from './ids.js';
 import { runTrainBench, runWasmTrainBench, type TrainBatch } from './train.js';
 import { runLlamaCppBench } from './llama-cpp.js';
 import { runPrecisionBench } from './precision.js';
+import { loadOnnxRuntime, onnxBertSession } from './onnx-bert.js';
 
 export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train' | 'precision';
 export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama', 'train', 'precision'];
@@ -138,25 +139,76 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
   row(`matmul [${m}x${k}]·[${k}x${n}] (start)`, result.matmul_gflops as number, 'GFLOP/s');
   row(`matvec [1x${vin}]·[${vin}x${vout}] (start)`, result.matvec_gbps as number, 'GB/s');
   row(`  streaming ${size.streamingMatrices} such matrices (start)`, result.matvec_streaming_gbps as number, 'GB/s');
-  const achieved: { flops?: number; trainFlops?: number; decodeBytes: number[] } = { decodeBytes: [] };
+  const achieved: { flops?: number; trainFlops?: number; decodeBytes: number[]; prefill: Record<string, number> } = { decodeBytes: [], prefill: {} };
 
   if (only.has('bert')) {
     const bert = AutoEncoder.fromConfig({ model_type: 'bert', ...size.bert });
     const [batch, length] = size.bertBatch;
-    const ids = tf.tensor2d(prompt(batch * length, size.bert.vocab_size), [batch, length], 'int32');
-    // Best of five, like the matmul it is compared with: an encode takes ~1 s and one busy second
-    // on this shared 2-core VM would otherwise decide the fraction.
-    const seconds = best(options.quick ? 2 : 5, () => {
+    const idRows = prompt(batch * length, size.bert.vocab_size);
+    const ids = tf.tensor2d(idRows, [batch, length], 'int32');
+    const encode = (): void => {
       const out = bert.forward(ids);
       out.lastHiddenState.dataSync();
       disposeOutput(out);
-    });
-    const tokS = (batch * length) / seconds;
+    };
+    // onnxruntime-node (the engine under transformers.js) on an ONNX graph of the same weights
+    // (bench/onnx-bert.ts), when it is installed: its best case (the com.microsoft fused ops its
+    // BERT optimizer writes) and the plain opset-17 graph, each checked against Tessera's output.
+    const ort = await loadOnnxRuntime();
+    const sessions: { name: 'fused' | 'plain'; encode: () => Promise<unknown>; release: () => Promise<void> }[] = [];
+    if (ort === undefined) log('  onnxruntime-node not resolvable: bert_vs_onnxruntime skipped');
+    else {
+      const rows = Array.from({ length: batch }, (_, b) => idRows.slice(b * length, (b + 1) * length));
+      // Not through tf.tidy: it would walk a returned typed array element by element.
+      const out = bert.forward(ids);
+      const mine = out.lastHiddenState.dataSync() as Float32Array;
+      disposeOutput(out);
+      for (const fused of [true, false]) {
+        const session = await onnxBertSession(ort, bert, { fused, threads: 2 });
+        const theirs = (await session.encode(rows)).data;
+        let diff = 0;
+        for (let i = 0; i < mine.length; i++) diff = Math.max(diff, Math.abs(mine[i]! - theirs[i]!));
+        // The same computation or no comparison: float32 sums in another order differ by ~1e-5.
+        if (!(diff <= 1e-3)) throw new Error(`onnxruntime's BERT (${fused ? 'fused' : 'plain'}) differs from Tessera's by ${diff}`);
+        result[`bert_onnxruntime${fused ? '' : '_plain'}_max_abs_diff`] = diff;
+        sessions.push({ name: fused ? 'fused' : 'plain', encode: () => session.encode(rows), release: () => session.release() });
+      }
+    }
+    // Best of five, like the matmul it is compared with: an encode takes ~1 s and one busy second
+    // on this shared 2-core VM would otherwise decide the fraction. The engines take turns, so a
+    // busy moment falls on each alike.
+    const rounds = options.quick ? 2 : 5;
+    const times = { tessera: Infinity, fused: Infinity, plain: Infinity };
+    encode();
+    for (const s of sessions) await s.encode();
+    for (let round = 0; round < rounds; round++) {
+      let t0 = performance.now();
+      encode();
+      times.tessera = Math.min(times.tessera, (performance.now() - t0) / 1000);
+      for (const s of sessions) {
+        t0 = performance.now();
+        await s.encode();
+        times[s.name] = Math.min(times[s.name], (performance.now() - t0) / 1000);
+      }
+    }
+    for (const s of sessions) await s.release();
+    const tokS = (batch * length) / times.tessera;
     const attention = 4 * length * size.bert.hidden_size * size.bert.num_hidden_layers; // QKᵀ and PV
     result.bert_base_encode_tok_s = tokS;
     achieved.flops = tokS * (denseFlopsPerToken(bert) + attention);
     row(`bert encode ${batch}x${length}`, tokS, 'tok/s');
     row('  model GFLOP/s', achieved.flops / 1e9, 'GFLOP/s');
+    if (sessions.length > 0) {
+      // Against onnxruntime's faster graph of the two, whichever that is on this machine.
+      const theirs = Math.min(times.fused, times.plain);
+      result.bert_onnxruntime_tok_s = (batch * length) / theirs;
+      result.bert_onnxruntime_fused_tok_s = (batch * length) / times.fused;
+      result.bert_onnxruntime_plain_tok_s = (batch * length) / times.plain;
+      result.bert_vs_onnxruntime = theirs / times.tessera;
+      row('  onnxruntime-node, com.microsoft fused graph', result.bert_onnxruntime_fused_tok_s, 'tok/s');
+      row('  onnxruntime-node, plain opset 17 graph', result.bert_onnxruntime_plain_tok_s, 'tok/s');
+      row('  tessera / onnxruntime (its faster graph)', result.bert_vs_onnxruntime, '×');
+    }
     ids.dispose();
     bert.dispose();
   }
@@ -168,7 +220,13 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
     const p = prompt(size.prefill, size[arch].vocab_size);
     lm.generate([p.slice(0, 8)], { maxNewTokens: 2 }); // warm up kernels and weight layouts
     // Prefill: one forward over the prompt that fills the caches, then the first token.
-    const prefillSeconds = best(1, () => lm.generate([p], { maxNewTokens: 1 }));
+    const prefillSeconds = best(options.quick ? 1 : 3, () => lm.generate([p], { maxNewTokens: 1 }));
+    // The prefill's FLOPs: every weight but the embedding table (a gather) and the head (the last
+    // token's only) once per token, plus causal attention's QKᵀ and PV (half of L² each).
+    const embedding = lm.embeddings.word.weight.size;
+    const body = lm.parameterCount() - embedding - (lm.tiedEmbeddings ? 0 : embedding);
+    const attentionFlops = arch === 'llama' ? 2 * size.prefill * size.prefill * size.llama.hidden_size * size.llama.num_hidden_layers : 0;
+    achieved.prefill[key] = (2 * body * size.prefill + 2 * embedding + attentionFlops) / prefillSeconds;
     // Decode: newTokens single-token steps after a short prompt.
     const decode = (cache: GenerationCache, count: number): number => {
       const t0 = performance.now();
@@ -235,6 +293,10 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
   if (achieved.flops !== undefined) {
     result.encode_engine_fraction = achieved.flops / ((result.matmul_gflops as number) * 1e9);
     row('encode: model FLOP/s / matmul FLOP/s', result.encode_engine_fraction as number, '');
+  }
+  for (const [key, flops] of Object.entries(achieved.prefill)) {
+    result[`${key}_prefill_engine_fraction`] = flops / ((result.matmul_gflops as number) * 1e9);
+    row(`${key} prefill: model FLOP/s / matmul FLOP/s`, result[`${key}_prefill_engine_fraction`] as number, '');
   }
   if (achieved.trainFlops !== undefined) {
     result.train_engine_fraction = achieved.trainFlops / ((result.matmul_gflops as number) * 1e9);
