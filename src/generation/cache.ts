@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelStateStore } from '../models/state-store.js';
+import { exactCopy } from '../ops/attention.js';
 import { CacheModelMismatchError } from './errors.js';
 
 /**
@@ -33,7 +34,10 @@ export interface CacheSnapshot {
 /**
  * The state of every mixer between generation steps, keyed by mixer instance, so it serves any
  * mix of mixers (attention KV caches `{key, value}` [B, kvHeads, S, headDim], Mamba states
- * `{conv [B, D, d_conv], ssm [B, D, N]}`, hybrids of both).
+ * `{conv [B, D, d_conv], ssm [B, D, N]}`, hybrids of both). On the native backend a KV cache's
+ * tensors hold spare room past its S positions ([B, kvHeads, capacity, headDim], see
+ * `keyValueLength` in ops/attention), so a decode step appends in place; {@link snapshot} and
+ * {@link clone} give them exactly [B, kvHeads, S, headDim].
  *
  * Ownership: the cache keeps (`tf.keep`) whatever a mixer stores, even inside a tidy scope, and
  * disposes the tensors a new `set` replaces; {@link dispose} frees the rest. Besides tensors it
@@ -113,7 +117,8 @@ export class GenerationCache implements ModelStateStore {
     this.assertLive();
     const slots = new Map<object, Record<string, tf.Tensor>>();
     for (const [owner, state] of this.slots) {
-      slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t.clone())])));
+      // Copies (exact, without a KV cache's spare room): the cache keeps appending into its buffers.
+      slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(exactCopy(t))])));
     }
     return { slots, length: this.length, mask: this.mask.map((r) => [...r]), nextPosition: [...this.nextPosition], owner: this.owner };
   }
