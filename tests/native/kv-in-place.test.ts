@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { disposeSnapshot, GenerationCache, type CacheSnapshot } from '../../src/generation/cache.js';
 import { AutoCausalLM } from '../../src/loaders/auto.js';
 import type { CausalLM } from '../../src/models/causal-lm.js';
-import { keyValueLength, setGrowableKeyValueCaches, type KeyValueCache } from '../../src/ops/attention.js';
+import { exactCopy, fusedAttention, keyValueLength, setGrowableKeyValueCaches, type KeyValueCache } from '../../src/ops/attention.js';
 import { built, useNativeBackend } from './helpers.js';
 
 const config = { model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 96, vocab_size: 64 };
@@ -149,5 +149,31 @@ describe.runIf(built)('KV cache appended in place (native)', () => {
     expect(new Set(counts).size).toBe(1);
     cache.dispose();
     lm.dispose();
+  });
+
+  it('leaves what an earlier cache tensor holds intact when a caller keeps it and drops the later one', () => {
+    const opts = { numHeads: 4, numKvHeads: 2, headDim: 8, causal: true, scale: 0.25 };
+    const proj = (len: number, heads: number, seed: number) => tf.randomNormal([1, len, heads * 8], 0, 1, 'float32', seed) as tf.Tensor3D;
+    const step = (len: number, seed: number, past?: KeyValueCache) => {
+      const out = fusedAttention({ q: proj(len, 4, seed), k: proj(len, 2, seed + 1), v: proj(len, 2, seed + 2), cache: { past } }, opts);
+      out.context.dispose();
+      return out.cache!;
+    };
+    tf.tidy(() => {
+      const first = step(5, 1);
+      const held = Array.from(exactCopy(first.key).dataSync());
+      const second = step(1, 4, first);
+      expect(storage(second.key).buffer).toBe(storage(first.key).buffer); // appended in place
+      expect(keyValueLength(second)).toBe(6);
+      tf.dispose([second.key, second.value]);
+      // Outputs of the same size now: none may land in the buffer `first` still views.
+      const others = [step(5, 7), step(5, 10)];
+      expect(Array.from(exactCopy(first.key).dataSync())).toEqual(held);
+      // Appending to `first` again copies: its buffer's room was handed to `second`.
+      const third = step(1, 13, first);
+      expect(storage(third.key).buffer).not.toBe(storage(first.key).buffer);
+      expect(Array.from(exactCopy(third.key).slice([0, 0, 0, 0], [1, 2, 5, 8]).dataSync())).toEqual(held);
+      tf.dispose(others.flatMap((c) => [c.key, c.value]));
+    });
   });
 });

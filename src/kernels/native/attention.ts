@@ -45,7 +45,7 @@ interface AttentionInputs {
  * A cache may hold spare room: its first `pastLength` (S0, default C0) positions per head are the
  * keys, the rest is capacity. With `growable` the returned cache is `[B, Hkv, C, D]` with C >= S0 + L
  * (geometric growth), and when the past already has room and nothing but the past tensor can see
- * its buffer (NativeBackend.takeOver), this call's positions are written into it in place
+ * its buffer (NativeBackend.appendInPlace), this call's positions are written into it in place
  * (O(L) instead of O(S0)): the past tensor's own S0 positions never change. Without `growable` it
  * is exactly `[B, Hkv, S0 + L, D]`.
  */
@@ -97,10 +97,10 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     if (returnCache) {
       const growable = attrs.growable === true;
       capacity = !growable ? keys : pastCap >= keys ? pastCap : grownCapacity(keys);
-      const pool = backend as typeof backend & { takeOver?: (dataId: object) => Float32Array | undefined };
+      const pool = backend as typeof backend & { appendInPlace?: (dataId: object) => Float32Array | undefined };
       const append = (past: TensorInfo | undefined, x: Float32Array): Float32Array => {
         // In place only into the past's own room, and only when no other tensor can see its buffer.
-        const inPlace = growable && past !== undefined && capacity === pastCap ? pool.takeOver?.(past.dataId) : undefined;
+        const inPlace = growable && past !== undefined && capacity === pastCap ? pool.appendInPlace?.(past.dataId) : undefined;
         if (inPlace !== undefined) {
           if (len > 0) addon.kvAppend(null, x, inPlace, batch, kvHeads, pastLen, len, headDim, pastCap, capacity);
           return inPlace;
