@@ -86,6 +86,8 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
   const int ldq = grouped(d) ? D : H * D;
   const int ldk = d->k_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
   const int ldv = d->v_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
+  /* Positions per head block of a head-major operand: a cache may hold room past its S keys. */
+  const size_t cap = d->kv_capacity > S ? (size_t)d->kv_capacity : (size_t)S;
   for (int task = (int)first; task < (int)last; task++) {
     const int b = task / per_batch, t = task % per_batch;
     const int kvh = grouped(d) ? t : t / groups;
@@ -93,9 +95,9 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
     const float *Q = a->q + (size_t)b * Lq * H * D + (size_t)h0 * D;
     float *O = a->out + (size_t)b * Lq * H * D + (size_t)h0 * D;
     const float *K = d->k_layout == TESSERA_TOKEN_MAJOR ? a->k + (size_t)b * S * Hkv * D + (size_t)kvh * D
-                                                        : a->k + ((size_t)b * Hkv + kvh) * S * D;
+                                                        : a->k + ((size_t)b * Hkv + kvh) * cap * D;
     const float *V = d->v_layout == TESSERA_TOKEN_MAJOR ? a->v + (size_t)b * S * Hkv * D + (size_t)kvh * D
-                                                        : a->v + ((size_t)b * Hkv + kvh) * S * D;
+                                                        : a->v + ((size_t)b * Hkv + kvh) * cap * D;
     const float *mask_row = a->mask == NULL ? NULL : a->mask + (size_t)b * S;
     if (grouped(d)) {
       /* One query per head, at the last position: it sees every key but padding. The group's
@@ -170,18 +172,19 @@ TESSERA_CLONES void tessera_rotary(const float *x, const float *cos_t, const flo
 struct kv_append_args {
   const float *past, *x;
   float *out;
-  int heads, past_len, len, head_dim;
+  int heads, past_len, past_cap, len, out_cap, head_dim;
 };
 
-/* (batch, head) pairs [first, last): that head's cached rows, then this call's. */
+/* (batch, head) pairs [first, last): that head's cached rows (unless already in `out`), then this
+ * call's, at positions past_len.. of a head block of out_cap positions. */
 static void kv_append_pairs(void *ctx, size_t first, size_t last) {
   const struct kv_append_args *a = ctx;
-  const int total = a->past_len + a->len, D = a->head_dim;
+  const int D = a->head_dim;
   const size_t row = sizeof(float) * (size_t)D;
   for (size_t pair = first; pair < last; pair++) {
     const size_t b = pair / (size_t)a->heads, h = pair % (size_t)a->heads;
-    float *dst = a->out + pair * total * D;
-    if (a->past_len > 0) memcpy(dst, a->past + pair * a->past_len * D, row * a->past_len);
+    float *dst = a->out + pair * a->out_cap * D;
+    if (a->past != NULL && a->past_len > 0) memcpy(dst, a->past + pair * a->past_cap * D, row * a->past_len);
     dst += (size_t)a->past_len * D;
     for (int l = 0; l < a->len; l++) {
       memcpy(dst + (size_t)l * D, a->x + ((b * a->len + l) * a->heads + h) * D, row);
@@ -189,12 +192,13 @@ static void kv_append_pairs(void *ctx, size_t first, size_t last) {
   }
 }
 
-void tessera_kv_append(const float *past, const float *x, float *out, int batch, int heads,
-                       int past_len, int len, int head_dim, int threads) {
-  struct kv_append_args args = {past, x, out, heads, past_len, len, head_dim};
-  /* The whole cache is copied each step (the layout is head-major), so a long one is worth both
-   * cores' bandwidth: from ~256 KB per pair (a thread start is tens of microseconds). */
-  const size_t pair_bytes = sizeof(float) * (size_t)(past_len + len) * head_dim * 2;
+void tessera_kv_append(const float *past, int past_cap, const float *x, float *out, int out_cap,
+                       int batch, int heads, int past_len, int len, int head_dim, int threads) {
+  struct kv_append_args args = {past, x, out, heads, past_len, past_cap, len, out_cap, head_dim};
+  /* A copy of the cached rows is worth both cores' bandwidth when long: from ~256 KB per pair (a
+   * task costs microseconds). Appending in place moves only the new rows: one thread. */
+  const size_t copied = past == NULL ? (size_t)len : (size_t)(past_len + len);
+  const size_t pair_bytes = sizeof(float) * copied * head_dim * 2;
   const size_t grain = pair_bytes >= ((size_t)256 << 10) ? 1 : (size_t)batch * heads;
   tessera_parallel_for((size_t)batch * heads, grain, threads, kv_append_pairs, &args);
 }

@@ -26,6 +26,9 @@ struct tessera_attention_dims {
   int k_layout, v_layout; /* tessera_attention_layout each; q is token-major */
   int causal;             /* query i sits at position S - Lq + i and sees keys up to it */
   float scale;
+  /* Positions per (batch, head) block of a head-major k or v: >= S when a cache holds spare room
+   * (its first S positions are the keys); 0 means S. */
+  int kv_capacity;
 };
 
 /*
@@ -55,11 +58,12 @@ void tessera_rotary(const float *x, const float *cos_t, const float *sin_t, floa
                     int len, int heads, int head_dim, int rot_dim);
 
 /*
- * out [B, H, S0 + L, D] = past [B, H, S0, D] (NULL when S0 = 0) followed by x [B, L, H * D] in
- * head-major order: the KV cache append without a transpose and a concat. Long caches are copied
- * on up to `threads` threads.
+ * The KV cache append without a transpose and a concat: out [B, H, out_cap, D] gets, per (b, h),
+ * the S0 = past_len cached rows of past [B, H, past_cap, D] at positions 0.., then x [B, L, H * D]
+ * at positions S0..S0 + L - 1 (out_cap >= S0 + L). past NULL: the cached rows are already in out
+ * (an append in place, O(L)), or there are none. Long copies run on up to `threads` threads.
  */
-void tessera_kv_append(const float *past, const float *x, float *out, int batch, int heads,
-                       int past_len, int len, int head_dim, int threads);
+void tessera_kv_append(const float *past, int past_cap, const float *x, float *out, int out_cap,
+                       int batch, int heads, int past_len, int len, int head_dim, int threads);
 
 #endif

@@ -358,7 +358,8 @@ static napi_value Reduce(napi_env env, napi_callback_info info) {
 }
 
 /* attention(q, k, v, mask|null, out, [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout,
- * vLayout, causal], scale) */
+ * vLayout, causal, kvCapacity?], scale): kvCapacity (default kvLen) = positions per head block
+ * of a head-major k or v. */
 static napi_value Attention(napi_env env, napi_callback_info info) {
   ARGS(7);
   F32(0, "q", 0, q, q_len);
@@ -369,11 +370,14 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   I32(5, "dims", dims, ndims);
   double scale = 0;
   CHECK(napi_get_value_double(env, argv[6], &scale));
-  if (ndims != 9) FAIL("tessera_native: attention dims must hold 9 values");
-  for (int i = 0; i < 9; i++)
+  if (ndims != 9 && ndims != 10) FAIL("tessera_native: attention dims must hold 9 or 10 values");
+  for (size_t i = 0; i < ndims; i++)
     if (dims[i] < 0) FAIL("tessera_native: attention dims must be non-negative");
-  const struct tessera_attention_dims d = {dims[0], dims[1], dims[2], dims[3], dims[4],
-                                           dims[5], dims[6], dims[7], dims[8], (float)scale};
+  const struct tessera_attention_dims d = {dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6],
+                                           dims[7], dims[8], (float)scale, ndims == 10 ? dims[9] : 0};
+  if (d.kv_capacity != 0 && d.kv_capacity < d.kv_len)
+    FAIL("tessera_native: attention kvCapacity (%d) must be at least kvLen (%d)", d.kv_capacity, d.kv_len);
+  const size_t kv_cap = d.kv_capacity == 0 ? (size_t)d.kv_len : (size_t)d.kv_capacity;
   if (d.kv_heads == 0 || d.heads % d.kv_heads != 0)
     FAIL("tessera_native: heads (%d) must be a multiple of kvHeads (%d)", d.heads, d.kv_heads);
   if (d.k_layout > TESSERA_HEAD_MAJOR || d.v_layout > TESSERA_HEAD_MAJOR)
@@ -382,8 +386,9 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   const size_t bd = (size_t)d.batch * d.head_dim;
   if (q_len != bd * d.q_len * d.heads || out_len != q_len)
     FAIL("tessera_native: q and out must hold batch*qLen*heads*headDim values");
-  if (k_len != bd * d.kv_len * d.kv_heads || v_len != k_len)
-    FAIL("tessera_native: k and v must hold batch*kvLen*kvHeads*headDim values");
+  if (k_len != bd * (d.k_layout == TESSERA_HEAD_MAJOR ? kv_cap : (size_t)d.kv_len) * d.kv_heads ||
+      v_len != bd * (d.v_layout == TESSERA_HEAD_MAJOR ? kv_cap : (size_t)d.kv_len) * d.kv_heads)
+    FAIL("tessera_native: k and v must hold batch*(kvLen or kvCapacity)*kvHeads*headDim values");
   if (mask != NULL && mask_len != (size_t)d.batch * d.kv_len)
     FAIL("tessera_native: mask must hold batch*kvLen values");
   tessera_attention(q, k, v, mask, out, &d, openblas_get_num_threads());
@@ -409,7 +414,7 @@ static napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   for (int i = 0; i < 7; i++)
     if (dims[i] < 0) FAIL("tessera_native: attentionBackward dims must be non-negative");
   const struct tessera_attention_dims d = {dims[0], dims[1], dims[2], dims[3], dims[4], dims[5],
-                                           TESSERA_TOKEN_MAJOR, TESSERA_TOKEN_MAJOR, dims[6], (float)scale};
+                                           TESSERA_TOKEN_MAJOR, TESSERA_TOKEN_MAJOR, dims[6], (float)scale, 0};
   if (d.kv_heads == 0 || d.heads % d.kv_heads != 0)
     FAIL("tessera_native: heads (%d) must be a multiple of kvHeads (%d)", d.heads, d.kv_heads);
   if (d.kv_len == 0 || d.head_dim == 0 || d.q_len > d.kv_len)
@@ -447,10 +452,11 @@ static napi_value Rotary(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* kvAppend(past|null, x, out, batch, heads, pastLen, len, headDim) */
+/* kvAppend(past|null, x, out, batch, heads, pastLen, len, headDim, pastCap, outCap): past
+ * [B, H, pastCap, D] (null: its rows are already in out), out [B, H, outCap, D]. */
 static napi_value KvAppend(napi_env env, napi_callback_info info) {
-  ARGS(8);
-  F32(0, "past", 1, past, past_len_values);
+  ARGS(10);
+  F32(0, "past", 1, past, past_values);
   F32(1, "x", 0, x, x_len);
   F32(2, "out", 0, out, out_len);
   INT(3, "batch", batch);
@@ -458,12 +464,16 @@ static napi_value KvAppend(napi_env env, napi_callback_info info) {
   INT(5, "pastLen", past_len);
   INT(6, "len", len);
   INT(7, "headDim", head_dim);
+  INT(8, "pastCap", past_cap);
+  INT(9, "outCap", out_cap);
+  if (past_len < 0 || len < 0 || past_cap < past_len || out_cap < past_len + len)
+    FAIL("tessera_native: kvAppend needs pastLen <= pastCap and pastLen + len <= outCap");
   const size_t bhd = (size_t)batch * heads * head_dim;
-  if ((past == NULL ? 0 : past_len_values) != bhd * past_len)
-    FAIL("tessera_native: past must hold batch*heads*pastLen*headDim values");
-  if (x_len != bhd * len || out_len != bhd * (past_len + len))
-    FAIL("tessera_native: x and out must hold batch*heads*(len or pastLen+len)*headDim values");
-  tessera_kv_append(past, x, out, batch, heads, past_len, len, head_dim, tessera_threads());
+  if (past != NULL && past_values != bhd * past_cap)
+    FAIL("tessera_native: past must hold batch*heads*pastCap*headDim values");
+  if (x_len != bhd * len || out_len != bhd * out_cap)
+    FAIL("tessera_native: x and out must hold batch*heads*(len or outCap)*headDim values");
+  tessera_kv_append(past, past_cap, x, out, out_cap, batch, heads, past_len, len, head_dim, tessera_threads());
   return NULL;
 }
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelStateStore } from '../models/state-store.js';
+import { exactCopy } from '../ops/attention.js';
 import { CacheModelMismatchError } from './errors.js';
 
 /**
@@ -33,7 +34,10 @@ export interface CacheSnapshot {
 /**
  * The state of every mixer between generation steps, keyed by mixer instance, so it serves any
  * mix of mixers (attention KV caches `{key, value}` [B, kvHeads, S, headDim], Mamba states
- * `{conv [B, D, d_conv], ssm [B, D, N]}`, hybrids of both).
+ * `{conv [B, D, d_conv], ssm [B, D, N]}`, hybrids of both). On the native backend a KV cache's
+ * tensors hold spare room past its S positions ([B, kvHeads, capacity, headDim], see
+ * `keyValueLength` in ops/attention), so a decode step appends in place; {@link snapshot} and
+ * {@link clone} give them exactly [B, kvHeads, S, headDim].
  *
  * Ownership: the cache keeps (`tf.keep`) whatever a mixer stores, even inside a tidy scope, and
  * disposes the tensors a new `set` replaces; {@link dispose} frees the rest. Besides tensors it
@@ -54,6 +58,8 @@ export class GenerationCache implements ModelStateStore {
   nextPosition: number[] = [];
   private disposed = false;
   private owner?: CacheOwner;
+  /** While a step is open ({@link begin}): each changed slot's state before the step. */
+  private before?: Map<object, Record<string, tf.Tensor> | undefined>;
 
   get(owner: object): Record<string, tf.Tensor> | undefined {
     this.assertLive();
@@ -65,8 +71,50 @@ export class GenerationCache implements ModelStateStore {
     const kept = new Set(Object.values(state));
     for (const t of kept) tf.keep(t);
     const old = this.slots.get(owner);
-    if (old !== undefined) for (const t of Object.values(old)) if (!kept.has(t)) t.dispose();
+    // In an open step the state from before it is kept for a rollback; one stored within the
+    // step is freed when replaced.
+    if (this.before !== undefined && !this.before.has(owner)) this.before.set(owner, old);
+    else if (old !== undefined) {
+      const held = new Set(Object.values(this.before?.get(owner) ?? {}));
+      for (const t of Object.values(old)) if (!kept.has(t) && !held.has(t)) t.dispose();
+    }
     this.slots.set(owner, { ...state });
+  }
+
+  /**
+   * Open a step: until {@link commit} or {@link rollback}, the states that {@link set} replaces
+   * are kept, so a step that fails part-way (after some layers stored theirs) can be undone and
+   * the cache is never left holding some layers' new states and others' old ones.
+   * @internal
+   */
+  begin(): void {
+    this.assertLive();
+    this.before = new Map();
+  }
+
+  /** Close the step, freeing the states it replaced. @internal */
+  commit(): void {
+    const before = this.before;
+    this.before = undefined;
+    if (before === undefined) return;
+    for (const [owner, old] of before) {
+      if (old === undefined) continue;
+      const now = new Set(Object.values(this.slots.get(owner) ?? {}));
+      for (const t of Object.values(old)) if (!now.has(t)) t.dispose();
+    }
+  }
+
+  /** Undo the step: every slot back to its state before {@link begin}; what it stored is freed. @internal */
+  rollback(): void {
+    const before = this.before;
+    this.before = undefined;
+    if (before === undefined || this.disposed) return;
+    for (const [owner, old] of before) {
+      const keep = new Set(Object.values(old ?? {}));
+      for (const t of Object.values(this.slots.get(owner) ?? {})) if (!keep.has(t)) t.dispose();
+      if (old === undefined) this.slots.delete(owner);
+      else this.slots.set(owner, old);
+    }
   }
 
   /**
@@ -113,7 +161,8 @@ export class GenerationCache implements ModelStateStore {
     this.assertLive();
     const slots = new Map<object, Record<string, tf.Tensor>>();
     for (const [owner, state] of this.slots) {
-      slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(t.clone())])));
+      // Copies (exact, without a KV cache's spare room): the cache keeps appending into its buffers.
+      slots.set(owner, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.keep(exactCopy(t))])));
     }
     return { slots, length: this.length, mask: this.mask.map((r) => [...r]), nextPosition: [...this.nextPosition], owner: this.owner };
   }
@@ -140,6 +189,7 @@ export class GenerationCache implements ModelStateStore {
 
   /** Drop all state (the cache stays usable, empty, and still belongs to its model). */
   clear(): void {
+    this.commit();
     for (const state of this.slots.values()) tf.dispose(Object.values(state));
     this.slots.clear();
     this.length = 0;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../models/causal-lm.js';
 import { IdOutOfRangeError } from '../models/errors.js';
+import { markInputIdsChecked } from '../models/transformer.js';
 import { checkKeys, type KeyList } from '../util/options.js';
 import { GenerationCache } from './cache.js';
 import { NonFiniteLogitsError, StatelessMixerError } from './errors.js';
@@ -188,19 +189,41 @@ export function* runSteps(
   }
 }
 
-/** Run `ids` after what `cache` holds and return the last position's logits, [B × vocab] flat. */
+/**
+ * Run `ids` after what `cache` holds and return the last position's logits, [B × vocab] flat.
+ * Ids checked here against the vocabulary (in JS: prompts, picked tokens, the pad id) are not read
+ * back from their tensor by the forward to be checked again; any other reaches its clear error there.
+ * The cache's positions, mask and length change only once the forward went through.
+ */
 function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: number[][]): Float32Array {
   const batch = ids.length;
   const length = ids[0]!.length;
-  const positions = mask.map((row, r) => row.map((m) => (m === 1 ? cache.nextPosition[r]!++ : 0)));
-  const fullMask = cache.mask.map((row, r) => [...row, ...mask[r]!]);
-  const inputs = [tf.tensor2d(ids, [batch, length], 'int32'), tf.tensor2d(fullMask, [batch, fullMask[0]!.length], 'int32'), tf.tensor2d(positions, [batch, length], 'int32')] as const;
+  const next = [...cache.nextPosition];
+  const positions = mask.map((row, r) => row.map((m) => (m === 1 ? next[r]!++ : 0)));
+  // A mask of all ones masks nothing: leaving it out spares every layer its per-token mask work
+  // (and this step the [B, S] tensor).
+  const padded = mask.some((row) => row.includes(0)) || cache.mask.some((row) => row.includes(0));
+  const fullMask = padded ? cache.mask.map((row, r) => [...row, ...mask[r]!]) : undefined;
+  const inputIds = tf.tensor2d(ids, [batch, length], 'int32');
+  const vocab = lm.embeddings.word.count;
+  if (ids.every((row) => row.every((id) => isTokenId(id, vocab)))) markInputIdsChecked(inputIds);
+  const inputs = [inputIds, tf.tensor2d(positions, [batch, length], 'int32')];
+  const attentionMask = fullMask === undefined ? undefined : tf.tensor2d(fullMask, [batch, fullMask[0]!.length], 'int32');
+  if (attentionMask !== undefined) inputs.push(attentionMask);
   try {
-    // A mask of all ones masks nothing: leaving it out spares every layer its per-token mask work.
-    const attentionMask = fullMask.some((row) => row.includes(0)) ? inputs[1] : undefined;
-    const hidden = lm.forwardHidden(inputs[0], { attentionMask, positionIds: inputs[2], cache, offset: cache.length });
+    cache.begin();
+    let hidden;
+    try {
+      hidden = lm.forwardHidden(inputIds, { attentionMask, positionIds: inputs[1], cache, offset: cache.length });
+      cache.commit();
+    } catch (error) {
+      cache.rollback();
+      throw error;
+    }
     cache.length += length;
-    cache.mask = fullMask;
+    cache.nextPosition = next;
+    if (fullMask !== undefined) cache.mask = fullMask;
+    else cache.mask = cache.mask.map((row, r) => row.concat(mask[r]!));
     try {
       const hiddenSize = hidden.lastHiddenState.shape[2];
       // Read the logits outside tidy: tf.tidy would walk a returned typed array element by element.
@@ -214,7 +237,7 @@ function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: numbe
       tf.dispose([...hidden.allOutputs, hidden.lastHiddenState]);
     }
   } finally {
-    tf.dispose([...inputs]);
+    tf.dispose(inputs);
   }
 }
 

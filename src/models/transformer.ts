@@ -185,11 +185,27 @@ export class TransformerModel<Config = unknown> extends Module {
 }
 
 /**
+ * Input id tensors that Tessera built from ids it already checked against the model's vocabulary
+ * (generation's own steps): {@link checkIdRange} does not read them back.
+ */
+const checkedInputIds = new WeakSet<tf.Tensor>();
+
+/**
+ * Mark `ids` as made from token ids already checked to be in the vocabulary of the model they go
+ * to, so a forward does not read them back to check again (a sync read per decode step).
+ * @internal
+ */
+export function markInputIdsChecked(ids: tf.Tensor): void {
+  checkedInputIds.add(ids);
+}
+
+/**
  * Throw {@link IdOutOfRangeError} for the first id of `ids` ([B, L] int32) outside 0..size-1.
  * Checked here rather than left to the embedding lookup: tfjs names only GatherV2 and the index
  * on cpu and wasm, and GPU backends read zeros for such ids without an error.
  */
 function checkIdRange(name: string, ids: tf.Tensor, size: number, table: string): void {
+  if (name === 'inputIds' && checkedInputIds.has(ids)) return;
   const values = ids.dataSync();
   const length = ids.shape[1]!;
   for (let i = 0; i < values.length; i++) {

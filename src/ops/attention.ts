@@ -26,10 +26,48 @@ export interface AttentionHeads {
   causal: boolean;
 }
 
-/** The cached keys and values, [B, numKvHeads, S0, headDim] each. */
+/**
+ * The cached keys and values, [B, numKvHeads, S0, headDim] each, or, as the fused kernel returns
+ * them, [B, numKvHeads, C, headDim] with spare room past the S0 cached positions
+ * ({@link keyValueLength}) so the next tokens are appended in place.
+ */
 export interface KeyValueCache {
   key: tf.Tensor;
   value: tf.Tensor;
+}
+
+/**
+ * Positions held by a cache tensor with spare room (its shape's S being the capacity). A tensor
+ * is immutable to whoever holds it: the kernel writes the next positions into the room only when
+ * no other tensor can see the buffer, and never touches the held positions.
+ */
+const heldPositions = new WeakMap<tf.Tensor, number>();
+let growableCaches = true;
+
+/**
+ * Whether the fused kernel returns caches with room to grow (default true). Off, every step
+ * copies the cache into an exact [B, kvH, S, D] tensor, as before; for A/B benchmarks and tests.
+ * @internal
+ */
+export function setGrowableKeyValueCaches(on: boolean): void {
+  growableCaches = on;
+}
+
+/** The positions a KV cache holds: S0 of its [B, kvH, S0 or capacity, D] tensors. */
+export function keyValueLength(cache: KeyValueCache): number {
+  return heldPositions.get(cache.key) ?? cache.key.shape[2]!;
+}
+
+/**
+ * A new tensor with the positions `t` holds: `t` cut to [B, kvH, S0, D] when it is a cache tensor
+ * with spare room, else a copy of it (for snapshots, which must not share a buffer the cache
+ * appends into, nor carry its spare room).
+ */
+export function exactCopy(t: tf.Tensor): tf.Tensor {
+  const held = heldPositions.get(t);
+  if (held === undefined || held === t.shape[2]) return t.clone();
+  const [b, h, , d] = t.shape as [number, number, number, number];
+  return tf.slice(t, [0, 0, 0, 0], [b, h, held, d]);
 }
 
 export interface AttentionCall {
@@ -51,7 +89,7 @@ export interface AttentionCall {
 export interface AttentionResult {
   /** [B, L, numHeads·headDim], ready for the output projection. */
   context: tf.Tensor3D;
-  /** The cache after this call, [B, numKvHeads, S0 + L, headDim]; present when `cache` was given. */
+  /** The cache after this call, holding S0 + L positions ({@link KeyValueCache}); present when `cache` was given. */
   cache?: KeyValueCache;
 }
 
@@ -63,7 +101,8 @@ export interface AttentionResult {
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: AttentionHeads, call: AttentionCall): AttentionResult {
   const [batch, length] = q.shape;
-  const keyLength = (call.cache?.past?.key.shape[2] ?? 0) + length;
+  const past = call.cache?.past;
+  const keyLength = (past === undefined ? 0 : keyValueLength(past)) + length;
   if (call.mask !== undefined) checkMask(call.mask, batch, keyLength);
   if (call.tap === undefined && canFuse(FUSED.attention)) {
     const options = { ...heads, scale: 1 / Math.sqrt(heads.headDim) };
@@ -117,8 +156,10 @@ function referenceAttention(q3: tf.Tensor3D, k3: tf.Tensor3D, v3: tf.Tensor3D, h
     }
     const past = call.cache?.past;
     if (past !== undefined) {
-      k = tf.concat([past.key as tf.Tensor4D, k], 2);
-      v = tf.concat([past.value as tf.Tensor4D, v], 2);
+      const held = keyValueLength(past);
+      const exact = (t: tf.Tensor) => (held === t.shape[2] ? t : tf.slice(t, [0, 0, 0, 0], [batch, numKvHeads, held, headDim])) as tf.Tensor4D;
+      k = tf.concat([exact(past.key), k], 2);
+      v = tf.concat([exact(past.value), v], 2);
     }
     const cache = call.cache === undefined ? undefined : { key: k, value: v };
     q = tap(ATTENTION_TAPS.q, q) as tf.Tensor4D;
@@ -203,11 +244,18 @@ export interface FusedAttentionInputs extends Pick<AttentionCall, 'mask' | 'rota
 export function fusedAttention({ q, k, v, rotary, cache, mask }: FusedAttentionInputs, options: AttentionHeads & { scale: number }): AttentionResult {
   const tensors: tf.NamedTensorMap = { q, k, v };
   if (rotary !== undefined) Object.assign(tensors, rotary);
-  if (cache?.past !== undefined) Object.assign(tensors, { pastKey: cache.past.key, pastValue: cache.past.value });
+  const past = cache?.past;
+  const pastLength = past === undefined ? 0 : keyValueLength(past);
+  if (past !== undefined) Object.assign(tensors, { pastKey: past.key, pastValue: past.value });
   if (mask !== undefined) tensors.mask = mask;
-  const attrs = { ...options, returnCache: cache !== undefined };
+  const attrs = { ...options, returnCache: cache !== undefined, pastLength, growable: growableCaches };
   const out = tf.engine().runKernel(FUSED.attention, tensors, attrs as unknown as tf.NamedAttrMap);
   if (cache === undefined) return { context: (Array.isArray(out) ? out[0] : out) as tf.Tensor3D };
   const [context, key, value] = out as tf.Tensor[];
+  const held = pastLength + q.shape[1];
+  if (key!.shape[2] !== held) {
+    heldPositions.set(key!, held);
+    heldPositions.set(value!, held);
+  }
   return { context: context as tf.Tensor3D, cache: { key: key!, value: value! } };
 }

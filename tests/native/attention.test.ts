@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { Attention, type AttentionOptions } from '../../src/layers/attention.js';
 import { createContext, releaseContext, type ForwardContext } from '../../src/layers/context.js';
 import { FUSED } from '../../src/kernels/contract.js';
-import { fusedAttention } from '../../src/ops/attention.js';
+import { fusedAttention, keyValueLength, type KeyValueCache } from '../../src/ops/attention.js';
 import { canFuse } from '../../src/ops/dispatch.js';
-import { GenerationCache } from '../../src/generation/cache.js';
+import { disposeSnapshot, GenerationCache } from '../../src/generation/cache.js';
 import { registerGradients } from '../../src/training/gradients.js';
 import { getNumThreads, setNumThreads } from '../../src/kernels/native/index.js';
 import { built, expectClose, randoms, useNativeBackend } from './helpers.js';
@@ -114,11 +114,15 @@ describe.skipIf(!built)('fused attention (native)', () => {
           offset += length;
         }
         const all = tf.concat(outs, 1);
-        // The cache keeps the op-by-op path's layout: [B, kvHeads, S, headDim].
-        const { key, value } = cache.get(attn)!;
-        expect(key.shape).toEqual([2, options.numKvHeads, offset, attn.headDim]);
-        expect(value.shape).toEqual(key.shape);
-        const withCache = tf.concat([all.reshape([-1]), key.reshape([-1]), value.reshape([-1])]);
+        // The cache holds the op-by-op path's layout, [B, kvHeads, S, headDim], as its snapshot shows
+        // (the native cache's tensors may hold room past S).
+        expect(keyValueLength(cache.get(attn) as unknown as KeyValueCache)).toBe(offset);
+        const snapshot = cache.snapshot();
+        const { key, value } = snapshot.slots.get(attn)!;
+        expect(key!.shape).toEqual([2, options.numKvHeads, offset, attn.headDim]);
+        expect(value!.shape).toEqual(key!.shape);
+        const withCache = tf.concat([all.reshape([-1]), key!.reshape([-1]), value!.reshape([-1])]);
+        disposeSnapshot(snapshot);
         cache.dispose();
         return withCache;
       };

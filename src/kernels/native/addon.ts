@@ -111,8 +111,9 @@ export interface NativeAddon {
   reduce(op: number, x: Float32Array, out: Float32Array, cols: number): void;
   /**
    * Fused attention into `out` [B, Lq, H·headDim] from token-major `q`; `dims` =
-   * [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout, vLayout, causal] with layouts
-   * 0 = [B, S, kvHeads·headDim], 1 = [B, kvHeads, S, headDim]. `mask` [B, S]: 0 = padding.
+   * [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout, vLayout, causal, kvCapacity?] with layouts
+   * 0 = [B, S, kvHeads·headDim], 1 = [B, kvHeads, kvCapacity (default S), headDim] (the first S
+   * positions of each head are the keys). `mask` [B, S]: 0 = padding.
    * See src/kernels/native/attention.ts.
    */
   attention(
@@ -243,7 +244,10 @@ export interface NativeAddon {
     h: number,
     eps: number,
   ): void;
-  /** `out` [B, heads, pastLen + len, headDim] = `past` (head-major) then `x` [B, len, heads·headDim]. */
+  /**
+   * `out` [B, heads, outCap, headDim] gets per head the first `pastLen` positions of `past`
+   * [B, heads, pastCap, headDim] (null: they are already in `out`), then `x` [B, len, heads·headDim].
+   */
   kvAppend(
     past: Float32Array | null,
     x: Float32Array,
@@ -253,6 +257,8 @@ export interface NativeAddon {
     pastLen: number,
     len: number,
     headDim: number,
+    pastCap: number,
+    outCap: number,
   ): void;
   /** `out[i] = act(x[i])`, times `up[i]` when given; `act` indexes {@link FFN_ACTIVATIONS}. */
   ffnActivation(act: number, x: Float32Array, up: Float32Array | null, out: Float32Array): void;

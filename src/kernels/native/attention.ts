@@ -34,13 +34,20 @@ interface AttentionInputs {
  * dispatch, which dominates decoding):
  *
  * inputs `{ q: [B, L, H·D], k, v: [B, L, Hkv·D], cos?, sin?: [B, 1, L, rotDim], pastKey?,
- * pastValue?: [B, Hkv, S0, D], mask?: [B, S0 + L] (any dtype, 0 = padding) }`, attrs
- * `{ numHeads, numKvHeads, headDim, causal, scale, returnCache }`.
+ * pastValue?: [B, Hkv, C0, D], mask?: [B, S0 + L] (any dtype, 0 = padding) }`, attrs
+ * `{ numHeads, numKvHeads, headDim, causal, scale, returnCache, pastLength?, growable? }`.
  *
  * Rotary (rotate half, on the first rotDim values of each head) goes on q and k when cos/sin
  * are given. With `returnCache` the outputs are `[context, key, value]`, key and value being the
- * cache with this call's keys and values appended, head-major `[B, Hkv, S0 + L, D]`; otherwise
- * `[context]`. `context` is `[B, L, H·D]`.
+ * cache with this call's keys and values appended, head-major; otherwise `[context]`. `context`
+ * is `[B, L, H·D]`.
+ *
+ * A cache may hold spare room: its first `pastLength` (S0, default C0) positions per head are the
+ * keys, the rest is capacity. With `growable` the returned cache is `[B, Hkv, C, D]` with C >= S0 + L
+ * (geometric growth), and when the past already has room and nothing but the past tensor can see
+ * its buffer (NativeBackend.appendInPlace), this call's positions are written into it in place
+ * (O(L) instead of O(S0)): the past tensor's own S0 positions never change. Without `growable` it
+ * is exactly `[B, Hkv, S0 + L, D]`.
  */
 function attentionKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs = {} }: KernelArgs) => {
@@ -65,9 +72,13 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     requireShape(FUSED.attention, 'sin', sin, [batch, 1, len, rotDim]);
     if ((pastKey === undefined) !== (pastValue === undefined)) fail('pastKey and pastValue come together');
     if (pastKey !== undefined && !returnCache) fail('pastKey/pastValue need returnCache');
-    const pastLen = pastKey === undefined ? 0 : pastKey.shape[2];
-    requireShape(FUSED.attention, 'pastKey', pastKey, [batch, kvHeads, pastLen, headDim]);
-    requireShape(FUSED.attention, 'pastValue', pastValue, [batch, kvHeads, pastLen, headDim]);
+    const pastCap = pastKey === undefined ? 0 : pastKey.shape[2];
+    const pastLen = attrs.pastLength === undefined ? pastCap : Number(attrs.pastLength);
+    if (!Number.isInteger(pastLen) || pastLen < 0 || pastLen > pastCap) {
+      fail(`attr 'pastLength' must be an integer in [0, ${pastCap}] (the cached positions), got ${String(attrs.pastLength)}`);
+    }
+    requireShape(FUSED.attention, 'pastKey', pastKey, [batch, kvHeads, pastCap, headDim]);
+    requireShape(FUSED.attention, 'pastValue', pastValue, [batch, kvHeads, pastCap, headDim]);
     const keys = pastLen + len;
     requireShape(FUSED.attention, 'mask', mask, [batch, keys]);
 
@@ -82,11 +93,21 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     let ks = rotate(k, kvHeads);
     let vs = values(backend, v);
     let layout = TOKEN_MAJOR;
+    let capacity = keys;
     if (returnCache) {
+      const growable = attrs.growable === true;
+      capacity = !growable ? keys : pastCap >= keys ? pastCap : grownCapacity(keys);
+      const pool = backend as typeof backend & { appendInPlace?: (dataId: object) => Float32Array | undefined };
       const append = (past: TensorInfo | undefined, x: Float32Array): Float32Array => {
-        const out = allocate(backend, batch * kvHeads * keys * headDim, true); // grows a position per token
+        // In place only into the past's own room, and only when no other tensor can see its buffer.
+        const inPlace = growable && past !== undefined && capacity === pastCap ? pool.appendInPlace?.(past.dataId) : undefined;
+        if (inPlace !== undefined) {
+          if (len > 0) addon.kvAppend(null, x, inPlace, batch, kvHeads, pastLen, len, headDim, pastCap, capacity);
+          return inPlace;
+        }
+        const out = allocate(backend, batch * kvHeads * capacity * headDim, !growable); // exact caches grow a position per token
         const p = past === undefined || pastLen === 0 ? null : values(backend, past);
-        if (out.length > 0) addon.kvAppend(p, x, out, batch, kvHeads, p === null ? 0 : pastLen, len, headDim);
+        if (out.length > 0) addon.kvAppend(p, x, out, batch, kvHeads, p === null ? 0 : pastLen, len, headDim, pastCap, capacity);
         return out;
       };
       ks = append(pastKey, ks);
@@ -96,7 +117,7 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     const context = allocate(backend, batch * len * heads * headDim);
     if (context.length > 0) {
       if (keys === 0) fail('no keys to attend to');
-      const dims = Int32Array.of(batch, len, keys, heads, kvHeads, headDim, layout, layout, attrs.causal === true ? 1 : 0);
+      const dims = Int32Array.of(batch, len, keys, heads, kvHeads, headDim, layout, layout, attrs.causal === true ? 1 : 0, capacity);
       addon.attention(
         qs,
         ks,
@@ -109,9 +130,18 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     }
     const out = backend.makeTensorInfo([batch, len, heads * headDim], 'float32', context);
     if (!returnCache) return out;
-    const cacheShape = [batch, kvHeads, keys, headDim];
+    const cacheShape = [batch, kvHeads, capacity, headDim];
     return [out, backend.makeTensorInfo(cacheShape, 'float32', ks), backend.makeTensorInfo(cacheShape, 'float32', vs)];
   }) as unknown as KernelFunc;
+}
+
+/**
+ * The capacity of a growable cache that must hold `positions`: a quarter more (at least 64
+ * positions more), so a decode runs ~S/4 tokens in place between copies, and copies cost O(1)
+ * amortised per token.
+ */
+function grownCapacity(positions: number): number {
+  return Math.ceil((positions + Math.max(64, positions / 4)) / 64) * 64;
 }
 
 /**

@@ -33,6 +33,8 @@ export class NativeBackend extends MathBackendCPU {
   private readonly owner = new WeakMap<ArrayBufferLike, object>();
   /** Pooled buffers that left the backend's hands (read out, or viewed by another tensor). */
   private readonly shared = new WeakSet<ArrayBufferLike>();
+  /** Buffers appended into in place ({@link appendInPlace}): earlier tensors may still view them. */
+  private readonly appended = new WeakSet<ArrayBufferLike>();
 
   /** Arrays about to become garbage after a load; once one is collected, freed memory goes back. */
   private readonly trimAfterCollection = new FinalizationRegistry<undefined>(() => this.scheduleTrim());
@@ -131,7 +133,7 @@ export class NativeBackend extends MathBackendCPU {
       const buffer = values.buffer as ArrayBuffer;
       this.owner.delete(buffer);
       this.handedOut.delete(buffer);
-      if (!this.shared.has(buffer) && this.spareBytes + buffer.byteLength <= MAX_SPARE_BYTES) {
+      if (!this.shared.has(buffer) && !this.appended.has(buffer) && this.spareBytes + buffer.byteLength <= MAX_SPARE_BYTES) {
         const capacity = buffer.byteLength / 4;
         const list = this.spare.get(capacity) ?? [];
         list.push(buffer);
@@ -157,6 +159,18 @@ export class NativeBackend extends MathBackendCPU {
     const buffer = values.buffer;
     if (this.owner.get(buffer) !== dataId || this.shared.has(buffer) || this.handedOut.get(buffer) !== values) return undefined;
     this.owner.delete(buffer);
+    return values;
+  }
+
+  /**
+   * {@link takeOver} for a kernel that writes past the end of what the tensor holds (a KV cache's
+   * spare room) and leaves what it holds untouched: the tensor may live on (a caller's own state
+   * store keeping an earlier step), so the buffer never returns to the pool, where another output
+   * would overwrite what that tensor holds; the garbage collector frees it once no tensor views it.
+   */
+  appendInPlace(dataId: object): Float32Array | undefined {
+    const values = this.takeOver(dataId);
+    if (values !== undefined) this.appended.add(values.buffer);
     return values;
   }
 
