@@ -24,6 +24,9 @@ void tessera_bf16_force_absent(int absent);
 /* The matmul precision the float32 matmul and packed prefill kernels use: 0 float32, 1 bfloat16. */
 int tessera_matmul_precision(void);
 
+/* Products (m*n*k) from which the float32 kernels use the bf16 GEMM when opted in (below, packing costs more than it saves). */
+#define TESSERA_BF16_MIN_PRODUCTS ((size_t)1 << 20)
+
 /* Set it; returns 0 (and leaves it) when bfloat16 is asked for and tessera_bf16_missing() is not NULL. */
 int tessera_set_matmul_precision(int bf16);
 
