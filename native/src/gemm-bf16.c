@@ -4,7 +4,7 @@
  * pairs (two consecutive inner indices in one 32-bit lane, the layout vdpbf16ps multiplies). A
  * register-blocked MR x NR microkernel then keeps MR x 2 zmm accumulators and per pair of inner
  * indices loads two B vectors and broadcasts MR pairs of A. Threads split the column panels; each
- * packs its own copy of A (M x KC values, small next to its share of the M x N x K products) so
+ * packs its own copy of A (M x K values, small next to its share of the M x N x K products) so
  * a GEMM is a single parallel region.
  *
  * Rounding to bf16 is to nearest even (vcvtne2ps2bf16, which also reads float32 subnormals as
@@ -82,10 +82,10 @@ int tessera_set_matmul_precision(int bf16) {
 #define NR 32
 /* Inner indices per block: an NR-column panel of B (NR * KC bf16 = 32 KiB) stays in L1. */
 #define KC 512
-/* Rows of A per packed block (MC * KC bf16 = 576 KiB, in L2): a 512-token prefill packs A once. */
+/* Rows of A per packed block (all inner indices): a 512-token prefill packs A once. */
 #define MC 576
-/* Column panels of B packed at a time (NCP * NR * KC bf16 = 256 KiB). */
-#define NCP 8
+/* Column panels of B packed at a time (NCP * NR * KC bf16 = 128 KiB; the C tile MC x 128 floats). */
+#define NCP 4
 
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl,f16c,fma")))
 
@@ -233,7 +233,9 @@ struct gemm_job {
 BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
   struct gemm_job *g = ctx;
   const size_t es = elem_size(g->b_kind);
-  uint32_t *ap = aligned_alloc(64, sizeof(uint32_t) * (MC * KC / 2));
+  const int k_pairs = (g->k + 1) / 2;
+  /* All of an MC-row block of A (every inner index) is packed once; block pc's pairs start at pair pc/2. */
+  uint32_t *ap = aligned_alloc(64, sizeof(uint32_t) * (size_t)MC * (size_t)k_pairs);
   uint32_t *bp = aligned_alloc(64, sizeof(uint32_t) * (NCP * NR * KC / 2));
   if (ap == NULL || bp == NULL) {
     g->failed = 1;
@@ -241,22 +243,30 @@ BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
     free(bp);
     return;
   }
-  for (int pc = 0; pc < g->k; pc += KC) {
-    const int kc = g->k - pc < KC ? g->k - pc : KC, pairs = (kc + 1) / 2;
-    const int first = pc == 0;
-    for (int ic = 0; ic < g->m; ic += MC) {
-      const int mc = g->m - ic < MC ? g->m - ic : MC;
+  for (int ic = 0; ic < g->m; ic += MC) {
+    const int mc = g->m - ic < MC ? g->m - ic : MC;
+    const size_t mc_pad = (size_t)(mc + MR - 1) / MR * MR;
+    for (int pc = 0; pc < g->k; pc += KC) {
+      const int kc = g->k - pc < KC ? g->k - pc : KC, pairs = (kc + 1) / 2;
       for (int i = 0; i < mc; i += MR) {
         const int count = mc - i < MR ? mc - i : MR;
         const size_t row = (size_t)(ic + i);
-        uint32_t *dst = ap + (size_t)(i / MR) * pairs * MR;
+        uint32_t *dst = ap + mc_pad * (size_t)(pc / 2) + (size_t)(i / MR) * pairs * MR;
         if (g->a_cs == 1)
           pack_contiguous(TESSERA_BF16_B_F32, g->a + row * g->a_rs + pc, g->a_rs, count, kc, dst, MR);
         else
           pack_strided(g->a + row * g->a_rs + (size_t)pc * g->a_cs, g->a_cs, count, kc, dst, MR);
       }
-      for (size_t jc = begin; jc < end; jc += NCP) {
-        const size_t np = end - jc < NCP ? end - jc : NCP;
+    }
+    /*
+     * Per chunk of column panels, every block of inner indices in turn: the chunk's C tile stays in
+     * cache between the blocks that add to it.
+     */
+    for (size_t jc = begin; jc < end; jc += NCP) {
+      const size_t np = end - jc < NCP ? end - jc : NCP;
+      for (int pc = 0; pc < g->k; pc += KC) {
+        const int kc = g->k - pc < KC ? g->k - pc : KC, pairs = (kc + 1) / 2;
+        const int first = pc == 0;
         for (size_t jp = 0; jp < np; jp++) {
           const size_t j0 = (jc + jp) * NR;
           const int count = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
@@ -272,9 +282,10 @@ BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
           const float *scale = g->scales != NULL ? g->scales + j0 : NULL;
           const int bias_one = g->bias_len == 1;
           const float *bias = g->bias == NULL ? NULL : (bias_one ? g->bias : g->bias + j0);
+          const uint32_t *a_block = ap + mc_pad * (size_t)(pc / 2);
           for (int i = 0; i < mc; i += MR) {
             const int mr = mc - i < MR ? mc - i : MR;
-            microkernel(pairs, ap + (size_t)(i / MR) * pairs * MR, bp + jp * pairs * NR, mr, nr,
+            microkernel(pairs, a_block + (size_t)(i / MR) * pairs * MR, bp + jp * pairs * NR, mr, nr,
                         g->c + (size_t)(ic + i) * g->ldc + j0, g->ldc, scale, bias, bias_one, first);
           }
         }
