@@ -5,7 +5,7 @@
  * - `matmul_bf16_gflops` / `matmul_fp32_gflops` (and `_n<N>` per shape): x [512, 768] times a
  *   [N, 768] weight, N = 768, 2048, 32000 (a prefill's projections and LM head), bf16 GEMM
  *   against OpenBLAS's sgemm;
- * - `llama_small_prefill512[_<dtype>]_{bf16,fp32}compute_tok_s`: Llama-small prefill of 512
+ * - `llama_small_prefill<P>[_<dtype>]_{bf16,fp32}compute_tok_s`: Llama-small prefill of P (512)
  *   tokens with float32 / bf16 / f16 / int8 weights;
  * - `llama_small_logits_bf16compute_max_abs_err[_<dtype>]` and `..._max_rel_err` (over max |logit|)
  *   of that prefill against the same weights in float32 compute;
@@ -100,7 +100,7 @@ export async function runBf16ComputeBench(options: Bf16ComputeBenchOptions): Pro
   const ids = prompt(options.prefill, vocab);
   for (const dtype of ['float32', 'bfloat16', 'float16', 'int8'] as WeightDtype[]) {
     const lm = AutoCausalLM.fromConfig(options.llama, { seed: 1, dtype });
-    const base = dtype === 'float32' ? 'llama_small_prefill512' : `llama_small_prefill512_${DTYPE_KEY[dtype]}`;
+    const base = `llama_small_prefill${options.prefill}${dtype === 'float32' ? '' : `_${DTYPE_KEY[dtype]}`}`;
     const prefill = () => lm.generate([ids], { maxNewTokens: 1 });
     const [fp32, bf16] = interleavedBest(options.quick ? 1 : 3, [
       () => withPrecision('float32', prefill),
