@@ -13,6 +13,7 @@
  */
 #include "gemm-bf16.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,19 +231,56 @@ struct gemm_job {
   volatile int failed;
 };
 
+/*
+ * Packing buffers kept between calls, one per concurrently running part (claimed atomically), so
+ * a prefill's many GEMMs do not map and fault in fresh pages each time. Parts beyond the slots
+ * allocate their own.
+ */
+#define SLOTS 64
+static struct {
+  atomic_int busy;
+  uint32_t *data;
+  size_t words;
+} slots[SLOTS];
+
+static uint32_t *claim_buffer(size_t words, int *slot) {
+  for (int i = 0; i < SLOTS; i++) {
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&slots[i].busy, &idle, 1)) continue;
+    if (slots[i].words < words) {
+      free(slots[i].data);
+      slots[i].data = aligned_alloc(64, sizeof(uint32_t) * words);
+      slots[i].words = slots[i].data != NULL ? words : 0;
+    }
+    if (slots[i].data == NULL) {
+      atomic_store(&slots[i].busy, 0);
+      return NULL;
+    }
+    *slot = i;
+    return slots[i].data;
+  }
+  *slot = -1;
+  return aligned_alloc(64, sizeof(uint32_t) * words);
+}
+
+static void release_buffer(uint32_t *data, int slot) {
+  if (slot < 0) free(data);
+  else atomic_store(&slots[slot].busy, 0);
+}
+
 BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
   struct gemm_job *g = ctx;
   const size_t es = elem_size(g->b_kind);
   const int k_pairs = (g->k + 1) / 2;
   /* All of an MC-row block of A (every inner index) is packed once; block pc's pairs start at pair pc/2. */
-  uint32_t *ap = aligned_alloc(64, sizeof(uint32_t) * (size_t)MC * (size_t)k_pairs);
-  uint32_t *bp = aligned_alloc(64, sizeof(uint32_t) * (NCP * NR * KC / 2));
-  if (ap == NULL || bp == NULL) {
+  const size_t a_words = (size_t)MC * (size_t)k_pairs;
+  int slot = -1;
+  uint32_t *ap = claim_buffer(a_words + NCP * NR * KC / 2, &slot);
+  if (ap == NULL) {
     g->failed = 1;
-    free(ap);
-    free(bp);
     return;
   }
+  uint32_t *bp = ap + a_words; /* a_words is a multiple of 16: bp stays 64-byte aligned */
   for (int ic = 0; ic < g->m; ic += MC) {
     const int mc = g->m - ic < MC ? g->m - ic : MC;
     const size_t mc_pad = (size_t)(mc + MR - 1) / MR * MR;
@@ -292,8 +330,7 @@ BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
       }
     }
   }
-  free(ap);
-  free(bp);
+  release_buffer(ap, slot);
 }
 
 #endif
