@@ -2,7 +2,8 @@
  * `npm run bench`: random-weight models of real size on the backend in use, against the
  * backend's own matmul and matrix-vector throughput. Prints a table, then (last line) one JSON
  * object. Options: `--quick` (tiny models: a smoke check, used by tests/bench), `--only=a,b`
- * with any of engine, bert, mamba, llama, train, precision (bench/precision.ts), `--train-batch=BxL` (the train part's batch,
+ * with any of engine, bert, mamba, llama, train, precision (bench/precision.ts), bf16compute (bench/bf16-compute.ts,
+ * opt-in: not in the default run), `--train-batch=BxL` (the train part's batch,
  * default 4x128, for machines where a full step is too slow) and `--backend=NAME` (or TESSERA_BACKEND).
  * `--train-backend=wasm` also runs the train workloads on wasm (keys ending in `_wasm`, at
  * `--train-wasm-batch=BxL`, default 1x32); off by default because it adds minutes.
@@ -20,9 +21,10 @@ import { runTrainBench, runWasmTrainBench, type TrainBatch } from './train.js';
 import { runLlamaCppBench } from './llama-cpp.js';
 import { runPrecisionBench } from './precision.js';
 import { loadOnnxRuntime, onnxBertSession } from './onnx-bert.js';
+import { runBf16ComputeBench } from './bf16-compute.js';
 
-export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train' | 'precision';
-export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama', 'train', 'precision'];
+export type Part = 'engine' | 'bert' | 'mamba' | 'llama' | 'train' | 'precision' | 'bf16compute';
+export const PARTS: readonly Part[] = ['engine', 'bert', 'mamba', 'llama', 'train', 'precision', 'bf16compute'];
 
 export interface BenchOptions {
   quick?: boolean;
@@ -96,7 +98,8 @@ function denseFlopsPerToken(model: { parameterCount(): number; embeddings: { wor
 
 export async function runBench(options: BenchOptions = {}): Promise<Record<string, number | string>> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const only = new Set(options.only ?? PARTS);
+  // bf16compute measures an opt-in mode: only when named.
+  const only = new Set(options.only ?? PARTS.filter((p) => p !== 'bf16compute'));
   const size = sizes(options.quick ?? false);
   const result: Record<string, number | string> = { backend: tf.getBackend() };
   const rows: [string, string][] = [];
@@ -285,6 +288,9 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
       console.warn('precision bench: llama.cpp not measured (give --llama-cpp=DIR or TESSERA_LLAMA_CPP_DIR)');
     }
   }
+  if (only.has('bf16compute')) {
+    Object.assign(result, await runBf16ComputeBench({ llama: { model_type: 'llama', ...size.llama }, prefill: size.prefill, quick: options.quick ?? false, row }));
+  }
   if (options.trainWasm) Object.assign(result, await runWasmTrainBench({ quick: options.quick ?? false, batch: options.trainWasmBatch, row }));
   measureEngine();
   row('matmul (best of start and end)', result.matmul_gflops as number, 'GFLOP/s');
@@ -336,7 +342,7 @@ function parseArgs(argv: readonly string[]): BenchOptions & { backend?: BackendN
       options.trainWasm = true;
     } else if (arg.startsWith('--backend=')) options.backend = arg.slice(10) as BackendName;
     else if (arg.startsWith('--llama-cpp=')) options.llamaCppDir = arg.slice(12);
-    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train,precision, --train-batch=BxL, --train-backend=wasm, --train-wasm-batch=BxL, --backend=NAME, --llama-cpp=DIR)`);
+    else throw new Error(`unknown option '${arg}' (use --quick, --only=engine,bert,mamba,llama,train,precision,bf16compute, --train-batch=BxL, --train-backend=wasm, --train-wasm-batch=BxL, --backend=NAME, --llama-cpp=DIR)`);
   }
   return options;
 }

@@ -1,4 +1,6 @@
 #include "kernels.h"
+
+#include "gemm-bf16.h"
 #include "simd.h"
 
 #include <cblas.h>
@@ -98,6 +100,11 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
 void tessera_linear(const float *a, int lda, const float *w, const float *bias, float *out, int m,
                     int n, int k) {
   if (m <= 0 || n <= 0) return;
+  /* Opt-in bf16 compute (setMatmulPrecision) for products large enough to repay packing. */
+  if (m > 1 && tessera_matmul_precision() && (size_t)m * n * k >= TESSERA_BF16_MIN_PRODUCTS &&
+      tessera_gemm_bf16(m, n, k, a, (size_t)lda, 1, TESSERA_BF16_B_F32, w, 1, (size_t)k, NULL, bias,
+                        bias != NULL ? (size_t)n : 0, out, (size_t)n))
+    return;
   const float beta = start_output(out, m, n, k, bias, (size_t)n);
   if (k == 0) {
     /* An empty inner dimension: the product is zero (the bias, if any). */

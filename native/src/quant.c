@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ffn.h"
+#include "gemm-bf16.h"
 #include "parallel.h"
 #include "simd.h"
 
@@ -409,6 +410,12 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
     const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : (size_t)n;
     tessera_parallel_for((size_t)n, grain, threads, gemv_part, &a);
     return 1;
+  }
+  if (tessera_matmul_precision()) {
+    /* Opt-in bf16 compute: the weights are rounded to bf16 while packed (int8 exactly), no scratch. */
+    return tessera_gemm_bf16(rows, n, in, x, (size_t)in, 1, kind, w, 1, (size_t)in,
+                             kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, bias != NULL ? (size_t)n : 0, out,
+                             (size_t)n);
   }
   size_t block = in > 0 ? GEMM_BLOCK_FLOATS / (size_t)in : (size_t)n;
   if (block < 16) block = 16;

@@ -327,6 +327,34 @@ export interface NativeAddon {
   /** The packed kernels' vector path ('avx512', 'avx2', 'portable'); with a name, switch to it (tests). */
   quantIsa(name?: string): string;
   /**
+   * Set the precision of the float32 matmul and packed prefill kernels (native/src/gemm-bf16.c);
+   * 'bfloat16' throws an Error naming the missing CPU feature where AVX512_BF16 is absent.
+   */
+  setMatmulPrecision(precision: string): void;
+  /** The matmul precision in force: 'float32' (default) or 'bfloat16'. */
+  getMatmulPrecision(): 'float32' | 'bfloat16';
+  /** Null when the bf16 GEMM can run here, else the CPU/OS feature it lacks. */
+  bf16Missing(): string | null;
+  /** Tests: act as if the CPU lacked AVX512_BF16 (true; also resets the precision to float32), or not. */
+  bf16ForceAbsent(absent: boolean): void;
+  /**
+   * {@link NativeAddon.matmul}'s product with both operands rounded to bf16 and float32 sums
+   * (`out = op(A_i) @ op(B_i) + bias`, no activation); throws where AVX512_BF16 is absent.
+   */
+  gemmBf16(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    aIdx: Int32Array,
+    bIdx: Int32Array,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    bias: Float32Array | null,
+  ): void;
+  /**
    * Adam's update (native/src/train.c) over equal-length arrays, on both cores: `wOut`, `mOut`,
    * `vOut` may be `w`, `m`, `v` themselves (an in-place update). `c1`, `c2` are 1 − βᵗ;
    * `weightDecay` is AdamW's decoupled decay (0 for Adam).

@@ -21,6 +21,32 @@ export function getNumThreads(): number {
   return loadAddon().getNumThreads();
 }
 
+/** Precisions {@link setMatmulPrecision} takes. */
+export type MatmulPrecision = 'float32' | 'bfloat16';
+
+/**
+ * Opt in to bfloat16 compute for large matrix products on the native backend, or back to the
+ * default 'float32'. With 'bfloat16', both operands of float32 BatchMatMul/_FusedMatMul calls
+ * above a size threshold (prefill, training) and the activations of packed-weight (bf16/f16/int8)
+ * prefill are rounded to bfloat16 and multiplied with AVX-512 BF16 dot products, summing in
+ * float32: faster, with about 3 significant digits per input (errors measured in
+ * docs/precision.md, "bfloat16 compute"). Decode (one row) is unchanged. Process-wide.
+ *
+ * @throws Error naming the missing CPU feature (e.g. `avx512_bf16`) where the CPU or OS cannot
+ *   run it, at the time it is asked for; the precision then stays as it was.
+ */
+export function setMatmulPrecision(precision: MatmulPrecision): void {
+  if (precision !== 'float32' && precision !== 'bfloat16') {
+    throw new Error(`setMatmulPrecision: precision must be 'float32' or 'bfloat16', got ${String(precision)}`);
+  }
+  loadAddon().setMatmulPrecision(precision);
+}
+
+/** The matmul precision in force ({@link setMatmulPrecision}); 'float32' unless opted in. */
+export function getMatmulPrecision(): MatmulPrecision {
+  return loadAddon().getMatmulPrecision();
+}
+
 /** Which OpenBLAS kernel set and thread count the addon runs with. */
 export function nativeInfo(): NativeInfo {
   return loadAddon().info();

@@ -1,0 +1,110 @@
+/*
+ * N-API glue for the bf16-compute GEMM and the matmul precision switch (gemm-bf16.c), registered
+ * onto the addon's exports by binding.c's Init.
+ */
+#include <node_api.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gemm-bf16.h"
+#include "napi-args.h"
+
+/* setMatmulPrecision('float32' | 'bfloat16'): throws (naming the missing CPU feature) when bf16 can't run. */
+static napi_value SetMatmulPrecision(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char name[32] = "";
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok)
+    FAIL("tessera_native: the matmul precision must be a string");
+  const int bf16 = strcmp(name, "bfloat16") == 0;
+  if (!bf16 && strcmp(name, "float32") != 0)
+    FAIL("tessera_native: unknown matmul precision '%s' (expected 'float32' or 'bfloat16')", name);
+  if (!tessera_set_matmul_precision(bf16)) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "bfloat16 matmul precision needs a CPU with AVX512_BF16; this one lacks %s", tessera_bf16_missing());
+    napi_throw_error(env, "ERR_TESSERA_CPU_FEATURE", msg);
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value GetMatmulPrecision(napi_env env, napi_callback_info info) {
+  napi_value result;
+  CHECK(napi_create_string_utf8(env, tessera_matmul_precision() ? "bfloat16" : "float32", NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+/* bf16Missing() -> null, or the name of what this CPU/OS lacks for the bf16 GEMM. */
+static napi_value Bf16Missing(napi_env env, napi_callback_info info) {
+  napi_value result;
+  const char *missing = tessera_bf16_missing();
+  if (missing == NULL) CHECK(napi_get_null(env, &result));
+  else CHECK(napi_create_string_utf8(env, missing, NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+/* bf16ForceAbsent(absent): tests take the "CPU lacks it" path on any machine (absent also resets to float32). */
+static napi_value Bf16ForceAbsent(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  bool absent = false;
+  CHECK(napi_get_value_bool(env, argv[0], &absent));
+  tessera_bf16_force_absent(absent);
+  return NULL;
+}
+
+/* gemmBf16(a, b, out, aIdx, bIdx, m, n, k, transA, transB, bias|null): matmul's product (no activation) in bf16. */
+static napi_value GemmBf16(napi_env env, napi_callback_info info) {
+  ARGS(11);
+  F32(0, "a", 0, a, a_len);
+  F32(1, "b", 0, b, b_len);
+  F32(2, "out", 0, out, out_len);
+  int32_t *a_idx = NULL, *b_idx = NULL;
+  size_t batch = 0, b_batch = 0;
+  if (!typed_array(env, argv[3], napi_int32_array, 0, (void **)&a_idx, &batch) ||
+      !typed_array(env, argv[4], napi_int32_array, 0, (void **)&b_idx, &b_batch) || batch != b_batch)
+    FAIL("tessera_native: aIdx and bIdx must be Int32Arrays of equal length");
+  INT(5, "m", m);
+  INT(6, "n", n);
+  INT(7, "k", k);
+  bool trans_a = false, trans_b = false;
+  CHECK(napi_get_value_bool(env, argv[8], &trans_a));
+  CHECK(napi_get_value_bool(env, argv[9], &trans_b));
+  F32(10, "bias", 1, bias, bias_len);
+  const size_t a_size = (size_t)m * k, b_size = (size_t)k * n, c_size = (size_t)m * n;
+  if (out_len < batch * c_size) FAIL("tessera_native: out is too small");
+  for (size_t i = 0; i < batch; i++) {
+    if (a_idx[i] < 0 || (size_t)(a_idx[i] + 1) * a_size > a_len)
+      FAIL("tessera_native: aIdx[%zu] = %d is out of range for a", i, a_idx[i]);
+    if (b_idx[i] < 0 || (size_t)(b_idx[i] + 1) * b_size > b_len)
+      FAIL("tessera_native: bIdx[%zu] = %d is out of range for b", i, b_idx[i]);
+  }
+  if (bias != NULL && bias_len != 1 && bias_len != (size_t)n)
+    FAIL("tessera_native: bias must hold 1 or n = %d values, not %zu", n, bias_len);
+  const char *missing = tessera_bf16_missing();
+  if (missing != NULL) FAIL("tessera_native: the bf16 GEMM needs AVX512_BF16; this CPU lacks %s", missing);
+  for (size_t i = 0; i < batch; i++) {
+    const float *A = a + (size_t)a_idx[i] * a_size;
+    const float *B = b + (size_t)b_idx[i] * b_size;
+    /* A [m, k] is stored [k, m] when transposed; B [k, n] is stored [n, k] when transposed. */
+    const size_t a_rs = trans_a ? 1 : (size_t)k, a_cs = trans_a ? (size_t)m : 1;
+    const size_t b_ks = trans_b ? 1 : (size_t)n, b_ns = trans_b ? (size_t)k : 1;
+    if (!tessera_gemm_bf16(m, n, k, A, a_rs, a_cs, TESSERA_BF16_B_F32, B, b_ks, b_ns, NULL, bias, bias_len,
+                           out + i * c_size, (size_t)n)) {
+      napi_throw_error(env, NULL, "tessera_native: out of memory for the bf16 GEMM's packed panels");
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
+napi_status tessera_register_bf16(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"setMatmulPrecision", NULL, SetMatmulPrecision, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getMatmulPrecision", NULL, GetMatmulPrecision, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"bf16Missing", NULL, Bf16Missing, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"bf16ForceAbsent", NULL, Bf16ForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gemmBf16", NULL, GemmBf16, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

@@ -1,0 +1,359 @@
+/*
+ * The bf16-compute GEMM (see gemm-bf16.h), Goto-style: for each block of KC inner indices, rows of
+ * A are packed into panels of MR rows and columns of B into panels of NR columns, both as bf16
+ * pairs (two consecutive inner indices in one 32-bit lane, the layout vdpbf16ps multiplies). A
+ * register-blocked MR x NR microkernel then keeps MR x 2 zmm accumulators and per pair of inner
+ * indices loads two B vectors and broadcasts MR pairs of A. Threads split the column panels; each
+ * packs its own copy of A (M x K values, small next to its share of the M x N x K products) so
+ * a GEMM is a single parallel region.
+ *
+ * Rounding to bf16 is to nearest even (vcvtne2ps2bf16, which also reads float32 subnormals as
+ * zero). int8 weights are exact in bf16 and their per-row scale multiplies the float32 sum; f16
+ * weights are rounded to bf16 (10 mantissa bits to 7).
+ */
+#include "gemm-bf16.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel.h"
+#include "quant.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TESSERA_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+/* ---- what the CPU and OS offer ---- */
+
+static int force_absent;
+static int precision_bf16;
+
+static const char *probe_missing(void) {
+#ifdef TESSERA_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return "cpuid";
+  if (!(c & (1u << 27))) return "OS support for AVX-512 register state (OSXSAVE)";
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  /* XMM, YMM, opmask, ZMM0-15 upper halves and ZMM16-31 must all be enabled by the OS. */
+  if ((lo & 0xe6u) != 0xe6u) return "OS support for AVX-512 register state (XCR0)";
+  if (__get_cpuid_max(0, NULL) < 7) return "avx512f";
+  __cpuid_count(7, 0, a, b, c, d);
+  if (!(b & (1u << 16))) return "avx512f";
+  if (!(b & (1u << 30))) return "avx512bw";
+  if (a < 1) return "avx512_bf16";
+  __cpuid_count(7, 1, a, b, c, d);
+  if (!(a & (1u << 5))) return "avx512_bf16";
+  return NULL;
+#else
+  return "avx512_bf16 (not an x86-64 build)";
+#endif
+}
+
+const char *tessera_bf16_missing(void) {
+  static int probed;
+  static const char *missing;
+  if (!probed) {
+    missing = probe_missing();
+    probed = 1;
+  }
+  return force_absent ? "avx512_bf16" : missing;
+}
+
+void tessera_bf16_force_absent(int absent) {
+  force_absent = absent;
+  if (absent) precision_bf16 = 0;
+}
+
+int tessera_matmul_precision(void) { return precision_bf16; }
+
+int tessera_set_matmul_precision(int bf16) {
+  if (bf16 && tessera_bf16_missing() != NULL) return 0;
+  precision_bf16 = bf16 != 0;
+  return 1;
+}
+
+#ifdef TESSERA_X86
+
+#define MR 12
+#define NR 32
+/* Inner indices per block: an NR-column panel of B (NR * KC bf16 = 32 KiB) stays in L1. */
+#define KC 512
+/* Rows of A per packed block (all inner indices): a 512-token prefill packs A once. */
+#define MC 576
+/* Column panels of B packed at a time (NCP * NR * KC bf16 = 128 KiB; the C tile MC x 128 floats). */
+#define NCP 4
+
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl,f16c,fma")))
+
+BF16 static inline uint16_t round_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  if ((u & 0x7f800000u) == 0) u &= 0x80000000u; /* subnormals read as zero, like vcvtne2ps2bf16 */
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+/* Element p of a B-kind array as bf16 bits. */
+BF16 static inline uint16_t elem_bf16(int kind, const void *src, size_t p) {
+  switch (kind) {
+    case TESSERA_QUANT_BF16: return ((const uint16_t *)src)[p];
+    case TESSERA_QUANT_F16: return round_bf16(_cvtsh_ss(((const uint16_t *)src)[p]));
+    case TESSERA_QUANT_INT8: return round_bf16((float)((const int8_t *)src)[p]);
+    default: return round_bf16(((const float *)src)[p]);
+  }
+}
+
+static size_t elem_size(int kind) {
+  return kind == TESSERA_BF16_B_F32 ? 4 : (kind == TESSERA_QUANT_INT8 ? 1 : 2);
+}
+
+/* 32 consecutive elements as bf16, in order (two per 32-bit lane, the lower index in the low half). */
+BF16 static inline __m512i load32_bf16(int kind, const void *src) {
+  switch (kind) {
+    case TESSERA_QUANT_BF16: return _mm512_loadu_si512(src);
+    case TESSERA_QUANT_F16: {
+      const uint16_t *p = src;
+      return (__m512i)_mm512_cvtne2ps_pbh(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 16))),
+                                          _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
+    }
+    case TESSERA_QUANT_INT8: {
+      const int8_t *p = src;
+      return (__m512i)_mm512_cvtne2ps_pbh(
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 16)))),
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))));
+    }
+    default: {
+      const float *p = src;
+      return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
+    }
+  }
+}
+
+/*
+ * Panel of R "rows" whose inner index is contiguous: row r's element p at src[r * rs + p] (in
+ * elements), p in [0, kc). dst[q * R + r] = the pair (2q, 2q + 1); rows past `count` and the odd
+ * tail's second half are zero.
+ */
+BF16 static void pack_contiguous(int kind, const void *src, size_t rs, int count, int kc, uint32_t *dst, int R) {
+  const size_t es = elem_size(kind);
+  const int pairs = (kc + 1) / 2;
+  const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(R));
+  for (int r = 0; r < R; r++) {
+    if (r >= count) {
+      for (int q = 0; q < pairs; q++) dst[(size_t)q * R + r] = 0;
+      continue;
+    }
+    const char *row = (const char *)src + (size_t)r * rs * es;
+    int p = 0;
+    for (; p + 32 <= kc; p += 32)
+      _mm512_i32scatter_epi32(dst + (size_t)(p / 2) * R + r, stride, load32_bf16(kind, row + p * es), 4);
+    for (; p < kc; p += 2) {
+      const uint32_t lo = elem_bf16(kind, row, (size_t)p);
+      const uint32_t hi = p + 1 < kc ? elem_bf16(kind, row, (size_t)p + 1) : 0;
+      dst[(size_t)(p / 2) * R + r] = lo | hi << 16;
+    }
+  }
+}
+
+/*
+ * Panel of R float32 "rows" stored across: row r's element p at src[p * ks + r], r < count.
+ * Two inner indices are converted together and interleaved into pairs.
+ */
+BF16 static void pack_strided(const float *src, size_t ks, int count, int kc, uint32_t *dst, int R) {
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                              6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (int p = 0; p < kc; p += 2) {
+    const float *x = src + (size_t)p * ks, *y = src + (size_t)(p + 1) * ks;
+    for (int g = 0; g < R; g += 16) {
+      const int width = R - g < 16 ? R - g : 16;
+      const int valid = count - g < 0 ? 0 : (count - g < width ? count - g : width);
+      const __mmask16 load = (__mmask16)((1u << valid) - 1), store = (__mmask16)((1u << width) - 1);
+      const __m512 vx = _mm512_maskz_loadu_ps(load, x + g);
+      const __m512 vy = p + 1 < kc ? _mm512_maskz_loadu_ps(load, y + g) : _mm512_setzero_ps();
+      const __m512i v = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(vy, vx));
+      _mm512_mask_storeu_epi32(dst + (size_t)(p / 2) * R + g, store, v);
+    }
+  }
+}
+
+/*
+ * C[mr, nr] (=|+=) the panels' product * scale[j] (+ bias on the first block). `first`: the
+ * first block of inner indices writes C (with the bias), later ones add to it.
+ */
+BF16 static void microkernel(int pairs, const uint32_t *ap, const uint32_t *bp, int mr, int nr, float *c,
+                             size_t ldc, const float *scale, const float *bias, int bias_one, int first) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int q = 0; q < pairs; q++) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(bp + (size_t)q * NR);
+    const __m512bh b1 = (__m512bh)_mm512_load_si512(bp + (size_t)q * NR + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[(size_t)q * MR + r]);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+    }
+  }
+  for (int h = 0; h < 2; h++) {
+    const int cols = nr - 16 * h;
+    if (cols <= 0) break;
+    const __mmask16 mask = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1);
+    const __m512 s = scale != NULL ? _mm512_maskz_loadu_ps(mask, scale + 16 * h) : _mm512_set1_ps(1.0f);
+    __m512 add = _mm512_setzero_ps();
+    if (first && bias != NULL) add = bias_one ? _mm512_set1_ps(bias[0]) : _mm512_maskz_loadu_ps(mask, bias + 16 * h);
+    for (int r = 0; r < mr; r++) {
+      float *cr = c + (size_t)r * ldc + 16 * h;
+      const __m512 base = first ? add : _mm512_maskz_loadu_ps(mask, cr);
+      _mm512_mask_storeu_ps(cr, mask, _mm512_fmadd_ps(acc[r][h], s, base));
+    }
+  }
+}
+
+struct gemm_job {
+  int m, n, k;
+  const float *a;
+  size_t a_rs, a_cs;
+  int b_kind;
+  const char *b;
+  size_t b_ks, b_ns;
+  const float *scales, *bias;
+  size_t bias_len;
+  float *c;
+  size_t ldc;
+  volatile int failed;
+};
+
+/*
+ * Packing buffers kept between calls, one per concurrently running part (claimed atomically), so
+ * a prefill's many GEMMs do not map and fault in fresh pages each time. Parts beyond the slots
+ * allocate their own.
+ */
+#define SLOTS 64
+static struct {
+  atomic_int busy;
+  uint32_t *data;
+  size_t words;
+} slots[SLOTS];
+
+static uint32_t *claim_buffer(size_t words, int *slot) {
+  for (int i = 0; i < SLOTS; i++) {
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&slots[i].busy, &idle, 1)) continue;
+    if (slots[i].words < words) {
+      free(slots[i].data);
+      slots[i].data = aligned_alloc(64, sizeof(uint32_t) * words);
+      slots[i].words = slots[i].data != NULL ? words : 0;
+    }
+    if (slots[i].data == NULL) {
+      atomic_store(&slots[i].busy, 0);
+      return NULL;
+    }
+    *slot = i;
+    return slots[i].data;
+  }
+  *slot = -1;
+  return aligned_alloc(64, sizeof(uint32_t) * words);
+}
+
+static void release_buffer(uint32_t *data, int slot) {
+  if (slot < 0) free(data);
+  else atomic_store(&slots[slot].busy, 0);
+}
+
+BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
+  struct gemm_job *g = ctx;
+  const size_t es = elem_size(g->b_kind);
+  const int k_pairs = (g->k + 1) / 2;
+  /* All of an MC-row block of A (every inner index) is packed once; block pc's pairs start at pair pc/2. */
+  const size_t a_words = (size_t)MC * (size_t)k_pairs;
+  int slot = -1;
+  uint32_t *ap = claim_buffer(a_words + NCP * NR * KC / 2, &slot);
+  if (ap == NULL) {
+    g->failed = 1;
+    return;
+  }
+  uint32_t *bp = ap + a_words; /* a_words is a multiple of 16: bp stays 64-byte aligned */
+  for (int ic = 0; ic < g->m; ic += MC) {
+    const int mc = g->m - ic < MC ? g->m - ic : MC;
+    const size_t mc_pad = (size_t)(mc + MR - 1) / MR * MR;
+    for (int pc = 0; pc < g->k; pc += KC) {
+      const int kc = g->k - pc < KC ? g->k - pc : KC, pairs = (kc + 1) / 2;
+      for (int i = 0; i < mc; i += MR) {
+        const int count = mc - i < MR ? mc - i : MR;
+        const size_t row = (size_t)(ic + i);
+        uint32_t *dst = ap + mc_pad * (size_t)(pc / 2) + (size_t)(i / MR) * pairs * MR;
+        if (g->a_cs == 1)
+          pack_contiguous(TESSERA_BF16_B_F32, g->a + row * g->a_rs + pc, g->a_rs, count, kc, dst, MR);
+        else
+          pack_strided(g->a + row * g->a_rs + (size_t)pc * g->a_cs, g->a_cs, count, kc, dst, MR);
+      }
+    }
+    /*
+     * Per chunk of column panels, every block of inner indices in turn: the chunk's C tile stays in
+     * cache between the blocks that add to it.
+     */
+    for (size_t jc = begin; jc < end; jc += NCP) {
+      const size_t np = end - jc < NCP ? end - jc : NCP;
+      for (int pc = 0; pc < g->k; pc += KC) {
+        const int kc = g->k - pc < KC ? g->k - pc : KC, pairs = (kc + 1) / 2;
+        const int first = pc == 0;
+        for (size_t jp = 0; jp < np; jp++) {
+          const size_t j0 = (jc + jp) * NR;
+          const int count = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
+          uint32_t *dst = bp + jp * pairs * NR;
+          if (g->b_ks == 1)
+            pack_contiguous(g->b_kind, g->b + (j0 * g->b_ns + pc) * es, g->b_ns, count, kc, dst, NR);
+          else
+            pack_strided((const float *)g->b + (size_t)pc * g->b_ks + j0, g->b_ks, count, kc, dst, NR);
+        }
+        for (size_t jp = 0; jp < np; jp++) {
+          const size_t j0 = (jc + jp) * NR;
+          const int nr = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
+          const float *scale = g->scales != NULL ? g->scales + j0 : NULL;
+          const int bias_one = g->bias_len == 1;
+          const float *bias = g->bias == NULL ? NULL : (bias_one ? g->bias : g->bias + j0);
+          const uint32_t *a_block = ap + mc_pad * (size_t)(pc / 2);
+          for (int i = 0; i < mc; i += MR) {
+            const int mr = mc - i < MR ? mc - i : MR;
+            microkernel(pairs, a_block + (size_t)(i / MR) * pairs * MR, bp + jp * pairs * NR, mr, nr,
+                        g->c + (size_t)(ic + i) * g->ldc + j0, g->ldc, scale, bias, bias_one, first);
+          }
+        }
+      }
+    }
+  }
+  release_buffer(ap, slot);
+}
+
+#endif
+
+int tessera_gemm_bf16(int m, int n, int k, const float *a, size_t a_rs, size_t a_cs, int b_kind, const void *b,
+                      size_t b_ks, size_t b_ns, const float *scales, const float *bias, size_t bias_len, float *c,
+                      size_t ldc) {
+  if (tessera_bf16_missing() != NULL) return 0;
+#ifdef TESSERA_X86
+  if (m <= 0 || n <= 0) return 1;
+  if (k == 0) {
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = bias == NULL ? 0.0f : bias[bias_len == 1 ? 0 : j];
+    return 1;
+  }
+  struct gemm_job g = {m, n, k, a, a_rs, a_cs, b_kind, b, b_ks, b_ns, scales, bias, bias_len, c, ldc, 0};
+  const size_t panels = ((size_t)n + NR - 1) / NR;
+  /* Enough products per thread (about 16M multiply-adds) to repay starting it. */
+  const size_t per_panel = (size_t)m * (size_t)k * NR;
+  const size_t grain = per_panel >= (16u << 20) ? 1 : (16u << 20) / per_panel + 1;
+  tessera_parallel_for(panels, grain, tessera_threads(), gemm_part, &g);
+  return !g.failed;
+#else
+  return 0;
+#endif
+}

@@ -1,0 +1,44 @@
+/*
+ * An opt-in bfloat16-compute GEMM (AVX-512 BF16's vdpbf16ps, float32 accumulation): both operands
+ * are rounded to bf16 while they are packed, each product of two bf16 values is exact in float32,
+ * and the sums are float32. It trades about 3 significant digits of the inputs for up to twice
+ * the multiply rate of float32 FMA. Used only when asked for (setMatmulPrecision('bfloat16')).
+ */
+#ifndef TESSERA_GEMM_BF16_H
+#define TESSERA_GEMM_BF16_H
+
+#include <stddef.h>
+
+/* B operand kinds: the packed-weight kinds of quant.h (0 bf16, 1 f16, 2 int8), and float32. */
+#define TESSERA_BF16_B_F32 3
+
+/*
+ * NULL when this CPU and OS can run the bf16 GEMM, else the name of what is missing
+ * ("avx512f", "avx512bw", "avx512_bf16", or the OS's AVX-512 register state).
+ */
+const char *tessera_bf16_missing(void);
+
+/* Tests: pretend the CPU lacks AVX512_BF16 (1) or look at the real CPU again (0). */
+void tessera_bf16_force_absent(int absent);
+
+/* The matmul precision the float32 matmul and packed prefill kernels use: 0 float32, 1 bfloat16. */
+int tessera_matmul_precision(void);
+
+/* Products (m*n*k) from which the float32 kernels use the bf16 GEMM when opted in (below, packing costs more than it saves). */
+#define TESSERA_BF16_MIN_PRODUCTS ((size_t)1 << 20)
+
+/* Set it; returns 0 (and leaves it) when bfloat16 is asked for and tessera_bf16_missing() is not NULL. */
+int tessera_set_matmul_precision(int bf16);
+
+/*
+ * C [m, n] (row stride ldc) = A . B * scale[j] + bias, rounding A and B to bf16.
+ * A(i, p) = a[i * a_rs + p * a_cs] (float32). B(p, j) = b[p * b_ks + j * b_ns] in b_kind's
+ * element type (packed kinds are stored [n, k]: b_ks = 1, b_ns = k). scales: int8's per output
+ * column (else NULL); bias: NULL, 1 value, or n values. Returns 0 when a buffer cannot be
+ * allocated or the CPU lacks the instructions (nothing is written then).
+ */
+int tessera_gemm_bf16(int m, int n, int k, const float *a, size_t a_rs, size_t a_cs, int b_kind, const void *b,
+                      size_t b_ks, size_t b_ns, const float *scales, const float *bias, size_t bias_len, float *c,
+                      size_t ldc);
+
+#endif

@@ -1,0 +1,230 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { AutoCausalLM, AutoEncoder } from '../../src/index.js';
+import { loadAddon, type NativeAddon } from '../../src/kernels/native/addon.js';
+import { getMatmulPrecision, getNumThreads, setMatmulPrecision, setNumThreads } from '../../src/kernels/native/index.js';
+import { PACKED_DTYPES, type PackedDtype } from '../../src/kernels/contract.js';
+import { roundBfloat16 } from '../../src/ops/packed-weights.js';
+import { fixture, loadExpected } from '../helpers.js';
+import { built, randoms, useNativeBackend } from './helpers.js';
+
+/**
+ * The opt-in bf16-compute GEMM (native/src/gemm-bf16.c) and its switch, setMatmulPrecision.
+ * Products are checked against a double-precision sum of the bf16-rounded operands: they agree up
+ * to float32 summation order, |Δ| <= K·2^-23·Σ|a·b|, far below bf16's own rounding (2^-9).
+ * Where the CPU lacks AVX512_BF16 the same tests check that asking for it fails, naming the feature.
+ */
+const describeNative = built ? describe : describe.skip;
+
+/** C = op(A)·op(B) (+ bias) over bf16-rounded A and B, in double; with Σ|a·b| per entry. */
+function reference(a: Float32Array, b: Float32Array, m: number, n: number, k: number, ta: boolean, tb: boolean, bias: Float32Array | null) {
+  const out = new Float64Array(m * n);
+  const mag = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      let t = 0;
+      for (let p = 0; p < k; p++) {
+        const v = roundBfloat16(ta ? a[p * m + i]! : a[i * k + p]!) * roundBfloat16(tb ? b[j * k + p]! : b[p * n + j]!);
+        s += v;
+        t += Math.abs(v);
+      }
+      out[i * n + j] = s + (bias === null ? 0 : bias[bias.length === 1 ? 0 : j]!);
+      mag[i * n + j] = t;
+    }
+  }
+  return { out, mag };
+}
+
+function expectSummationClose(actual: Float32Array, ref: { out: Float64Array; mag: Float64Array }, k: number, what: string): void {
+  for (let i = 0; i < actual.length; i++) {
+    // float32 sums of k terms, plus the bias addition and the final rounding.
+    const bound = (k + 2) * 2 ** -23 * ref.mag[i]! + 2 ** -23 * Math.abs(ref.out[i]!) + 1e-30;
+    if (!(Math.abs(actual[i]! - ref.out[i]!) <= bound)) expect.fail(`${what} [${i}]: ${actual[i]} vs ${ref.out[i]} (bound ${bound})`);
+  }
+}
+
+describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
+  const addon = built ? loadAddon() : (undefined as unknown as NativeAddon);
+  const missing = built ? addon.bf16Missing() : null;
+  useNativeBackend();
+  afterEach(() => {
+    addon.bf16ForceAbsent(false);
+    if (missing === null) setMatmulPrecision('float32');
+  });
+
+  it('matches a double-precision sum of the bf16-rounded operands on odd shapes, tails, transposes, bias, 1 and 2 threads', () => {
+    const shapes = [[1, 1, 1], [2, 3, 5], [13, 33, 7], [12, 32, 64], [25, 45, 517], [37, 70, 1030], [600, 65, 33], [3, 100, 2]] as const;
+    const threads = getNumThreads();
+    try {
+      for (const t of [1, 2]) {
+        setNumThreads(t);
+        for (const [m, n, k] of shapes) {
+          for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+            const seed = m * 7 + n * 11 + k * 13 + (ta ? 1 : 0) + (tb ? 2 : 0);
+            // Two batches with b shared, as the matmul kernel passes them.
+            const a = randoms(2 * m * k, seed);
+            const b = randoms(k * n, seed + 1).map((v) => v * 3);
+            const bias = (m + n) % 2 === 0 ? randoms(n, seed + 2) : Float32Array.of(0.25);
+            const out = new Float32Array(2 * m * n);
+            const call = () => addon.gemmBf16(a, b, out, Int32Array.of(0, 1), Int32Array.of(0, 0), m, n, k, ta, tb, bias);
+            if (missing !== null) {
+              expect(call).toThrow(new RegExp(`AVX512_BF16; this CPU lacks ${missing}`));
+              return;
+            }
+            call();
+            for (let batch = 0; batch < 2; batch++) {
+              const ref = reference(a.subarray(batch * m * k, (batch + 1) * m * k), b, m, n, k, ta, tb, bias);
+              expectSummationClose(out.subarray(batch * m * n, (batch + 1) * m * n), ref, k, `${m}x${n}x${k} ta=${ta} tb=${tb} batch ${batch} threads ${t}`);
+            }
+          }
+        }
+      }
+    } finally {
+      setNumThreads(threads);
+    }
+  });
+
+  for (const dtype of PACKED_DTYPES) {
+    it(`${dtype} weights: packed prefill (quantLinear, gated too) with bf16 compute matches the double sum of bf16(x) · bf16(w)`, () => {
+      if (missing !== null) return expect(() => setMatmulPrecision('bfloat16')).toThrow(missing);
+      const kind = PACKED_DTYPES.indexOf(dtype as PackedDtype);
+      for (const [rows, inF, n] of [[5, 257, 3], [9, 64, 70], [40, 515, 33]] as const) {
+        const x = randoms(rows * inF, rows + inF);
+        const w = randoms(n * inF, n + inF).map((v) => v * 0.7);
+        const bias = randoms(n, 5);
+        const data = dtype === 'int8' ? new Int8Array(n * inF) : new Uint16Array(n * inF);
+        const scales = dtype === 'int8' ? new Float32Array(n) : null;
+        addon.quantPack(kind, w, data, scales, n, inF);
+        const unpacked = new Float32Array(n * inF);
+        addon.quantUnpack(kind, data, scales, unpacked, n, inF);
+        // int8 codes are exact in bf16 (the scale multiplies the sum); f16 values round to bf16.
+        const wb = dtype === 'int8' ? unpacked : unpacked.map(roundBfloat16);
+        // int8: the sum over the codes themselves, scaled afterwards as the kernel does.
+        const scaled = data instanceof Int8Array ? reference(x, Float32Array.from(data), rows, n, inF, false, true, null) : null;
+        setMatmulPrecision('bfloat16');
+        const out = new Float32Array(rows * n);
+        addon.quantLinear(x, kind, data, scales, bias, out, inF, n, 0);
+        const gated = new Float32Array(rows * n);
+        addon.quantGatedLinear(x, kind, data, scales, data, scales, null, null, gated, inF, n, 0);
+        setMatmulPrecision('float32');
+        const out32 = new Float32Array(rows * n);
+        addon.quantLinear(x, kind, data, scales, bias, out32, inF, n, 0);
+        if (dtype === 'int8') {
+          // sum(bf16(x) q) * scale + bias: the bound scales Σ|x q| by the row's scale.
+          for (let i = 0; i < out.length; i++) {
+            const s = scales![i % n]!;
+            const want = scaled!.out[i]! * s + bias[i % n]!;
+            const bound = (inF + 3) * 2 ** -23 * (scaled!.mag[i]! * s + Math.abs(bias[i % n]!));
+            if (!(Math.abs(out[i]! - want) <= bound)) expect.fail(`int8 ${rows}x${n}x${inF} [${i}]: ${out[i]} vs ${want}`);
+          }
+        } else {
+          expectSummationClose(out, reference(x, wb, rows, n, inF, false, true, bias), inF, `${dtype} ${rows}x${n}x${inF}`);
+        }
+        // Gated with act 0 (identity): (x·wᵀ)², from the same bf16 products.
+        for (let i = 0; i < gated.length; i++) {
+          const v = out[i]! - bias[i % n]!;
+          expect(Math.abs(gated[i]! - v * v)).toBeLessThanOrEqual(1e-4 * Math.max(1, v * v));
+        }
+        // The default path (float32 activations) differs: the switch did take effect.
+        expect(out.some((v, i) => v !== out32[i])).toBe(true);
+      }
+    });
+  }
+
+  it('setMatmulPrecision: float32 by default, rejects unknown names, and on a CPU without AVX512_BF16 throws naming it (state unchanged)', () => {
+    expect(getMatmulPrecision()).toBe('float32');
+    expect(() => setMatmulPrecision('bf16' as never)).toThrow(/precision must be 'float32' or 'bfloat16', got bf16/);
+    expect(() => addon.setMatmulPrecision('half')).toThrow(/unknown matmul precision 'half'/);
+    addon.bf16ForceAbsent(true);
+    expect(addon.bf16Missing()).toBe('avx512_bf16');
+    expect(() => setMatmulPrecision('bfloat16')).toThrow(/bfloat16 matmul precision needs a CPU with AVX512_BF16; this one lacks avx512_bf16/);
+    expect(getMatmulPrecision()).toBe('float32');
+    expect(() => addon.gemmBf16(new Float32Array(4), new Float32Array(4), new Float32Array(4), Int32Array.of(0), Int32Array.of(0), 2, 2, 2, false, false, null)).toThrow(/lacks avx512_bf16/);
+    setMatmulPrecision('float32');
+    addon.bf16ForceAbsent(false);
+    expect(addon.bf16Missing()).toBe(missing);
+    if (missing === null) {
+      setMatmulPrecision('bfloat16');
+      expect(getMatmulPrecision()).toBe('bfloat16');
+      // Forcing "absent" while opted in falls back to float32 rather than leave a mode that cannot run.
+      addon.bf16ForceAbsent(true);
+      expect(getMatmulPrecision()).toBe('float32');
+    }
+  });
+
+  it('tf.matMul / fused matMul: large products take the bf16 GEMM when opted in, small and one-row ones stay float32, nothing leaks', () => {
+    if (missing !== null) return expect(() => setMatmulPrecision('bfloat16')).toThrow(missing);
+    const start = tf.memory().numTensors;
+    const [m, k, n] = [96, 160, 72]; // m·n·k above the 2^20 threshold
+    const a = tf.tensor2d(randoms(m * k, 1), [m, k]);
+    const b = tf.tensor2d(randoms(k * n, 2), [k, n]);
+    const bias = tf.tensor1d(randoms(n, 3));
+    const small = tf.tensor2d(randoms(8 * 16, 4), [8, 16]);
+    const smallB = tf.tensor2d(randoms(16 * 8, 5), [16, 8]);
+    const run = () => ({
+      big: Float32Array.from(tf.matMul(a, b).dataSync()),
+      fused: Float32Array.from(tf.fused.matMul({ a, b, bias, activation: 'relu' }).dataSync()),
+      row: Float32Array.from(tf.matMul(a.slice([0, 0], [1, k]), b).dataSync()),
+      small: Float32Array.from(tf.matMul(small, smallB).dataSync()),
+    });
+    const f32 = tf.tidy(run);
+    setMatmulPrecision('bfloat16');
+    const b16 = tf.tidy(run);
+    setMatmulPrecision('float32');
+    const ref = reference(a.dataSync() as Float32Array, b.dataSync() as Float32Array, m, n, k, false, false, null);
+    expectSummationClose(b16.big, ref, k, 'matMul');
+    const biasV = bias.dataSync();
+    for (let i = 0; i < b16.fused.length; i++) {
+      const want = Math.max(0, ref.out[i]! + biasV[i % n]!);
+      expect(Math.abs(b16.fused[i]! - want)).toBeLessThanOrEqual((k + 3) * 2 ** -23 * (ref.mag[i]! + 1));
+    }
+    expect(b16.big.some((v, i) => v !== f32.big[i])).toBe(true);
+    expect(b16.row).toEqual(f32.row);
+    expect(b16.small).toEqual(f32.small);
+    tf.dispose([a, b, bias, small, smallB]);
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  for (const [name, loader, dtype] of [
+    ['llama-tiny', AutoCausalLM, 'bfloat16'],
+    ['llama-tiny', AutoCausalLM, 'int8'],
+    ['jamba-tiny', AutoCausalLM, 'bfloat16'],
+    ['bert-tiny', AutoEncoder, 'float16'],
+  ] as const) {
+    it(`${name} (${dtype} weights): prefill with bf16 compute within ${TOLERANCE_U} u of the default, nothing leaks`, async () => {
+      if (missing !== null) return expect(() => setMatmulPrecision('bfloat16')).toThrow(missing);
+      const start = tf.memory().numTensors;
+      const model = await (loader as typeof AutoCausalLM).fromDir(fixture(name), { dtype });
+      const e = loadExpected(name);
+      const forward = () =>
+        tf.tidy(() => {
+          const ids = tf.tensor2d(e.input_ids, undefined, 'int32');
+          const out = (model as unknown as { forward(ids: tf.Tensor2D): { logits?: tf.Tensor; lastHiddenState: tf.Tensor } }).forward(ids);
+          return Float32Array.from((out.logits ?? out.lastHiddenState).dataSync());
+        });
+      const base = forward();
+      setMatmulPrecision('bfloat16');
+      const y = forward();
+      setMatmulPrecision('float32');
+      let scale = 0;
+      let worst = 0;
+      for (let i = 0; i < y.length; i++) {
+        scale = Math.max(scale, Math.abs(base[i]!));
+        worst = Math.max(worst, Math.abs(y[i]! - base[i]!));
+      }
+      expect(worst, 'bf16 compute changed nothing: not applied').toBeGreaterThan(0);
+      expect(worst).toBeLessThanOrEqual(TOLERANCE_U * 2 ** -9 * scale);
+      model.dispose();
+      expect(tf.memory().numTensors).toBe(start);
+    });
+  }
+});
+
+/**
+ * Max |Δ| against the default compute, in bf16 unit roundoffs (2^-9) of the output's max |y|, as
+ * for packed weights in tests/precision/parity.test.ts. Measured: llama-tiny bf16 4.2 u, int8
+ * 4.4 u, jamba-tiny bf16 12.9 u, bert-tiny f16 1.5 u (docs/precision.md, "bfloat16 compute").
+ */
+const TOLERANCE_U = 32;
