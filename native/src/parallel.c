@@ -4,14 +4,19 @@
  * takes, so such kernels would stay on one core; the pool's workers are started once and woken
  * per call.
  *
- * Waking: a call publishes a new `ticket` (a call number and its part count). Idle workers first spin on it for a short while (decode and
- * training call kernels back to back, so most calls find their workers awake), yielding the core
- * to any other runnable thread (OpenBLAS's own workers share these cores), then sleep on a
- * condition variable.
+ * Parts are claimed, not assigned: a call publishes its number and part count in `claim`, and the
+ * caller and the workers take the next unclaimed part with a compare-and-swap until none is left.
+ * On a machine shared with other processes (or with OpenBLAS's own spinning threads) a worker may
+ * not get a core for milliseconds; the caller then runs its part itself instead of waiting for it.
+ * The part boundaries depend only on n and the part count, never on who runs a part, so results
+ * are one thread's bit for bit.
+ *
+ * Waking: idle workers first spin on `claim` for a short while (decode and training call kernels
+ * back to back, so most calls find them awake), yielding the core to any other runnable thread,
+ * then sleep on a condition variable. The caller waiting for parts still running also yields.
  *
  * One call at a time uses the pool: a call from inside a part, or while another thread's call
- * holds it, runs its parts on the calling thread instead. The split is the same either way, so
- * results do not depend on which threads ran the parts.
+ * holds it, runs its parts on the calling thread instead.
  */
 #include "parallel.h"
 
@@ -22,7 +27,7 @@
 
 #define MAX_THREADS 64
 /*
- * Polls of `ticket` before an idle worker sleeps (each a pause and a yield: ~0.1 ms in all): short,
+ * Polls of `claim` before an idle worker sleeps (each a pause and a yield: ~0.1 ms in all): short,
  * so that a spinning worker does not hold a core OpenBLAS's threads want.
  */
 #define SPIN_POLLS 200
@@ -36,15 +41,16 @@ static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_up = PTHREAD_COND_INITIALIZER;
 static int workers_started; /* workers 1..workers_started exist; changed under pool_lock */
 /*
- * (call number << 8) | parts of the latest call. A worker decides from the ticket alone whether
- * it has a part: one that has none never reads `job`, which the next call may be rewriting; one
- * that has a part is waited for, so `job` stays as published until it is done.
+ * (call number << 16) | (parts << 8) | next unclaimed part, of the latest call. Claiming a part
+ * is a compare-and-swap on the whole word, so a worker that wakes late cannot take a part of a
+ * call other than the one it read, and one that claimed a part is waited for: `job` stays as
+ * published until every part of its call is done.
  */
-static atomic_ulong ticket;
+static atomic_ulong claim;
 static atomic_int sleepers;
-static atomic_int parts_left; /* parts the workers have not finished in the current call */
+static atomic_int parts_done; /* parts of the current call finished */
 
-/* The current call: written under pool_lock before its ticket is published (release). */
+/* The current call: written under pool_lock before its claim word is published (release). */
 static struct {
   tessera_range_fn fn;
   void *ctx;
@@ -66,50 +72,75 @@ static void run_part(size_t part) {
   inside_part = 0;
 }
 
-/* The ticket current when each worker was started (before the call that started it published its own). */
-static unsigned long start_ticket[MAX_THREADS];
+/* Runs unclaimed parts of call `call` until none is left (or a later call has replaced it). */
+static void claim_parts(unsigned long call) {
+  unsigned long seen = atomic_load_explicit(&claim, memory_order_acquire);
+  while ((seen >> 16) == call && (seen & 0xff) < ((seen >> 8) & 0xff)) {
+    /* The acquire pairs with the caller's release of `claim`, so `job` is the call's. */
+    if (atomic_compare_exchange_weak_explicit(&claim, &seen, seen + 1, memory_order_acq_rel, memory_order_acquire)) {
+      run_part(seen & 0xff);
+      atomic_fetch_add_explicit(&parts_done, 1, memory_order_release);
+      seen = atomic_load_explicit(&claim, memory_order_acquire);
+    }
+  }
+}
+
+/* The claim word current when each worker was started (before the call that started it published its own). */
+static unsigned long start_claim[MAX_THREADS];
 
 static void *worker(void *arg) {
   const size_t id = (size_t)(uintptr_t)arg;
-  unsigned long seen = start_ticket[id];
+  unsigned long seen = start_claim[id] >> 16;
   for (;;) {
-    unsigned long now = atomic_load_explicit(&ticket, memory_order_acquire);
+    unsigned long now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
     for (int polls = 0; now == seen && polls < SPIN_POLLS; polls++) {
       cpu_relax();
       sched_yield();
-      now = atomic_load_explicit(&ticket, memory_order_acquire);
+      now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
     }
     if (now == seen) {
       pthread_mutex_lock(&sleep_lock);
       atomic_fetch_add(&sleepers, 1);
-      while ((now = atomic_load(&ticket)) == seen) pthread_cond_wait(&wake_up, &sleep_lock);
+      while ((now = atomic_load(&claim) >> 16) == seen) pthread_cond_wait(&wake_up, &sleep_lock);
       atomic_fetch_sub(&sleepers, 1);
       pthread_mutex_unlock(&sleep_lock);
     }
     seen = now;
-    if (id < (now & 0xff)) {
-      run_part(id);
-      atomic_fetch_sub_explicit(&parts_left, 1, memory_order_release);
-    }
+    claim_parts(now);
   }
   return NULL;
 }
 
-/* Start workers up to `wanted` (1..wanted-1 besides the caller); returns how many parts can run at once. */
-static size_t ensure_workers(size_t wanted) {
+/*
+ * A forked child has none of the parent's workers: it starts its own when it first needs them
+ * (until then, as when thread creation fails, the caller claims every part itself).
+ */
+static void forget_workers(void) {
+  workers_started = 0;
+  atomic_store(&sleepers, 0);
+}
+
+static void register_fork_handler(void) { pthread_atfork(NULL, NULL, forget_workers); }
+
+/* Start workers up to `wanted` (1..wanted-1 besides the caller). */
+static void ensure_workers(size_t wanted) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, register_fork_handler);
   while ((size_t)workers_started + 1 < wanted && workers_started + 1 < MAX_THREADS) {
     pthread_t id;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    start_ticket[workers_started + 1] = atomic_load(&ticket);
+    start_claim[workers_started + 1] = atomic_load(&claim);
     const int failed = pthread_create(&id, &attr, worker, (void *)(uintptr_t)(workers_started + 1));
     pthread_attr_destroy(&attr);
-    if (failed) break;
+    if (failed) break; /* fewer workers: the caller claims the parts they would have run */
     workers_started++;
   }
-  return (size_t)workers_started + 1;
 }
+
+/* Polls of the parts still running before the waiting caller starts yielding its core. */
+#define WAIT_POLLS 64
 
 void tessera_parallel_for(size_t n, size_t grain, int threads, tessera_range_fn fn, void *ctx) {
   if (grain < 1) grain = 1;
@@ -124,24 +155,26 @@ void tessera_parallel_for(size_t n, size_t grain, int threads, tessera_range_fn 
     for (size_t i = 0; i < parts; i++) fn(ctx, n * i / parts, n * (i + 1) / parts);
     return;
   }
-  const size_t running = ensure_workers(parts);
-  const size_t by_workers = (running < parts ? running : parts) - 1;
+  ensure_workers(parts);
   job.fn = fn;
   job.ctx = ctx;
   job.n = n;
   job.parts = parts;
-  atomic_store_explicit(&parts_left, (int)by_workers, memory_order_relaxed);
-  /* Workers 1..by_workers take their part; the others see the call and stay idle. */
-  const unsigned long call = (atomic_load_explicit(&ticket, memory_order_relaxed) >> 8) + 1;
-  atomic_store_explicit(&ticket, (call << 8) | (by_workers + 1), memory_order_seq_cst);
+  atomic_store_explicit(&parts_done, 0, memory_order_relaxed);
+  const unsigned long call = (atomic_load_explicit(&claim, memory_order_relaxed) >> 16) + 1;
+  atomic_store_explicit(&claim, (call << 16) | (parts << 8), memory_order_seq_cst);
   if (atomic_load(&sleepers) > 0) {
     pthread_mutex_lock(&sleep_lock);
     pthread_cond_broadcast(&wake_up);
     pthread_mutex_unlock(&sleep_lock);
   }
-  run_part(0);
-  /* Parts no worker could take (thread creation failed) run here. */
-  for (size_t i = by_workers + 1; i < parts; i++) run_part(i);
-  while (atomic_load_explicit(&parts_left, memory_order_acquire) > 0) cpu_relax();
+  claim_parts(call);
+  for (int polls = 0; atomic_load_explicit(&parts_done, memory_order_acquire) < (int)parts; polls++) {
+    if (polls < WAIT_POLLS) {
+      cpu_relax();
+    } else {
+      sched_yield(); /* the worker running the last part may need this core */
+    }
+  }
   pthread_mutex_unlock(&pool_lock);
 }

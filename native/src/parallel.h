@@ -1,13 +1,17 @@
 /*
- * A minimal parallel for over an index range, for elementwise and per-row kernels large enough to
- * repay starting threads (~tens of microseconds each).
+ * A parallel for over an index range, run on a persistent pool of worker threads (parallel.c),
+ * for elementwise and per-row kernels large enough to repay waking a worker (a few microseconds).
  */
 #ifndef TESSERA_PARALLEL_H
 #define TESSERA_PARALLEL_H
 
 #include <stddef.h>
 
-/* fn(ctx, begin, end) over [0, n) split into contiguous parts: the calling thread runs the first. */
+/*
+ * fn(ctx, begin, end) over [0, n) split into contiguous parts. The calling thread runs parts too
+ * (any of them: parts go to whichever thread claims them first), so a part must not depend on
+ * which thread runs it; the boundaries depend only on n and the part count.
+ */
 typedef void (*tessera_range_fn)(void *ctx, size_t begin, size_t end);
 
 /*

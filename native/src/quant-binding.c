@@ -250,6 +250,49 @@ static napi_value QuantIsa(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- a probe of the thread pool for the tests (parallel.c) ---- */
+
+struct probe {
+  int32_t *begins, *visits, *inner;
+  int inner_n, threads;
+};
+
+static void probe_inner(void *ctx, size_t begin, size_t end) {
+  int32_t *count = ctx;
+  __atomic_fetch_add(count, (int32_t)(end - begin), __ATOMIC_RELAXED);
+}
+
+static void probe_part(void *ctx, size_t begin, size_t end) {
+  const struct probe *p = ctx;
+  for (size_t i = begin; i < end; i++) {
+    p->begins[i] = (int32_t)begin;
+    p->visits[i]++;
+  }
+  /* A call from inside a part: its parts run on this thread; each index must still be covered once. */
+  if (p->inner_n > 0) tessera_parallel_for((size_t)p->inner_n, 1, p->threads, probe_inner, &p->inner[begin]);
+}
+
+/*
+ * parallelForProbe(n, grain, threads, innerN, begins, visits, inner): tessera_parallel_for over
+ * [0, n); each index records its part's first index in begins and counts its visits in visits;
+ * each part, when innerN > 0, runs a nested call over innerN indices and adds how many it covered
+ * to inner[its first index].
+ */
+static napi_value ParallelForProbe(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  INT(0, "n", n);
+  INT(1, "grain", grain);
+  INT(2, "threads", threads);
+  INT(3, "innerN", inner_n);
+  I32(4, "begins", begins, begins_len);
+  I32(5, "visits", visits, visits_len);
+  I32(6, "inner", inner, inner_len);
+  if (begins_len < (size_t)n || visits_len < (size_t)n || inner_len < (size_t)n) FAIL("tessera_native: parallelForProbe: arrays must hold n = %d values", n);
+  struct probe p = {begins, visits, inner, inner_n, threads > 0 ? threads : 1};
+  tessera_parallel_for((size_t)n, (size_t)grain, p.threads, probe_part, &p);
+  return NULL;
+}
+
 napi_status tessera_register_quant(napi_env env, napi_value exports) {
   /* Pick the vector path now, on the main thread, before any worker thread asks for it. */
   (void)tessera_quant_isa();
@@ -260,6 +303,7 @@ napi_status tessera_register_quant(napi_env env, napi_value exports) {
       {"quantGatedLinear", NULL, QuantGatedLinear, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantMambaMixer", NULL, QuantMambaMixer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantIsa", NULL, QuantIsa, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"parallelForProbe", NULL, ParallelForProbe, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -145,48 +145,53 @@ __attribute__((target("avx2,f16c"))) static void widen_f16_f16c(const uint16_t *
 }
 #endif
 
-/* ---- dot products of x with one packed weight row ---- */
+/* ---- dot products of x with runs of packed weight rows ---- */
 
-typedef float (*dot_fn)(const float *x, const void *w, int in);
+/*
+ * d[j] = x . (packed row j of w) for j in [0, count), rows `in` weights apart. The vector paths
+ * take four weight rows at a time, so each load of x serves four rows and eight accumulators keep
+ * the FMA pipes busy while the four weight streams are read; leftover rows take the one-row loop,
+ * which sums each row in the same order, so a row's value does not depend on where a thread's
+ * part begins.
+ */
+typedef void (*dots_fn)(const float *x, const void *w, int in, size_t count, float *d);
 
-static float dot_bf16_portable(const float *x, const void *wv, int in) {
-  const uint16_t *w = wv;
-  float s = 0.0f;
-  for (int k = 0; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
-  return s;
+static void dots_bf16_portable(const float *x, const void *wv, int in, size_t count, float *d) {
+  for (size_t r = 0; r < count; r++) {
+    const uint16_t *w = (const uint16_t *)wv + r * (size_t)in;
+    float s = 0.0f;
+    for (int k = 0; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
+    d[r] = s;
+  }
 }
 
-static float dot_f16_portable(const float *x, const void *wv, int in) {
-  const uint16_t *w = wv;
-  float s = 0.0f;
-  for (int k = 0; k < in; k++) s += x[k] * f16_to_f32(w[k]);
-  return s;
+static void dots_f16_portable(const float *x, const void *wv, int in, size_t count, float *d) {
+  for (size_t r = 0; r < count; r++) {
+    const uint16_t *w = (const uint16_t *)wv + r * (size_t)in;
+    float s = 0.0f;
+    for (int k = 0; k < in; k++) s += x[k] * f16_to_f32(w[k]);
+    d[r] = s;
+  }
 }
 
-static float dot_int8_portable(const float *x, const void *wv, int in) {
-  const int8_t *w = wv;
-  float s = 0.0f;
-  for (int k = 0; k < in; k++) s += x[k] * (float)w[k];
-  return s;
+static void dots_int8_portable(const float *x, const void *wv, int in, size_t count, float *d) {
+  for (size_t r = 0; r < count; r++) {
+    const int8_t *w = (const int8_t *)wv + r * (size_t)in;
+    float s = 0.0f;
+    for (int k = 0; k < in; k++) s += x[k] * (float)w[k];
+    d[r] = s;
+  }
 }
+
+/*
+ * Bytes ahead of each weight row's read position that the vector loops prefetch: four row
+ * streams at once are more than some CPUs' hardware prefetchers follow far enough ahead.
+ */
+#define PREFETCH_AHEAD 768
 
 #ifdef TESSERA_X86
 #define AVX512 __attribute__((target("avx512f,avx512bw")))
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-/* Four independent accumulators of 16 lanes, so the FMA latency hides behind the loads. */
-#define DOT512(WIDEN, STEP_T)                                                                  \
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),       \
-         a3 = _mm512_setzero_ps();                                                           \
-  int k = 0;                                                                                 \
-  for (; k + 64 <= in; k += 64) {                                                            \
-    a0 = _mm512_fmadd_ps(WIDEN(w + k), _mm512_loadu_ps(x + k), a0);                          \
-    a1 = _mm512_fmadd_ps(WIDEN(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);                \
-    a2 = _mm512_fmadd_ps(WIDEN(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);                \
-    a3 = _mm512_fmadd_ps(WIDEN(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);                \
-  }                                                                                          \
-  for (; k + 16 <= in; k += 16) a0 = _mm512_fmadd_ps(WIDEN(w + k), _mm512_loadu_ps(x + k), a0); \
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 
 AVX512 static inline __m512 widen16_bf16(const uint16_t *p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
@@ -198,24 +203,83 @@ AVX512 static inline __m512 widen16_int8(const int8_t *p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
 
-AVX512 static float dot_bf16_avx512(const float *x, const void *wv, int in) {
-  const uint16_t *w = wv;
-  DOT512(widen16_bf16, uint16_t)
-  for (; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
-  return s;
-}
-AVX512 static float dot_f16_avx512(const float *x, const void *wv, int in) {
-  const uint16_t *w = wv;
-  DOT512(widen16_f16, uint16_t)
-  for (; k < in; k++) s += x[k] * f16_to_f32(w[k]);
-  return s;
-}
-AVX512 static float dot_int8_avx512(const float *x, const void *wv, int in) {
-  const int8_t *w = wv;
-  DOT512(widen16_int8, int8_t)
-  for (; k < in; k++) s += x[k] * (float)w[k];
-  return s;
-}
+/*
+ * One row's or four rows' sums: two accumulators a row over steps of 2 x LANES, then one step of
+ * LANES into the first, the pair added and reduced, then the scalar tail. The one-row and the
+ * four-row loops are the same arithmetic per row; the tails' explicit fused multiply-adds keep it
+ * so when the compiler vectorises the four rows' tails together (it would otherwise be free to
+ * contract one and not the other).
+ */
+#define DOTS_VEC(NAME, ATTR, T, VEC, LANES, ZERO, LOAD, FMA, ADD, REDUCE, WIDEN, CONV)                     \
+  ATTR static void NAME(const float *x, const void *wv, int in, size_t count, float *d) {                 \
+    const T *w = wv;                                                                                    \
+    size_t r = 0;                                                                                       \
+    for (; r + 4 <= count; r += 4) {                                                                    \
+      const T *w0 = w + r * (size_t)in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;                   \
+      VEC a0 = ZERO(), b0 = ZERO(), a1 = ZERO(), b1 = ZERO(), a2 = ZERO(), b2 = ZERO(), a3 = ZERO(),     \
+          b3 = ZERO();                                                                                  \
+      int k = 0;                                                                                        \
+      for (; k + 2 * (LANES) <= in; k += 2 * (LANES)) {                                                 \
+        _mm_prefetch((const char *)(w0 + k) + PREFETCH_AHEAD, _MM_HINT_T0);                             \
+        _mm_prefetch((const char *)(w1 + k) + PREFETCH_AHEAD, _MM_HINT_T0);                             \
+        _mm_prefetch((const char *)(w2 + k) + PREFETCH_AHEAD, _MM_HINT_T0);                             \
+        _mm_prefetch((const char *)(w3 + k) + PREFETCH_AHEAD, _MM_HINT_T0);                             \
+        const VEC x0 = LOAD(x + k), x1 = LOAD(x + k + (LANES));                                         \
+        a0 = FMA(WIDEN(w0 + k), x0, a0);                                                                \
+        b0 = FMA(WIDEN(w0 + k + (LANES)), x1, b0);                                                      \
+        a1 = FMA(WIDEN(w1 + k), x0, a1);                                                                \
+        b1 = FMA(WIDEN(w1 + k + (LANES)), x1, b1);                                                      \
+        a2 = FMA(WIDEN(w2 + k), x0, a2);                                                                \
+        b2 = FMA(WIDEN(w2 + k + (LANES)), x1, b2);                                                      \
+        a3 = FMA(WIDEN(w3 + k), x0, a3);                                                                \
+        b3 = FMA(WIDEN(w3 + k + (LANES)), x1, b3);                                                      \
+      }                                                                                                 \
+      if (k + (LANES) <= in) {                                                                          \
+        const VEC x0 = LOAD(x + k);                                                                     \
+        a0 = FMA(WIDEN(w0 + k), x0, a0);                                                                \
+        a1 = FMA(WIDEN(w1 + k), x0, a1);                                                                \
+        a2 = FMA(WIDEN(w2 + k), x0, a2);                                                                \
+        a3 = FMA(WIDEN(w3 + k), x0, a3);                                                                \
+        k += (LANES);                                                                                   \
+      }                                                                                                 \
+      float s0 = REDUCE(ADD(a0, b0)), s1 = REDUCE(ADD(a1, b1)), s2 = REDUCE(ADD(a2, b2)),               \
+            s3 = REDUCE(ADD(a3, b3));                                                                   \
+      for (; k < in; k++) {                                                                             \
+        s0 = __builtin_fmaf(x[k], CONV(w0[k]), s0);                                                       \
+        s1 = __builtin_fmaf(x[k], CONV(w1[k]), s1);                                                       \
+        s2 = __builtin_fmaf(x[k], CONV(w2[k]), s2);                                                       \
+        s3 = __builtin_fmaf(x[k], CONV(w3[k]), s3);                                                       \
+      }                                                                                                 \
+      d[r] = s0;                                                                                        \
+      d[r + 1] = s1;                                                                                    \
+      d[r + 2] = s2;                                                                                    \
+      d[r + 3] = s3;                                                                                    \
+    }                                                                                                   \
+    for (; r < count; r++) {                                                                            \
+      const T *w0 = w + r * (size_t)in;                                                                 \
+      VEC a0 = ZERO(), b0 = ZERO();                                                                     \
+      int k = 0;                                                                                        \
+      for (; k + 2 * (LANES) <= in; k += 2 * (LANES)) {                                                 \
+        a0 = FMA(WIDEN(w0 + k), LOAD(x + k), a0);                                                       \
+        b0 = FMA(WIDEN(w0 + k + (LANES)), LOAD(x + k + (LANES)), b0);                                   \
+      }                                                                                                 \
+      if (k + (LANES) <= in) {                                                                          \
+        a0 = FMA(WIDEN(w0 + k), LOAD(x + k), a0);                                                       \
+        k += (LANES);                                                                                   \
+      }                                                                                                 \
+      float s0 = REDUCE(ADD(a0, b0));                                                                   \
+      for (; k < in; k++) s0 = __builtin_fmaf(x[k], CONV(w0[k]), s0);                                     \
+      d[r] = s0;                                                                                        \
+    }                                                                                                   \
+  }
+
+#define TO_FLOAT(v) ((float)(v))
+#define DOTS512(NAME, T, WIDEN, CONV)                                                                   \
+  DOTS_VEC(NAME, AVX512, T, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_add_ps, \
+           _mm512_reduce_add_ps, WIDEN, CONV)
+DOTS512(dots_bf16_avx512, uint16_t, widen16_bf16, bf16_to_f32)
+DOTS512(dots_f16_avx512, uint16_t, widen16_f16, f16_to_f32)
+DOTS512(dots_int8_avx512, int8_t, widen16_int8, TO_FLOAT)
 
 AVX2 static inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -223,19 +287,6 @@ AVX2 static inline float hsum256(__m256 v) {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-
-#define DOT256(WIDEN)                                                                         \
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),      \
-         a3 = _mm256_setzero_ps();                                                          \
-  int k = 0;                                                                                \
-  for (; k + 32 <= in; k += 32) {                                                           \
-    a0 = _mm256_fmadd_ps(WIDEN(w + k), _mm256_loadu_ps(x + k), a0);                         \
-    a1 = _mm256_fmadd_ps(WIDEN(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);                 \
-    a2 = _mm256_fmadd_ps(WIDEN(w + k + 16), _mm256_loadu_ps(x + k + 16), a2);               \
-    a3 = _mm256_fmadd_ps(WIDEN(w + k + 24), _mm256_loadu_ps(x + k + 24), a3);               \
-  }                                                                                         \
-  for (; k + 8 <= in; k += 8) a0 = _mm256_fmadd_ps(WIDEN(w + k), _mm256_loadu_ps(x + k), a0); \
-  float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 
 AVX2 static inline __m256 widen8_bf16(const uint16_t *p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
@@ -245,24 +296,12 @@ AVX2 static inline __m256 widen8_int8(const int8_t *p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
 
-AVX2 static float dot_bf16_avx2(const float *x, const void *wv, int in) {
-  const uint16_t *w = wv;
-  DOT256(widen8_bf16)
-  for (; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
-  return s;
-}
-AVX2 static float dot_f16_avx2(const float *x, const void *wv, int in) {
-  const uint16_t *w = wv;
-  DOT256(widen8_f16)
-  for (; k < in; k++) s += x[k] * f16_to_f32(w[k]);
-  return s;
-}
-AVX2 static float dot_int8_avx2(const float *x, const void *wv, int in) {
-  const int8_t *w = wv;
-  DOT256(widen8_int8)
-  for (; k < in; k++) s += x[k] * (float)w[k];
-  return s;
-}
+#define DOTS256(NAME, T, WIDEN, CONV)                                                                   \
+  DOTS_VEC(NAME, AVX2, T, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_add_ps,   \
+           hsum256, WIDEN, CONV)
+DOTS256(dots_bf16_avx2, uint16_t, widen8_bf16, bf16_to_f32)
+DOTS256(dots_f16_avx2, uint16_t, widen8_f16, f16_to_f32)
+DOTS256(dots_int8_avx2, int8_t, widen8_int8, TO_FLOAT)
 #endif
 
 /* ---- the vector path for this CPU ---- */
@@ -298,11 +337,11 @@ int tessera_quant_use_isa(const char *name) {
   return 0;
 }
 
-static dot_fn dot_for(int kind) {
-  static const dot_fn portable[] = {dot_bf16_portable, dot_f16_portable, dot_int8_portable};
+static dots_fn dots_for(int kind) {
+  static const dots_fn portable[] = {dots_bf16_portable, dots_f16_portable, dots_int8_portable};
 #ifdef TESSERA_X86
-  static const dot_fn avx2[] = {dot_bf16_avx2, dot_f16_avx2, dot_int8_avx2};
-  static const dot_fn avx512[] = {dot_bf16_avx512, dot_f16_avx512, dot_int8_avx512};
+  static const dots_fn avx2[] = {dots_bf16_avx2, dots_f16_avx2, dots_int8_avx2};
+  static const dots_fn avx512[] = {dots_bf16_avx512, dots_f16_avx512, dots_int8_avx512};
   switch (current_isa()) {
     case ISA_AVX512: return avx512[kind];
     case ISA_AVX2: return avx2[kind];
@@ -352,16 +391,34 @@ struct gemv_args {
   size_t row_bytes;
   const float *scales, *bias;
   float *out;
-  dot_fn dot;
+  dots_fn dots;
 };
+
+/*
+ * Weight bytes a run of rows takes through the rows of x before the next run: with several rows
+ * of x, each run is read from memory once and from L1 by the others.
+ */
+#define GEMV_RUN_BYTES (24u << 10)
 
 static void gemv_part(void *ctx, size_t begin, size_t end) {
   const struct gemv_args *a = ctx;
-  for (size_t r = begin; r < end; r++) {
-    const void *wr = a->w + r * a->row_bytes;
-    const float scale = a->scales != NULL ? a->scales[r] : 1.0f;
-    const float b = a->bias != NULL ? a->bias[r] : 0.0f;
-    for (int i = 0; i < a->rows; i++) a->out[(size_t)i * a->n + r] = a->dot(a->x + (size_t)i * a->in, wr, a->in) * scale + b;
+  size_t run = end - begin;
+  if (a->rows > 1) {
+    run = GEMV_RUN_BYTES / (a->row_bytes > 0 ? a->row_bytes : 1) & ~(size_t)3;
+    if (run < 4) run = 4;
+  }
+  for (size_t r0 = begin; r0 < end; r0 += run) {
+    const size_t count = end - r0 < run ? end - r0 : run;
+    for (int i = 0; i < a->rows; i++) {
+      float *o = a->out + (size_t)i * a->n;
+      a->dots(a->x + (size_t)i * a->in, a->w + r0 * a->row_bytes, a->in, count, o + r0);
+      if (a->scales != NULL || a->bias != NULL) {
+        for (size_t r = r0; r < r0 + count; r++) {
+          const float scale = a->scales != NULL ? a->scales[r] : 1.0f;
+          o[r] = o[r] * scale + (a->bias != NULL ? a->bias[r] : 0.0f);
+        }
+      }
+    }
   }
 }
 
@@ -406,7 +463,7 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
   const int threads = tessera_threads();
   if (rows <= GEMV_MAX_ROWS) {
     struct gemv_args a = {x, rows, in, n, w, (size_t)in * tessera_quant_size(kind),
-                          kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, out, dot_for(kind)};
+                          kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, out, dots_for(kind)};
     const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : (size_t)n;
     tessera_parallel_for((size_t)n, grain, threads, gemv_part, &a);
     return 1;

@@ -1,0 +1,135 @@
+// The packed-weight GEMVs (native/src/quant.c: four weight rows at a time, then one-row leftovers)
+// and the thread pool they run on (native/src/parallel.c: parts claimed by whichever thread is free).
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { loadAddon, type NativeAddon } from '../../src/kernels/native/addon.js';
+import { PACKED_DTYPES, type PackedDtype } from '../../src/kernels/contract.js';
+import { built, expectClose, randoms } from './helpers.js';
+
+/** The addon's test probe of tessera_parallel_for (quant-binding.c). */
+type Probe = (n: number, grain: number, threads: number, innerN: number, begins: Int32Array, visits: Int32Array, inner: Int32Array) => void;
+
+const describeNative = built ? describe : describe.skip;
+const ISAS = ['portable', 'avx2', 'avx512'];
+
+function pack(addon: NativeAddon, dtype: PackedDtype, w: Float32Array, rows: number, cols: number) {
+  const kind = PACKED_DTYPES.indexOf(dtype);
+  const data = dtype === 'int8' ? new Int8Array(rows * cols) : new Uint16Array(rows * cols);
+  const scales = dtype === 'int8' ? new Float32Array(rows) : null;
+  addon.quantPack(kind, w, data, scales, rows, cols);
+  const widened = new Float32Array(rows * cols);
+  addon.quantUnpack(kind, data, scales, widened, rows, cols);
+  return { kind, data, scales, widened };
+}
+
+describeNative('packed-weight GEMVs (quant.c) on every vector path', () => {
+  const addon = built ? loadAddon() : (undefined as unknown as NativeAddon);
+  const bestIsa = built ? addon.quantIsa() : 'portable';
+  const isas = ISAS.slice(0, ISAS.indexOf(bestIsa) + 1);
+  const threads = built ? addon.getNumThreads() : 1;
+  afterAll(() => {
+    if (!built) return;
+    addon.quantIsa(bestIsa);
+    addon.setNumThreads(threads);
+  });
+
+  for (const dtype of PACKED_DTYPES) {
+    it(`${dtype}: 1-4 rows of x on each path match the portable path and a float32 matmul of the widened weights, tails included`, () => {
+      // n around multiples of 4 (the four-row blocks and their leftovers), in around the vector widths.
+      const sizes = [[1, 1], [15, 3], [16, 4], [17, 5], [31, 7], [32, 8], [33, 9], [63, 13], [64, 4], [65, 6], [200, 11], [769, 23]] as const;
+      for (const [inF, n] of sizes) {
+        const seed = inF * 100 + n;
+        const w = randoms(n * inF, seed);
+        const bias = randoms(n, seed + 1);
+        const { kind, data, scales, widened } = pack(addon, dtype, w, n, inF);
+        for (const rows of [1, 2, 3, 4]) {
+          const x = randoms(rows * inF, seed + rows + 2);
+          const float32 = new Float32Array(rows * n);
+          addon.ffnLinear(x, widened, bias, float32, inF, n, 0);
+          const atol = 2e-6 * (inF + 1);
+          expect(addon.quantIsa('portable')).toBe('portable');
+          const portable = new Float32Array(rows * n);
+          addon.quantLinear(x, kind, data, scales, bias, portable, inF, n, 0);
+          for (const isa of isas) {
+            expect(addon.quantIsa(isa)).toBe(isa);
+            const out = new Float32Array(rows * n);
+            addon.quantLinear(x, kind, data, scales, bias, out, inF, n, 0);
+            expectClose(out, portable, atol, 1e-5);
+            expectClose(out, float32, atol, 1e-5);
+            // Each row of x gives what it gives alone: the rows share the weight reads, not the sums.
+            for (let i = 0; i < rows; i++) {
+              const alone = new Float32Array(n);
+              addon.quantLinear(x.subarray(i * inF, (i + 1) * inF), kind, data, scales, bias, alone, inF, n, 0);
+              expect(out.subarray(i * n, (i + 1) * n)).toEqual(alone);
+            }
+          }
+        }
+      }
+    });
+  }
+
+  it('gives the same bits on 1, 2, 3 and 8 threads on every path (each row summed alike wherever a part begins)', () => {
+    // 300 x 769 and 2100 x 100 weights split into parts of a few hundred rows, not multiples of 4.
+    for (const [inF, n] of [[769, 300], [100, 2100]] as const) {
+      for (const dtype of PACKED_DTYPES) {
+        const { kind, data, scales } = pack(addon, dtype, randoms(n * inF, n), n, inF);
+        for (const isa of isas) {
+          expect(addon.quantIsa(isa)).toBe(isa);
+          for (const rows of [1, 3]) {
+            const x = randoms(rows * inF, rows);
+            const results = [1, 2, 3, 8].map((t) => {
+              addon.setNumThreads(t);
+              const out = new Float32Array(rows * n);
+              for (let call = 0; call < 20; call++) addon.quantLinear(x, kind, data, scales, null, out, inF, n, 0);
+              return out;
+            });
+            addon.setNumThreads(threads);
+            for (const r of results.slice(1)) expect(r).toEqual(results[0]);
+          }
+        }
+      }
+    }
+  });
+});
+
+describeNative('the thread pool (parallel.c) through its probe', () => {
+  const addon = built ? loadAddon() : (undefined as unknown as NativeAddon);
+  const probe = built ? ((addon as unknown as { parallelForProbe: Probe }).parallelForProbe) : (undefined as unknown as Probe);
+
+  /** The parts a call makes: as many as `threads` allows with at least `grain` indices each. */
+  const partsOf = (n: number, grain: number, threads: number): number => Math.max(1, Math.min(Math.floor(n / Math.max(grain, 1)), threads, 64));
+
+  it('covers every index exactly once, in the contiguous parts n·i/parts, over thousands of calls on up to 8 threads', () => {
+    for (const threads of [1, 2, 3, 8]) {
+      for (const [n, grain] of [[0, 1], [1, 1], [5, 1], [7, 2], [1000, 10], [1000, 400], [1000, 2000], [97, 1]] as const) {
+        const parts = partsOf(n, grain, threads);
+        const expected = new Int32Array(n);
+        for (let p = 0; p < parts; p++) expected.fill(Math.floor((n * p) / parts), Math.floor((n * p) / parts), Math.floor((n * (p + 1)) / parts));
+        const begins = new Int32Array(n).fill(-1);
+        const visits = new Int32Array(n);
+        const calls = 300;
+        for (let call = 0; call < calls; call++) probe(n, grain, threads, 0, begins, visits, new Int32Array(n));
+        expect(begins, `n ${n}, grain ${grain}, ${threads} threads`).toEqual(expected);
+        expect(visits.every((v) => v === calls)).toBe(true);
+      }
+    }
+  });
+
+  it('runs a call made from inside a part on that thread, covering its range once per part', () => {
+    for (const threads of [2, 4]) {
+      const n = 64;
+      const inner = new Int32Array(n);
+      const visits = new Int32Array(n);
+      probe(n, 1, threads, 33, new Int32Array(n), visits, inner);
+      const parts = partsOf(n, 1, threads);
+      const firsts = Array.from({ length: parts }, (_, p) => Math.floor((n * p) / parts));
+      for (let i = 0; i < n; i++) expect(inner[i], `index ${i}`).toBe(firsts.includes(i) ? 33 : 0);
+      expect(visits.every((v) => v === 1)).toBe(true);
+    }
+  });
+
+  it('refuses arrays shorter than n, naming them', () => {
+    expect(() => probe(10, 1, 2, 0, new Int32Array(5), new Int32Array(10), new Int32Array(10))).toThrow(/arrays must hold n = 10 values/);
+    expect(() => probe(10, 1, 2, 0, new Float32Array(10) as unknown as Int32Array, new Int32Array(10), new Int32Array(10))).toThrow(/begins/);
+  });
+});
