@@ -17,9 +17,11 @@ await initBackend({ backend: backend as BackendName });
 async function settledRss(): Promise<number> {
   const gc = (globalThis as { gc?: () => void }).gc;
   (tf.backend() as { releaseSpareBuffers?: () => void }).releaseSpareBuffers?.();
-  for (let i = 0; i < 3; i++) {
+  // Collections, finalizers and the backend's delayed trim (its memory goes back ~100 ms after a
+  // collection): several rounds, generously spaced, so a busy machine reads the same as a quiet one.
+  for (let i = 0; i < 5; i++) {
     gc?.();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 150));
   }
   return process.memoryUsage().rss;
 }

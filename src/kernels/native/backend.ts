@@ -75,14 +75,17 @@ export class NativeBackend extends MathBackendCPU {
     if (values.byteLength >= HUGE_PAGE) this.trimAfterCollection.register(values.buffer, undefined);
   }
 
-  /** One trim for however many arrays one collection freed. */
+  /**
+   * One trim for however many arrays one collection freed, a little later: V8 frees the arrays'
+   * memory on a background thread after the finalizers run, and a busy machine delays it.
+   */
   private scheduleTrim(): void {
     if (this.trimScheduled) return;
     this.trimScheduled = true;
     setTimeout(() => {
       this.trimScheduled = false;
       this.addon.releaseFreeMemory();
-    }, 0).unref();
+    }, TRIM_DELAY_MS).unref();
   }
 
   /**
@@ -220,6 +223,9 @@ function grownCapacity(length: number): number {
 const MAX_SPARE_BYTES = 768 << 20;
 
 const HUGE_PAGE = 2 << 20;
+
+/** How long after a collection the freed memory is handed back (see scheduleTrim). */
+const TRIM_DELAY_MS = 100;
 
 let registered = false;
 
