@@ -87,6 +87,11 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
     } else if (n == 1) {
       cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? k : m,
                   trans_a ? m : k, 1.0f, A, trans_a ? m : k, B, 1, beta, C, 1);
+    } else if (tessera_matmul_precision() && (size_t)m * n * k >= TESSERA_BF16_MIN_PRODUCTS &&
+               tessera_gemm_bf16(m, n, k, A, trans_a ? 1 : (size_t)k, trans_a ? (size_t)m : 1,
+                                 TESSERA_BF16_B_F32, B, trans_b ? 1 : (size_t)n, trans_b ? (size_t)k : 1,
+                                 NULL, bias, bias_len, C, (size_t)n)) {
+      /* Opt-in bf16 compute (setMatmulPrecision), as in tessera_linear; the activation follows. */
     } else {
       /* Transposes are BLAS flags on the stored layout: no copy. */
       cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,

@@ -339,7 +339,9 @@ export interface NativeAddon {
   bf16ForceAbsent(absent: boolean): void;
   /**
    * {@link NativeAddon.matmul}'s product with both operands rounded to bf16 and float32 sums
-   * (`out = op(A_i) @ op(B_i) + bias`, no activation); throws where AVX512_BF16 is absent.
+   * (`out = op(A_i) @ op(B_i) + bias`, no activation) at any size; throws where AVX512_BF16 is
+   * absent. The kernels do not call it (`matmul` takes the bf16 GEMM itself when opted in, above
+   * a size): it is the GEMM's own entry point for tests.
    */
   gemmBf16(
     a: Float32Array,

@@ -40,17 +40,6 @@ interface Epilogue {
 const PLAIN: Epilogue = { bias: null, activation: 0, alpha: 0, prelu: null };
 
 /**
- * Products at least this large (m*n*k) run in bf16 when opted in (setMatmulPrecision): below it,
- * packing both operands costs more than the faster multiplies save. One-row products (decode,
- * GEMV-shaped) always stay float32.
- */
-const BF16_MIN_PRODUCTS = 1 << 20;
-
-function useBf16(addon: NativeAddon, rows: number, n: number, k: number): boolean {
-  return rows > 1 && n > 1 && rows * n * k >= BF16_MIN_PRODUCTS && addon.getMatmulPrecision() === 'bfloat16';
-}
-
-/**
  * float32 batched matmul through BLAS with tfjs' BatchMatMul shape rules: the last two dims are
  * the matrices, the leading ones broadcast against each other.
  */
@@ -89,10 +78,7 @@ function matMul(
     bIdx = new Int32Array(1);
   }
   const out = allocate(backend, batch * m * n);
-  if (useBf16(addon, rows, n, k) && epilogue.activation === 0) {
-    addon.gemmBf16(values(backend, a), values(backend, b), out, aIdx, bIdx, rows, n, k, transposeA, transposeB, epilogue.bias);
-    return backend.makeTensorInfo([...outer, m, n], 'float32', out);
-  }
+  // With setMatmulPrecision('bfloat16'), large products take the bf16 GEMM inside the addon.
   addon.matmul(
     values(backend, a),
     values(backend, b),
@@ -157,11 +143,7 @@ function fusedMatMulKernel(addon: NativeAddon): KernelFunc {
     const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
     const biasRow = rowOperand(backend, bias, n);
     const preluRow = rowOperand(backend, preluActivationWeights, n);
-    const m = transposeA ? a.shape[a.shape.length - 1] : a.shape[a.shape.length - 2];
-    const k = transposeA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
-    // The bf16 product takes a bias but no activation: activations then run as separate kernels.
-    const bf16Act = activation !== 'linear' && useBf16(addon, m, n, k);
-    if (biasRow !== undefined && (activation !== 'prelu' || preluRow) && !bf16Act) {
+    if (biasRow !== undefined && (activation !== 'prelu' || preluRow)) {
       return matMul(addon, backend, a, b, transposeA, transposeB, {
         bias: biasRow,
         activation: act,
