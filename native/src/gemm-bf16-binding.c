@@ -56,31 +56,8 @@ static napi_value Bf16ForceAbsent(napi_env env, napi_callback_info info) {
 /* gemmBf16(a, b, out, aIdx, bIdx, m, n, k, transA, transB, bias|null): matmul's product (no activation) in bf16. */
 static napi_value GemmBf16(napi_env env, napi_callback_info info) {
   ARGS(11);
-  F32(0, "a", 0, a, a_len);
-  F32(1, "b", 0, b, b_len);
-  F32(2, "out", 0, out, out_len);
-  int32_t *a_idx = NULL, *b_idx = NULL;
-  size_t batch = 0, b_batch = 0;
-  if (!typed_array(env, argv[3], napi_int32_array, 0, (void **)&a_idx, &batch) ||
-      !typed_array(env, argv[4], napi_int32_array, 0, (void **)&b_idx, &b_batch) || batch != b_batch)
-    FAIL("tessera_native: aIdx and bIdx must be Int32Arrays of equal length");
-  INT(5, "m", m);
-  INT(6, "n", n);
-  INT(7, "k", k);
-  bool trans_a = false, trans_b = false;
-  CHECK(napi_get_value_bool(env, argv[8], &trans_a));
-  CHECK(napi_get_value_bool(env, argv[9], &trans_b));
-  F32(10, "bias", 1, bias, bias_len);
+  MATMUL_OPERANDS();
   const size_t a_size = (size_t)m * k, b_size = (size_t)k * n, c_size = (size_t)m * n;
-  if (out_len < batch * c_size) FAIL("tessera_native: out is too small");
-  for (size_t i = 0; i < batch; i++) {
-    if (a_idx[i] < 0 || (size_t)(a_idx[i] + 1) * a_size > a_len)
-      FAIL("tessera_native: aIdx[%zu] = %d is out of range for a", i, a_idx[i]);
-    if (b_idx[i] < 0 || (size_t)(b_idx[i] + 1) * b_size > b_len)
-      FAIL("tessera_native: bIdx[%zu] = %d is out of range for b", i, b_idx[i]);
-  }
-  if (bias != NULL && bias_len != 1 && bias_len != (size_t)n)
-    FAIL("tessera_native: bias must hold 1 or n = %d values, not %zu", n, bias_len);
   const char *missing = tessera_bf16_missing();
   if (missing != NULL) FAIL("tessera_native: the bf16 GEMM needs AVX512_BF16; this CPU lacks %s", missing);
   for (size_t i = 0; i < batch; i++) {

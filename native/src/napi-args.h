@@ -1,5 +1,6 @@
 /*
- * Argument checks for the addon's N-API glue (binding.c, quant-binding.c, train-binding.c): each
+ * Argument checks for the addon's N-API glue (binding.c, quant-binding.c, train-binding.c,
+ * gemm-bf16-binding.c): each
  * macro reads argument i of `argv` into a local, or throws a TypeError naming the argument and
  * returns from the calling function.
  */
@@ -71,5 +72,37 @@ static inline int get_int(napi_env env, napi_value v, int32_t *out) {
   size_t len = 0;                                                                \
   if (!typed_array(env, argv[i], napi_int32_array, 0, (void **)&ptr, &len))      \
     FAIL("tessera_native: argument %d (%s) must be an Int32Array", i, name);
+
+/*
+ * The operands of a batched product, arguments 0-10 of matmul and gemmBf16: a, b, out, aIdx,
+ * bIdx, m, n, k, transA, transB, bias|null. Matrix aIdx[i] of a ([m, k]) times matrix bIdx[i]
+ * of b ([k, n]) into out's i-th [m, n]; every index must name a matrix inside its array.
+ */
+#define MATMUL_OPERANDS()                                                                     \
+  F32(0, "a", 0, a, a_len);                                                                   \
+  F32(1, "b", 0, b, b_len);                                                                   \
+  F32(2, "out", 0, out, out_len);                                                             \
+  int32_t *a_idx = NULL, *b_idx = NULL;                                                       \
+  size_t batch = 0, b_batch = 0;                                                              \
+  if (!typed_array(env, argv[3], napi_int32_array, 0, (void **)&a_idx, &batch) ||             \
+      !typed_array(env, argv[4], napi_int32_array, 0, (void **)&b_idx, &b_batch) ||           \
+      batch != b_batch)                                                                       \
+    FAIL("tessera_native: aIdx and bIdx must be Int32Arrays of equal length");                \
+  INT(5, "m", m);                                                                             \
+  INT(6, "n", n);                                                                             \
+  INT(7, "k", k);                                                                             \
+  bool trans_a = false, trans_b = false;                                                      \
+  CHECK(napi_get_value_bool(env, argv[8], &trans_a));                                         \
+  CHECK(napi_get_value_bool(env, argv[9], &trans_b));                                         \
+  F32(10, "bias", 1, bias, bias_len);                                                         \
+  if (out_len < batch * (size_t)m * n) FAIL("tessera_native: out is too small");              \
+  for (size_t i_ = 0; i_ < batch; i_++) {                                                     \
+    if (a_idx[i_] < 0 || (size_t)(a_idx[i_] + 1) * ((size_t)m * k) > a_len)                   \
+      FAIL("tessera_native: aIdx[%zu] = %d is out of range for a", i_, a_idx[i_]);           \
+    if (b_idx[i_] < 0 || (size_t)(b_idx[i_] + 1) * ((size_t)k * n) > b_len)                   \
+      FAIL("tessera_native: bIdx[%zu] = %d is out of range for b", i_, b_idx[i_]);           \
+  }                                                                                           \
+  if (bias != NULL && bias_len != 1 && bias_len != (size_t)n)                                 \
+    FAIL("tessera_native: bias must hold 1 or n = %d values, not %zu", n, bias_len);
 
 #endif
