@@ -4,7 +4,7 @@
  * mamba|llama|bert [prefill|prefill-ops]` (`prefill-ops`: a 512-token prefill with a no-op hook on
  * every mixer's first tap, which selects the op-by-op path, so a fused mixer's parts are timed one by one), `train|train-mamba [BxL]` (the Llama or the Mamba student) or
  * `distill [BxL]` (the Llama student's distillation step; default 1x32; TESSERA_BACKEND picks the backend,
- * default native). Prints the kernels by total time, with their input shapes: where a model spends
+ * default native; TESSERA_DTYPE the decode and prefill weights' dtype, default float32). Prints the kernels by total time, with their input shapes: where a model spends
  * its time.
  */
 import 'reflect-metadata';
@@ -14,6 +14,7 @@ import { GenerationCache } from '../src/generation/cache.js';
 import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import { disposeOutput } from '../src/models/transformer.js';
 import { adam } from '../src/training/adam.js';
+import type { WeightDtype } from '../src/ops/packed-weights.js';
 import { registerGradients } from '../src/training/gradients.js';
 import { Distiller } from '../src/training/distiller.js';
 import { studentStep } from './train.js';
@@ -77,7 +78,7 @@ if (which === 'train' || which === 'train-mamba') {
   const cfg = which === 'mamba'
     ? { model_type: 'mamba', hidden_size: 768, num_hidden_layers: 24, state_size: 16, expand: 2, vocab_size: 50280 }
     : { model_type: 'llama', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, num_key_value_heads: 4, intermediate_size: 2048, vocab_size: 32000 };
-  const lm = AutoCausalLM.fromConfig(cfg);
+  const lm = AutoCausalLM.fromConfig(cfg, { dtype: (process.env.TESSERA_DTYPE as WeightDtype | undefined) ?? 'float32' });
   if (process.argv[3] === 'prefill-ops') {
     for (const layer of lm.layers.items) {
       const tap = layer.mixer.ownHookPoints()[1];

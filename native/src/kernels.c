@@ -1,6 +1,7 @@
 #include "kernels.h"
 
 #include "gemm-bf16.h"
+#include "quant.h"
 #include "simd.h"
 
 #include <cblas.h>
@@ -80,6 +81,9 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
     const float beta = start_output(C, m, n, k, bias, bias_len);
     if (k == 0) {
       /* Empty inner dimension: the product is zero (the bias, if any). */
+    } else if (m == 1 && trans_b) {
+      /* A row vector times rows of B (a linear layer's weight): decode's GEMV. */
+      tessera_gemv_f32(A, k, B, n, beta != 0.0f, C);
     } else if (m == 1) {
       /* A row vector times a matrix: gemv is several times faster than a 1-row sgemm. */
       cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
@@ -114,7 +118,7 @@ void tessera_linear(const float *a, int lda, const float *w, const float *bias, 
   if (k == 0) {
     /* An empty inner dimension: the product is zero (the bias, if any). */
   } else if (m == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, a, 1, beta, out, 1);
+    tessera_gemv_f32(a, k, w, n, beta != 0.0f, out);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
   }

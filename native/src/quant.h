@@ -40,6 +40,13 @@ int tessera_quant_gated_linear(const float *x, int rows, int in, int kind, const
                                const float *sg, const void *wu, const float *su, const float *bg,
                                const float *bu, float *out, int n, int act);
 
+/*
+ * out [n] = x [in] . w^T for a float32 w [n, in], or out += that when `accumulate` (a bias already
+ * in out): decode's GEMV over float32 weights, on the kernels' thread pool, where OpenBLAS's sgemv
+ * would wake its own threads beside the pool's on the same cores.
+ */
+void tessera_gemv_f32(const float *x, int in, const float *w, int n, int accumulate, float *out);
+
 /* Which vector path the kernels run: "avx512", "avx2" or "portable" (the best this CPU has). */
 const char *tessera_quant_isa(void);
 

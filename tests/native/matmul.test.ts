@@ -165,6 +165,14 @@ describe('native backend: matmul', () => {
       );
     });
 
+    it('a row times a transposed weight big enough to split over the thread pool (decode\'s GEMV), with bias', async () => {
+      // Odd sizes: rows left over from the four-row loop and a tail past the last full vector.
+      const [k, n] = [777, 3001];
+      await parity(() => tf.fused.matMul({ a: tensor([1, k], 30), b: tensor([n, k], 31), transposeB: true, bias: tensor([n], 32) }));
+      await parity(() => tf.fused.matMul({ a: tensor([1, k], 33), b: tensor([n, k], 34), transposeB: true, bias: tf.scalar(-0.25), activation: 'relu' }));
+      await parity(() => tf.matMul(tensor([1, k], 35), tensor([n, k], 36), false, true));
+    });
+
     it('bias and prelu weights that broadcast along rows take the general epilogue', async () => {
       await parity(() =>
         tf.fused.matMul({ a: tensor([4, 6], 26), b: tensor([6, 5], 27), bias: tensor([4, 1], 28), activation: 'relu' }),

@@ -46,9 +46,9 @@ describe.runIf(built)('the native thread pool', () => {
     tf.dispose([big, small]);
   });
 
-  it('splits packed-weight GEMVs over the pool with one thread\'s results (bfloat16 and int8 decode)', () => {
+  it('splits decode\'s GEMVs over the pool with one thread\'s results (float32, bfloat16 and int8 weights)', () => {
     const config = { model_type: 'llama', hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 1024, vocab_size: 4096 };
-    for (const dtype of ['bfloat16', 'int8'] as const) {
+    for (const dtype of ['float32', 'bfloat16', 'int8'] as const) {
       const lm = AutoCausalLM.fromConfig(config, { seed: 3, dtype });
       const ids = tf.tensor2d([[5]], [1, 1], 'int32');
       const run = (): Float32Array => {
