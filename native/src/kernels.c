@@ -78,12 +78,13 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
     const float *A = a + (size_t)a_idx[i] * a_size;
     const float *B = b + (size_t)b_idx[i] * b_size;
     float *C = out + (size_t)i * c_size;
-    const float beta = start_output(C, m, n, k, bias, bias_len);
-    if (k == 0) {
+    /* A row vector times rows of B (a linear layer's weight), decode's GEMV, adds its own bias. */
+    const int gemv_rows = m == 1 && trans_b;
+    const float beta = gemv_rows ? 0.0f : start_output(C, m, n, k, bias, bias_len);
+    if (gemv_rows) {
+      tessera_gemv_f32(A, k, B, bias, bias_len, C, n);
+    } else if (k == 0) {
       /* Empty inner dimension: the product is zero (the bias, if any). */
-    } else if (m == 1 && trans_b) {
-      /* A row vector times rows of B (a linear layer's weight): decode's GEMV. */
-      tessera_gemv_f32(A, k, B, n, beta != 0.0f, C);
     } else if (m == 1) {
       /* A row vector times a matrix: gemv is several times faster than a 1-row sgemm. */
       cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
@@ -114,11 +115,13 @@ void tessera_linear(const float *a, int lda, const float *w, const float *bias, 
       tessera_gemm_bf16(m, n, k, a, (size_t)lda, 1, TESSERA_BF16_B_F32, w, 1, (size_t)k, NULL, bias,
                         bias != NULL ? (size_t)n : 0, out, (size_t)n))
     return;
+  if (m == 1) {
+    tessera_gemv_f32(a, k, w, bias, bias != NULL ? (size_t)n : 0, out, n);
+    return;
+  }
   const float beta = start_output(out, m, n, k, bias, (size_t)n);
   if (k == 0) {
     /* An empty inner dimension: the product is zero (the bias, if any). */
-  } else if (m == 1) {
-    tessera_gemv_f32(a, k, w, n, beta != 0.0f, out);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
   }

@@ -156,41 +156,21 @@ __attribute__((target("avx2,f16c"))) static void widen_f16_f16c(const uint16_t *
  */
 typedef void (*dots_fn)(const float *x, const void *w, int in, size_t count, float *d);
 
-static void dots_bf16_portable(const float *x, const void *wv, int in, size_t count, float *d) {
-  for (size_t r = 0; r < count; r++) {
-    const uint16_t *w = (const uint16_t *)wv + r * (size_t)in;
-    float s = 0.0f;
-    for (int k = 0; k < in; k++) s += x[k] * bf16_to_f32(w[k]);
-    d[r] = s;
+/* The portable path: one row at a time, widened with CONV. */
+#define DOTS_PORTABLE(NAME, T, CONV)                                                     \
+  static void NAME(const float *x, const void *wv, int in, size_t count, float *d) {      \
+    for (size_t r = 0; r < count; r++) {                                                 \
+      const T *w = (const T *)wv + r * (size_t)in;                                       \
+      float s = 0.0f;                                                                    \
+      for (int k = 0; k < in; k++) s += x[k] * CONV(w[k]);                               \
+      d[r] = s;                                                                          \
+    }                                                                                    \
   }
-}
-
-static void dots_f16_portable(const float *x, const void *wv, int in, size_t count, float *d) {
-  for (size_t r = 0; r < count; r++) {
-    const uint16_t *w = (const uint16_t *)wv + r * (size_t)in;
-    float s = 0.0f;
-    for (int k = 0; k < in; k++) s += x[k] * f16_to_f32(w[k]);
-    d[r] = s;
-  }
-}
-
-static void dots_int8_portable(const float *x, const void *wv, int in, size_t count, float *d) {
-  for (size_t r = 0; r < count; r++) {
-    const int8_t *w = (const int8_t *)wv + r * (size_t)in;
-    float s = 0.0f;
-    for (int k = 0; k < in; k++) s += x[k] * (float)w[k];
-    d[r] = s;
-  }
-}
-
-static void dots_f32_portable(const float *x, const void *wv, int in, size_t count, float *d) {
-  for (size_t r = 0; r < count; r++) {
-    const float *w = (const float *)wv + r * (size_t)in;
-    float s = 0.0f;
-    for (int k = 0; k < in; k++) s += x[k] * w[k];
-    d[r] = s;
-  }
-}
+#define TO_FLOAT(v) ((float)(v))
+DOTS_PORTABLE(dots_bf16_portable, uint16_t, bf16_to_f32)
+DOTS_PORTABLE(dots_f16_portable, uint16_t, f16_to_f32)
+DOTS_PORTABLE(dots_int8_portable, int8_t, TO_FLOAT)
+DOTS_PORTABLE(dots_f32_portable, float, TO_FLOAT)
 
 /*
  * Bytes ahead of each weight row's read position that the vector loops prefetch. Four row
@@ -285,7 +265,6 @@ AVX512 static inline __m512 widen16_int8(const int8_t *p) {
     }                                                                                                   \
   }
 
-#define TO_FLOAT(v) ((float)(v))
 #define DOTS512(NAME, T, WIDEN, CONV)                                                                   \
   DOTS_VEC(NAME, AVX512, T, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_add_ps, \
            _mm512_reduce_add_ps, WIDEN, CONV)
@@ -415,13 +394,10 @@ struct gemv_args {
   const char *w;
   size_t row_bytes;
   const float *scales, *bias;
+  size_t bias_step; /* 1: a bias per output; 0: one for all (a broadcast scalar) */
   float *out;
   dots_fn dots;
-  int accumulate; /* add the products to what out holds (rows == 1 only) */
 };
-
-/* Rows of a part that accumulate into out at a time, through a buffer on the stack. */
-#define GEMV_ACCUMULATE_RUN 256
 
 /*
  * Weight bytes a run of rows takes through the rows of x before the next run: with several rows
@@ -431,15 +407,6 @@ struct gemv_args {
 
 static void gemv_part(void *ctx, size_t begin, size_t end) {
   const struct gemv_args *a = ctx;
-  if (a->accumulate) {
-    float d[GEMV_ACCUMULATE_RUN];
-    for (size_t r0 = begin; r0 < end; r0 += GEMV_ACCUMULATE_RUN) {
-      const size_t count = end - r0 < GEMV_ACCUMULATE_RUN ? end - r0 : GEMV_ACCUMULATE_RUN;
-      a->dots(a->x, a->w + r0 * a->row_bytes, a->in, count, d);
-      for (size_t r = 0; r < count; r++) a->out[r0 + r] += d[r];
-    }
-    return;
-  }
   size_t run = end - begin;
   if (a->rows > 1) {
     run = GEMV_RUN_BYTES / (a->row_bytes > 0 ? a->row_bytes : 1) & ~(size_t)3;
@@ -453,11 +420,17 @@ static void gemv_part(void *ctx, size_t begin, size_t end) {
       if (a->scales != NULL || a->bias != NULL) {
         for (size_t r = r0; r < r0 + count; r++) {
           const float scale = a->scales != NULL ? a->scales[r] : 1.0f;
-          o[r] = o[r] * scale + (a->bias != NULL ? a->bias[r] : 0.0f);
+          o[r] = o[r] * scale + (a->bias != NULL ? a->bias[r * a->bias_step] : 0.0f);
         }
       }
     }
   }
+}
+
+/* Runs a GEMV over the pool, split over output rows from GEMV_GRAIN_WEIGHTS weights a thread. */
+static void gemv(struct gemv_args *a) {
+  const size_t grain = a->in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)a->in + 1 : (size_t)a->n;
+  tessera_parallel_for((size_t)a->n, grain, tessera_threads(), gemv_part, a);
 }
 
 /* ---- GEMM: widen blocks of weight rows, then sgemm ---- */
@@ -501,9 +474,8 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
   const int threads = tessera_threads();
   if (rows <= GEMV_MAX_ROWS) {
     struct gemv_args a = {x, rows, in, n, w, (size_t)in * tessera_quant_size(kind),
-                          kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, out, dots_for(kind), 0};
-    const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : (size_t)n;
-    tessera_parallel_for((size_t)n, grain, threads, gemv_part, &a);
+                          kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, 1, out, dots_for(kind)};
+    gemv(&a);
     return 1;
   }
   if (tessera_matmul_precision()) {
@@ -552,10 +524,9 @@ int tessera_quant_gated_linear(const float *x, int rows, int in, int kind, const
   return ok;
 }
 
-void tessera_gemv_f32(const float *x, int in, const float *w, int n, int accumulate, float *out) {
+void tessera_gemv_f32(const float *x, int in, const float *w, const float *bias, size_t bias_len, float *out, int n) {
   if (n <= 0) return;
-  struct gemv_args a = {x, 1, in, n, (const char *)w, sizeof(float) * (size_t)in, NULL, NULL, out, dots_f32_for(),
-                        accumulate};
-  const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : (size_t)n;
-  tessera_parallel_for((size_t)n, grain, tessera_threads(), gemv_part, &a);
+  struct gemv_args a = {x, 1, in, n, (const char *)w, sizeof(float) * (size_t)in, NULL, bias, bias_len == 1 ? 0 : 1,
+                        out, dots_f32_for()};
+  gemv(&a);
 }

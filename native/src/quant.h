@@ -41,11 +41,11 @@ int tessera_quant_gated_linear(const float *x, int rows, int in, int kind, const
                                const float *bu, float *out, int n, int act);
 
 /*
- * out [n] = x [in] . w^T for a float32 w [n, in], or out += that when `accumulate` (a bias already
- * in out): decode's GEMV over float32 weights, on the kernels' thread pool, where OpenBLAS's sgemv
- * would wake its own threads beside the pool's on the same cores.
+ * out [n] = x [in] . w^T + bias for a float32 w [n, in]; bias may be NULL, or bias_len 1 (one value
+ * for every output) or n. Decode's GEMV over float32 weights, on the kernels' thread pool, where
+ * OpenBLAS's sgemv would wake its own threads beside the pool's on the same cores.
  */
-void tessera_gemv_f32(const float *x, int in, const float *w, int n, int accumulate, float *out);
+void tessera_gemv_f32(const float *x, int in, const float *w, const float *bias, size_t bias_len, float *out, int n);
 
 /* Which vector path the kernels run: "avx512", "avx2" or "portable" (the best this CPU has). */
 const char *tessera_quant_isa(void);
