@@ -11,7 +11,7 @@
  * The part boundaries depend only on n and the part count, never on who runs a part, so results
  * are one thread's bit for bit.
  *
- * Waking: idle workers first spin on `claim` for a short while (decode and training call kernels
+ * Waking: idle workers first spin on `claim` for a millisecond (decode and training call kernels
  * back to back, so most calls find them awake), yielding the core to any other runnable thread,
  * then sleep on a condition variable. The caller waiting for parts still running also yields.
  *
@@ -24,13 +24,23 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #define MAX_THREADS 64
 /*
- * Polls of `claim` before an idle worker sleeps (each a pause and a yield: ~0.1 ms in all): short,
- * so that a spinning worker does not hold a core OpenBLAS's threads want.
+ * How long an idle worker polls `claim` (a pause and a yield each time) before it sleeps. Decode
+ * calls a kernel every few tens of microseconds with JS in between; a worker that slept through
+ * such a gap joins the next call late, and on virtual machines the GEMVs ran up to 1.5x slower per
+ * call after gaps the workers slept through. The yield leaves the core to any runnable thread
+ * (OpenBLAS's among them), so the spin costs only otherwise idle time.
  */
-#define SPIN_POLLS 200
+#define SPIN_NS 1000000L
+
+static long monotonic_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
 
 extern int openblas_get_num_threads(void);
 
@@ -93,7 +103,8 @@ static void *worker(void *arg) {
   unsigned long seen = start_claim[id] >> 16;
   for (;;) {
     unsigned long now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
-    for (int polls = 0; now == seen && polls < SPIN_POLLS; polls++) {
+    const long spin_start = monotonic_ns();
+    while (now == seen && monotonic_ns() - spin_start < SPIN_NS) {
       cpu_relax();
       sched_yield();
       now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
