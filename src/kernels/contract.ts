@@ -19,7 +19,10 @@ export const FUSED = {
   rmsNorm: 'TesseraRMSNorm',
   /** `{ x, gamma?: [H], beta?: [H], residual? }`, `{ epsilon }` → norm(x + residual). */
   layerNorm: 'TesseraLayerNorm',
-  /** `{ x: [..., in], weight: [out, in], bias?: [out] }`, `{ activation }` → `act(x·Wᵀ + b)`. */
+  /**
+   * `{ x: [..., in], weight: [out, in], bias?: [out], residual?: [..., out] }`, `{ activation }` →
+   * `act(x·Wᵀ + b) + residual` (the residual connection around a pre-norm sublayer's last projection).
+   */
   linear: 'TesseraLinear',
   /** `{ x, gateWeight, upWeight, gateBias?, upBias? }`, `{ activation }` → `act(x·Wgᵀ + bg) * (x·Wuᵀ + bu)`. */
   gatedLinear: 'TesseraGatedLinear',

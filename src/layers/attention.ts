@@ -59,6 +59,20 @@ export class Attention extends Layer {
   }
 
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    return this.attend(x, ctx);
+  }
+
+  /**
+   * `hidden + this(norm(hidden))` with the residual added by the output projection's kernel. With
+   * a hook on this layer it runs through {@link call}, so the hook sees the output before the sum.
+   */
+  override preNormResidual(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor {
+    if (this.hasHooks()) return super.preNormResidual(hidden, norm, ctx);
+    return this.attend(norm.call(hidden, ctx), ctx, hidden);
+  }
+
+  /** Attention over `x`, plus `residual` where given. */
+  private attend(x: tf.Tensor, ctx: ForwardContext, residual?: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const [batch, length] = x.shape as [number, number, number];
       const { numHeads, numKvHeads, causal } = this.options;
@@ -73,7 +87,8 @@ export class Attention extends Layer {
         memo: memoOf(ctx),
       });
       if (cache !== undefined) ctx.cache!.set(this, { key: cache.key, value: cache.value });
-      return this.output.call(context, ctx); // [B, L, H]
+      // [B, L, H]
+      return residual === undefined ? this.output.call(context, ctx) : this.output.callAdding(residual, context, ctx);
     });
   }
 }

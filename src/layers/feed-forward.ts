@@ -34,10 +34,24 @@ export class FeedForward extends Layer {
   }
 
   protected forward(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    return this.feed(x, ctx);
+  }
+
+  /**
+   * `hidden + this(norm(hidden))` with the residual added by the down projection's kernel. With a
+   * hook on this layer it runs through {@link call}, so the hook sees the output before the sum.
+   */
+  override preNormResidual(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor {
+    if (this.hasHooks()) return super.preNormResidual(hidden, norm, ctx);
+    return this.feed(norm.call(hidden, ctx), ctx, hidden);
+  }
+
+  /** The feed-forward of `x`, plus `residual` where given. */
+  private feed(x: tf.Tensor, ctx: ForwardContext, residual?: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const hooked = this.up.hasHooks() || this.gate?.hasHooks() === true;
       const inner = hooked ? this.innerThroughLayers(x, ctx) : this.inner(x);
-      return this.down.call(inner, ctx);
+      return residual === undefined ? this.down.call(inner, ctx) : this.down.callAdding(residual, inner, ctx);
     });
   }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
-import { linear, prepareLinearWeight } from '../ops/linear.js';
+import { linear, linearAdding, prepareLinearWeight } from '../ops/linear.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
 
@@ -29,6 +29,15 @@ export class Linear extends Layer {
 
   protected forward(x: tf.Tensor): tf.Tensor {
     return linear(x, this.weight, this.bias);
+  }
+
+  /**
+   * `residual + this(x)`, as one kernel where the backend fuses it. With a hook on this layer the
+   * layer runs through {@link call}, so the hook sees (and may replace) its output before the sum.
+   */
+  callAdding(residual: tf.Tensor, x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    if (this.hasHooks()) return tf.tidy(() => residual.add(this.call(x, ctx)));
+    return linearAdding(residual, x, this.weight, this.bias);
   }
 }
 

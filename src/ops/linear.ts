@@ -63,6 +63,22 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activa
   });
 }
 
+/**
+ * `residual + (x · weightᵀ + bias)`: the last projection of a pre-norm sublayer with its residual
+ * connection, one fused kernel where the backend has it (decode then dispatches no separate Add).
+ * The sum is the one `residual.add(linear(x, weight, bias))` computes, value for value.
+ */
+export function linearAdding(residual: tf.Tensor, x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  requireUnpackedWhileRecording(weight, 'linear');
+  if (canFuse(FUSED.linear)) {
+    if (weight.shape[1] !== x.shape[x.rank - 1]) {
+      throw new Error(`linear: input has ${x.shape[x.rank - 1]} features, weight expects ${weight.shape[1]}`);
+    }
+    return runFused(FUSED.linear, { x, weight, bias, residual }, { activation: 'linear' });
+  }
+  return tf.tidy(() => tf.add(residual, linear(x, weight, bias)));
+}
+
 /** `x · weightᵀ + bias` in tfjs ops, reading the weight in the layout the backend prefers. */
 function affine(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   const flat = x.reshape([-1, x.shape[x.rank - 1]!]) as tf.Tensor2D;

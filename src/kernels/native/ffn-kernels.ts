@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
@@ -23,22 +23,25 @@ export function outFeatures(kernel: string, name: string, x: TensorInfo, weight:
 }
 
 /**
- * Inputs `{ x: [..., in], weight: [out, in], bias?: [out] }`, attrs `{ activation = 'linear' }`
- * (one of FFN_ACTIVATIONS); output `act(x · weightᵀ + bias)`, `[..., out]`: a Linear layer, and
- * with an activation the up-projection of an MLP, in one kernel (no reshapes, no bias add).
+ * Inputs `{ x: [..., in], weight: [out, in], bias?: [out], residual?: [..., out] }`, attrs
+ * `{ activation = 'linear' }` (one of FFN_ACTIVATIONS); output `act(x · weightᵀ + bias) + residual`,
+ * `[..., out]`: a Linear layer, with an activation the up-projection of an MLP, with a residual
+ * the last projection of a pre-norm block, in one kernel (no reshapes, no bias or residual add).
  */
 function linearKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { x, weight, bias } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+    const { x, weight, bias, residual } = inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo; residual?: TensorInfo };
     requireFloat32(FUSED.linear, inputs);
     const act = activationCode(FUSED.linear, attrs);
     const n = outFeatures(FUSED.linear, 'weight', x, weight);
     requireShape(FUSED.linear, 'bias', bias, [n]);
     const shape = [...x.shape.slice(0, -1), n];
+    requireShape(FUSED.linear, 'residual', residual, shape);
     const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
       const b = bias === undefined ? null : values(backend, bias);
       addon.ffnLinear(values(backend, x), values(backend, weight), b, out, x.shape[x.shape.length - 1], n, act);
+      addResidual(backend, out, residual);
     }
     return backend.makeTensorInfo(shape, 'float32', out);
   }) as unknown as KernelFunc;

@@ -50,3 +50,14 @@ export function broadcastStrides(shape: number[], out: number[]): number[] {
 export function kernelConfigs(backendName: string, kernels: ReadonlyArray<[string, KernelFunc]>): KernelConfig[] {
   return kernels.map(([kernelName, kernelFunc]) => ({ kernelName, backendName, kernelFunc }));
 }
+
+/**
+ * `out += residual` (the same shape), after a kernel wrote `out`: the residual connection a fused
+ * linear kernel adds to its result. A decode step's rows are a few hundred values, so this costs
+ * less than dispatching a separate Add kernel.
+ */
+export function addResidual(backend: Backend, out: Float32Array, residual: TensorInfo | undefined): void {
+  if (residual === undefined) return;
+  const r = values(backend, residual);
+  for (let i = 0; i < out.length; i++) out[i] = out[i]! + r[i]!;
+}

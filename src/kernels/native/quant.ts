@@ -3,7 +3,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import type { NativeAddon } from './addon.js';
 import { activationCode, outFeatures } from './ffn-kernels.js';
-import { allocate, values, type Backend, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, values, type Backend, type KernelArgs } from './kernel-utils.js';
 import { FUSED, markPacked, PACKED_DTYPES, requireShape, type PackedDtype } from '../contract.js';
 
 /**
@@ -121,15 +121,21 @@ function linearInto(addon: NativeAddon, backend: Backend, x: TensorInfo, weight:
  */
 function linearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
   return ((args: KernelArgs) => {
-    const { x, weight, bias } = args.inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo };
+    const { x, weight, bias, residual } = args.inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo; residual?: TensorInfo };
     if (weight === undefined || packedOf(args.backend, weight) === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
     const act = activationCode(FUSED.linear, args.attrs);
-    if (x.dtype !== 'float32') throw new Error(`${FUSED.linear}: input 'x' must be float32, got ${x.dtype}`);
+    for (const [name, t] of [['x', x], ['residual', residual]] as const) {
+      if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.linear}: input '${name}' must be float32, got ${t.dtype}`);
+    }
     const n = outFeatures(FUSED.linear, 'weight', x, weight);
     requireShape(FUSED.linear, 'bias', bias, [n]);
     const shape = [...x.shape.slice(0, -1), n];
+    requireShape(FUSED.linear, 'residual', residual, shape);
     const out = allocate(args.backend, tf.util.sizeFromShape(shape));
-    if (out.length > 0) linearInto(addon, args.backend, x, weight, bias, out, act);
+    if (out.length > 0) {
+      linearInto(addon, args.backend, x, weight, bias, out, act);
+      addResidual(args.backend, out, residual);
+    }
     return args.backend.makeTensorInfo(shape, 'float32', out);
   }) as unknown as KernelFunc;
 }

@@ -1,0 +1,100 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+
+import { Attention } from '../../src/layers/attention.js';
+import { createContext, releaseContext } from '../../src/layers/context.js';
+import { FeedForward } from '../../src/layers/feed-forward.js';
+import type { Layer } from '../../src/layers/module.js';
+import { RMSNorm } from '../../src/layers/norm.js';
+import { packWeights } from '../../src/layers/packed-weights.js';
+import type { WeightDtype } from '../../src/ops/packed-weights.js';
+import { built, randoms, useNativeBackend } from './helpers.js';
+
+const hidden = 48;
+
+function sublayers(): Array<[string, () => Layer]> {
+  return [
+    ['attention', () => new Attention({ hiddenSize: hidden, numHeads: 4, numKvHeads: 2, qkvBias: false, outputBias: true, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } })],
+    ['gated feed-forward', () => new FeedForward({ hiddenSize: hidden, intermediateSize: 80, activation: 'silu', gated: true, bias: true })],
+  ];
+}
+
+function randomize(layer: Layer): void {
+  layer.namedParameters().forEach(([, p], i) => p.assign(tf.tensor(randoms(p.size, 40 + i), p.shape).mul(0.3)));
+}
+
+/** The block `x + sublayer(norm(x))` through `preNormResidual`, and the kernels it dispatched. */
+async function block(sublayer: Layer, norm: RMSNorm, x: tf.Tensor): Promise<{ y: Float32Array; kernels: string[] }> {
+  const ctx = createContext();
+  // In a tidy scope, as residual() calls it.
+  const profile = await tf.profile(() => tf.tidy(() => sublayer.preNormResidual(x, norm, ctx)));
+  const y = (profile.result as tf.Tensor).dataSync() as Float32Array;
+  (profile.result as tf.Tensor).dispose();
+  releaseContext(ctx);
+  return { y, kernels: profile.kernels.map((k) => k.name) };
+}
+
+describe.runIf(built)('the residual added by the last projection (native)', () => {
+  useNativeBackend();
+
+  for (const [name, make] of sublayers()) {
+    for (const dtype of ['float32', 'bfloat16', 'int8'] as WeightDtype[]) {
+      it(`${name}, ${dtype} weights: x + sublayer(norm(x)) with no Add kernel, equal to the sum made outside, hooks seeing the output before it`, async () => {
+        const sublayer = make();
+        const norm = new RMSNorm(hidden, 1e-6);
+        randomize(sublayer);
+        randomize(norm);
+        packWeights(sublayer, dtype);
+        const before = tf.memory().numTensors;
+        for (const length of [1, 7]) {
+          const x = tf.tensor3d(randoms(2 * length * hidden, length), [2, length, hidden]);
+          const fused = await block(sublayer, norm, x);
+          expect(fused.kernels).toContain('TesseraLinear');
+          expect(fused.kernels).not.toContain('Add');
+
+          // A hook on the sublayer runs it through call(): its output, then the sum as a separate Add.
+          let seen: Float32Array | undefined;
+          const handle = sublayer.attachHook('', 'post', (out) => void (seen = out.dataSync() as Float32Array));
+          const separate = await block(sublayer, norm, x);
+          handle.remove();
+          expect(separate.kernels).toContain('Add');
+          expect(Array.from(fused.y)).toEqual(Array.from(separate.y));
+          const ctx = createContext();
+          const plain = tf.tidy(() => sublayer.call(norm.call(x, ctx), ctx).dataSync());
+          releaseContext(ctx);
+          expect(Array.from(seen!)).toEqual(Array.from(plain));
+          x.dispose();
+        }
+        expect(tf.memory().numTensors).toBe(before);
+        sublayer.dispose();
+        norm.dispose();
+      });
+    }
+  }
+
+  it('a hook on the last projection sees its output before the residual, and may replace it', async () => {
+    const ffn = new FeedForward({ hiddenSize: hidden, intermediateSize: 80, activation: 'silu', gated: true, bias: false });
+    const norm = new RMSNorm(hidden, 1e-6);
+    randomize(ffn);
+    const x = tf.tensor3d(randoms(3 * hidden, 9), [1, 3, hidden]);
+    const handle = ffn.down.attachHook('', 'post', (out) => tf.zerosLike(out));
+    const { y } = await block(ffn, norm, x);
+    handle.remove();
+    expect(Array.from(y)).toEqual(Array.from(x.dataSync()));
+    tf.dispose(x);
+    ffn.dispose();
+    norm.dispose();
+  });
+
+  it('rejects a residual of another shape or dtype, naming it', () => {
+    const x = tf.zeros([2, 4]);
+    const w = tf.zeros([3, 4]);
+    const wrong = tf.zeros([2, 4]);
+    const ints = tf.zeros([2, 3], 'int32');
+    expect(() => tf.engine().runKernel('TesseraLinear', { x, weight: w, residual: wrong }, { activation: 'linear' })).toThrow(
+      /TesseraLinear: input 'residual' must have shape \[2,3\], got \[2,4\]/,
+    );
+    expect(() => tf.engine().runKernel('TesseraLinear', { x, weight: w, residual: ints }, { activation: 'linear' })).toThrow(/residual.*float32/);
+    tf.dispose([x, w, wrong, ints]);
+  });
+});
