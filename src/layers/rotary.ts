@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyRotary, type RotaryTables } from '../ops/rotary.js';
-import { memoize, positionsOf, type ForwardContext } from './context.js';
+import { memoize, type ForwardContext } from './context.js';
 
 /** HF `rope_scaling` variants; `default` is plain RoPE. */
 export type RopeScaling =
@@ -56,6 +56,28 @@ export function inverseFrequencies(options: RotaryOptions, seqLen: number): Floa
 }
 
 /**
+ * cos and sin [B, 1, L, dim] of positions offset..offset+L-1 in every row, written directly: the
+ * same float32 values as the ops (angle = fround(position · inverse frequency), then fround of its
+ * cos and sin), without the half-dozen small kernels a decode step would otherwise dispatch.
+ */
+function consecutiveTables(inv: Float32Array, offset: number, batch: number, length: number): [tf.Tensor4D, tf.Tensor4D] {
+  const half = inv.length, dim = 2 * half;
+  const cos = new Float32Array(batch * length * dim), sin = new Float32Array(batch * length * dim);
+  for (let l = 0; l < length; l++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround((offset + l) * inv[i]!);
+      const c = Math.cos(angle), s = Math.sin(angle);
+      for (let b = 0; b < batch; b++) {
+        const row = (b * length + l) * dim;
+        cos[row + i] = cos[row + half + i] = c;
+        sin[row + i] = sin[row + half + i] = s;
+      }
+    }
+  }
+  return [tf.tensor4d(cos, [batch, 1, length, dim]), tf.tensor4d(sin, [batch, 1, length, dim])];
+}
+
+/**
  * Rotary position embedding in HF's "rotate half" layout: the first and second halves of the
  * rotated dimensions form the (x, y) pairs.
  */
@@ -65,14 +87,16 @@ export class RotaryEmbedding {
   /** cos and sin, each [B, 1, L, dim], for this call's positions (computed once per call). */
   private cosSin(ctx: ForwardContext, batch: number, length: number): [tf.Tensor4D, tf.Tensor4D] {
     const cos = memoize(ctx, `rope.cos:${this.options.dim}`, () => {
-      const [c, s] = tf.tidy(() => {
-        const positions = positionsOf(ctx, batch, length).toFloat(); // [B, L]
-        const seqLen = ctx.offset + length;
-        const inv = tf.tensor1d(inverseFrequencies(this.options, seqLen));
-        const angles = positions.expandDims(2).mul(inv.reshape([1, 1, -1])); // [B, L, dim/2]
-        const full = tf.concat([angles, angles], -1).expandDims(1); // [B, 1, L, dim]
-        return [tf.cos(full), tf.sin(full)];
-      });
+      const seqLen = ctx.offset + length;
+      const [c, s] = ctx.positionIds === undefined
+        ? consecutiveTables(inverseFrequencies(this.options, seqLen), ctx.offset, batch, length)
+        : tf.tidy(() => {
+            const positions = ctx.positionIds!.toFloat(); // [B, L]
+            const inv = tf.tensor1d(inverseFrequencies(this.options, seqLen));
+            const angles = positions.expandDims(2).mul(inv.reshape([1, 1, -1])); // [B, L, dim/2]
+            const full = tf.concat([angles, angles], -1).expandDims(1); // [B, 1, L, dim]
+            return [tf.cos(full), tf.sin(full)];
+          });
       ctx.memo.set(`rope.sin:${this.options.dim}`, tf.keep(s));
       return c;
     });

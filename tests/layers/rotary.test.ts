@@ -76,3 +76,28 @@ describe('RotaryEmbedding.apply', () => {
     expect(y.slice([0, 0, 0, 4], [-1, -1, -1, 4]).arraySync()).toEqual(x.slice([0, 0, 0, 4], [-1, -1, -1, 4]).arraySync());
   });
 });
+
+describe('rotary tables', () => {
+  // The ops' cos and sin are the backend's (wasm: C's cosf and sinf, off by a few ulps at angles of
+  // thousands of radians); the direct tables round double-precision values. Both within 4 ulps of 1.
+  it('consecutive positions (written directly) match the same positions given as ids (computed in ops)', () => {
+    const rotary = new RotaryEmbedding({ dim: 64, base: 500000, scaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64 } });
+    const before = tf.memory().numTensors;
+    for (const [offset, length] of [[0, 5], [4093, 1]] as const) {
+      const positionIds = tf.tensor2d([0, 1].flatMap(() => Array.from({ length }, (_, i) => offset + i)), [2, length], 'int32');
+      const direct = createContext({ offset });
+      const fromIds = createContext({ offset, positionIds });
+      const a = rotary.tables(direct, 2, length);
+      const b = rotary.tables(fromIds, 2, length);
+      expect(a.cos.shape).toEqual([2, 1, length, 64]);
+      for (const [x, y] of [[a.cos, b.cos], [a.sin, b.sin]] as const) {
+        const got = x.dataSync(), want = y.dataSync();
+        const worst = Math.max(...Array.from(got, (v, i) => Math.abs(v - want[i]!)));
+        expect(worst).toBeLessThanOrEqual(2 ** -21);
+      }
+      for (const ctx of [direct, fromIds]) for (const t of ctx.memo.values()) t.dispose();
+      positionIds.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
