@@ -9,6 +9,7 @@
 #include "ffn.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "quant.h"
 #include "simd.h"
 
 #define SQRT1_2 0.70710678118654752f
@@ -75,8 +76,9 @@ int tessera_ffn_gated_linear(const float *x, const float *wg, const float *wu, c
                              const float *bu, float *out, int rows, int in, int n, int act) {
   float *up = malloc(sizeof(float) * (size_t)rows * n);
   if (up == NULL) return 0;
-  tessera_linear(x, in, wg, bg, out, rows, n, in);
-  tessera_linear(x, in, wu, bu, up, rows, n, in);
+  /* Both products in one call: for a decode step's row, one split of both GEMVs over the pool. */
+  const struct tessera_linear_map maps[2] = {{-1, wg, NULL, bg, out, n}, {-1, wu, NULL, bu, up, n}};
+  tessera_linear_many(x, rows, in, maps, 2);
   tessera_ffn_activation(act, out, up, out, (size_t)rows * n);
   free(up);
   return 1;

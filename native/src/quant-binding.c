@@ -124,6 +124,59 @@ static napi_value QuantLinear(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Element i of the JS array `list`, or NULL after throwing. */
+static napi_value element(napi_env env, napi_value list, uint32_t i) {
+  napi_value v;
+  return napi_get_element(env, list, i, &v) == napi_ok ? v : NULL;
+}
+
+/*
+ * linearMany(x, in, kinds: Int32Array, weights[], scales[], biases[], outs[]): for each map j,
+ * outs[j] = x . weights[j]^T + biases[j], weights[j] [n_j, in] float32 (kind -1) or packed as
+ * kinds[j] (int8 with scales[j]); n_j is outs[j]'s row width. See tessera_linear_many.
+ */
+static napi_value LinearMany(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  F32(0, "x", 0, x, x_len);
+  INT(1, "in", in);
+  I32(2, "kinds", kinds, count);
+  if (count > TESSERA_LINEAR_MANY_MAX) FAIL("tessera_native: at most %d maps, not %zu", TESSERA_LINEAR_MANY_MAX, count);
+  if (in <= 0 || x_len % (size_t)in != 0) FAIL("tessera_native: x must hold whole rows of in = %d values", in);
+  const size_t rows = x_len / (size_t)in;
+  if (rows > INT32_MAX) FAIL("tessera_native: too many rows");
+  if (rows == 0) return NULL;
+  struct tessera_linear_map maps[TESSERA_LINEAR_MANY_MAX];
+  for (uint32_t j = 0; j < count; j++) {
+    napi_value w_v = element(env, argv[3], j), s_v = element(env, argv[4], j), b_v = element(env, argv[5], j),
+               o_v = element(env, argv[6], j);
+    if (w_v == NULL || s_v == NULL || b_v == NULL || o_v == NULL) FAIL("tessera_native: weights, scales, biases and outs must be arrays of %zu", count);
+    float *out = NULL, *bias = NULL;
+    size_t out_len = 0, bias_len = 0;
+    if (!typed_array(env, o_v, napi_float32_array, 0, (void **)&out, &out_len)) FAIL("tessera_native: outs[%u] must be a Float32Array", j);
+    if (!typed_array(env, b_v, napi_float32_array, 1, (void **)&bias, &bias_len)) FAIL("tessera_native: biases[%u] must be a Float32Array or null", j);
+    if (out_len % rows != 0) FAIL("tessera_native: outs[%u] must hold whole rows of x's %zu", j, rows);
+    const int n = (int)(out_len / rows);
+    if (bias != NULL && bias_len != (size_t)n) FAIL("tessera_native: biases[%u] must hold n = %d values", j, n);
+    const int kind = kinds[j];
+    const float *scales = NULL;
+    const void *w;
+    if (kind < 0) {
+      float *wf = NULL;
+      size_t w_len = 0;
+      if (!typed_array(env, w_v, napi_float32_array, 0, (void **)&wf, &w_len) || w_len != (size_t)n * in)
+        FAIL("tessera_native: weights[%u] must be a Float32Array of n*in = %zu values", j, (size_t)n * in);
+      w = wf;
+    } else {
+      if (kind >= TESSERA_QUANT_COUNT) FAIL("tessera_native: unknown packed weight kind %d", kind);
+      w = packed_arg(env, w_v, s_v, kind, (size_t)n * in, (size_t)n, &scales, "weights[j]");
+      if (w == NULL) return NULL;
+    }
+    maps[j] = (struct tessera_linear_map){kind, w, scales, bias, out, n};
+  }
+  if (!tessera_linear_many(x, (int)rows, in, maps, (int)count)) FAIL("tessera_native: out of memory");
+  return NULL;
+}
+
 /*
  * quantGatedLinear(x, kind, wg, sg|null, wu, su|null, bg|null, bu|null, out, in, n, act):
  * out = act(x . wg^T + bg) * (x . wu^T + bu), both weights packed [n, in].
@@ -300,6 +353,7 @@ napi_status tessera_register_quant(napi_env env, napi_value exports) {
       {"quantPack", NULL, QuantPack, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantUnpack", NULL, QuantUnpack, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantLinear", NULL, QuantLinear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"linearMany", NULL, LinearMany, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantGatedLinear", NULL, QuantGatedLinear, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantMambaMixer", NULL, QuantMambaMixer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantIsa", NULL, QuantIsa, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -21,6 +21,7 @@
 
 #include "ffn.h"
 #include "gemm-bf16.h"
+#include "kernels.h"
 #include "parallel.h"
 #include "simd.h"
 
@@ -517,8 +518,8 @@ int tessera_quant_gated_linear(const float *x, int rows, int in, int kind, const
                                int n, int act) {
   float *up = malloc(sizeof(float) * ((size_t)rows * n + 1));
   if (up == NULL) return 0;
-  const int ok = quant_affine(x, rows, in, kind, wg, sg, bg, out, n) &&
-                 quant_affine(x, rows, in, kind, wu, su, bu, up, n);
+  const struct tessera_linear_map maps[2] = {{kind, wg, sg, bg, out, n}, {kind, wu, su, bu, up, n}};
+  const int ok = tessera_linear_many(x, rows, in, maps, 2);
   if (ok) tessera_ffn_activation(act, out, up, out, (size_t)rows * n);
   free(up);
   return ok;
@@ -529,4 +530,48 @@ void tessera_gemv_f32(const float *x, int in, const float *w, const float *bias,
   struct gemv_args a = {x, 1, in, n, (const char *)w, sizeof(float) * (size_t)in, NULL, bias, bias_len == 1 ? 0 : 1,
                         out, dots_f32_for()};
   gemv(&a);
+}
+
+/* The maps of one tessera_linear_many call, as GEMVs, and where each one's rows start in the joint split. */
+struct many_args {
+  struct gemv_args gemv[TESSERA_LINEAR_MANY_MAX];
+  size_t start[TESSERA_LINEAR_MANY_MAX + 1];
+  int count;
+};
+
+static void many_part(void *ctx, size_t begin, size_t end) {
+  struct many_args *a = ctx;
+  for (int j = 0; j < a->count; j++) {
+    const size_t lo = begin > a->start[j] ? begin : a->start[j];
+    const size_t hi = end < a->start[j + 1] ? end : a->start[j + 1];
+    if (lo < hi) gemv_part(&a->gemv[j], lo - a->start[j], hi - a->start[j]);
+  }
+}
+
+int tessera_linear_many(const float *x, int rows, int in, const struct tessera_linear_map *maps, int count) {
+  if (count < 0 || count > TESSERA_LINEAR_MANY_MAX) return 0;
+  if (rows != 1) {
+    for (int j = 0; j < count; j++) {
+      const struct tessera_linear_map *m = &maps[j];
+      if (m->kind < 0) {
+        tessera_linear(x, in, m->w, m->bias, m->out, rows, m->n, in);
+      } else if (!tessera_quant_linear(x, rows, in, m->kind, m->w, m->scales, m->bias, m->out, m->n, TESSERA_FFN_IDENTITY)) {
+        return 0;
+      }
+    }
+    return 1;
+  }
+  struct many_args a = {.count = count};
+  for (int j = 0; j < count; j++) {
+    const struct tessera_linear_map *m = &maps[j];
+    const int packed = m->kind >= 0;
+    a.gemv[j] = (struct gemv_args){x, 1, in, m->n, m->w,
+                                   (size_t)in * (packed ? tessera_quant_size(m->kind) : sizeof(float)),
+                                   m->kind == TESSERA_QUANT_INT8 ? m->scales : NULL, m->bias, 1, m->out,
+                                   packed ? dots_for(m->kind) : dots_f32_for()};
+    a.start[j + 1] = a.start[j] + (size_t)m->n;
+  }
+  const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : a.start[count];
+  tessera_parallel_for(a.start[count], grain, tessera_threads(), many_part, &a);
+  return 1;
 }

@@ -48,6 +48,29 @@ int tessera_quant_gated_linear(const float *x, int rows, int in, int kind, const
 void tessera_gemv_f32(const float *x, int in, const float *w, const float *bias, size_t bias_len, float *out, int n);
 
 /* Which vector path the kernels run: "avx512", "avx2" or "portable" (the best this CPU has). */
+/*
+ * One linear map of x for tessera_linear_many: `out [rows, n] = x . w^T + bias`, w float32
+ * (kind -1) or packed as `kind` (int8 with its row scales).
+ */
+struct tessera_linear_map {
+  int kind;
+  const void *w;
+  const float *scales;
+  const float *bias;
+  float *out;
+  int n;
+};
+
+#define TESSERA_LINEAR_MANY_MAX 8
+
+/*
+ * Several linear maps of one x (an attention layer's query, key and value projections) in one
+ * call: with one row of x their GEMVs are one split over all their output rows, so the pool is
+ * woken once, and each output equals its own linear call's bit for bit. Other row counts run the
+ * maps one after another. Returns 0 when out of memory or given more than TESSERA_LINEAR_MANY_MAX.
+ */
+int tessera_linear_many(const float *x, int rows, int in, const struct tessera_linear_map *maps, int count);
+
 const char *tessera_quant_isa(void);
 
 /* Run `name`'s path from now on (tests check each path on one machine); 0 if the CPU lacks it. */

@@ -24,6 +24,11 @@ export const FUSED = {
    * `act(x·Wᵀ + b) + residual` (the residual connection around a pre-norm sublayer's last projection).
    */
   linear: 'TesseraLinear',
+  /**
+   * Several linear maps of one x: `{ x: [..., in], weight0: [out0, in], bias0?: [out0], weight1, ... }`
+   * (at most 8) → `[x·W0ᵀ + b0, x·W1ᵀ + b1, ...]`, each equal to its own FUSED.linear.
+   */
+  linears: 'TesseraLinears',
   /** `{ x, gateWeight, upWeight, gateBias?, upBias? }`, `{ activation }` → `act(x·Wgᵀ + bg) * (x·Wuᵀ + bu)`. */
   gatedLinear: 'TesseraGatedLinear',
   /** `{ x, up? }`, `{ activation }` → `act(x)` (times `up`). */

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { attention, ATTENTION_TAPS, type KeyValueCache } from '../ops/attention.js';
 import { memoOf, type ForwardContext } from './context.js';
+import { linears } from '../ops/linear.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RotaryEmbedding, type RotaryOptions } from './rotary.js';
@@ -76,9 +77,9 @@ export class Attention extends Layer {
     return tf.tidy(() => {
       const [batch, length] = x.shape as [number, number, number];
       const { numHeads, numKvHeads, causal } = this.options;
-      const q = this.query.call(x, ctx) as tf.Tensor3D; // [B, L, heads·headDim]
-      const k = this.key.call(x, ctx) as tf.Tensor3D; // [B, L, kvHeads·headDim]
-      const v = this.value.call(x, ctx) as tf.Tensor3D;
+      const projections = [this.query, this.key, this.value];
+      // [B, L, heads·headDim], [B, L, kvHeads·headDim] twice; one kernel unless a hook watches one.
+      const [q, k, v] = (projections.some((p) => p.hasHooks()) ? projections.map((p) => p.call(x, ctx)) : linears(x, projections)) as tf.Tensor3D[];
       const { context, cache } = attention(q, k, v, { numHeads, numKvHeads, headDim: this.headDim, causal }, {
         mask: ctx.attentionMask,
         rotary: this.rotary?.tables(ctx, batch, length),

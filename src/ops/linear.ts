@@ -64,6 +64,24 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activa
 }
 
 /**
+ * `x · Wᵀ + b` for several linear maps of the same `x` (an attention layer's query, key and value
+ * projections): one fused kernel where the backend has it, whose outputs equal {@link linear}'s
+ * value for value; each map through `linear` elsewhere (and while gradients are recorded).
+ */
+export function linears(x: tf.Tensor, maps: readonly LinearWeights[]): tf.Tensor[] {
+  if (maps.length > 0 && maps.length <= 8 && canFuse(FUSED.linears)) {
+    const inputs: Record<string, tf.Tensor | undefined> = { x };
+    maps.forEach(({ weight, bias }, j) => {
+      requireUnpackedWhileRecording(weight, 'linear');
+      inputs[`weight${j}`] = weight;
+      inputs[`bias${j}`] = bias;
+    });
+    return runFused(FUSED.linears, inputs) as unknown as tf.Tensor[];
+  }
+  return maps.map(({ weight, bias }) => linear(x, weight, bias));
+}
+
+/**
  * `residual + (x · weightᵀ + bias)`: the last projection of a pre-norm sublayer with its residual
  * connection, one fused kernel where the backend has it (decode then dispatches no separate Add).
  * The sum is the one `residual.add(linear(x, weight, bias))` computes, value for value.

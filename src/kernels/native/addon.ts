@@ -295,6 +295,20 @@ export interface NativeAddon {
     n: number,
     act: number,
   ): void;
+  /**
+   * Several linear maps of one `x` [rows, inF]: `outs[j] = x · weights[j]ᵀ + biases[j]`, weight j
+   * float32 (`kinds[j]` -1) or packed as `kinds[j]` (int8 with `scales[j]`); its output width is
+   * `outs[j].length / rows`. One row of x: one split of all their rows over the threads.
+   */
+  linearMany(
+    x: Float32Array,
+    inF: number,
+    kinds: Int32Array,
+    weights: Array<Float32Array | Uint16Array | Int8Array>,
+    scales: Array<Float32Array | null>,
+    biases: Array<Float32Array | null>,
+    outs: Float32Array[],
+  ): void;
   /** {@link ffnGatedLinear} with both weights packed as `kind`. */
   quantGatedLinear(
     x: Float32Array,

@@ -141,6 +141,57 @@ function linearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc
 }
 
 /**
+ * FUSED.linears: `{ x, weight0, bias0?, weight1, ... }` → one output per weight, float32 or packed
+ * weights alike, in one call to quant.c (one split of all the maps' rows for a single row of x).
+ */
+function linearsKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend }: KernelArgs) => {
+    const { x } = inputs as { x: TensorInfo };
+    const count = Object.keys(inputs).filter((name) => /^weight\d+$/.test(name)).length;
+    if (count === 0 || count > 8) throw new Error(`${FUSED.linears}: give 1 to 8 weights (weight0, weight1, ...), got ${count}`);
+    for (const name of Object.keys(inputs)) {
+      const index = /^(?:weight|bias)(\d+)$/.exec(name)?.[1];
+      if (name !== 'x' && (index === undefined || Number(index) >= count)) throw new Error(`${FUSED.linears}: unexpected input '${name}'`);
+    }
+    if (x.dtype !== 'float32') throw new Error(`${FUSED.linears}: input 'x' must be float32, got ${x.dtype}`);
+    const inF = x.shape[x.shape.length - 1]!;
+    const rows = tf.util.sizeFromShape(x.shape) / (inF || 1);
+    const kinds = new Int32Array(count);
+    const weights: Array<Float32Array | Uint16Array | Int8Array> = [];
+    const scales: Array<Float32Array | null> = [];
+    const biases: Array<Float32Array | null> = [];
+    const outs: Float32Array[] = [];
+    const shapes: number[][] = [];
+    for (let j = 0; j < count; j++) {
+      const weight = inputs[`weight${j}`];
+      const bias = inputs[`bias${j}`];
+      if (weight === undefined) throw new Error(`${FUSED.linears}: input 'weight${j}' is missing`);
+      const n = outFeatures(FUSED.linears, `weight${j}`, x, weight);
+      requireShape(FUSED.linears, `bias${j}`, bias, [n]);
+      for (const [name, t] of [[`weight${j}`, weight], [`bias${j}`, bias]] as const) {
+        if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.linears}: input '${name}' must be float32, got ${t.dtype}`);
+      }
+      const packed = packedOf(backend, weight);
+      kinds[j] = packed?.kind ?? -1;
+      weights.push(packed?.data ?? values(backend, weight));
+      scales.push(packed?.scales ?? null);
+      biases.push(bias === undefined ? null : values(backend, bias));
+      outs.push(allocate(backend, rows * n));
+      shapes.push([...x.shape.slice(0, -1), n]);
+    }
+    if (rows > 0 && inF > 0) addon.linearMany(values(backend, x), inF, kinds, weights, scales, biases, outs);
+    else if (rows > 0) {
+      // An empty inner dimension: each row is the bias (or zeros).
+      outs.forEach((out, j) => {
+        const n = out.length / rows;
+        for (let r = 0; r < rows; r++) out.set(biases[j] ?? new Float32Array(n), r * n);
+      });
+    }
+    return outs.map((out, j) => backend.makeTensorInfo(shapes[j]!, 'float32', out));
+  }) as unknown as KernelFunc;
+}
+
+/**
  * FUSED.gatedLinear with packed weights: both of one format in one call to quant.c; a mix of
  * formats (one weight reassigned as float32) as two linear calls and the gated activation.
  */
@@ -280,5 +331,9 @@ export function withPackedWeights(addon: NativeAddon, backendName: string, confi
     if (config.kernelName === tf.GatherV2) return { ...config, kernelFunc: gatherKernel(addon, config.kernelFunc) };
     return config;
   });
-  return [...wrapped, { kernelName: FUSED.packWeight, backendName, kernelFunc: packWeightKernel(addon) }];
+  return [
+    ...wrapped,
+    { kernelName: FUSED.linears, backendName, kernelFunc: linearsKernel(addon) },
+    { kernelName: FUSED.packWeight, backendName, kernelFunc: packWeightKernel(addon) },
+  ];
 }
