@@ -207,14 +207,18 @@ function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: numbe
   const inputIds = tf.tensor2d(ids, [batch, length], 'int32');
   const vocab = lm.embeddings.word.count;
   if (ids.every((row) => row.every((id) => isTokenId(id, vocab)))) markInputIdsChecked(inputIds);
-  const inputs = [inputIds, tf.tensor2d(positions, [batch, length], 'int32')];
+  // Without padding every row's positions run on from the cache's length, which the forward's
+  // offset already says: no position ids then (rotary writes its tables without kernels).
+  const consecutive = !padded && cache.nextPosition.every((p) => p === cache.length);
+  const positionIds = consecutive ? undefined : tf.tensor2d(positions, [batch, length], 'int32');
+  const inputs = positionIds === undefined ? [inputIds] : [inputIds, positionIds];
   const attentionMask = fullMask === undefined ? undefined : tf.tensor2d(fullMask, [batch, fullMask[0]!.length], 'int32');
   if (attentionMask !== undefined) inputs.push(attentionMask);
   try {
     cache.begin();
     let hidden;
     try {
-      hidden = lm.forwardHidden(inputIds, { attentionMask, positionIds: inputs[1], cache, offset: cache.length });
+      hidden = lm.forwardHidden(inputIds, { attentionMask, positionIds, cache, offset: cache.length });
       cache.commit();
     } catch (error) {
       cache.rollback();
