@@ -18,6 +18,10 @@
  * One call at a time uses the pool: a call from inside a part, or while another thread's call
  * holds it, runs its parts on the calling thread instead.
  */
+/* clock_gettime and CLOCK_MONOTONIC under -std=c11. */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include "parallel.h"
 
 #include <pthread.h>

@@ -384,10 +384,11 @@ void tessera_quant_unpack(int kind, const void *data, const float *scales, size_
 /* Up to this many rows of x each weight row is read once and dotted with every row (from L1). */
 #define GEMV_MAX_ROWS 4
 /*
- * At least this many weights per thread: waking a pooled worker costs a few microseconds, about
- * what streaming 64K weights takes, so every layer's GEMV is split, not only the LM head's.
+ * At least this many weights per thread: a pooled worker polling for work joins a call within a
+ * microsecond or two (parallel.c), about what streaming 16K weights takes, so every layer's GEMV
+ * is split, down to a Mamba mixer's x and dt projections.
  */
-#define GEMV_GRAIN_WEIGHTS (64u << 10)
+#define GEMV_GRAIN_WEIGHTS (16u << 10)
 
 struct gemv_args {
   const float *x;

@@ -118,8 +118,9 @@ TESSERA_CLONES static void step_tasks(void *ctx, size_t first, size_t last) {
 const char *tessera_scan_run(const struct tessera_scan *s, int threads) {
   if (s->nstate > MAX_STATE) return "state size above 256";
   if (s->len == 1) {
-    /* (batch, channel) tasks; at decode sizes one thread does them faster than two start. */
-    tessera_parallel_for((size_t)s->batch * s->dim, 4096, threads, step_tasks, (void *)s);
+    /* (batch, channel) tasks, 512 a part at least: decode keeps the pool's workers polling, so
+     * even one small model's channels (Mamba-130m: 1536) are worth splitting. */
+    tessera_parallel_for((size_t)s->batch * s->dim, 512, threads, step_tasks, (void *)s);
     return NULL;
   }
   const size_t tasks = (size_t)s->batch * ((s->dim + BLOCK - 1) / BLOCK);
