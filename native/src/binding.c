@@ -131,7 +131,7 @@ static napi_value MambaMixer(napi_env env, napi_callback_info info) {
   const struct tessera_mamba m = {dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6],
                                   ptr[4], ptr[5], ptr[6], ptr[7], ptr[8], ptr[9], ptr[10], ptr[11],
                                   ptr[12], ptr[13], ptr[14], ptr[15], ptr[16], ptr[17], (float)eps,
-                                  ptr[18], (float)pre_norm_eps, add_residual, NULL, NULL, NULL, NULL, 0, 0};
+                                  ptr[18], (float)pre_norm_eps, add_residual, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0};
   const char *error = tessera_mamba_mixer(&m, ptr[0], ptr[1], ptr[2], ptr[3], ptr[19], ptr[20],
                                           ptr[21], openblas_get_num_threads());
   if (error != NULL) FAIL("tessera_native: mambaMixer: %s", error);

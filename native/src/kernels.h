@@ -141,11 +141,11 @@ struct tessera_mamba {
   const float *pre_norm; /* [H], or NULL: hidden goes to in_proj as it is */
   float pre_norm_eps;
   int add_residual; /* add hidden to the output */
-  /* in_proj / out_proj held packed (quant.h: kind, values, int8's scales), read instead of
-   * in_weight / out_weight when not NULL. */
-  const void *in_packed, *out_packed;
-  const float *in_scales, *out_scales;
-  int in_kind, out_kind;
+  /* Projections held packed (quant.h: kind, values, int8's scales), read instead of in_weight,
+   * out_weight, x_weight, dt_weight where not NULL. */
+  const void *in_packed, *out_packed, *x_packed, *dt_packed;
+  const float *in_scales, *out_scales, *x_scales, *dt_scales;
+  int in_kind, out_kind, x_kind, dt_kind;
 };
 
 /*

@@ -7,6 +7,7 @@
  * with ~20 us of dispatch, which costs more than reading the layer's weights.
  */
 #include "kernels.h"
+#include "ffn.h"
 #include "quant.h"
 #include "simd.h"
 
@@ -106,9 +107,12 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   float *gated = malloc(sizeof(float) * (size_t)rows * inner);
   float *zeros = conv_in == NULL ? calloc((size_t)inner * kernel, sizeof(float)) : NULL;
   float *normed = m->pre_norm != NULL ? malloc(sizeof(float) * (size_t)rows * m->hidden) : NULL;
+  /* A packed dt_proj reads its rows of x_proj's output contiguous; one row already is. */
+  float *dt_rows = m->dt_packed != NULL && rows > 1 ? malloc(sizeof(float) * (size_t)rows * rank) : NULL;
   const char *error = NULL;
   if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL ||
-      (conv_in == NULL && zeros == NULL) || (m->pre_norm != NULL && normed == NULL)) {
+      (conv_in == NULL && zeros == NULL) || (m->pre_norm != NULL && normed == NULL) ||
+      (m->dt_packed != NULL && rows > 1 && dt_rows == NULL)) {
     error = "out of memory";
     goto done;
   }
@@ -133,7 +137,10 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
              window, u + (size_t)b * len * inner, conv_out + (size_t)b * inner * kernel, keep_window);
   }
 
-  tessera_linear(u, inner, m->x_weight, NULL, xdbl, rows, xdbl_width, inner);
+  if (!project(u, m->x_weight, m->x_packed, m->x_kind, m->x_scales, NULL, xdbl, rows, xdbl_width, inner)) {
+    error = "out of memory";
+    goto done;
+  }
   if (m->dt_norm != NULL) {
     /* Jamba: RMSNorms on dt, B and C (in place). */
     for (int r = 0; r < rows; r++) {
@@ -143,7 +150,19 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
       tessera_rms_norm(row + rank + n_state, m->c_norm, row + rank + n_state, 1, n_state, m->norm_eps);
     }
   }
-  tessera_linear(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);
+  if (m->dt_packed == NULL) {
+    tessera_linear(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);
+  } else {
+    const float *dt = xdbl;
+    if (dt_rows != NULL) {
+      for (int r = 0; r < rows; r++) memcpy(dt_rows + (size_t)r * rank, xdbl + (size_t)r * xdbl_width, sizeof(float) * rank);
+      dt = dt_rows;
+    }
+    if (!tessera_quant_linear(dt, rows, rank, m->dt_kind, m->dt_packed, m->dt_scales, m->dt_bias, delta, inner, TESSERA_FFN_IDENTITY)) {
+      error = "out of memory";
+      goto done;
+    }
+  }
   softplus_rows(delta, keep, rows, inner);
 
   const struct tessera_scan scan = {batch, len, inner, n_state, u, delta, m->A, xdbl + rank,
@@ -159,6 +178,6 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
     }
   }
 done:
-  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros), free(normed);
+  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros), free(normed), free(dt_rows);
   return error;
 }

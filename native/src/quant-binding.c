@@ -212,7 +212,7 @@ static int packed_projection(napi_env env, napi_value packed, uint32_t at, size_
   napi_valuetype vt;
   if (napi_get_element(env, packed, at, &kind_v) != napi_ok || napi_get_element(env, packed, at + 1, &data_v) != napi_ok ||
       napi_get_element(env, packed, at + 2, &scales_v) != napi_ok || napi_typeof(env, data_v, &vt) != napi_ok) {
-    napi_throw_type_error(env, NULL, "tessera_native: quantMambaMixer packed must be [inKind, inData, inScales, outKind, outData, outScales]");
+    napi_throw_type_error(env, NULL, "tessera_native: quantMambaMixer packed must be [kind, data, scales] for in, out, x and dt");
     return 0;
   }
   *data = NULL;
@@ -229,8 +229,8 @@ static int packed_projection(napi_env env, napi_value packed, uint32_t at, size_
 
 /*
  * quantMambaMixer(dims, operands, outputs, eps, preNormEps, addResidual, packed): binding.c's
- * mambaMixer with in_proj and/or out_proj packed; packed = [inKind, inData|null, inScales|null,
- * outKind, outData|null, outScales|null], and operands' inWeight / outWeight null where packed.
+ * mambaMixer with any of its projections packed; packed = [kind, data|null, scales|null] for
+ * in_proj, out_proj, x_proj and dt_proj in turn (12 entries), and those operands null where packed.
  */
 static napi_value QuantMambaMixer(napi_env env, napi_callback_info info) {
   ARGS(7);
@@ -246,7 +246,9 @@ static napi_value QuantMambaMixer(napi_env env, napi_callback_info info) {
   const size_t B = dims[0], L = dims[1], H = dims[2], E = dims[3], N = dims[4], R = dims[5], K = dims[6];
   struct tessera_mamba m = {.batch = dims[0], .len = dims[1], .hidden = dims[2], .inner = dims[3], .nstate = dims[4], .rank = dims[5], .kernel = dims[6]};
   if (!packed_projection(env, argv[6], 0, 2 * E * H, 2 * E, &m.in_packed, &m.in_scales, &m.in_kind, "inWeight") ||
-      !packed_projection(env, argv[6], 3, H * E, H, &m.out_packed, &m.out_scales, &m.out_kind, "outWeight"))
+      !packed_projection(env, argv[6], 3, H * E, H, &m.out_packed, &m.out_scales, &m.out_kind, "outWeight") ||
+      !packed_projection(env, argv[6], 6, (R + 2 * N) * E, R + 2 * N, &m.x_packed, &m.x_scales, &m.x_kind, "xWeight") ||
+      !packed_projection(env, argv[6], 9, E * R, E, &m.dt_packed, &m.dt_scales, &m.dt_kind, "dtWeight"))
     return NULL;
   const struct {
     const char *name;
@@ -255,7 +257,7 @@ static napi_value QuantMambaMixer(napi_env env, napi_callback_info info) {
   } want[22] = {
       {"hidden", B * L * H, 0}, {"keep", B * L, 1}, {"convIn", B * E * K, 1}, {"ssmIn", B * E * N, 1},
       {"inWeight", 2 * E * H, m.in_packed != NULL}, {"inBias", 2 * E, 1}, {"convWeight", E * K, 0}, {"convBias", E, 1},
-      {"xWeight", (R + 2 * N) * E, 0}, {"dtWeight", E * R, 0}, {"dtBias", E, 0}, {"A", E * N, 0},
+      {"xWeight", (R + 2 * N) * E, m.x_packed != NULL}, {"dtWeight", E * R, m.dt_packed != NULL}, {"dtBias", E, 0}, {"A", E * N, 0},
       {"D", E, 0}, {"outWeight", H * E, m.out_packed != NULL}, {"outBias", H, 1}, {"dtNorm", R, 1}, {"bNorm", N, 1},
       {"cNorm", N, 1}, {"preNorm", H, 1}, {"out", B * L * H, 0}, {"convOut", B * E * K, 0},
       {"ssmOut", B * E * N, 0}};

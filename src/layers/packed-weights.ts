@@ -1,7 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { backendPacksWeights, packedDtypeOf, packWeight, tensorBytes, warnRoundedOnce, type WeightDtype } from '../ops/packed-weights.js';
 import { Embeddings } from './embeddings.js';
-import { MambaMixer } from './mamba.js';
 import { Linear } from './linear.js';
 import type { Module } from './module.js';
 
@@ -12,16 +11,13 @@ export interface PackSummary {
   weights: string[];
   /** Whether the backend holds them packed (native); false: rounded to `dtype` and kept as float32. */
   packed: boolean;
-  /** Linear weights left float32, with why (Mamba mixers' small x and dt projections). */
-  skipped: string[];
 }
 
 /**
  * Hold the model's matrix weights as `dtype` ('bfloat16', 'float16' or 'int8' with one scale per
  * output row; 'float32' does nothing): the attention and feed-forward projections, the LM head
- * (tied or not: the token embedding table is packed too), and Mamba mixers' in and out
- * projections. Position and token-type tables, norms, biases, convolutions and Mamba's small x
- * and dt projections stay float32.
+ * (tied or not: the token embedding table is packed too), and Mamba mixers' in, out, x and dt
+ * projections. Position and token-type tables, norms, biases and convolutions stay float32.
  *
  * On the native backend the weights stay packed in memory and the linear kernels read them
  * directly; on other backends they are rounded to `dtype` and held as float32 (a one-line warning
@@ -29,15 +25,9 @@ export interface PackSummary {
  * gradients through it throws. Reading it out (saving, `dataSync`) gives its float32 values.
  */
 export function packWeights(model: Module, dtype: WeightDtype): PackSummary {
-  const summary: PackSummary = { dtype, weights: [], packed: backendPacksWeights(), skipped: [] };
+  const summary: PackSummary = { dtype, weights: [], packed: backendPacksWeights() };
   if (dtype === 'float32') return summary;
   if (!summary.packed) warnRoundedOnce(dtype);
-  // Inside a Mamba mixer the fused kernel reads in_proj and out_proj packed; x_proj and dt_proj
-  // (a few percent of its weights) it reads as float32.
-  const smallMambaProjections = new Set<Linear>();
-  for (const [, module] of model.namedModules()) {
-    if (module instanceof MambaMixer) smallMambaProjections.add(module.xProj).add(module.dtProj);
-  }
   for (const [path, module] of model.namedModules()) {
     // The token embedding table: read a row per token by the lookup, and whole by a tied LM head.
     if (module instanceof Embeddings) {
@@ -47,10 +37,6 @@ export function packWeights(model: Module, dtype: WeightDtype): PackSummary {
     }
     if (!(module instanceof Linear)) continue;
     const name = `${path}.weight`;
-    if (smallMambaProjections.has(module)) {
-      summary.skipped.push(`${name} (a Mamba mixer's x/dt projection: its fused kernel reads these as float32)`);
-      continue;
-    }
     if (packedDtypeOf(module.weight) === undefined) packWeight(module.weight, dtype);
     summary.weights.push(name);
   }

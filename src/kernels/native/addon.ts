@@ -325,9 +325,9 @@ export interface NativeAddon {
     act: number,
   ): void;
   /**
-   * {@link mambaMixer} with in_proj and/or out_proj packed: `packed` = [inKind, inData, inScales,
-   * outKind, outData, outScales] (data null: that projection is float32 in `operands`, else its
-   * operand is null).
+   * {@link mambaMixer} with any of its projections packed: `packed` = [kind, data, scales] for
+   * in_proj, out_proj, x_proj and dt_proj in turn (data null: that projection is float32 in
+   * `operands`, else its operand is null).
    */
   quantMambaMixer(
     dims: Int32Array,
@@ -336,7 +336,7 @@ export interface NativeAddon {
     eps: number,
     preNormEps: number,
     addResidual: boolean,
-    packed: readonly [number, Uint16Array | Int8Array | null, Float32Array | null, number, Uint16Array | Int8Array | null, Float32Array | null],
+    packed: ReadonlyArray<number | Uint16Array | Int8Array | Float32Array | null>,
   ): void;
   /** The packed kernels' vector path ('avx512', 'avx2', 'portable'); with a name, switch to it (tests). */
   quantIsa(name?: string): string;

@@ -236,18 +236,19 @@ const MAMBA_OPERANDS = [
   'dtWeight', 'dtBias', 'A', 'D', 'outWeight', 'outBias', 'dtNorm', 'bNorm', 'cNorm', 'preNorm',
 ] as const;
 
+/** The Mamba mixer's projections as the addon's `packed` argument lists them. */
+const MAMBA_PROJECTIONS = ['inWeight', 'outWeight', 'xWeight', 'dtWeight'] as const;
+
 /**
- * FUSED.mambaMixer with its in and out projections (most of a mixer's weights) packed: the same
- * kernel (native/src/mamba.c) reading them through quant.c. The x and dt projections are small
- * and stay float32. Without packed projections the float32 kernel runs unchanged.
+ * FUSED.mambaMixer with any of its projections packed: the same kernel (native/src/mamba.c)
+ * reading them through quant.c. Without packed projections the float32 kernel runs unchanged.
  */
 function mambaMixerKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
   return ((args: KernelArgs) => {
     const { inputs, backend, attrs } = args;
-    const { hidden, inWeight, outWeight, convWeight, xWeight, A } = inputs as Record<string, TensorInfo>;
-    const packedIn = inWeight === undefined ? undefined : packedOf(backend, inWeight);
-    const packedOut = outWeight === undefined ? undefined : packedOf(backend, outWeight);
-    if (packedIn === undefined && packedOut === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo[])(args);
+    const { hidden, inWeight, convWeight, xWeight, A } = inputs as Record<string, TensorInfo>;
+    const packedBy = new Map(MAMBA_PROJECTIONS.map((name) => [name as string, inputs[name] === undefined ? undefined : packedOf(backend, inputs[name]!)]));
+    if ([...packedBy.values()].every((p) => p === undefined)) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo[])(args);
     const kernel = FUSED.mambaMixer;
     for (const name of MAMBA_OPERANDS) {
       const t = inputs[name];
@@ -271,17 +272,17 @@ function mambaMixerKernel(addon: NativeAddon, float32Kernel: KernelFunc): Kernel
     }
     const operands = MAMBA_OPERANDS.map((name) => {
       const t = inputs[name];
-      if (t === undefined || (name === 'inWeight' && packedIn !== undefined) || (name === 'outWeight' && packedOut !== undefined)) return null;
+      if (t === undefined || packedBy.get(name) !== undefined) return null;
       return values(backend, t);
     });
     const out = allocate(backend, batch * len * size);
     const convState = allocate(backend, batch * inner * kernelSize);
     const ssmState = allocate(backend, batch * inner * nstate);
     const dims = Int32Array.from([batch, len, size, inner, nstate, rank, kernelSize]);
-    const packed = [
-      packedIn?.kind ?? 0, packedIn?.data ?? null, packedIn?.scales ?? null,
-      packedOut?.kind ?? 0, packedOut?.data ?? null, packedOut?.scales ?? null,
-    ] as const;
+    const packed = MAMBA_PROJECTIONS.flatMap((name) => {
+      const p = packedBy.get(name);
+      return [p?.kind ?? 0, p?.data ?? null, p?.scales ?? null] as const;
+    });
     if (out.length > 0) {
       addon.quantMambaMixer(dims, operands, [out, convState, ssmState], Number(attrs?.normEps ?? 1e-6), Number(attrs?.preNormEps ?? 1e-6), Boolean(attrs?.addResidual), packed);
     }
