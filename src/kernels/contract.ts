@@ -25,11 +25,15 @@ export const FUSED = {
    */
   linear: 'TesseraLinear',
   /**
-   * Several linear maps of one x: `{ x: [..., in], weight0: [out0, in], bias0?: [out0], weight1, ... }`
-   * (at most 8) → `[x·W0ᵀ + b0, x·W1ᵀ + b1, ...]`, each equal to its own FUSED.linear.
+   * Several linear maps of one x: `{ x: [..., in], weight0: [out0, in], bias0?: [out0], weight1, ...,
+   * normWeight?: [in] }` (at most 8 weights), `{ normEpsilon? }` → `[x·W0ᵀ + b0, x·W1ᵀ + b1, ...]`,
+   * each equal to its own FUSED.linear; with `normWeight`, of RMSNorm(x) as FUSED.rmsNorm makes it.
    */
   linears: 'TesseraLinears',
-  /** `{ x, gateWeight, upWeight, gateBias?, upBias? }`, `{ activation }` → `act(x·Wgᵀ + bg) * (x·Wuᵀ + bu)`. */
+  /**
+   * `{ x, gateWeight, upWeight, gateBias?, upBias?, normWeight? }`, `{ activation, normEpsilon? }` →
+   * `act(x·Wgᵀ + bg) * (x·Wuᵀ + bu)`; with `normWeight`, of RMSNorm(x) as FUSED.rmsNorm makes it.
+   */
   gatedLinear: 'TesseraGatedLinear',
   /** `{ x, up? }`, `{ activation }` → `act(x)` (times `up`). */
   activation: 'TesseraActivation',

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { attention, ATTENTION_TAPS, type KeyValueCache } from '../ops/attention.js';
 import { memoOf, type ForwardContext } from './context.js';
-import { linears } from '../ops/linear.js';
+import { linears, type PreNorm } from '../ops/linear.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
+import { RMSNorm } from './norm.js';
 import { RotaryEmbedding, type RotaryOptions } from './rotary.js';
 
 export interface AttentionOptions {
@@ -69,17 +70,23 @@ export class Attention extends Layer {
    */
   override preNormResidual(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor {
     if (this.hasHooks()) return super.preNormResidual(hidden, norm, ctx);
-    return this.attend(norm.call(hidden, ctx), ctx, hidden);
+    // An RMSNorm nothing watches is applied by the projections' kernel.
+    const preNorm = norm instanceof RMSNorm && !this.projectionsHooked() ? norm.asPreNorm() : undefined;
+    return preNorm !== undefined ? this.attend(hidden, ctx, hidden, preNorm) : this.attend(norm.call(hidden, ctx), ctx, hidden);
   }
 
-  /** Attention over `x`, plus `residual` where given. */
-  private attend(x: tf.Tensor, ctx: ForwardContext, residual?: tf.Tensor): tf.Tensor {
+  private projectionsHooked(): boolean {
+    return this.query.hasHooks() || this.key.hasHooks() || this.value.hasHooks();
+  }
+
+  /** Attention over `x` (over `preNorm(x)` where given: only when no projection is hooked), plus `residual` where given. */
+  private attend(x: tf.Tensor, ctx: ForwardContext, residual?: tf.Tensor, preNorm?: PreNorm): tf.Tensor {
     return tf.tidy(() => {
       const [batch, length] = x.shape as [number, number, number];
       const { numHeads, numKvHeads, causal } = this.options;
       const projections = [this.query, this.key, this.value];
       // [B, L, heads·headDim], [B, L, kvHeads·headDim] twice; one kernel unless a hook watches one.
-      const [q, k, v] = (projections.some((p) => p.hasHooks()) ? projections.map((p) => p.call(x, ctx)) : linears(x, projections)) as tf.Tensor3D[];
+      const [q, k, v] = (this.projectionsHooked() ? projections.map((p) => p.call(x, ctx)) : linears(x, projections, preNorm)) as tf.Tensor3D[];
       const { context, cache } = attention(q, k, v, { numHeads, numKvHeads, headDim: this.headDim, causal }, {
         mask: ctx.attentionMask,
         rotary: this.rotary?.tables(ctx, batch, length),

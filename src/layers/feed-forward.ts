@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activation, gatedActivation, type Activation, type GatedActivation } from '../ops/activation.js';
-import { gatedLinear, linear } from '../ops/linear.js';
+import { gatedLinear, linear, type PreNorm } from '../ops/linear.js';
 import type { ForwardContext } from './context.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
+import { RMSNorm } from './norm.js';
 
 export interface FeedForwardOptions {
   hiddenSize: number;
@@ -43,23 +44,28 @@ export class FeedForward extends Layer {
    */
   override preNormResidual(hidden: tf.Tensor, norm: Layer, ctx: ForwardContext): tf.Tensor {
     if (this.hasHooks()) return super.preNormResidual(hidden, norm, ctx);
-    return this.feed(norm.call(hidden, ctx), ctx, hidden);
+    // An RMSNorm nothing watches is applied by the gated products' kernel.
+    const preNorm = norm instanceof RMSNorm && this.gate !== undefined && !this.innerHooked() ? norm.asPreNorm() : undefined;
+    return preNorm !== undefined ? this.feed(hidden, ctx, hidden, preNorm) : this.feed(norm.call(hidden, ctx), ctx, hidden);
   }
 
-  /** The feed-forward of `x`, plus `residual` where given. */
-  private feed(x: tf.Tensor, ctx: ForwardContext, residual?: tf.Tensor): tf.Tensor {
+  private innerHooked(): boolean {
+    return this.up.hasHooks() || this.gate?.hasHooks() === true;
+  }
+
+  /** The feed-forward of `x` (of `preNorm(x)` where given: gated, nothing hooked), plus `residual` where given. */
+  private feed(x: tf.Tensor, ctx: ForwardContext, residual?: tf.Tensor, preNorm?: PreNorm): tf.Tensor {
     return tf.tidy(() => {
-      const hooked = this.up.hasHooks() || this.gate?.hasHooks() === true;
-      const inner = hooked ? this.innerThroughLayers(x, ctx) : this.inner(x);
+      const inner = this.innerHooked() ? this.innerThroughLayers(x, ctx) : this.inner(x, preNorm);
       return residual === undefined ? this.down.call(inner, ctx) : this.down.callAdding(residual, inner, ctx);
     });
   }
 
-  /** `act(gate(x)) * up(x)` or `act(up(x))` as ops: the backend may fuse each whole. */
-  private inner(x: tf.Tensor): tf.Tensor {
+  /** `act(gate(x)) * up(x)` (of `preNorm(x)` where given) or `act(up(x))` as ops: the backend may fuse each whole. */
+  private inner(x: tf.Tensor, preNorm?: PreNorm): tf.Tensor {
     const up = { weight: this.up.weight, bias: this.up.bias };
     if (this.gate === undefined) return linear(x, up.weight, up.bias, this.options.activation);
-    return gatedLinear(x, { weight: this.gate.weight, bias: this.gate.bias }, up, this.options.activation);
+    return gatedLinear(x, { weight: this.gate.weight, bias: this.gate.bias }, up, this.options.activation, preNorm);
   }
 
   /** The same through each Linear's call, so that the hooks on `gate` and `up` see their outputs. */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { PreNorm } from '../ops/linear.js';
 import { norm as normOp, type NormKind } from '../ops/norm.js';
 import { init } from './init.js';
 import type { ForwardContext } from './context.js';
@@ -33,6 +34,14 @@ export class RMSNorm extends Layer {
   }
   protected forward(x: tf.Tensor): tf.Tensor {
     return normOp('rmsnorm', x, this.weight, undefined, this.eps);
+  }
+
+  /**
+   * This norm as the pre-norm of the projections after it (one kernel computes both), or
+   * undefined while a hook watches it: it then runs as a layer, so the hook sees it.
+   */
+  asPreNorm(): PreNorm | undefined {
+    return this.hasHooks() ? undefined : { weight: this.weight, eps: this.eps };
   }
 }
 

@@ -3,12 +3,29 @@ import { FUSED } from '../kernels/contract.js';
 import { activation as activationOf, fusedActivationName, gatedActivation } from './activation.js';
 import { derivedOf, registerDerived } from './derived-weights.js';
 import { canFuse, runFused } from './dispatch.js';
+import { norm } from './norm.js';
 import { requireUnpackedWhileRecording } from './packed-weights.js';
 
 /** A linear map's weights: `weight [out, in]` (PyTorch layout) and an optional `bias [out]`. */
 export interface LinearWeights {
   weight: tf.Tensor;
   bias?: tf.Tensor;
+}
+
+/** An RMSNorm (`weight [in]`, `eps`) applied to x before the products: a pre-norm block's norm. */
+export interface PreNorm {
+  weight: tf.Tensor;
+  eps: number;
+}
+
+/** The inputs and attrs that hand a fused projection kernel its pre-norm. */
+function preNormArgs(preNorm: PreNorm | undefined): { inputs: { normWeight?: tf.Tensor }; attrs: { normEpsilon?: number } } {
+  return preNorm === undefined ? { inputs: {}, attrs: {} } : { inputs: { normWeight: preNorm.weight }, attrs: { normEpsilon: preNorm.eps } };
+}
+
+/** `x`, through `preNorm` where given (op by op). */
+function normed(x: tf.Tensor, preNorm: PreNorm | undefined): tf.Tensor {
+  return preNorm === undefined ? x : norm('rmsnorm', x, preNorm.weight, undefined, preNorm.eps);
 }
 
 /**
@@ -65,20 +82,26 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activa
 
 /**
  * `x · Wᵀ + b` for several linear maps of the same `x` (an attention layer's query, key and value
- * projections): one fused kernel where the backend has it, whose outputs equal {@link linear}'s
- * value for value; each map through `linear` elsewhere (and while gradients are recorded).
+ * projections), of `preNorm(x)` where given: one fused kernel where the backend has it, whose
+ * outputs equal {@link linear}'s (after the norm op) value for value; op by op elsewhere (and
+ * while gradients are recorded).
  */
-export function linears(x: tf.Tensor, maps: readonly LinearWeights[]): tf.Tensor[] {
+export function linears(x: tf.Tensor, maps: readonly LinearWeights[], preNorm?: PreNorm): tf.Tensor[] {
   if (maps.length > 0 && maps.length <= 8 && canFuse(FUSED.linears)) {
-    const inputs: Record<string, tf.Tensor | undefined> = { x };
+    const pre = preNormArgs(preNorm);
+    const inputs: Record<string, tf.Tensor | undefined> = { x, ...pre.inputs };
     maps.forEach(({ weight, bias }, j) => {
       requireUnpackedWhileRecording(weight, 'linear');
       inputs[`weight${j}`] = weight;
       inputs[`bias${j}`] = bias;
     });
-    return runFused(FUSED.linears, inputs) as unknown as tf.Tensor[];
+    return runFused(FUSED.linears, inputs, pre.attrs) as unknown as tf.Tensor[];
   }
-  return maps.map(({ weight, bias }) => linear(x, weight, bias));
+  if (preNorm === undefined) return maps.map(({ weight, bias }) => linear(x, weight, bias));
+  return tf.tidy(() => {
+    const input = normed(x, preNorm);
+    return maps.map(({ weight, bias }) => linear(input, weight, bias));
+  });
 }
 
 /**
@@ -118,13 +141,17 @@ function affine(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
  * `act(x · gateᵀ + gate bias) * (x · upᵀ + up bias)`, the inner product of a gated (SwiGLU-style)
  * feed-forward: both products and the activation in one fused kernel where the backend has it.
  */
-export function gatedLinear(x: tf.Tensor, gate: LinearWeights, up: LinearWeights, activation: string): tf.Tensor {
+export function gatedLinear(x: tf.Tensor, gate: LinearWeights, up: LinearWeights, activation: string, preNorm?: PreNorm): tf.Tensor {
   const fusedActivation = fusedActivationName(activation);
   requireUnpackedWhileRecording(gate.weight, 'gatedLinear');
   requireUnpackedWhileRecording(up.weight, 'gatedLinear');
   if (fusedActivation !== undefined && canFuse(FUSED.gatedLinear)) {
-    const inputs = { x, gateWeight: gate.weight, upWeight: up.weight, gateBias: gate.bias, upBias: up.bias };
-    return runFused(FUSED.gatedLinear, inputs, { activation: fusedActivation });
+    const pre = preNormArgs(preNorm);
+    const inputs = { x, gateWeight: gate.weight, upWeight: up.weight, gateBias: gate.bias, upBias: up.bias, ...pre.inputs };
+    return runFused(FUSED.gatedLinear, inputs, { activation: fusedActivation, ...pre.attrs });
   }
-  return tf.tidy(() => gatedActivation(activation)(linear(x, gate.weight, gate.bias), linear(x, up.weight, up.bias)));
+  return tf.tidy(() => {
+    const input = normed(x, preNorm);
+    return gatedActivation(activation)(linear(input, gate.weight, gate.bias), linear(input, up.weight, up.bias));
+  });
 }

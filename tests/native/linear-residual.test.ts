@@ -34,12 +34,12 @@ async function block(sublayer: Layer, norm: RMSNorm, x: tf.Tensor): Promise<{ y:
   return { y, kernels: profile.kernels.map((k) => k.name) };
 }
 
-describe.runIf(built)('the residual added by the last projection (native)', () => {
+describe.runIf(built)('a pre-norm block in its projections\' kernels: the norm in the first, the residual in the last (native)', () => {
   useNativeBackend();
 
   for (const [name, make] of sublayers()) {
     for (const dtype of ['float32', 'bfloat16', 'int8'] as WeightDtype[]) {
-      it(`${name}, ${dtype} weights: x + sublayer(norm(x)) with no Add kernel, equal to the sum made outside, hooks seeing the output before it`, async () => {
+      it(`${name}, ${dtype} weights: x + sublayer(norm(x)) with no norm or Add kernel, equal to the op-by-op block, hooks seeing the parts`, async () => {
         const sublayer = make();
         const norm = new RMSNorm(hidden, 1e-6);
         randomize(sublayer);
@@ -51,6 +51,17 @@ describe.runIf(built)('the residual added by the last projection (native)', () =
           const fused = await block(sublayer, norm, x);
           expect(fused.kernels).toContain('TesseraLinear');
           expect(fused.kernels).not.toContain('Add');
+          expect(fused.kernels).not.toContain('TesseraRMSNorm');
+
+          // A hook on the norm: the norm runs as a layer (its own kernel), the rest stays fused.
+          let normed: number[] | undefined;
+          const onNorm = norm.attachHook('', 'post', (out) => void (normed = out.shape));
+          const normHooked = await block(sublayer, norm, x);
+          onNorm.remove();
+          expect(normed).toEqual([2, length, hidden]);
+          expect(normHooked.kernels).toContain('TesseraRMSNorm');
+          expect(normHooked.kernels).not.toContain('Add');
+          expect(Array.from(normHooked.y)).toEqual(Array.from(fused.y));
 
           // A hook on the sublayer runs it through call(): its output, then the sum as a separate Add.
           let seen: Float32Array | undefined;

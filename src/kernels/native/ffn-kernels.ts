@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { addResidual, allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, kernelConfigs, projectedRows, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
@@ -48,17 +48,20 @@ function linearKernel(addon: NativeAddon): KernelFunc {
 }
 
 /**
- * Inputs `{ x: [..., in], gateWeight: [out, in], upWeight: [out, in], gateBias?: [out], upBias?: [out] }`,
- * attrs `{ activation }`; output `act(x · gateWeightᵀ + gateBias) * (x · upWeightᵀ + upBias)`,
- * `[..., out]`: the first half of a gated (SwiGLU-style) MLP in one kernel.
+ * Inputs `{ x: [..., in], gateWeight: [out, in], upWeight: [out, in], gateBias?: [out], upBias?: [out],
+ * normWeight?: [in] }`, attrs `{ activation, normEpsilon? }`; output `act(x · gateWeightᵀ + gateBias) *
+ * (x · upWeightᵀ + upBias)`, `[..., out]`: the first half of a gated (SwiGLU-style) MLP in one
+ * kernel, with `normWeight` after an RMSNorm of x (a pre-norm block's).
  */
 function gatedLinearKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { x, gateWeight, upWeight, gateBias, upBias } = inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
+    const { x, gateWeight, upWeight, gateBias, upBias, normWeight } = inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
       gateBias?: TensorInfo;
       upBias?: TensorInfo;
+      normWeight?: TensorInfo;
     };
     requireFloat32(FUSED.gatedLinear, inputs);
+    requireShape(FUSED.gatedLinear, 'normWeight', normWeight, [x.shape[x.shape.length - 1]!]);
     const act = activationCode(FUSED.gatedLinear, attrs);
     const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
     requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
@@ -68,7 +71,7 @@ function gatedLinearKernel(addon: NativeAddon): KernelFunc {
     const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
       addon.ffnGatedLinear(
-        values(backend, x),
+        projectedRows(addon, backend, x, normWeight, attrs),
         values(backend, gateWeight),
         values(backend, upWeight),
         gateBias === undefined ? null : values(backend, gateBias),

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
+import type { NativeAddon } from './addon.js';
+
 /** The native backend is the cpu backend's class: same storage, so cpu kernels run on it as-is. */
 export type Backend = MathBackendCPU;
 export type Inputs = Record<string, TensorInfo | undefined>;
@@ -60,4 +62,17 @@ export function addResidual(backend: Backend, out: Float32Array, residual: Tenso
   if (residual === undefined) return;
   const r = values(backend, residual);
   for (let i = 0; i < out.length; i++) out[i] = out[i]! + r[i]!;
+}
+
+/**
+ * The rows of `x` a projection kernel multiplies: its values, or with a `normWeight` input
+ * ([in], attr `normEpsilon`) their RMSNorm, computed as FUSED.rmsNorm computes it, so a pre-norm
+ * block's norm needs no kernel of its own.
+ */
+export function projectedRows(addon: NativeAddon, backend: Backend, x: TensorInfo, normWeight: TensorInfo | undefined, attrs: NamedAttrMap | undefined): Float32Array {
+  const xs = values(backend, x);
+  if (normWeight === undefined) return xs;
+  const normed = new Float32Array(xs.length);
+  if (xs.length > 0) addon.rmsNorm(xs, values(backend, normWeight), normed, x.shape[x.shape.length - 1]!, Number(attrs?.normEpsilon ?? 1e-6));
+  return normed;
 }

@@ -3,7 +3,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import type { NativeAddon } from './addon.js';
 import { activationCode, outFeatures } from './ffn-kernels.js';
-import { addResidual, allocate, values, type Backend, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, projectedRows, values, type Backend, type KernelArgs } from './kernel-utils.js';
 import { FUSED, markPacked, PACKED_DTYPES, requireShape, type PackedDtype } from '../contract.js';
 
 /**
@@ -103,15 +103,14 @@ function packWeightKernel(addon: NativeAddon): KernelFunc {
 }
 
 /** `act(x · Wᵀ + b)` into `out` with W packed or float32. */
-function linearInto(addon: NativeAddon, backend: Backend, x: TensorInfo, weight: TensorInfo, bias: TensorInfo | undefined, out: Float32Array, act: number): void {
-  const inF = x.shape[x.shape.length - 1]!;
+function linearInto(addon: NativeAddon, backend: Backend, xs: Float32Array, inF: number, weight: TensorInfo, bias: TensorInfo | undefined, out: Float32Array, act: number): void {
   const n = weight.shape[0]!;
   const b = bias === undefined ? null : values(backend, bias);
   const packed = packedOf(backend, weight);
   if (packed === undefined) {
-    addon.ffnLinear(values(backend, x), values(backend, weight), b, out, inF, n, act);
+    addon.ffnLinear(xs, values(backend, weight), b, out, inF, n, act);
   } else {
-    addon.quantLinear(values(backend, x), packed.kind, packed.data, packed.scales, b, out, inF, n, act);
+    addon.quantLinear(xs, packed.kind, packed.data, packed.scales, b, out, inF, n, act);
   }
 }
 
@@ -133,7 +132,7 @@ function linearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc
     requireShape(FUSED.linear, 'residual', residual, shape);
     const out = allocate(args.backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
-      linearInto(addon, args.backend, x, weight, bias, out, act);
+      linearInto(addon, args.backend, values(args.backend, x), x.shape[x.shape.length - 1]!, weight, bias, out, act);
       addResidual(args.backend, out, residual);
     }
     return args.backend.makeTensorInfo(shape, 'float32', out);
@@ -141,20 +140,24 @@ function linearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc
 }
 
 /**
- * FUSED.linears: `{ x, weight0, bias0?, weight1, ... }` → one output per weight, float32 or packed
- * weights alike, in one call to quant.c (one split of all the maps' rows for a single row of x).
+ * FUSED.linears: `{ x, weight0, bias0?, weight1, ..., normWeight? }` → one output per weight,
+ * float32 or packed weights alike, in one call to quant.c (one split of all the maps' rows for a
+ * single row of x); with `normWeight`, of x's RMSNorm (attr `normEpsilon`).
  */
 function linearsKernel(addon: NativeAddon): KernelFunc {
-  return (({ inputs, backend }: KernelArgs) => {
-    const { x } = inputs as { x: TensorInfo };
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { x, normWeight } = inputs as { x: TensorInfo; normWeight?: TensorInfo };
     const count = Object.keys(inputs).filter((name) => /^weight\d+$/.test(name)).length;
     if (count === 0 || count > 8) throw new Error(`${FUSED.linears}: give 1 to 8 weights (weight0, weight1, ...), got ${count}`);
     for (const name of Object.keys(inputs)) {
       const index = /^(?:weight|bias)(\d+)$/.exec(name)?.[1];
-      if (name !== 'x' && (index === undefined || Number(index) >= count)) throw new Error(`${FUSED.linears}: unexpected input '${name}'`);
+      if (name !== 'x' && name !== 'normWeight' && (index === undefined || Number(index) >= count)) throw new Error(`${FUSED.linears}: unexpected input '${name}'`);
     }
-    if (x.dtype !== 'float32') throw new Error(`${FUSED.linears}: input 'x' must be float32, got ${x.dtype}`);
+    for (const [name, t] of [['x', x], ['normWeight', normWeight]] as const) {
+      if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.linears}: input '${name}' must be float32, got ${t.dtype}`);
+    }
     const inF = x.shape[x.shape.length - 1]!;
+    requireShape(FUSED.linears, 'normWeight', normWeight, [inF]);
     const rows = tf.util.sizeFromShape(x.shape) / (inF || 1);
     const kinds = new Int32Array(count);
     const weights: Array<Float32Array | Uint16Array | Int8Array> = [];
@@ -179,7 +182,7 @@ function linearsKernel(addon: NativeAddon): KernelFunc {
       outs.push(allocate(backend, rows * n));
       shapes.push([...x.shape.slice(0, -1), n]);
     }
-    if (rows > 0 && inF > 0) addon.linearMany(values(backend, x), inF, kinds, weights, scales, biases, outs);
+    if (rows > 0 && inF > 0) addon.linearMany(projectedRows(addon, backend, x, normWeight, attrs), inF, kinds, weights, scales, biases, outs);
     else if (rows > 0) {
       // An empty inner dimension: each row is the bias (or zeros).
       outs.forEach((out, j) => {
@@ -197,16 +200,20 @@ function linearsKernel(addon: NativeAddon): KernelFunc {
  */
 function gatedLinearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
   return ((args: KernelArgs) => {
-    const { x, gateWeight, upWeight, gateBias, upBias } = args.inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
+    const { x, gateWeight, upWeight, gateBias, upBias, normWeight } = args.inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
       gateBias?: TensorInfo;
       upBias?: TensorInfo;
+      normWeight?: TensorInfo;
     };
     const { backend } = args;
     const gate = gateWeight === undefined ? undefined : packedOf(backend, gateWeight);
     const up = upWeight === undefined ? undefined : packedOf(backend, upWeight);
     if (gate === undefined && up === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
     const act = activationCode(FUSED.gatedLinear, args.attrs);
-    if (x.dtype !== 'float32') throw new Error(`${FUSED.gatedLinear}: input 'x' must be float32, got ${x.dtype}`);
+    for (const [name, t] of [['x', x], ['normWeight', normWeight]] as const) {
+      if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.gatedLinear}: input '${name}' must be float32, got ${t.dtype}`);
+    }
+    requireShape(FUSED.gatedLinear, 'normWeight', normWeight, [x.shape[x.shape.length - 1]!]);
     const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
     requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
     requireShape(FUSED.gatedLinear, 'gateBias', gateBias, [n]);
@@ -217,12 +224,13 @@ function gatedLinearKernel(addon: NativeAddon, float32Kernel: KernelFunc): Kerne
       const inF = x.shape[x.shape.length - 1]!;
       const bg = gateBias === undefined ? null : values(backend, gateBias);
       const bu = upBias === undefined ? null : values(backend, upBias);
+      const xs = projectedRows(addon, backend, x, normWeight, args.attrs);
       if (gate !== undefined && up !== undefined && gate.kind === up.kind) {
-        addon.quantGatedLinear(values(backend, x), gate.kind, gate.data, gate.scales, up.data, up.scales, bg, bu, out, inF, n, act);
+        addon.quantGatedLinear(xs, gate.kind, gate.data, gate.scales, up.data, up.scales, bg, bu, out, inF, n, act);
       } else {
         const upOut = new Float32Array(out.length);
-        linearInto(addon, backend, x, gateWeight, gateBias, out, 0);
-        linearInto(addon, backend, x, upWeight, upBias, upOut, 0);
+        linearInto(addon, backend, xs, inF, gateWeight, gateBias, out, 0);
+        linearInto(addon, backend, xs, inF, upWeight, upBias, upOut, 0);
         addon.ffnActivation(act, out, upOut, out);
       }
     }
