@@ -1,6 +1,7 @@
 #include "kernels.h"
 
 #include "gemm-bf16.h"
+#include "parallel.h"
 #include "quant.h"
 #include "simd.h"
 
@@ -81,6 +82,7 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
     /* A row vector times rows of B (a linear layer's weight), decode's GEMV, adds its own bias. */
     const int gemv_rows = m == 1 && trans_b;
     const float beta = gemv_rows ? 0.0f : start_output(C, m, n, k, bias, bias_len);
+    if (!gemv_rows) tessera_pool_rest(); /* the products below are OpenBLAS's */
     if (gemv_rows) {
       tessera_gemv_f32(A, k, B, bias, bias_len, C, n);
     } else if (k == 0) {
@@ -123,6 +125,7 @@ void tessera_linear(const float *a, int lda, const float *w, const float *bias, 
   if (k == 0) {
     /* An empty inner dimension: the product is zero (the bias, if any). */
   } else {
+    tessera_pool_rest();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, lda, w, k, beta, out, n);
   }
 }

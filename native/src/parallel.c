@@ -61,6 +61,8 @@ static int workers_started; /* workers 1..workers_started exist; changed under p
  * published until every part of its call is done.
  */
 static atomic_ulong claim;
+/* Bumped by tessera_pool_rest: a polling worker that sees it change goes to sleep at once. */
+static atomic_uint rest_requests;
 static atomic_int sleepers;
 static atomic_int parts_done; /* parts of the current call finished */
 
@@ -102,13 +104,18 @@ static void claim_parts(unsigned long call) {
 /* The claim word current when each worker was started (before the call that started it published its own). */
 static unsigned long start_claim[MAX_THREADS];
 
+void tessera_pool_rest(void) { atomic_fetch_add_explicit(&rest_requests, 1, memory_order_relaxed); }
+
 static void *worker(void *arg) {
   const size_t id = (size_t)(uintptr_t)arg;
   unsigned long seen = start_claim[id] >> 16;
+  /* Read before the parts of a call run, so a rest asked for right after the call is seen. */
+  unsigned rests = atomic_load_explicit(&rest_requests, memory_order_relaxed);
   for (;;) {
     unsigned long now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
     const long spin_start = monotonic_ns();
-    while (now == seen && monotonic_ns() - spin_start < SPIN_NS) {
+    while (now == seen && monotonic_ns() - spin_start < SPIN_NS &&
+           atomic_load_explicit(&rest_requests, memory_order_relaxed) == rests) {
       cpu_relax();
       sched_yield();
       now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
@@ -121,6 +128,7 @@ static void *worker(void *arg) {
       pthread_mutex_unlock(&sleep_lock);
     }
     seen = now;
+    rests = atomic_load_explicit(&rest_requests, memory_order_relaxed);
     claim_parts(now);
   }
   return NULL;

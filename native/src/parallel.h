@@ -20,6 +20,13 @@ typedef void (*tessera_range_fn)(void *ctx, size_t begin, size_t end);
  */
 void tessera_parallel_for(size_t n, size_t grain, int threads, tessera_range_fn fn, void *ctx);
 
+/*
+ * Call before a BLAS call from the calling thread: the pool's idle workers stop polling for work
+ * and sleep, so they do not take cores from OpenBLAS's threads (their polling yields the core,
+ * but the scheduler still gives them a share of it).
+ */
+void tessera_pool_rest(void);
+
 /* The thread count kernels use: what OpenBLAS is set to (setNumThreads / TESSERA_NUM_THREADS). */
 int tessera_threads(void);
 

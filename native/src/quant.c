@@ -495,6 +495,7 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
     const size_t count = (size_t)n - r0 < block ? (size_t)n - r0 : block;
     struct widen_args wa = {kind, w, scales, r0, (size_t)in, scratch};
     tessera_parallel_for(count, 64, threads, widen_part, &wa);
+    tessera_pool_rest();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)count, in, 1.0f, x, in, scratch, in, 0.0f,
                 out + r0, n);
   }
