@@ -41,7 +41,7 @@ function linearKernel(addon: NativeAddon): KernelFunc {
     if (out.length > 0) {
       const b = bias === undefined ? null : values(backend, bias);
       addon.ffnLinear(values(backend, x), values(backend, weight), b, out, x.shape[x.shape.length - 1], n, act);
-      addResidual(backend, out, residual);
+      addResidual(addon, backend, out, residual);
     }
     return backend.makeTensorInfo(shape, 'float32', out);
   }) as unknown as KernelFunc;

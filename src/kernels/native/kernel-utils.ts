@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
-import type { NativeAddon } from './addon.js';
+import { BINARY_OPS, type NativeAddon } from './addon.js';
 
 /** The native backend is the cpu backend's class: same storage, so cpu kernels run on it as-is. */
 export type Backend = MathBackendCPU;
@@ -55,14 +55,15 @@ export function kernelConfigs(backendName: string, kernels: ReadonlyArray<[strin
 
 /**
  * `out += residual` (the same shape), after a kernel wrote `out`: the residual connection a fused
- * linear kernel adds to its result. A decode step's rows are a few hundred values, so this costs
- * less than dispatching a separate Add kernel.
+ * linear kernel adds to its result, in C, without dispatching a separate Add kernel.
  */
-export function addResidual(backend: Backend, out: Float32Array, residual: TensorInfo | undefined): void {
-  if (residual === undefined) return;
-  const r = values(backend, residual);
-  for (let i = 0; i < out.length; i++) out[i] = out[i]! + r[i]!;
+export function addResidual(addon: NativeAddon, backend: Backend, out: Float32Array, residual: TensorInfo | undefined): void {
+  if (residual === undefined || out.length === 0) return;
+  const unit = Int32Array.of(1);
+  addon.binary(ADD, out, unit, values(backend, residual), unit, out, Int32Array.of(out.length));
 }
+
+const ADD = BINARY_OPS.indexOf('Add');
 
 /**
  * The rows of `x` a projection kernel multiplies: its values, or with a `normWeight` input

@@ -133,7 +133,7 @@ function linearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc
     const out = allocate(args.backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
       linearInto(addon, args.backend, values(args.backend, x), x.shape[x.shape.length - 1]!, weight, bias, out, act);
-      addResidual(args.backend, out, residual);
+      addResidual(addon, args.backend, out, residual);
     }
     return args.backend.makeTensorInfo(shape, 'float32', out);
   }) as unknown as KernelFunc;
