@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { attention, ATTENTION_TAPS, type KeyValueCache } from '../ops/attention.js';
-import { memoOf, type ForwardContext } from './context.js';
 import { linears, type PreNorm } from '../ops/linear.js';
+import { memoOf, type ForwardContext } from './context.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
 import { RMSNorm } from './norm.js';
