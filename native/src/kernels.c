@@ -82,16 +82,17 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
     /* A row vector times rows of B (a linear layer's weight), decode's GEMV, adds its own bias. */
     const int gemv_rows = m == 1 && trans_b;
     const float beta = gemv_rows ? 0.0f : start_output(C, m, n, k, bias, bias_len);
-    if (!gemv_rows) tessera_pool_rest(); /* the products below are OpenBLAS's */
     if (gemv_rows) {
       tessera_gemv_f32(A, k, B, bias, bias_len, C, n);
     } else if (k == 0) {
       /* Empty inner dimension: the product is zero (the bias, if any). */
     } else if (m == 1) {
       /* A row vector times a matrix: gemv is several times faster than a 1-row sgemm. */
+      tessera_pool_rest();
       cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
                   trans_b ? k : n, 1.0f, B, trans_b ? k : n, A, 1, beta, C, 1);
     } else if (n == 1) {
+      tessera_pool_rest();
       cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? k : m,
                   trans_a ? m : k, 1.0f, A, trans_a ? m : k, B, 1, beta, C, 1);
     } else if (tessera_matmul_precision() && (size_t)m * n * k >= TESSERA_BF16_MIN_PRODUCTS &&
@@ -101,6 +102,7 @@ void tessera_matmul(const float *a, const float *b, float *out, const int32_t *a
       /* Opt-in bf16 compute (setMatmulPrecision), as in tessera_linear; the activation follows. */
     } else {
       /* Transposes are BLAS flags on the stored layout: no copy. */
+      tessera_pool_rest();
       cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                   trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, max1(trans_a ? m : k),
                   B, max1(trans_b ? k : n), beta, C, n);

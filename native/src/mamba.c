@@ -7,7 +7,6 @@
  * with ~20 us of dispatch, which costs more than reading the layer's weights.
  */
 #include "kernels.h"
-#include "ffn.h"
 #include "quant.h"
 #include "simd.h"
 
@@ -88,9 +87,9 @@ TESSERA_CLONES static void softplus_rows(float *delta, const float *keep, int ro
 /* out [rows, n] = x [rows, k] . w^T + bias, w float32 or (when packed is not NULL) packed. */
 static int project(const float *x, const float *w, const void *packed, int kind, const float *scales,
                    const float *bias, float *out, int rows, int n, int k) {
-  if (packed != NULL) return tessera_quant_linear(x, rows, k, kind, packed, scales, bias, out, n, 0);
-  tessera_linear(x, k, w, bias, out, rows, n, k);
-  return 1;
+  const struct tessera_linear_map map = {packed != NULL ? kind : -1, packed != NULL ? packed : (const void *)w,
+                                         scales, bias, out, n};
+  return tessera_linear_many(x, rows, k, &map, 1);
 }
 
 const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
@@ -158,7 +157,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
       for (int r = 0; r < rows; r++) memcpy(dt_rows + (size_t)r * rank, xdbl + (size_t)r * xdbl_width, sizeof(float) * rank);
       dt = dt_rows;
     }
-    if (!tessera_quant_linear(dt, rows, rank, m->dt_kind, m->dt_packed, m->dt_scales, m->dt_bias, delta, inner, TESSERA_FFN_IDENTITY)) {
+    if (!project(dt, NULL, m->dt_packed, m->dt_kind, m->dt_scales, m->dt_bias, delta, rows, inner, rank)) {
       error = "out of memory";
       goto done;
     }

@@ -168,7 +168,9 @@ static napi_value LinearMany(napi_env env, napi_callback_info info) {
       w = wf;
     } else {
       if (kind >= TESSERA_QUANT_COUNT) FAIL("tessera_native: unknown packed weight kind %d", kind);
-      w = packed_arg(env, w_v, s_v, kind, (size_t)n * in, (size_t)n, &scales, "weights[j]");
+      char name[24];
+      snprintf(name, sizeof name, "weights[%u]", j);
+      w = packed_arg(env, w_v, s_v, kind, (size_t)n * in, (size_t)n, &scales, name);
       if (w == NULL) return NULL;
     }
     maps[j] = (struct tessera_linear_map){kind, w, scales, bias, out, n};

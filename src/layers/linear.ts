@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ForwardContext } from './context.js';
-import { linear, linearAdding, prepareLinearWeight } from '../ops/linear.js';
+import { linear, prepareLinearWeight } from '../ops/linear.js';
 import { init } from './init.js';
 import { Layer } from './module.js';
 
@@ -37,7 +37,7 @@ export class Linear extends Layer {
    */
   callAdding(residual: tf.Tensor, x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
     if (this.hasHooks()) return tf.tidy(() => residual.add(this.call(x, ctx)));
-    return linearAdding(residual, x, this.weight, this.bias);
+    return linear(x, this.weight, this.bias, undefined, residual);
   }
 }
 

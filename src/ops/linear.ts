@@ -59,24 +59,31 @@ function transposedWeight(weight: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
- * `act(x [..., in] · weightᵀ [in, out] + bias)` over the last dimension, flattening leading
- * dimensions for one 2-D matmul. `activation` is an HF activation name (see `activation`); without
- * it the map is linear. One fused kernel where the backend has it.
+ * `act(x [..., in] · weightᵀ [in, out] + bias) + residual` over the last dimension, flattening
+ * leading dimensions for one 2-D matmul. `activation` is an HF activation name (see `activation`);
+ * without it the map is linear. `residual` ([..., out], optional) is a pre-norm block's residual
+ * connection around its last projection; the sum is the one `residual.add(...)` computes. One
+ * fused kernel where the backend has it.
  */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activation?: string): tf.Tensor {
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, activation?: string, residual?: tf.Tensor): tf.Tensor {
   const inFeatures = x.shape[x.rank - 1]!;
   if (weight.shape[1] !== inFeatures) {
     throw new Error(`linear: input has ${inFeatures} features, weight expects ${weight.shape[1]}`);
+  }
+  const outShape = [...x.shape.slice(0, -1), weight.shape[0]!];
+  if (residual !== undefined && !tf.util.arraysEqual(residual.shape, outShape)) {
+    throw new Error(`linear: residual is [${residual.shape}], the output [${outShape}]`);
   }
   requireUnpackedWhileRecording(weight, 'linear');
   const fusedActivation = activation === undefined ? 'linear' : fusedActivationName(activation);
   // A backend's fused linear kernel: any leading dims, bias and activation in the GEMM's epilogue.
   if (fusedActivation !== undefined && canFuse(FUSED.linear)) {
-    return runFused(FUSED.linear, { x, weight, bias }, { activation: fusedActivation });
+    return runFused(FUSED.linear, { x, weight, bias, residual }, { activation: fusedActivation });
   }
   return tf.tidy(() => {
     const y = affine(x, weight, bias);
-    return activation === undefined ? y : activationOf(activation)(y);
+    const activated = activation === undefined ? y : activationOf(activation)(y);
+    return residual === undefined ? activated : tf.add(residual, activated);
   });
 }
 
@@ -91,7 +98,6 @@ export function linears(x: tf.Tensor, maps: readonly LinearWeights[], preNorm?: 
     const pre = preNormArgs(preNorm);
     const inputs: Record<string, tf.Tensor | undefined> = { x, ...pre.inputs };
     maps.forEach(({ weight, bias }, j) => {
-      requireUnpackedWhileRecording(weight, 'linear');
       inputs[`weight${j}`] = weight;
       inputs[`bias${j}`] = bias;
     });
@@ -102,22 +108,6 @@ export function linears(x: tf.Tensor, maps: readonly LinearWeights[], preNorm?: 
     const input = normed(x, preNorm);
     return maps.map(({ weight, bias }) => linear(input, weight, bias));
   });
-}
-
-/**
- * `residual + (x · weightᵀ + bias)`: the last projection of a pre-norm sublayer with its residual
- * connection, one fused kernel where the backend has it (decode then dispatches no separate Add).
- * The sum is the one `residual.add(linear(x, weight, bias))` computes, value for value.
- */
-export function linearAdding(residual: tf.Tensor, x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
-  requireUnpackedWhileRecording(weight, 'linear');
-  if (canFuse(FUSED.linear)) {
-    if (weight.shape[1] !== x.shape[x.rank - 1]) {
-      throw new Error(`linear: input has ${x.shape[x.rank - 1]} features, weight expects ${weight.shape[1]}`);
-    }
-    return runFused(FUSED.linear, { x, weight, bias, residual }, { activation: 'linear' });
-  }
-  return tf.tidy(() => tf.add(residual, linear(x, weight, bias)));
 }
 
 /** `x · weightᵀ + bias` in tfjs ops, reading the weight in the layout the backend prefers. */

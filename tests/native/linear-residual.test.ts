@@ -7,6 +7,7 @@ import { FeedForward } from '../../src/layers/feed-forward.js';
 import type { Layer } from '../../src/layers/module.js';
 import { RMSNorm } from '../../src/layers/norm.js';
 import { packWeights } from '../../src/layers/packed-weights.js';
+import { linear } from '../../src/ops/linear.js';
 import type { WeightDtype } from '../../src/ops/packed-weights.js';
 import { built, randoms, useNativeBackend } from './helpers.js';
 
@@ -106,6 +107,7 @@ describe.runIf(built)('a pre-norm block in its projections\' kernels: the norm i
       /TesseraLinear: input 'residual' must have shape \[2,3\], got \[2,4\]/,
     );
     expect(() => tf.engine().runKernel('TesseraLinear', { x, weight: w, residual: ints }, { activation: 'linear' })).toThrow(/residual.*float32/);
+    expect(() => linear(x, w, undefined, undefined, wrong)).toThrow(/linear: residual is \[2,4\], the output \[2,3\]/);
     tf.dispose([x, w, wrong, ints]);
   });
 });

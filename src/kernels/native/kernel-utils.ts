@@ -60,10 +60,8 @@ export function kernelConfigs(backendName: string, kernels: ReadonlyArray<[strin
 export function addResidual(addon: NativeAddon, backend: Backend, out: Float32Array, residual: TensorInfo | undefined): void {
   if (residual === undefined || out.length === 0) return;
   const unit = Int32Array.of(1);
-  addon.binary(ADD, out, unit, values(backend, residual), unit, out, Int32Array.of(out.length));
+  addon.binary(BINARY_OPS.indexOf('Add'), out, unit, values(backend, residual), unit, out, Int32Array.of(out.length));
 }
-
-const ADD = BINARY_OPS.indexOf('Add');
 
 /**
  * The rows of `x` a projection kernel multiplies: its values, or with a `normWeight` input

@@ -4,7 +4,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import type { NativeAddon } from './addon.js';
 import { activationCode, outFeatures } from './ffn-kernels.js';
 import { addResidual, allocate, projectedRows, values, type Backend, type KernelArgs } from './kernel-utils.js';
-import { FUSED, markPacked, PACKED_DTYPES, requireShape, type PackedDtype } from '../contract.js';
+import { FUSED, markPacked, PACKED_DTYPES, requireFloat32, requireShape, type PackedDtype } from '../contract.js';
 
 /**
  * Linear weights held as bfloat16, float16 or int8 on the native backend (native/src/quant.c).
@@ -123,9 +123,7 @@ function linearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc
     const { x, weight, bias, residual } = args.inputs as { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo; residual?: TensorInfo };
     if (weight === undefined || packedOf(args.backend, weight) === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
     const act = activationCode(FUSED.linear, args.attrs);
-    for (const [name, t] of [['x', x], ['residual', residual]] as const) {
-      if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.linear}: input '${name}' must be float32, got ${t.dtype}`);
-    }
+    requireFloat32(FUSED.linear, args.inputs);
     const n = outFeatures(FUSED.linear, 'weight', x, weight);
     requireShape(FUSED.linear, 'bias', bias, [n]);
     const shape = [...x.shape.slice(0, -1), n];
@@ -153,12 +151,11 @@ function linearsKernel(addon: NativeAddon): KernelFunc {
       const index = /^(?:weight|bias)(\d+)$/.exec(name)?.[1];
       if (name !== 'x' && name !== 'normWeight' && (index === undefined || Number(index) >= count)) throw new Error(`${FUSED.linears}: unexpected input '${name}'`);
     }
-    for (const [name, t] of [['x', x], ['normWeight', normWeight]] as const) {
-      if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.linears}: input '${name}' must be float32, got ${t.dtype}`);
-    }
+    // A packed weight's tensor is float32 too: only its storage is narrow.
+    requireFloat32(FUSED.linears, inputs);
     const inF = x.shape[x.shape.length - 1]!;
     requireShape(FUSED.linears, 'normWeight', normWeight, [inF]);
-    const rows = tf.util.sizeFromShape(x.shape) / (inF || 1);
+    const rows = tf.util.sizeFromShape(x.shape.slice(0, -1));
     const kinds = new Int32Array(count);
     const weights: Array<Float32Array | Uint16Array | Int8Array> = [];
     const scales: Array<Float32Array | null> = [];
@@ -171,9 +168,6 @@ function linearsKernel(addon: NativeAddon): KernelFunc {
       if (weight === undefined) throw new Error(`${FUSED.linears}: input 'weight${j}' is missing`);
       const n = outFeatures(FUSED.linears, `weight${j}`, x, weight);
       requireShape(FUSED.linears, `bias${j}`, bias, [n]);
-      for (const [name, t] of [[`weight${j}`, weight], [`bias${j}`, bias]] as const) {
-        if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.linears}: input '${name}' must be float32, got ${t.dtype}`);
-      }
       const packed = packedOf(backend, weight);
       kinds[j] = packed?.kind ?? -1;
       weights.push(packed?.data ?? values(backend, weight));
@@ -182,14 +176,7 @@ function linearsKernel(addon: NativeAddon): KernelFunc {
       outs.push(allocate(backend, rows * n));
       shapes.push([...x.shape.slice(0, -1), n]);
     }
-    if (rows > 0 && inF > 0) addon.linearMany(projectedRows(addon, backend, x, normWeight, attrs), inF, kinds, weights, scales, biases, outs);
-    else if (rows > 0) {
-      // An empty inner dimension: each row is the bias (or zeros).
-      outs.forEach((out, j) => {
-        const n = out.length / rows;
-        for (let r = 0; r < rows; r++) out.set(biases[j] ?? new Float32Array(n), r * n);
-      });
-    }
+    if (rows > 0) addon.linearMany(projectedRows(addon, backend, x, normWeight, attrs), inF, kinds, weights, scales, biases, outs);
     return outs.map((out, j) => backend.makeTensorInfo(shapes[j]!, 'float32', out));
   }) as unknown as KernelFunc;
 }
@@ -210,9 +197,7 @@ function gatedLinearKernel(addon: NativeAddon, float32Kernel: KernelFunc): Kerne
     const up = upWeight === undefined ? undefined : packedOf(backend, upWeight);
     if (gate === undefined && up === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
     const act = activationCode(FUSED.gatedLinear, args.attrs);
-    for (const [name, t] of [['x', x], ['normWeight', normWeight]] as const) {
-      if (t !== undefined && t.dtype !== 'float32') throw new Error(`${FUSED.gatedLinear}: input '${name}' must be float32, got ${t.dtype}`);
-    }
+    requireFloat32(FUSED.gatedLinear, args.inputs);
     requireShape(FUSED.gatedLinear, 'normWeight', normWeight, [x.shape[x.shape.length - 1]!]);
     const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
     requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
