@@ -53,6 +53,22 @@ static napi_value Bf16ForceAbsent(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* amxAvailable() -> whether the bf16 GEMM runs on AMX tiles (else on vdpbf16ps). */
+static napi_value AmxAvailable(napi_env env, napi_callback_info info) {
+  napi_value result;
+  CHECK(napi_get_boolean(env, tessera_amx_available() != 0, &result));
+  return result;
+}
+
+/* amxForceAbsent(absent): tests take the vdpbf16ps path on an AMX machine. */
+static napi_value AmxForceAbsent(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  bool absent = false;
+  CHECK(napi_get_value_bool(env, argv[0], &absent));
+  tessera_amx_force_absent(absent);
+  return NULL;
+}
+
 /* gemmBf16(a, b, out, aIdx, bIdx, m, n, k, transA, transB, bias|null): matmul's product (no activation) in bf16. */
 static napi_value GemmBf16(napi_env env, napi_callback_info info) {
   ARGS(11);
@@ -81,6 +97,8 @@ napi_status tessera_register_bf16(napi_env env, napi_value exports) {
       {"getMatmulPrecision", NULL, GetMatmulPrecision, NULL, NULL, NULL, napi_enumerable, NULL},
       {"bf16Missing", NULL, Bf16Missing, NULL, NULL, NULL, napi_enumerable, NULL},
       {"bf16ForceAbsent", NULL, Bf16ForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"amxAvailable", NULL, AmxAvailable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"amxForceAbsent", NULL, AmxForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gemmBf16", NULL, GemmBf16, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

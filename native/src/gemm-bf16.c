@@ -11,6 +11,8 @@
  * zero). int8 weights are exact in bf16 and their per-row scale multiplies the float32 sum; f16
  * weights are rounded to bf16 (10 mantissa bits to 7).
  */
+/* syscall() for the AMX permission request. */
+#define _DEFAULT_SOURCE
 #include "gemm-bf16.h"
 
 #include <stdatomic.h>
@@ -25,6 +27,12 @@
 #define TESSERA_X86 1
 #include <cpuid.h>
 #include <immintrin.h>
+#endif
+
+#if defined(TESSERA_X86) && defined(__linux__)
+#define TESSERA_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 /* ---- what the CPU and OS offer ---- */
@@ -63,6 +71,36 @@ const char *tessera_bf16_missing(void) {
   }
   return force_absent ? "avx512_bf16" : missing;
 }
+
+/* AMX-BF16 with its tile state enabled by the OS, which hands it out per process on request. */
+static int probe_amx(void) {
+#ifdef TESSERA_AMX
+  if (probe_missing() != NULL) return 0;
+  unsigned a, b, c, d;
+  __cpuid_count(7, 0, a, b, c, d);
+  if (!(d & (1u << 22)) || !(d & (1u << 24))) return 0; /* amx-bf16, amx-tile */
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & 0x60000u) != 0x60000u) return 0; /* XTILECFG and XTILEDATA */
+  /* ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA (Linux 5.16+); refused on older kernels. */
+  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+  return 0;
+#endif
+}
+
+static int amx_force_absent;
+
+int tessera_amx_available(void) {
+  static int probed, available;
+  if (!probed) {
+    available = probe_amx();
+    probed = 1;
+  }
+  return available && !amx_force_absent && tessera_bf16_missing() == NULL;
+}
+
+void tessera_amx_force_absent(int absent) { amx_force_absent = absent; }
 
 void tessera_bf16_force_absent(int absent) {
   force_absent = absent;
@@ -333,6 +371,192 @@ BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
   release_buffer(ap, slot);
 }
 
+#ifdef TESSERA_AMX
+
+/*
+ * The AMX path. A is packed once, shared, as bf16 rows (ld = k rounded up to 32, plus 32 so that
+ * the 16 rows a tile load reads do not fall into one cache set). Each part packs B for a group of
+ * NCP column panels of NR = 32 over all of k, in the pairs layout above (pair q of column c at word
+ * q * 32 + c, a tile's "VNNI" rows). A 32 x 32 block of C is four accumulator tiles (0-3); per 32
+ * inner indices it loads two A tiles (4, 5: rows 0-15 and 16-31) and two B tiles (6, 7: columns
+ * 0-15 and 16-31) and issues four tile products. The tiles are stored to a scratch block and the
+ * epilogue (scale, bias) writes C, so the whole of k is summed in the tiles.
+ */
+#define AMX __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl,f16c,fma,amx-tile,amx-bf16")))
+#define AMX_MB 32
+
+struct amx_tile_config {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} __attribute__((packed));
+
+struct amx_job {
+  struct gemm_job *g;
+  uint16_t *a;     /* [m rounded up to AMX_MB][ld] bf16 */
+  size_t ld;       /* in bf16 elements */
+  int k_pairs_pad; /* k rounded up to 32, in pairs */
+};
+
+AMX static void amx_pack_a(void *ctx, size_t begin, size_t end) {
+  struct amx_job *job = ctx;
+  const struct gemm_job *g = job->g;
+  const size_t k = (size_t)g->k;
+  for (size_t i = begin; i < end; i++) {
+    uint16_t *dst = job->a + i * job->ld;
+    if (i >= (size_t)g->m) {
+      memset(dst, 0, job->ld * 2);
+      continue;
+    }
+    size_t p = 0;
+    if (g->a_cs == 1) {
+      const float *row = g->a + i * g->a_rs;
+      for (; p + 32 <= k; p += 32) _mm512_storeu_si512(dst + p, load32_bf16(TESSERA_BF16_B_F32, row + p));
+    }
+    for (; p < k; p++) dst[p] = round_bf16(g->a[i * g->a_rs + p * g->a_cs]);
+    memset(dst + k, 0, (job->ld - k) * 2);
+  }
+}
+
+/* A strided A (its rows across memory): pack pairs of inner indices, 16 rows at a time, then scatter. */
+AMX static void amx_pack_a_strided(void *ctx, size_t begin, size_t end) {
+  struct amx_job *job = ctx;
+  const struct gemm_job *g = job->g;
+  /* begin/end count blocks of 16 rows. */
+  for (size_t blk = begin; blk < end; blk++) {
+    const int r0 = (int)blk * 16;
+    const int count = g->m - r0 < 16 ? (g->m - r0 < 0 ? 0 : g->m - r0) : 16;
+    uint32_t words[16 * 16] __attribute__((aligned(64)));
+    const int pairs = job->k_pairs_pad;
+    for (int q0 = 0; q0 < pairs; q0 += 16) {
+      const int kc = g->k - 2 * q0 < 32 ? (g->k - 2 * q0 < 0 ? 0 : g->k - 2 * q0) : 32;
+      /* words[q * 16 + r]: pair q0 + q of row r0 + r. */
+      if (kc > 0) pack_strided(g->a + (size_t)r0 * g->a_rs + (size_t)(2 * q0) * g->a_cs, g->a_cs, count, kc, words, 16);
+      for (int q = (kc + 1) / 2; q < 16; q++) memset(words + q * 16, 0, 64);
+      for (int r = 0; r < 16; r++) {
+        uint32_t *dst = (uint32_t *)(job->a + (size_t)(r0 + r) * job->ld) + q0;
+        for (int q = 0; q < 16; q++) dst[q] = r < count ? words[q * 16 + r] : 0;
+      }
+    }
+    for (int r = 0; r < 16; r++) {
+      uint16_t *row = job->a + (size_t)(r0 + r) * job->ld;
+      memset(row + 2 * (size_t)pairs, 0, (job->ld - 2 * (size_t)pairs) * 2);
+    }
+  }
+}
+
+AMX static void amx_epilogue(const float *block, int mr, int nr, float *c, size_t ldc, const float *scale,
+                             const float *bias, int bias_one) {
+  for (int h = 0; h < 2; h++) {
+    const int cols = nr - 16 * h;
+    if (cols <= 0) break;
+    const __mmask16 mask = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1);
+    const __m512 s = scale != NULL ? _mm512_maskz_loadu_ps(mask, scale + 16 * h) : _mm512_set1_ps(1.0f);
+    const __m512 add = bias == NULL ? _mm512_setzero_ps()
+                                    : (bias_one ? _mm512_set1_ps(bias[0]) : _mm512_maskz_loadu_ps(mask, bias + 16 * h));
+    for (int r = 0; r < mr; r++)
+      _mm512_mask_storeu_ps(c + (size_t)r * ldc + 16 * h, mask,
+                            _mm512_fmadd_ps(_mm512_load_ps(block + r * NR + 16 * h), s, add));
+  }
+}
+
+AMX static void amx_part(void *ctx, size_t begin, size_t end) {
+  struct amx_job *job = ctx;
+  struct gemm_job *g = job->g;
+  const size_t es = elem_size(g->b_kind);
+  const int pairs = job->k_pairs_pad, true_pairs = (g->k + 1) / 2;
+  const size_t panel_words = (size_t)pairs * NR;
+  int slot = -1;
+  uint32_t *bp = claim_buffer(NCP * panel_words, &slot);
+  if (bp == NULL) {
+    g->failed = 1;
+    return;
+  }
+  struct amx_tile_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int t = 0; t < 8; t++) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  float block[AMX_MB * NR] __attribute__((aligned(64)));
+  const size_t a_stride = job->ld * 2;
+  for (size_t jc = begin; jc < end; jc += NCP) {
+    const size_t np = end - jc < NCP ? end - jc : NCP;
+    for (size_t jp = 0; jp < np; jp++) {
+      const size_t j0 = (jc + jp) * NR;
+      const int count = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
+      uint32_t *dst = bp + jp * panel_words;
+      if (g->b_ks == 1)
+        pack_contiguous(g->b_kind, g->b + j0 * g->b_ns * es, g->b_ns, count, g->k, dst, NR);
+      else
+        pack_strided((const float *)g->b + j0, g->b_ks, count, g->k, dst, NR);
+      memset(dst + (size_t)true_pairs * NR, 0, (size_t)(pairs - true_pairs) * NR * 4);
+    }
+    for (int i = 0; i < g->m; i += AMX_MB) {
+      const int mr = g->m - i < AMX_MB ? g->m - i : AMX_MB;
+      const uint16_t *a0 = job->a + (size_t)i * job->ld, *a1 = a0 + 16 * job->ld;
+      for (size_t jp = 0; jp < np; jp++) {
+        const size_t j0 = (jc + jp) * NR;
+        const uint32_t *b = bp + jp * panel_words;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int q = 0; q < pairs; q += 16) {
+          _tile_loadd(4, a0 + 2 * q, a_stride);
+          _tile_loadd(5, a1 + 2 * q, a_stride);
+          _tile_loadd(6, b + (size_t)q * NR, NR * 4);
+          _tile_loadd(7, b + (size_t)q * NR + 16, NR * 4);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, block, NR * 4);
+        _tile_stored(1, block + 16, NR * 4);
+        _tile_stored(2, block + 16 * NR, NR * 4);
+        _tile_stored(3, block + 16 * NR + 16, NR * 4);
+        const int nr = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
+        const int bias_one = g->bias_len == 1;
+        const float *bias = g->bias == NULL ? NULL : (bias_one ? g->bias : g->bias + j0);
+        amx_epilogue(block, mr, nr, g->c + (size_t)i * g->ldc + j0, g->ldc, g->scales != NULL ? g->scales + j0 : NULL,
+                     bias, bias_one);
+      }
+    }
+  }
+  /* Give the tile state back: a thread holding it saves 8 KiB more at each context switch. */
+  _tile_release();
+  release_buffer(bp, slot);
+}
+
+static int amx_gemm(struct gemm_job *g) {
+  const int m_pad = (g->m + AMX_MB - 1) / AMX_MB * AMX_MB;
+  const int k_pad = (g->k + 31) / 32 * 32;
+  struct amx_job job = {g, NULL, (size_t)k_pad + 32, k_pad / 2};
+  int slot = -1;
+  job.a = (uint16_t *)claim_buffer((size_t)m_pad * job.ld / 2, &slot);
+  if (job.a == NULL) return 0;
+  const int threads = tessera_threads();
+  /* About 256 K values per part: packing is a pass over memory, cheap next to the products. */
+  const size_t row_grain = 1 + ((size_t)256 << 10) / job.ld;
+  if (g->a_cs == 1)
+    tessera_parallel_for((size_t)m_pad, row_grain, threads, amx_pack_a, &job);
+  else
+    tessera_parallel_for((size_t)m_pad / 16, 1 + row_grain / 16, threads, amx_pack_a_strided, &job);
+  const size_t panels = ((size_t)g->n + NR - 1) / NR;
+  /* A part is at least a group of NCP panels, and about 64M multiply-adds (tens of microseconds). */
+  const size_t per_panel = (size_t)m_pad * (size_t)k_pad * NR;
+  size_t grain = per_panel >= (64u << 20) ? 1 : (64u << 20) / per_panel + 1;
+  grain = (grain + NCP - 1) / NCP * NCP;
+  tessera_parallel_for(panels, grain, threads, amx_part, &job);
+  release_buffer((uint32_t *)job.a, slot);
+  return !g->failed;
+}
+
+#endif
+
 #endif
 
 int tessera_gemm_bf16(int m, int n, int k, const float *a, size_t a_rs, size_t a_cs, int b_kind, const void *b,
@@ -347,6 +571,9 @@ int tessera_gemm_bf16(int m, int n, int k, const float *a, size_t a_rs, size_t a
     return 1;
   }
   struct gemm_job g = {m, n, k, a, a_rs, a_cs, b_kind, b, b_ks, b_ns, scales, bias, bias_len, c, ldc, 0};
+#ifdef TESSERA_AMX
+  if (tessera_amx_available()) return amx_gemm(&g);
+#endif
   const size_t panels = ((size_t)n + NR - 1) / NR;
   /* Enough products per thread (about 16M multiply-adds) to repay starting it. */
   const size_t per_panel = (size_t)m * (size_t)k * NR;

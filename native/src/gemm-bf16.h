@@ -21,6 +21,16 @@ const char *tessera_bf16_missing(void);
 /* Tests: pretend the CPU lacks AVX512_BF16 (1) or look at the real CPU again (0). */
 void tessera_bf16_force_absent(int absent);
 
+/*
+ * 1 when the bf16 GEMM runs on AMX tiles (Intel's AMX-BF16, enabled by the OS for this process),
+ * which multiply a 16x32 by a 32x16 block per instruction; else it uses vdpbf16ps. Both round the
+ * same inputs to bf16 and accumulate in float32, in a different order.
+ */
+int tessera_amx_available(void);
+
+/* Tests: take the vdpbf16ps path on an AMX machine (1) or use AMX again where present (0). */
+void tessera_amx_force_absent(int absent);
+
 /* The matmul precision the float32 matmul and packed prefill kernels use: 0 float32, 1 bfloat16. */
 int tessera_matmul_precision(void);
 

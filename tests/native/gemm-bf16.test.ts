@@ -51,15 +51,20 @@ describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
   useNativeBackend();
   afterEach(() => {
     addon.bf16ForceAbsent(false);
+    addon.amxForceAbsent(false);
     if (missing === null) setMatmulPrecision('float32');
   });
 
-  it('matches a double-precision sum of the bf16-rounded operands on odd shapes, tails, transposes, bias, 1 and 2 threads', () => {
-    const shapes = [[1, 1, 1], [2, 3, 5], [13, 33, 7], [12, 32, 64], [25, 45, 517], [37, 70, 1030], [600, 65, 33], [3, 100, 2]] as const;
+  // Where AMX is present the GEMM runs on its tiles; the vdpbf16ps path is checked too, forced.
+  const paths = built && addon.amxAvailable() ? (['amx', 'vdpbf16ps'] as const) : (['vdpbf16ps'] as const);
+
+  it(`matches a double-precision sum of the bf16-rounded operands on odd shapes, tails, transposes, bias, 1 and 2 threads (${paths.join(', ')})`, () => {
+    const shapes = [[1, 1, 1], [2, 3, 5], [13, 33, 7], [12, 32, 64], [25, 45, 517], [37, 70, 1030], [600, 65, 33], [3, 100, 2], [70, 300, 96]] as const;
     const threads = getNumThreads();
     try {
-      for (const t of [1, 2]) {
+      for (const [path, t] of paths.flatMap((p) => [[p, 1], [p, 2]] as const)) {
         setNumThreads(t);
+        addon.amxForceAbsent(path !== 'amx');
         for (const [m, n, k] of shapes) {
           for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
             const seed = m * 7 + n * 11 + k * 13 + (ta ? 1 : 0) + (tb ? 2 : 0);
@@ -76,13 +81,14 @@ describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
             call();
             for (let batch = 0; batch < 2; batch++) {
               const ref = reference(a.subarray(batch * m * k, (batch + 1) * m * k), b, m, n, k, ta, tb, bias);
-              expectSummationClose(out.subarray(batch * m * n, (batch + 1) * m * n), ref, k, `${m}x${n}x${k} ta=${ta} tb=${tb} batch ${batch} threads ${t}`);
+              expectSummationClose(out.subarray(batch * m * n, (batch + 1) * m * n), ref, k, `${path} ${m}x${n}x${k} ta=${ta} tb=${tb} batch ${batch} threads ${t}`);
             }
           }
         }
       }
     } finally {
       setNumThreads(threads);
+      addon.amxForceAbsent(false);
     }
   });
 
@@ -90,7 +96,8 @@ describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
     it(`${dtype} weights: packed prefill (quantLinear, gated too) with bf16 compute matches the double sum of bf16(x) · bf16(w)`, () => {
       if (missing !== null) return expect(() => setMatmulPrecision('bfloat16')).toThrow(missing);
       const kind = PACKED_DTYPES.indexOf(dtype as PackedDtype);
-      for (const [rows, inF, n] of [[5, 257, 3], [9, 64, 70], [40, 515, 33]] as const) {
+      for (const [path, [rows, inF, n]] of paths.flatMap((p) => ([[5, 257, 3], [9, 64, 70], [40, 515, 33]] as const).map((s) => [p, s] as const))) {
+        addon.amxForceAbsent(path !== 'amx');
         const x = randoms(rows * inF, rows + inF);
         const w = randoms(n * inF, n + inF).map((v) => v * 0.7);
         const bias = randoms(n, 5);
@@ -117,10 +124,10 @@ describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
             const s = scales![i % n]!;
             const want = scaled!.out[i]! * s + bias[i % n]!;
             const bound = (inF + 3) * 2 ** -23 * (scaled!.mag[i]! * s + Math.abs(bias[i % n]!));
-            if (!(Math.abs(out[i]! - want) <= bound)) expect.fail(`int8 ${rows}x${n}x${inF} [${i}]: ${out[i]} vs ${want}`);
+            if (!(Math.abs(out[i]! - want) <= bound)) expect.fail(`${path} int8 ${rows}x${n}x${inF} [${i}]: ${out[i]} vs ${want}`);
           }
         } else {
-          expectSummationClose(out, reference(x, wb, rows, n, inF, false, true, bias), inF, `${dtype} ${rows}x${n}x${inF}`);
+          expectSummationClose(out, reference(x, wb, rows, n, inF, false, true, bias), inF, `${path} ${dtype} ${rows}x${n}x${inF}`);
         }
         // Gated with act 0 (identity): (x·wᵀ)², from the same bf16 products.
         for (let i = 0; i < gated.length; i++) {

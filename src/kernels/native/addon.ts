@@ -351,6 +351,10 @@ export interface NativeAddon {
   bf16Missing(): string | null;
   /** Tests: act as if the CPU lacked AVX512_BF16 (true; also resets the precision to float32), or not. */
   bf16ForceAbsent(absent: boolean): void;
+  /** Whether the bf16 GEMM runs on AMX tiles (Intel AMX-BF16, granted by the OS) rather than vdpbf16ps. */
+  amxAvailable(): boolean;
+  /** Tests: take the vdpbf16ps path on an AMX machine (true), or use AMX again where present. */
+  amxForceAbsent(absent: boolean): void;
   /**
    * {@link NativeAddon.matmul}'s product with both operands rounded to bf16 and float32 sums
    * (`out = op(A_i) @ op(B_i) + bias`, no activation) at any size; throws where AVX512_BF16 is
