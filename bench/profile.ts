@@ -4,12 +4,13 @@
  * mamba|llama|bert [prefill|prefill-ops]` (`prefill-ops`: a 512-token prefill with a no-op hook on
  * every mixer's first tap, which selects the op-by-op path, so a fused mixer's parts are timed one by one), `train|train-mamba [BxL]` (the Llama or the Mamba student) or
  * `distill [BxL]` (the Llama student's distillation step; default 1x32; TESSERA_BACKEND picks the backend,
- * default native; TESSERA_DTYPE the decode and prefill weights' dtype, default float32). Prints the kernels by total time, with their input shapes: where a model spends
+ * default native; TESSERA_DTYPE the decode and prefill weights' dtype, default float32; TESSERA_MATMUL_PRECISION=bfloat16 opts in to bf16 compute). Prints the kernels by total time, with their input shapes: where a model spends
  * its time.
  */
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../src/kernels/backend.js';
+import { setMatmulPrecision, type MatmulPrecision } from '../src/kernels/native/index.js';
 import { GenerationCache } from '../src/generation/cache.js';
 import { AutoCausalLM, AutoEncoder } from '../src/loaders/auto.js';
 import { disposeOutput } from '../src/models/transformer.js';
@@ -21,6 +22,7 @@ import { studentStep } from './train.js';
 import { trainLayerMap, trainSizes } from './train-sizes.js';
 
 await initBackend({ backend: (process.env.TESSERA_BACKEND as BackendName | undefined) ?? 'native' });
+if (process.env.TESSERA_MATMUL_PRECISION !== undefined) setMatmulPrecision(process.env.TESSERA_MATMUL_PRECISION as MatmulPrecision);
 const which = process.argv[2] ?? 'mamba';
 async function report(name: string, fn: () => void) {
   fn();

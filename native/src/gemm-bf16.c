@@ -178,9 +178,58 @@ BF16 static inline __m512i load32_bf16(int kind, const void *src) {
  * elements), p in [0, kc). dst[q * R + r] = the pair (2q, 2q + 1); rows past `count` and the odd
  * tail's second half are zero.
  */
+/* r[i] (i < 16) becomes column i of the 16 x 16 matrix of 32-bit lanes whose rows r held. */
+BF16 static inline void transpose16x16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  /* u[4g + c]: in each 128-bit lane L, column 4L + c of rows 4g .. 4g + 3. */
+  __m512i u[16];
+  for (int g = 0; g < 4; g++) {
+    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  /* Per c, a 4 x 4 transpose of 128-bit lanes across u[c], u[4 + c], u[8 + c], u[12 + c]. */
+  for (int c = 0; c < 4; c++) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xee);
+    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xee);
+    r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
+    r[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
+  }
+}
+
 BF16 static void pack_contiguous(int kind, const void *src, size_t rs, int count, int kc, uint32_t *dst, int R) {
   const size_t es = elem_size(kind);
   const int pairs = (kc + 1) / 2;
+  if (R % 16 == 0) {
+    /* 16 rows x 32 inner indices at a time: 16 vectors of pairs, transposed in registers. */
+    const int full = kc / 32 * 32;
+    for (int g = 0; g < R; g += 16) {
+      for (int p = 0; p < full; p += 32) {
+        __m512i v[16];
+        for (int r = 0; r < 16; r++)
+          v[r] = g + r < count ? load32_bf16(kind, (const char *)src + ((size_t)(g + r) * rs + p) * es)
+                               : _mm512_setzero_si512();
+        transpose16x16(v);
+        for (int q = 0; q < 16; q++) _mm512_storeu_si512(dst + (size_t)(p / 2 + q) * R + g, v[q]);
+      }
+      for (int r = g; r < g + 16; r++) {
+        const char *row = (const char *)src + (size_t)r * rs * es;
+        for (int p = full; p < kc; p += 2) {
+          const uint32_t lo = r < count ? elem_bf16(kind, row, (size_t)p) : 0;
+          const uint32_t hi = r < count && p + 1 < kc ? elem_bf16(kind, row, (size_t)p + 1) : 0;
+          dst[(size_t)(p / 2) * R + r] = lo | hi << 16;
+        }
+      }
+    }
+    return;
+  }
   const __m512i stride = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                             _mm512_set1_epi32(R));
   for (int r = 0; r < R; r++) {
@@ -398,6 +447,77 @@ struct amx_job {
   int k_pairs_pad; /* k rounded up to 32, in pairs */
 };
 
+/* Every tile 16 rows of 64 bytes: A tiles 16 x 32 bf16, B tiles 16 pairs x 16 columns, C 16 x 16 floats. */
+static const struct amx_tile_config tile_config __attribute__((aligned(64))) = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+/* A constant in memory: GCC's _tile_loadconfig tells the compiler it reads only the first 8 bytes,
+ * so stores to a local configuration may be dropped. */
+AMX void tessera_amx_begin(void) { _tile_loadconfig(&tile_config); }
+
+/* Gives the tile state back: a thread holding it saves 8 KiB more at each context switch. */
+AMX void tessera_amx_end(void) { _tile_release(); }
+
+/*
+ * block [32, 32] (row stride ldb floats) = A [32 rows, 2 * pairs] (bf16, row stride a_ld) times one
+ * panel of NR columns (pairs x NR words); pairs is a multiple of 16.
+ */
+AMX static inline void amx_block(const uint16_t *a, size_t a_ld, const uint32_t *b, int pairs, float *block,
+                                 size_t ldb) {
+  const uint16_t *a1 = a + 16 * a_ld;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int q = 0; q < pairs; q += 16) {
+    _tile_loadd(4, a + 2 * q, a_ld * 2);
+    _tile_loadd(5, a1 + 2 * q, a_ld * 2);
+    _tile_loadd(6, b + (size_t)q * NR, NR * 4);
+    _tile_loadd(7, b + (size_t)q * NR + 16, NR * 4);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, block, ldb * 4);
+  _tile_stored(1, block + 16, ldb * 4);
+  _tile_stored(2, block + 16 * ldb, ldb * 4);
+  _tile_stored(3, block + 16 * ldb + 16, ldb * 4);
+}
+
+AMX void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int k,
+                              float *c, size_t ldc) {
+  const int pairs = (k + 31) / 32 * 16;
+  for (int t = 0; t < panel_count; t++) amx_block(a, a_ld, panels + (size_t)t * pairs * NR, pairs, c + (size_t)t * NR, ldc);
+}
+
+AMX void tessera_amx_pack_rows(const float *src, size_t ld, int rows, int cols, uint16_t *dst, size_t dst_ld) {
+  for (int i = 0; i < rows; i++) {
+    const float *row = src + (size_t)i * ld;
+    uint16_t *out = dst + (size_t)i * dst_ld;
+    int p = 0;
+    for (; p + 32 <= cols; p += 32) _mm512_storeu_si512(out + p, load32_bf16(TESSERA_BF16_B_F32, row + p));
+    for (; p < cols; p++) out[p] = round_bf16(row[p]);
+    memset(out + cols, 0, (dst_ld - (size_t)cols) * 2);
+  }
+}
+
+AMX void tessera_amx_pack_panels(const float *src, size_t ks, size_t ns, int k, int n, uint32_t *dst) {
+  const int pairs = (k + 31) / 32 * 16, true_pairs = (k + 1) / 2;
+  for (int j0 = 0; j0 < n; j0 += NR) {
+    const int count = n - j0 < NR ? n - j0 : NR;
+    if (ks == 1)
+      pack_contiguous(TESSERA_BF16_B_F32, src + (size_t)j0 * ns, ns, count, k, dst, NR);
+    else
+      pack_strided(src + (size_t)j0 * ns, ks, count, k, dst, NR);
+    memset(dst + (size_t)true_pairs * NR, 0, (size_t)(pairs - true_pairs) * NR * 4);
+    dst += (size_t)pairs * NR;
+  }
+}
+
 AMX static void amx_pack_a(void *ctx, size_t begin, size_t end) {
   struct amx_job *job = ctx;
   const struct gemm_job *g = job->g;
@@ -472,16 +592,8 @@ AMX static void amx_part(void *ctx, size_t begin, size_t end) {
     g->failed = 1;
     return;
   }
-  struct amx_tile_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.palette = 1;
-  for (int t = 0; t < 8; t++) {
-    cfg.rows[t] = 16;
-    cfg.colsb[t] = 64;
-  }
-  _tile_loadconfig(&cfg);
+  tessera_amx_begin();
   float block[AMX_MB * NR] __attribute__((aligned(64)));
-  const size_t a_stride = job->ld * 2;
   for (size_t jc = begin; jc < end; jc += NCP) {
     const size_t np = end - jc < NCP ? end - jc : NCP;
     for (size_t jp = 0; jp < np; jp++) {
@@ -496,28 +608,11 @@ AMX static void amx_part(void *ctx, size_t begin, size_t end) {
     }
     for (int i = 0; i < g->m; i += AMX_MB) {
       const int mr = g->m - i < AMX_MB ? g->m - i : AMX_MB;
-      const uint16_t *a0 = job->a + (size_t)i * job->ld, *a1 = a0 + 16 * job->ld;
+      const uint16_t *a0 = job->a + (size_t)i * job->ld;
       for (size_t jp = 0; jp < np; jp++) {
         const size_t j0 = (jc + jp) * NR;
         const uint32_t *b = bp + jp * panel_words;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int q = 0; q < pairs; q += 16) {
-          _tile_loadd(4, a0 + 2 * q, a_stride);
-          _tile_loadd(5, a1 + 2 * q, a_stride);
-          _tile_loadd(6, b + (size_t)q * NR, NR * 4);
-          _tile_loadd(7, b + (size_t)q * NR + 16, NR * 4);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-        _tile_stored(0, block, NR * 4);
-        _tile_stored(1, block + 16, NR * 4);
-        _tile_stored(2, block + 16 * NR, NR * 4);
-        _tile_stored(3, block + 16 * NR + 16, NR * 4);
+        amx_block(a0, job->ld, b, pairs, block, NR);
         const int nr = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
         const int bias_one = g->bias_len == 1;
         const float *bias = g->bias == NULL ? NULL : (bias_one ? g->bias : g->bias + j0);
@@ -526,8 +621,7 @@ AMX static void amx_part(void *ctx, size_t begin, size_t end) {
       }
     }
   }
-  /* Give the tile state back: a thread holding it saves 8 KiB more at each context switch. */
-  _tile_release();
+  tessera_amx_end();
   release_buffer(bp, slot);
 }
 
@@ -539,16 +633,16 @@ static int amx_gemm(struct gemm_job *g) {
   job.a = (uint16_t *)claim_buffer((size_t)m_pad * job.ld / 2, &slot);
   if (job.a == NULL) return 0;
   const int threads = tessera_threads();
-  /* About 256 K values per part: packing is a pass over memory, cheap next to the products. */
-  const size_t row_grain = 1 + ((size_t)256 << 10) / job.ld;
+  /* About 32 K values per part: a prefill's A is packed on every thread. */
+  const size_t row_grain = 1 + ((size_t)32 << 10) / job.ld;
   if (g->a_cs == 1)
     tessera_parallel_for((size_t)m_pad, row_grain, threads, amx_pack_a, &job);
   else
     tessera_parallel_for((size_t)m_pad / 16, 1 + row_grain / 16, threads, amx_pack_a_strided, &job);
   const size_t panels = ((size_t)g->n + NR - 1) / NR;
-  /* A part is at least a group of NCP panels, and about 64M multiply-adds (tens of microseconds). */
+  /* A part is at least a group of NCP panels, and about 16M multiply-adds (tens of microseconds). */
   const size_t per_panel = (size_t)m_pad * (size_t)k_pad * NR;
-  size_t grain = per_panel >= (64u << 20) ? 1 : (64u << 20) / per_panel + 1;
+  size_t grain = per_panel >= (16u << 20) ? 1 : (16u << 20) / per_panel + 1;
   grain = (grain + NCP - 1) / NCP * NCP;
   tessera_parallel_for(panels, grain, threads, amx_part, &job);
   release_buffer((uint32_t *)job.a, slot);
@@ -584,3 +678,15 @@ int tessera_gemm_bf16(int m, int n, int k, const float *a, size_t a_rs, size_t a
   return 0;
 #endif
 }
+
+#ifndef TESSERA_AMX
+/* Without AMX tessera_amx_available() is 0 and these are never called. */
+void tessera_amx_begin(void) { abort(); }
+void tessera_amx_end(void) { abort(); }
+void tessera_amx_pack_rows(const float *src, size_t ld, int rows, int cols, uint16_t *dst, size_t dst_ld) { abort(); }
+void tessera_amx_pack_panels(const float *src, size_t ks, size_t ns, int k, int n, uint32_t *dst) { abort(); }
+void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int k, float *c,
+                          size_t ldc) {
+  abort();
+}
+#endif

@@ -8,6 +8,7 @@
 #define TESSERA_GEMM_BF16_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* B operand kinds: the packed-weight kinds of quant.h (0 bf16, 1 f16, 2 int8), and float32. */
 #define TESSERA_BF16_B_F32 3
@@ -30,6 +31,25 @@ int tessera_amx_available(void);
 
 /* Tests: take the vdpbf16ps path on an AMX machine (1) or use AMX again where present (0). */
 void tessera_amx_force_absent(int absent);
+
+/*
+ * Building blocks of bf16-compute kernels on AMX, for use only where tessera_amx_available(). A
+ * thread calls tessera_amx_begin() before tessera_amx_multiply and tessera_amx_end() after.
+ *
+ * tessera_amx_pack_rows: dst[i * dst_ld + p] = bf16(src[i * ld + p]) for i < rows, p < cols, and
+ * zero for p in [cols, dst_ld) (dst_ld: at least cols rounded up to 32).
+ * tessera_amx_pack_panels: B [k, n] with B(p, j) = src[p * ks + j * ns] (ks or ns is 1) as panels
+ * of 32 columns in the tiles' pair layout, panel t at dst + t * 16 * k32 words (k32: k rounded
+ * up to 32), zero past k and n.
+ * tessera_amx_multiply: C [32, 32 * panel_count] (row stride ldc) = A [32 rows, k] (packed rows,
+ * row stride a_ld, zero past k) times those panels; every entry of the 32 rows is written.
+ */
+void tessera_amx_begin(void);
+void tessera_amx_end(void);
+void tessera_amx_pack_rows(const float *src, size_t ld, int rows, int cols, uint16_t *dst, size_t dst_ld);
+void tessera_amx_pack_panels(const float *src, size_t ks, size_t ns, int k, int n, uint32_t *dst);
+void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int k, float *c,
+                          size_t ldc);
 
 /* The matmul precision the float32 matmul and packed prefill kernels use: 0 float32, 1 bfloat16. */
 int tessera_matmul_precision(void);
