@@ -1,4 +1,5 @@
 #include "attention.h"
+#include "gemm-bf16.h"
 #include "parallel.h"
 #include "simd.h"
 
@@ -22,6 +23,7 @@ struct attention_args {
   const float *q, *k, *v, *mask;
   float *out;
   const struct tessera_attention_dims *d;
+  int bf16; /* bf16 compute on AMX (attention_head_bf16) for rows > 1 */
 };
 
 /* With one query per head (decoding), all query heads sharing a kv head form one matrix. */
@@ -70,6 +72,67 @@ TESSERA_CLONES static void softmax_row(float *x, int n, float scale, const float
   tessera_softmax_inplace(x, n);
 }
 
+static int round32(int x) { return (x + 31) / 32 * 32; }
+
+/* Per-thread buffers of the bf16 path (attention_head_bf16): sized for one head. */
+struct bf16_scratch {
+  uint16_t *q, *p;   /* packed rows of the queries and of a block's probabilities */
+  uint32_t *k, *v;   /* K as panels of 32 keys, V as panels of 32 of its columns */
+  float *scores, *o; /* a block's scores and its output */
+};
+
+static int bf16_scratch_alloc(struct bf16_scratch *w, const struct tessera_attention_dims *d) {
+  const size_t d32 = (size_t)round32(d->head_dim), s32 = (size_t)round32(d->kv_len), l32 = (size_t)round32(d->q_len);
+  w->q = aligned_alloc(64, l32 * (d32 + 32) * 2);
+  w->p = aligned_alloc(64, 32 * (s32 + 32) * 2);
+  w->k = aligned_alloc(64, s32 * d32 * 2);
+  w->v = aligned_alloc(64, s32 * d32 * 2);
+  w->scores = aligned_alloc(64, 32 * s32 * 4);
+  w->o = aligned_alloc(64, 32 * d32 * 4);
+  return w->q != NULL && w->p != NULL && w->k != NULL && w->v != NULL && w->scores != NULL && w->o != NULL;
+}
+
+static void bf16_scratch_free(struct bf16_scratch *w) {
+  free(w->q);
+  free(w->p);
+  free(w->k);
+  free(w->v);
+  free(w->scores);
+  free(w->o);
+}
+
+/*
+ * One (batch, head) task of a prefill with bf16 compute on AMX tiles (setMatmulPrecision
+ * ('bfloat16') where tessera_amx_available()): Q, K and V are rounded to bf16 once per head, each
+ * block of 32 queries gets its scores from tile products over the keys up to its last row (as the
+ * float32 path's causal blocks), the same softmax in float32, and its output from the
+ * probabilities rounded to bf16 times V.
+ */
+static void attention_head_bf16(const struct tessera_attention_dims *d, const float *Q, int ldq, const float *K,
+                                int ldk, const float *V, int ldv, float *O, const float *mask_row, int first_real,
+                                struct bf16_scratch *w) {
+  const int D = d->head_dim, S = d->kv_len, Lq = d->q_len;
+  const int d32 = round32(D), s32 = round32(S), l32 = round32(Lq);
+  const size_t q_ld = (size_t)d32 + 32, p_ld = (size_t)s32 + 32; /* +32: rows 16 apart off one cache set */
+  tessera_amx_pack_rows(Q, (size_t)ldq, Lq, D, w->q, q_ld);
+  memset(w->q + (size_t)Lq * q_ld, 0, (size_t)(l32 - Lq) * q_ld * 2);
+  tessera_amx_pack_panels(K, 1, (size_t)ldk, D, S, w->k); /* B(p, j) = K[j][p]: keys are columns */
+  tessera_amx_pack_panels(V, (size_t)ldv, 1, S, D, w->v); /* B(p, j) = V[p][j] */
+  for (int r0 = 0; r0 < Lq; r0 += 32) {
+    const int r1 = r0 + 32 < Lq ? r0 + 32 : Lq;
+    const int n = d->causal && first_real <= S - Lq + r0 ? S - Lq + r1 : S;
+    tessera_amx_multiply(w->q + (size_t)r0 * q_ld, q_ld, w->k, round32(n) / 32, D, D, w->scores, (size_t)s32);
+    for (int r = r0; r < r1; r++) {
+      const int visible = d->causal ? S - Lq + r + 1 : S;
+      softmax_row(w->scores + (size_t)(r - r0) * s32, n, d->scale, mask_row, visible);
+    }
+    tessera_amx_pack_rows(w->scores, (size_t)s32, r1 - r0, n, w->p, p_ld);
+    memset(w->p + (size_t)(r1 - r0) * p_ld, 0, (size_t)(32 - (r1 - r0)) * p_ld * 2);
+    tessera_amx_multiply(w->p, p_ld, w->v, d32 / 32, S, n, w->o, (size_t)d32);
+    for (int r = r0; r < r1; r++) memcpy(O + (size_t)r * ldq, w->o + (size_t)(r - r0) * d32, sizeof(float) * D);
+  }
+}
+
 /*
  * A task is one (batch, query head) pair, or when decoding one (batch, kv head) pair whose
  * query heads are the rows. Every operand is read in place through BLAS leading dimensions.
@@ -83,6 +146,12 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
   const int rows = grouped(d) ? groups : Lq;
   float *scores = malloc(sizeof(float) * (size_t)rows * S);
   if (scores == NULL) abort();
+  struct bf16_scratch w = {0};
+  const int bf16 = !grouped(d) && a->bf16;
+  if (bf16) {
+    if (!bf16_scratch_alloc(&w, d)) abort();
+    tessera_amx_begin();
+  }
   const int ldq = grouped(d) ? D : H * D;
   const int ldk = d->k_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
   const int ldv = d->v_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;
@@ -113,6 +182,10 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
      * may hold one (left padding reaching past its first row) takes every key. */
     int first_real = 0;
     if (mask_row != NULL) while (first_real < S && mask_row[first_real] == 0.0f) first_real++;
+    if (bf16) {
+      attention_head_bf16(d, Q, ldq, K, ldk, V, ldv, O, mask_row, first_real, &w);
+      continue;
+    }
     const int block = d->causal ? CAUSAL_BLOCK : rows;
     for (int r0 = 0; r0 < rows; r0 += block) {
       const int r1 = r0 + block < rows ? r0 + block : rows;
@@ -129,6 +202,10 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
                   O + (size_t)r0 * ldq, ldq);
     }
   }
+  if (bf16) {
+    tessera_amx_end();
+    bf16_scratch_free(&w);
+  }
   free(scores);
 }
 
@@ -136,7 +213,7 @@ void tessera_attention(const float *q, const float *k, const float *v, const flo
                        float *out, const struct tessera_attention_dims *d, int threads) {
   const int tasks = task_count(d);
   if (tasks == 0 || d->q_len == 0) return;
-  struct attention_args args = {q, k, v, mask, out, d};
+  struct attention_args args = {q, k, v, mask, out, d, tessera_matmul_precision() && tessera_amx_available()};
   /* Below ~1M multiply-adds a thread start costs more than it saves (one decode step over a
    * short cache stays on this thread). */
   const double work = (double)d->batch * d->heads * d->q_len * d->kv_len * d->head_dim;

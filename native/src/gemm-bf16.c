@@ -488,10 +488,11 @@ AMX static inline void amx_block(const uint16_t *a, size_t a_ld, const uint32_t 
   _tile_stored(3, block + 16 * ldb + 16, ldb * 4);
 }
 
-AMX void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int k,
-                              float *c, size_t ldc) {
+AMX void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int panel_k,
+                              int k, float *c, size_t ldc) {
+  const size_t stride = (size_t)(panel_k + 31) / 32 * 16 * NR;
   const int pairs = (k + 31) / 32 * 16;
-  for (int t = 0; t < panel_count; t++) amx_block(a, a_ld, panels + (size_t)t * pairs * NR, pairs, c + (size_t)t * NR, ldc);
+  for (int t = 0; t < panel_count; t++) amx_block(a, a_ld, panels + (size_t)t * stride, pairs, c + (size_t)t * NR, ldc);
 }
 
 AMX void tessera_amx_pack_rows(const float *src, size_t ld, int rows, int cols, uint16_t *dst, size_t dst_ld) {
@@ -685,8 +686,8 @@ void tessera_amx_begin(void) { abort(); }
 void tessera_amx_end(void) { abort(); }
 void tessera_amx_pack_rows(const float *src, size_t ld, int rows, int cols, uint16_t *dst, size_t dst_ld) { abort(); }
 void tessera_amx_pack_panels(const float *src, size_t ks, size_t ns, int k, int n, uint32_t *dst) { abort(); }
-void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int k, float *c,
-                          size_t ldc) {
+void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int panel_k, int k,
+                          float *c, size_t ldc) {
   abort();
 }
 #endif

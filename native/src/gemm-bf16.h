@@ -42,14 +42,15 @@ void tessera_amx_force_absent(int absent);
  * of 32 columns in the tiles' pair layout, panel t at dst + t * 16 * k32 words (k32: k rounded
  * up to 32), zero past k and n.
  * tessera_amx_multiply: C [32, 32 * panel_count] (row stride ldc) = A [32 rows, k] (packed rows,
- * row stride a_ld, zero past k) times those panels; every entry of the 32 rows is written.
+ * row stride a_ld, zero past k) times the first k rows of panels packed with panel_k >= k rows;
+ * every entry of the 32 rows is written.
  */
 void tessera_amx_begin(void);
 void tessera_amx_end(void);
 void tessera_amx_pack_rows(const float *src, size_t ld, int rows, int cols, uint16_t *dst, size_t dst_ld);
 void tessera_amx_pack_panels(const float *src, size_t ks, size_t ns, int k, int n, uint32_t *dst);
-void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int k, float *c,
-                          size_t ldc);
+void tessera_amx_multiply(const uint16_t *a, size_t a_ld, const uint32_t *panels, int panel_count, int panel_k, int k,
+                          float *c, size_t ldc);
 
 /* The matmul precision the float32 matmul and packed prefill kernels use: 0 float32, 1 bfloat16. */
 int tessera_matmul_precision(void);

@@ -194,6 +194,80 @@ describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
     expect(tf.memory().numTensors).toBe(start);
   });
 
+  it('attention with bf16 compute (AMX only): within 2^-8·max|v| of a double-precision attention over bf16-rounded q, k, v; float32 elsewhere', () => {
+    if (missing !== null) return expect(() => setMatmulPrecision('bfloat16')).toThrow(missing);
+    const amx = addon.amxAvailable();
+    // [batch, qLen, kvLen, heads, kvHeads, headDim, causal, left padding of row 1, head-major capacity or 0]
+    const cases = [
+      [1, 64, 64, 2, 2, 64, 1, 0, 0], [2, 70, 70, 4, 2, 40, 1, 3, 0], [1, 37, 100, 4, 1, 80, 1, 0, 128],
+      [2, 33, 33, 2, 2, 64, 0, 5, 0], [1, 5, 9, 3, 3, 16, 1, 0, 0],
+    ] as const;
+    for (const [B, Lq, S, H, Hkv, D, causal, pad, cap] of cases) {
+      const what = `B${B} Lq${Lq} S${S} H${H}/${Hkv} D${D} causal${causal} pad${pad} cap${cap}`;
+      const seed = B + Lq * 3 + S * 5 + D * 7;
+      const q = randoms(B * Lq * H * D, seed).map((v) => v * 1.5);
+      const capacity = cap > 0 ? cap : S;
+      const kvSize = cap > 0 ? B * Hkv * cap * D : B * S * Hkv * D;
+      const k = randoms(kvSize, seed + 1).map((v) => v * 1.5);
+      const v = randoms(kvSize, seed + 2).map((x) => x * 2);
+      const mask = pad > 0 ? Float32Array.from({ length: B * S }, (_, i) => (i >= S && i % S < pad ? 0 : 1)) : null;
+      const dims = Int32Array.of(B, Lq, S, H, Hkv, D, cap > 0 ? 1 : 0, cap > 0 ? 1 : 0, causal, capacity);
+      const scale = 1 / Math.sqrt(D);
+      const run = () => {
+        const out = new Float32Array(B * Lq * H * D);
+        addon.attention(q, k, v, mask, out, dims, scale);
+        return out;
+      };
+      const f32 = run();
+      setMatmulPrecision('bfloat16');
+      const b16 = run();
+      setMatmulPrecision('float32');
+      if (!amx) {
+        // Only the AMX path has a bf16 attention: without it the kernel stays float32.
+        expect(b16, what).toEqual(f32);
+        continue;
+      }
+      const at = (x: Float32Array, b: number, j: number, h: number, d: number) =>
+        roundBfloat16(cap > 0 ? x[((b * Hkv + h) * cap + j) * D + d]! : x[((b * S + j) * Hkv + h) * D + d]!);
+      let vmax = 0;
+      for (const x of v) vmax = Math.max(vmax, Math.abs(roundBfloat16(x)));
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          const kvh = Math.floor(h / (H / Hkv));
+          for (let i = 0; i < Lq; i++) {
+            let visible = causal ? S - Lq + i + 1 : S;
+            const seen = (j: number) => j < visible && (mask === null || mask[b * S + j] !== 0);
+            // A query that sees only padding attends uniformly to all S keys (the masking bias swamps every score).
+            const uniform = !Array.from({ length: S }, (_, j) => seen(j)).some(Boolean);
+            if (uniform) visible = S;
+            const allowed = (j: number) => uniform || seen(j);
+            const scores: number[] = [];
+            for (let j = 0; j < visible; j++) {
+              if (!allowed(j)) continue;
+              let dot = 0;
+              for (let d = 0; d < D; d++) dot += roundBfloat16(q[((b * Lq + i) * H + h) * D + d]!) * at(k, b, j, kvh, d);
+              scores.push(uniform ? 0 : dot * scale);
+            }
+            const top = Math.max(...scores);
+            const e = scores.map((x) => Math.exp(x - top));
+            const sum = e.reduce((x, y) => x + y, 0);
+            for (let d = 0; d < D; d++) {
+              let want = 0;
+              let idx = 0;
+              for (let j = 0; j < visible; j++) {
+                if (!allowed(j)) continue;
+                want += (e[idx++]! / sum) * at(v, b, j, kvh, d);
+              }
+              const got = b16[((b * Lq + i) * H + h) * D + d]!;
+              if (!(Math.abs(got - want) <= 2 ** -8 * vmax)) expect.fail(`${what} b${b} h${h} i${i} d${d}: ${got} vs ${want}`);
+            }
+          }
+        }
+      }
+      expect(b16.some((x, i) => x !== f32[i]), `${what}: bf16 attention not applied`).toBe(true);
+    }
+  });
+
   for (const [name, loader, dtype] of [
     ['llama-tiny', AutoCausalLM, 'bfloat16'],
     ['llama-tiny', AutoCausalLM, 'int8'],
