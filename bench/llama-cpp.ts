@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Which llama.cpp weight type each Tessera dtype key is compared with. */
-const PEER_TYPE = { fp32: 'F32', bf16: 'F16', f16: 'F16', int8: 'Q8_0' } as const;
+export const PEER_TYPE = { fp32: 'F32', bf16: 'F16', f16: 'F16', int8: 'Q8_0' } as const;
 const MODELS = [
   { key: 'llama_small', gguf: 'llama-small', vocab: 32000 },
   { key: 'mamba130m', gguf: 'mamba-130m', vocab: 50280 },

@@ -289,7 +289,8 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
     }
   }
   if (only.has('bf16compute')) {
-    Object.assign(result, await runBf16ComputeBench({ llama: { model_type: 'llama', ...size.llama }, prefill: size.prefill, quick: options.quick ?? false, row }));
+    Object.assign(result, await runBf16ComputeBench({ llama: { model_type: 'llama', ...size.llama }, mamba: { model_type: 'mamba', ...size.mamba },
+      bert: size.bert, bertBatch: size.bertBatch, earlier: result, prefill: size.prefill, quick: options.quick ?? false, row }));
   }
   if (options.trainWasm) Object.assign(result, await runWasmTrainBench({ quick: options.quick ?? false, batch: options.trainWasmBatch, row }));
   measureEngine();

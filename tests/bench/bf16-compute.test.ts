@@ -14,7 +14,9 @@ describeNative('npm run bench -- --only=bf16compute (quick smoke check, native)'
     const keys = [
       'matmul_bf16_gflops', 'matmul_fp32_gflops', 'llama_small_prefill32_bf16compute_tok_s', 'llama_small_prefill32_fp32compute_tok_s',
       'llama_small_prefill32_int8_bf16compute_tok_s', 'llama_small_prefill32_bf16_bf16compute_tok_s', 'llama_small_logits_bf16compute_max_rel_err_int8',
-      'train_student_loss_fp32compute', 'train_student_loss_bf16compute',
+      'train_student_loss_fp32compute', 'train_student_loss_bf16compute', 'train_student_step_bf16compute_ms',
+      'mamba130m_prefill32_int8_bf16compute_tok_s', 'mamba130m_prefill32_bf16_fp32compute_tok_s',
+      'bert_base_encode_bf16compute_tok_s', 'bert_base_encode_fp32compute_tok_s',
     ];
     const available = loadAddon().bf16Missing() === null;
     for (const key of keys) {
@@ -22,6 +24,9 @@ describeNative('npm run bench -- --only=bf16compute (quick smoke check, native)'
       else expect(result[key], key).toBeUndefined();
     }
     expect(Number.isFinite(result.matmul_bf16_gflops ?? 0)).toBe(true);
+    if (available) expect(result.bf16compute_amx).toBe(loadAddon().amxAvailable() ? 1 : 0);
+    // No peers were measured in this run, so no ratios to them.
+    expect(Object.keys(result).filter((k) => k.endsWith('_vs_llama_cpp') || k.endsWith('_vs_onnxruntime'))).toEqual([]);
     expect(loadAddon().getMatmulPrecision()).toBe('float32');
     expect(result.backend).toBe(tf.getBackend());
     expect(result.tensors_after).toBe(result.tensors_before);
