@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 
 import { settleWeights } from '../../src/kernels/backend.js';
 import { loadAddon } from '../../src/kernels/native/addon.js';
+import { packedPlacements } from '../../src/kernels/native/quant.js';
+import type { Backend } from '../../src/kernels/native/kernel-utils.js';
 import { AutoCausalLM } from '../../src/loaders/auto.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -72,6 +74,45 @@ describe.runIf(built)('weights on 2 MiB pages (native)', () => {
     big.assign(tf.zerosLike(big));
     expect(big.sum().dataSync()[0]).toBe(0);
     tf.dispose([big, small, product]);
+  });
+
+  it('settleWeights puts small weights that together fill a page into one shared block, each 64-byte aligned, values kept', () => {
+    const start = tf.memory().numTensors;
+    // 41 arrays of 250 KB (odd lengths): 10 MB together, none a page on its own.
+    const weights = Array.from({ length: 41 }, (_, i) => tf.tidy(() => tf.variable(tf.tensor(randoms(64_000 + i, i + 20)))));
+    const storage = (t: tf.Tensor) => (tf.backend() as unknown as { data: { get(id: object): { values: Float32Array } } }).data.get(t.dataId).values;
+    const before = weights.map(storage);
+    const expected = weights.map((w) => Float32Array.from(w.dataSync()));
+    settleWeights(weights);
+    const after = weights.map(storage);
+    expect(after.every((v, i) => v !== before[i] && v.buffer === after[0]!.buffer && v.byteOffset % 64 === 0)).toBe(true);
+    const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    expect(weights.every((w, i) => same(w.dataSync() as Float32Array, expected[i]!))).toBe(true);
+    // Each view is used and updated as its own tensor: an update leaves its neighbours alone.
+    tf.tidy(() => weights[3]!.assign(tf.zerosLike(weights[3]!)));
+    expect(tf.tidy(() => weights[3]!.abs().sum().arraySync())).toBe(0);
+    expect(same(weights[4]!.dataSync() as Float32Array, expected[4]!) && same(weights[2]!.dataSync() as Float32Array, expected[2]!)).toBe(true);
+    tf.dispose(weights);
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it("an int8 model's small packed weights share a block on 2 MiB pages, and its logits are those of the same bytes in ordinary memory", () => {
+    const start = tf.memory().numTensors;
+    const config = { model_type: 'llama', hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 512, vocab_size: 512 };
+    const lm = AutoCausalLM.fromConfig(config, { seed: 5, dtype: 'int8' });
+    const backend = tf.backend() as unknown as Backend;
+    const placements = lm.namedParameters().flatMap(([, p]) => packedPlacements(backend, p.dataId));
+    const codes = placements.filter((p) => p.values instanceof Int8Array);
+    expect(codes.length).toBe(30); // 7 projections a layer, the embedding table and the LM head
+    expect(codes.every((p) => p.values.buffer === codes[0]!.values.buffer && p.values.byteOffset % 64 === 0)).toBe(true);
+    const logits = () => tf.tidy(() => Float32Array.from(lm.forward(tf.tensor2d([[1, 2, 3, 4, 5]], undefined, 'int32')).logits.dataSync()));
+    const placed = logits();
+    for (const p of placements) p.place(p.values.slice());
+    const block = codes[0]!.values.buffer;
+    expect(lm.namedParameters().flatMap(([, p]) => packedPlacements(backend, p.dataId)).some((p) => p.values.buffer === block)).toBe(false);
+    expect(logits()).toEqual(placed);
+    lm.dispose();
+    expect(tf.memory().numTensors).toBe(start);
   });
 
   it('a model built on native generates the same ids with its weights moved', () => {

@@ -15,7 +15,8 @@ import { backwardKernels } from './scan-backward.js';
 import { layerBackwardKernels } from './layer-backward.js';
 import { adamKernels } from './adam.js';
 import { lossKernels } from './loss-kernels.js';
-import { unpackedValues, withPackedWeights } from './quant.js';
+import { packedPlacements, unpackedValues, withPackedWeights } from './quant.js';
+import { HUGE_PAGE, placeOnHugePages, type Placement } from './huge-pages.js';
 
 /** The tfjs backend name of the native addon. */
 export const NATIVE_BACKEND = 'native';
@@ -47,20 +48,18 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   /**
-   * Move long-lived float32 data (a model's weights) of at least one 2 MiB page into memory on
-   * 2 MiB pages. Decode reads every weight once per token; on 4 KiB pages the prefetchers stop
-   * at each page and the TLB misses, which costs ~25% of the memory bandwidth (docs/performance.md).
+   * Move long-lived data (a model's weights, float32 or packed) onto 2 MiB pages
+   * ({@link placeOnHugePages}): large arrays one by one, the small ones of these tensors together.
    */
   placeWeights(dataIds: readonly object[]): void {
+    const placements: Placement[] = [];
     for (const dataId of dataIds) {
       const entry = this.data.get(dataId);
       const values = entry?.values;
-      if (!(values instanceof Float32Array) || values.byteLength < HUGE_PAGE) continue;
-      const copy = this.addon.hugePageCopy(values);
-      if (copy === null) continue;
-      entry!.values = copy;
-      this.releaseWhenCollected(values);
+      if (values instanceof Float32Array) placements.push({ values, place: (copy) => (entry!.values = copy as Float32Array) });
+      else placements.push(...packedPlacements(this, dataId));
     }
+    for (const old of placeOnHugePages(this.addon, placements)) this.releaseWhenCollected(old);
     // Loading leaves the float32 values a model was built, read or packed from freed but resident
     // (glibc keeps freed blocks below its mmap threshold): give them back once the weights are settled.
     this.addon.releaseFreeMemory();
@@ -221,8 +220,6 @@ function grownCapacity(length: number): number {
  * buffers of a training step (docs/native-backend.md, Reused output buffers).
  */
 const MAX_SPARE_BYTES = 768 << 20;
-
-const HUGE_PAGE = 2 << 20;
 
 /** How long after a collection the freed memory is handed back (see scheduleTrim). */
 const TRIM_DELAY_MS = 100;

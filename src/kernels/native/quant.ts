@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
+import type { Placement } from './huge-pages.js';
 import { activationCode, outFeatures } from './ffn-kernels.js';
 import { addResidual, allocate, projectedRows, values, type Backend, type KernelArgs } from './kernel-utils.js';
 import { FUSED, markPacked, PACKED_DTYPES, requireFloat32, requireShape, type PackedDtype } from '../contract.js';
@@ -31,6 +32,19 @@ const packedWeights = new WeakMap<object, PackedWeight>();
 function packedAt(backend: Backend, dataId: object): PackedWeight | undefined {
   const stored = backend.data.get(dataId)?.values as unknown;
   return typeof stored === 'object' && stored !== null ? packedWeights.get(stored) : undefined;
+}
+
+/**
+ * The arrays of the packed weight under `dataId` (none if it is not packed), each with a way to
+ * replace it by an equal copy (NativeBackend.placeWeights moves them onto 2 MiB pages).
+ */
+export function packedPlacements(backend: Backend, dataId: object): Placement[] {
+  const weight = packedAt(backend, dataId);
+  if (weight === undefined) return [];
+  const out: Placement[] = [{ values: weight.data, place: (copy) => (weight.data = copy as Uint16Array | Int8Array) }];
+  const { scales } = weight;
+  if (scales !== null) out.push({ values: scales, place: (copy) => (weight.scales = copy as Float32Array) });
+  return out;
 }
 
 /** The packed weight behind `t`, if any. */
@@ -63,18 +77,6 @@ export function unpackedValues(addon: NativeAddon, backend: Backend, dataId: obj
   return out;
 }
 
-/**
- * `data` moved to memory on 2 MiB pages when it fills at least one (as NativeBackend.placeWeights
- * does for float32 weights: decode streams every weight once per token, and on 4 KiB pages the
- * prefetchers stop at each page). The addon copies bytes; it is handed them as a Float32Array view.
- */
-function onHugePages(addon: NativeAddon, data: Uint16Array | Int8Array): Uint16Array | Int8Array {
-  if (data.byteLength < 2 << 20 || data.byteLength % 4 !== 0) return data;
-  const copy = addon.hugePageCopy(new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4));
-  if (copy === null) return data;
-  return data instanceof Int8Array ? new Int8Array(copy.buffer, copy.byteOffset, data.length) : new Uint16Array(copy.buffer, copy.byteOffset, data.length);
-}
-
 /** `{ x: [out, in] float32 }`, `{ dtype }` → the same weight held packed (see FUSED.packWeight). */
 function packWeightKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
@@ -90,12 +92,11 @@ function packWeightKernel(addon: NativeAddon): KernelFunc {
     const scales = dtype === 'int8' ? new Float32Array(rows) : null;
     const source = values(backend, x);
     addon.quantPack(kind, source, data, scales, rows, cols);
-    const weight: PackedWeight = { kind, dtype, rows, cols, data: onHugePages(addon, data), scales };
-    // The float32 source (about to be replaced by this packed weight) and the unplaced copy are
-    // garbage once the load moves on: their memory goes back to the system when collected.
+    const weight: PackedWeight = { kind, dtype, rows, cols, data, scales };
+    // The float32 source (about to be replaced by this packed weight) is garbage once the load
+    // moves on: its memory goes back to the system when collected.
     const loads = backend as Backend & { releaseWhenCollected?: (values: ArrayBufferView) => void };
     loads.releaseWhenCollected?.(source);
-    if (weight.data !== data) loads.releaseWhenCollected?.(data);
     const info = backend.makeTensorInfo([rows, cols], 'float32', packedValues(weight) as Float32Array);
     markPacked(info.dataId, { dtype, bytes: data.byteLength + (scales?.byteLength ?? 0) });
     return info;
