@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { loadAddon } from '../../src/kernels/native/addon.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadAddon, OPENBLAS_THREAD_TIMEOUT } from '../../src/kernels/native/addon.js';
 import { FUSED } from '../../src/kernels/contract.js';
 import {
   getNumThreads,
@@ -137,4 +139,22 @@ describe('native backend', () => {
       tf.dispose([a, b, bias, rowBias, w, ints, odd, even, ...Object.values(scan)]);
     });
   });
+
+  it.runIf(built)('loading the addon sets OPENBLAS_THREAD_TIMEOUT for OpenBLAS to read, unless the user chose one', () => {
+    const timeoutAfterLoad = (value: string | undefined) => {
+      const env = { ...process.env };
+      delete env.OPENBLAS_THREAD_TIMEOUT;
+      if (value !== undefined) env.OPENBLAS_THREAD_TIMEOUT = value;
+      const code = "const { loadAddon } = await import('./src/kernels/native/addon.js'); loadAddon(); console.log(process.env.OPENBLAS_THREAD_TIMEOUT)";
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        encoding: 'utf8',
+        env,
+        timeout: 60_000,
+      });
+      return child.stdout.trim();
+    };
+    expect(timeoutAfterLoad(undefined)).toBe(OPENBLAS_THREAD_TIMEOUT);
+    expect(timeoutAfterLoad('10')).toBe('10');
+  }, 120_000);
 });

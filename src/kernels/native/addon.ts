@@ -456,6 +456,7 @@ export function loadAddon(path: string = ADDON_PATH): NativeAddon {
   }
   if (loaded !== undefined) return loaded;
   defaultOpenBlasCore();
+  defaultOpenBlasThreadTimeout();
   let addon: NativeAddon;
   try {
     addon = createRequire(import.meta.url)(path) as NativeAddon;
@@ -478,6 +479,20 @@ function threadsFromEnv(): number {
     throw new Error(`TESSERA_NUM_THREADS must be a positive integer, got '${raw}'`);
   }
   return threads;
+}
+
+/** What {@link defaultOpenBlasThreadTimeout} sets: OpenBLAS's threads spin 2^16 cycles (tens of µs) before sleeping. */
+export const OPENBLAS_THREAD_TIMEOUT = '16';
+
+/**
+ * OpenBLAS's threads spin for 2^28 cycles (about 0.1 s) after each GEMM before they sleep, and
+ * with one thread per core that spinning takes the cores from the kernels that follow (attention,
+ * norms, our own thread pool): BERT's attention ran at half speed right after its projections.
+ * When the user has not chosen (`OPENBLAS_THREAD_TIMEOUT` unset), spin briefly: long enough for
+ * back-to-back GEMMs, short enough to hand the cores over. Read when the library loads.
+ */
+function defaultOpenBlasThreadTimeout(): void {
+  if (process.env.OPENBLAS_THREAD_TIMEOUT === undefined) process.env.OPENBLAS_THREAD_TIMEOUT = OPENBLAS_THREAD_TIMEOUT;
 }
 
 /**
