@@ -144,13 +144,14 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
   const int groups = H / Hkv;
   const int per_batch = grouped(d) ? Hkv : H;
   const int rows = grouped(d) ? groups : Lq;
-  float *scores = malloc(sizeof(float) * (size_t)rows * S);
-  if (scores == NULL) abort();
   struct bf16_scratch w = {0};
   const int bf16 = !grouped(d) && a->bf16;
+  float *scores = bf16 ? NULL : malloc(sizeof(float) * (size_t)rows * S);
   if (bf16) {
     if (!bf16_scratch_alloc(&w, d)) abort();
     tessera_amx_begin();
+  } else if (scores == NULL) {
+    abort();
   }
   const int ldq = grouped(d) ? D : H * D;
   const int ldk = d->k_layout == TESSERA_TOKEN_MAJOR ? Hkv * D : D;

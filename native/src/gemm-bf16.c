@@ -522,21 +522,9 @@ AMX void tessera_amx_pack_panels(const float *src, size_t ks, size_t ns, int k, 
 AMX static void amx_pack_a(void *ctx, size_t begin, size_t end) {
   struct amx_job *job = ctx;
   const struct gemm_job *g = job->g;
-  const size_t k = (size_t)g->k;
-  for (size_t i = begin; i < end; i++) {
-    uint16_t *dst = job->a + i * job->ld;
-    if (i >= (size_t)g->m) {
-      memset(dst, 0, job->ld * 2);
-      continue;
-    }
-    size_t p = 0;
-    if (g->a_cs == 1) {
-      const float *row = g->a + i * g->a_rs;
-      for (; p + 32 <= k; p += 32) _mm512_storeu_si512(dst + p, load32_bf16(TESSERA_BF16_B_F32, row + p));
-    }
-    for (; p < k; p++) dst[p] = round_bf16(g->a[i * g->a_rs + p * g->a_cs]);
-    memset(dst + k, 0, (job->ld - k) * 2);
-  }
+  const size_t real = end < (size_t)g->m ? end : (size_t)g->m;
+  if (begin < real) tessera_amx_pack_rows(g->a + begin * g->a_rs, g->a_rs, (int)(real - begin), g->k, job->a + begin * job->ld, job->ld);
+  for (size_t i = real > begin ? real : begin; i < end; i++) memset(job->a + i * job->ld, 0, job->ld * 2);
 }
 
 /* A strided A (its rows across memory): pack pairs of inner indices, 16 rows at a time, then scatter. */
