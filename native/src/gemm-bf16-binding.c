@@ -44,13 +44,18 @@ static napi_value Bf16Missing(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* bf16ForceAbsent(absent): tests take the "CPU lacks it" path on any machine (absent also resets to float32). */
-static napi_value Bf16ForceAbsent(napi_env env, napi_callback_info info) {
+/* The tests' switches: set(absent) with the call's one boolean argument. */
+static napi_value force_absent(napi_env env, napi_callback_info info, void (*set)(int)) {
   ARGS(1);
   bool absent = false;
   CHECK(napi_get_value_bool(env, argv[0], &absent));
-  tessera_bf16_force_absent(absent);
+  set(absent);
   return NULL;
+}
+
+/* bf16ForceAbsent(absent): tests take the "CPU lacks it" path on any machine (absent also resets to float32). */
+static napi_value Bf16ForceAbsent(napi_env env, napi_callback_info info) {
+  return force_absent(env, info, tessera_bf16_force_absent);
 }
 
 /* amxAvailable() -> whether the bf16 GEMM runs on AMX tiles (else on vdpbf16ps). */
@@ -62,11 +67,7 @@ static napi_value AmxAvailable(napi_env env, napi_callback_info info) {
 
 /* amxForceAbsent(absent): tests take the vdpbf16ps path on an AMX machine. */
 static napi_value AmxForceAbsent(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  bool absent = false;
-  CHECK(napi_get_value_bool(env, argv[0], &absent));
-  tessera_amx_force_absent(absent);
-  return NULL;
+  return force_absent(env, info, tessera_amx_force_absent);
 }
 
 /* gemmBf16(a, b, out, aIdx, bIdx, m, n, k, transA, transB, bias|null): matmul's product (no activation) in bf16. */
