@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import './model-methods.js';
 
 export { initBackend, activeBackend, registerBackendLoader, BACKEND_PREFERENCE, type BackendName, type BackendOptions } from './kernels/backend.js';
+export { setMatmulPrecision, getMatmulPrecision, setNumThreads, getNumThreads, nativeInfo, type MatmulPrecision, type NativeInfo } from './kernels/native/index.js';
 
 // Building blocks, models and architectures, hooks, hybrids, generation, precision
 export * from './exports-shared.js';

@@ -55,10 +55,14 @@ export function hubOptions(flags: HubFlags, progress?: boolean): HubOptions {
   return options;
 }
 
-/** Start the tfjs backend named by `--backend` (else TESSERA_BACKEND, else the fastest). */
+/**
+ * Start the tfjs backend named by `--backend` (else TESSERA_BACKEND, else the fastest), then set
+ * `--matmul-precision` when given (an error off the native backend or on a CPU without bf16).
+ */
 export async function startBackend(cmd: Command): Promise<void> {
-  const { backend } = cmd.optsWithGlobals<{ backend?: string }>();
-  const { initBackend } = await import('../index.js');
+  const { backend, matmulPrecision } = cmd.optsWithGlobals<{ backend?: string; matmulPrecision?: 'float32' | 'bfloat16' }>();
+  const { initBackend, setMatmulPrecision } = await import('../index.js');
   // initBackend rejects an unknown name, listing the valid ones.
   await initBackend(backend === undefined ? {} : { backend: backend as never });
+  if (matmulPrecision !== undefined) setMatmulPrecision(matmulPrecision);
 }

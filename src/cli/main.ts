@@ -6,7 +6,7 @@
  * errors answer without loading tfjs and the models.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { distillCommand } from './commands/distill.js';
 import { downloadCommand } from './commands/download.js';
 import { embedCommand } from './commands/embed.js';
@@ -30,6 +30,9 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .option('--verbose', 'print the stack of an error (also TESSERA_DEBUG=1)')
     .option('--backend <name>', 'tfjs backend, e.g. wasm or native (default: TESSERA_BACKEND, else the fastest that starts)')
+    .addOption(
+      new Option('--matmul-precision <precision>', 'bfloat16: large products in bf16 with float32 sums, native backend only (docs/precision.md)').choices(['float32', 'bfloat16']),
+    )
     .showSuggestionAfterError(true)
     // Throw instead of exiting, so main() decides the status and tests can run it in-process.
     .exitOverride()

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { AutoCausalLM, AutoEncoder, AutoMaskedLM, AutoTokenizer, disposeOutput, loadTextGenerationPipeline, loadFeatureExtractionPipeline, type TextGenerationCallOptions, type WeightDtype } from '../../src/index.js';
+import { loadAddon } from '../../src/kernels/native/addon.js';
 import { oneLineError, runCli } from './run-cli.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
@@ -88,6 +89,38 @@ describe('tessera generate/embed --dtype', () => {
     got.forEach((x, h) => expect(x).toBeCloseTo(wantF16[0]![h]!, 5));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--dtype.*'int4' is invalid.*float32, bfloat16, float16, int8/s);
+  });
+});
+
+describe('tessera --matmul-precision', () => {
+  it('bfloat16 embeds with bf16 compute on the native backend (where the CPU has it), and is refused elsewhere or when unknown', async () => {
+    const texts = ['the cat sat on the mat'];
+    const [float32, bf16, onWasm, bad] = await Promise.all([
+      runCli(['--backend', 'native', 'embed', BERT, ...texts], { env: { TESSERA_BACKEND: undefined } }),
+      runCli(['--backend', 'native', '--matmul-precision', 'bfloat16', 'embed', BERT, ...texts], { env: { TESSERA_BACKEND: undefined } }),
+      runCli(['--backend', 'wasm', '--matmul-precision', 'bfloat16', 'embed', BERT, ...texts], { env: { TESSERA_BACKEND: undefined } }),
+      runCli(['--matmul-precision', 'half', 'embed', BERT, ...texts]),
+    ]);
+    expect(onWasm.code).toBe(1);
+    expect(oneLineError(onWasm.stderr)).toMatch(/setMatmulPrecision\('bfloat16'\) applies to the 'native' backend only; the active backend is 'wasm'/);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--matmul-precision.*'half' is invalid.*float32, bfloat16/s);
+    if (float32.code !== 0) {
+      // No native addon here: both native runs fail alike, naming the build.
+      expect(oneLineError(float32.stderr)).toMatch(/native backend is not built/);
+      expect(oneLineError(bf16.stderr)).toMatch(/native backend is not built/);
+      return;
+    }
+    if (bf16.code !== 0) {
+      expect(oneLineError(bf16.stderr)).toMatch(/bfloat16 matmul precision needs a CPU with AVX512_BF16; this one lacks/);
+      return;
+    }
+    expect(bf16.tensorsLeft).toBe(0);
+    const [a, b] = [float32, bf16].map((r) => JSON.parse(r.stdout.trim()) as number[]);
+    // bert-tiny's products are below the bf16 GEMM's size threshold; its attention takes bf16 on AMX.
+    const scale = Math.max(...a!.map(Math.abs));
+    b!.forEach((x, h) => expect(Math.abs(x - a![h]!)).toBeLessThanOrEqual(32 * 2 ** -9 * scale));
+    if (loadAddon().amxAvailable()) expect(b!.some((x, h) => x !== a![h]), 'bf16 attention not applied').toBe(true);
   });
 });
 
