@@ -18,7 +18,8 @@ export interface Placement {
  * (docs/performance.md). An array of at least one page gets its own copy; the smaller ones share
  * one block sized to hold them all, each a view of it, when together they fill a page: an int8
  * Llama-small's projections are 0.2-1.6 MB each. A block lives while any view of it does.
- * Returns the arrays replaced (now garbage once the caller drops them).
+ * Returns the arrays left behind (the replaced ones and the block's zero-filled source), garbage
+ * once the caller drops them.
  */
 export function placeOnHugePages(addon: NativeAddon, placements: readonly Placement[]): ArrayBufferView[] {
   const replaced: ArrayBufferView[] = [];
@@ -40,7 +41,9 @@ export function placeOnHugePages(addon: NativeAddon, placements: readonly Placem
     replaced.push(p.values);
   }
   if (smallBytes < HUGE_PAGE) return replaced;
-  const block = addon.hugePageCopy(new Float32Array(smallBytes / 4));
+  const zeros = new Float32Array(smallBytes / 4);
+  const block = addon.hugePageCopy(zeros);
+  replaced.push(zeros);
   if (block === null) return replaced;
   const bytes = new Uint8Array(block.buffer, block.byteOffset, smallBytes);
   let offset = 0;
