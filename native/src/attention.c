@@ -72,6 +72,21 @@ TESSERA_CLONES static void softmax_row(float *x, int n, float scale, const float
   tessera_softmax_inplace(x, n);
 }
 
+/* Keys query row r sees: those up to its position S - Lq + r, or every key without causality. */
+static int visible_keys(const struct tessera_attention_dims *d, int r) {
+  return d->causal ? d->kv_len - d->q_len + r + 1 : d->kv_len;
+}
+
+/*
+ * Keys a block of query rows [r0, r1) is scored against: those up to its last row when causal
+ * (later keys are masked, their probability exactly 0), unless a row of it may see only padding
+ * (first_real, the first unpadded key, past its first row): such a row is uniform over all keys.
+ */
+static int block_keys(const struct tessera_attention_dims *d, int first_real, int r0, int r1) {
+  const int offset = d->kv_len - d->q_len;
+  return d->causal && first_real <= offset + r0 ? offset + r1 : d->kv_len;
+}
+
 static int round32(int x) { return (x + 31) / 32 * 32; }
 
 /* Per-thread buffers of the bf16 path (attention_head_bf16): sized for one head. */
@@ -120,12 +135,9 @@ static void attention_head_bf16(const struct tessera_attention_dims *d, const fl
   tessera_amx_pack_panels(V, (size_t)ldv, 1, S, D, w->v); /* B(p, j) = V[p][j] */
   for (int r0 = 0; r0 < Lq; r0 += 32) {
     const int r1 = r0 + 32 < Lq ? r0 + 32 : Lq;
-    const int n = d->causal && first_real <= S - Lq + r0 ? S - Lq + r1 : S;
+    const int n = block_keys(d, first_real, r0, r1);
     tessera_amx_multiply(w->q + (size_t)r0 * q_ld, q_ld, w->k, round32(n) / 32, D, D, w->scores, (size_t)s32);
-    for (int r = r0; r < r1; r++) {
-      const int visible = d->causal ? S - Lq + r + 1 : S;
-      softmax_row(w->scores + (size_t)(r - r0) * s32, n, d->scale, mask_row, visible);
-    }
+    for (int r = r0; r < r1; r++) softmax_row(w->scores + (size_t)(r - r0) * s32, n, d->scale, mask_row, visible_keys(d, r));
     tessera_amx_pack_rows(w->scores, (size_t)s32, r1 - r0, n, w->p, p_ld);
     memset(w->p + (size_t)(r1 - r0) * p_ld, 0, (size_t)(32 - (r1 - r0)) * p_ld * 2);
     tessera_amx_multiply(w->p, p_ld, w->v, d32 / 32, S, n, w->o, (size_t)d32);
@@ -190,15 +202,11 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
     const int block = d->causal ? CAUSAL_BLOCK : rows;
     for (int r0 = 0; r0 < rows; r0 += block) {
       const int r1 = r0 + block < rows ? r0 + block : rows;
-      const int n = d->causal && first_real <= S - Lq + r0 ? S - Lq + r1 : S;
+      const int n = block_keys(d, first_real, r0, r1);
       float *P = scores + (size_t)r0 * S;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, n, D, 1.0f, Q + (size_t)r0 * ldq,
                   ldq, K, ldk, 0.0f, P, S);
-      for (int r = r0; r < r1; r++) {
-        /* Query r sits at position S - Lq + r; without causality every key is visible. */
-        const int visible = d->causal ? S - Lq + r + 1 : S;
-        softmax_row(scores + (size_t)r * S, n, d->scale, mask_row, visible);
-      }
+      for (int r = r0; r < r1; r++) softmax_row(scores + (size_t)r * S, n, d->scale, mask_row, visible_keys(d, r));
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, n, 1.0f, P, S, V, ldv, 0.0f,
                   O + (size_t)r0 * ldq, ldq);
     }
@@ -316,7 +324,7 @@ static void attention_backward_tasks(void *ctx, size_t first, size_t last) {
       const float *Q = a->q + q_at, *dO = a->dout + q_at;
       float *dQ = a->dq + q_at;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lq, S, D, 1.0f, Q, ldq, K, ldk, 0.0f, P, S);
-      for (int r = 0; r < Lq; r++) softmax_row(P + (size_t)r * S, S, d->scale, mask_row, d->causal ? S - Lq + r + 1 : S);
+      for (int r = 0; r < Lq; r++) softmax_row(P + (size_t)r * S, S, d->scale, mask_row, visible_keys(d, r));
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, Lq, 1.0f, P, S, dO, ldq, 1.0f, dV, ldk);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Lq, S, D, 1.0f, dO, ldq, V, ldk, 0.0f, dP, S);
       for (int r = 0; r < Lq; r++) {
