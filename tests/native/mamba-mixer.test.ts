@@ -66,6 +66,7 @@ describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
     ['projection biases, no conv bias', { ...BASE, convBias: false, projBias: true }],
     ["Jamba's inner RMSNorms on dt, B and C", { ...BASE, innerNormEps: 1e-6 }],
     ['state size 16 (the decode step has a fixed-length loop for it)', { ...BASE, stateSize: 16 }],
+    ['conv width 3 (the decode step has a loop of its own for width 4)', { ...BASE, convKernel: 3 }],
   ];
   for (const [name, options] of cases) {
     it(`matches the op-by-op mixer: ${name}; prompt, then single steps, batch 2`, () => {
