@@ -226,15 +226,15 @@ void tessera_attention(const float *q, const float *k, const float *v, const flo
   /* Below ~1M multiply-adds a thread start costs more than it saves (one decode step over a
    * short cache stays on this thread). */
   const double work = (double)d->batch * d->heads * d->q_len * d->kv_len * d->head_dim;
-  if (work < 1048576.0 || threads <= 1 || tasks == 1) {
-    attention_tasks(&args, 0, (size_t)tasks);
-    return;
-  }
-  /* Our threads already fill the cores: each BLAS call runs single-threaded inside them rather
-   * than fanning out again (oversubscription), and the setting is restored afterwards. */
+  /* Each BLAS call runs single-threaded: either our threads already fill the cores (no fanning
+   * out again), or the work is too small to repay waking OpenBLAS's (a decode step's GEMVs). */
   const int blas_threads = openblas_get_num_threads();
   openblas_set_num_threads(1);
-  tessera_parallel_for((size_t)tasks, 1, threads, attention_tasks, &args);
+  if (work < 1048576.0 || threads <= 1 || tasks == 1) {
+    attention_tasks(&args, 0, (size_t)tasks);
+  } else {
+    tessera_parallel_for((size_t)tasks, 1, threads, attention_tasks, &args);
+  }
   openblas_set_num_threads(blas_threads);
 }
 
