@@ -35,6 +35,13 @@ export const FUSED = {
    * `act(x·Wgᵀ + bg) * (x·Wuᵀ + bu)`; with `normWeight`, of RMSNorm(x) as FUSED.rmsNorm makes it.
    */
   gatedLinear: 'TesseraGatedLinear',
+  /**
+   * A whole gated feed-forward with its residual connection: `{ x, gateWeight, upWeight,
+   * downWeight, gateBias?, upBias?, downBias?, normWeight?, residual? }`, `{ activation,
+   * normEpsilon? }` → FUSED.linear of FUSED.gatedLinear's output by `downWeight` (+ `downBias`),
+   * plus `residual`: the same values as those two kernels, in one.
+   */
+  gatedFeedForward: 'TesseraGatedFeedForward',
   /** `{ x, up? }`, `{ activation }` → `act(x)` (times `up`). */
   activation: 'TesseraActivation',
   /** Attention after the q/k/v projections. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activation, gatedActivation, type Activation, type GatedActivation } from '../ops/activation.js';
-import { gatedLinear, linear, type PreNorm } from '../ops/linear.js';
+import { gatedFeedForward, gatedLinear, linear, type PreNorm } from '../ops/linear.js';
 import type { ForwardContext } from './context.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
@@ -55,6 +55,11 @@ export class FeedForward extends Layer {
 
   /** The feed-forward of `x` (of `preNorm(x)` where given: gated, nothing hooked), plus `residual` where given. */
   private feed(x: tf.Tensor, ctx: ForwardContext, residual?: tf.Tensor, preNorm?: PreNorm): tf.Tensor {
+    if (residual !== undefined && this.gate !== undefined && !this.innerHooked() && !this.down.hasHooks()) {
+      // Nothing watches the inner products or the down projection: the whole sublayer in one op.
+      const weights = { gate: this.gate, up: this.up, down: this.down };
+      return gatedFeedForward(x, weights, this.options.activation, preNorm, residual);
+    }
     return tf.tidy(() => {
       const inner = this.innerHooked() ? this.innerThroughLayers(x, ctx) : this.inner(x, preNorm);
       return residual === undefined ? this.down.call(inner, ctx) : this.down.callAdding(residual, inner, ctx);

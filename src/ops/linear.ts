@@ -145,3 +145,28 @@ export function gatedLinear(x: tf.Tensor, gate: LinearWeights, up: LinearWeights
     return gatedActivation(activation)(linear(input, gate.weight, gate.bias), linear(input, up.weight, up.bias));
   });
 }
+
+/**
+ * `down(act(gate(x)) * up(x)) + residual` (of `preNorm(x)` where given): a pre-norm block's whole
+ * gated feed-forward. One kernel where the backend has it, with {@link gatedLinear} and
+ * {@link linear}'s values; those two ops elsewhere (and while gradients are recorded).
+ */
+export function gatedFeedForward(
+  x: tf.Tensor,
+  weights: { gate: LinearWeights; up: LinearWeights; down: LinearWeights },
+  activation: string,
+  preNorm?: PreNorm,
+  residual?: tf.Tensor,
+): tf.Tensor {
+  const { gate, up, down } = weights;
+  const fusedActivation = fusedActivationName(activation);
+  if (fusedActivation !== undefined && canFuse(FUSED.gatedFeedForward)) {
+    const pre = preNormArgs(preNorm);
+    const inputs = {
+      x, gateWeight: gate.weight, upWeight: up.weight, downWeight: down.weight,
+      gateBias: gate.bias, upBias: up.bias, downBias: down.bias, residual, ...pre.inputs,
+    };
+    return runFused(FUSED.gatedFeedForward, inputs, { activation: fusedActivation, ...pre.attrs });
+  }
+  return tf.tidy(() => linear(gatedLinear(x, gate, up, activation, preNorm), down.weight, down.bias, undefined, residual));
+}

@@ -13,10 +13,12 @@ import { built, randoms, useNativeBackend } from './helpers.js';
 
 const hidden = 48;
 
-function sublayers(): Array<[string, () => Layer]> {
+/** Each sublayer, and the kernel that applies its last projection with the residual. */
+function sublayers(): Array<[string, () => Layer, string]> {
   return [
-    ['attention', () => new Attention({ hiddenSize: hidden, numHeads: 4, numKvHeads: 2, qkvBias: false, outputBias: true, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } })],
-    ['gated feed-forward', () => new FeedForward({ hiddenSize: hidden, intermediateSize: 80, activation: 'silu', gated: true, bias: true })],
+    ['attention', () => new Attention({ hiddenSize: hidden, numHeads: 4, numKvHeads: 2, qkvBias: false, outputBias: true, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } }), 'TesseraLinear'],
+    // The whole feed-forward is one kernel: its gated products, then the down projection and the residual.
+    ['gated feed-forward', () => new FeedForward({ hiddenSize: hidden, intermediateSize: 80, activation: 'silu', gated: true, bias: true }), 'TesseraGatedFeedForward'],
   ];
 }
 
@@ -38,7 +40,7 @@ async function block(sublayer: Layer, norm: RMSNorm, x: tf.Tensor): Promise<{ y:
 describe.runIf(built)('a pre-norm block in its projections\' kernels: the norm in the first, the residual in the last (native)', () => {
   useNativeBackend();
 
-  for (const [name, make] of sublayers()) {
+  for (const [name, make, last] of sublayers()) {
     for (const dtype of ['float32', 'bfloat16', 'int8'] as WeightDtype[]) {
       it(`${name}, ${dtype} weights: x + sublayer(norm(x)) with no norm or Add kernel, equal to the op-by-op block, hooks seeing the parts`, async () => {
         const sublayer = make();
@@ -50,7 +52,7 @@ describe.runIf(built)('a pre-norm block in its projections\' kernels: the norm i
         for (const length of [1, 7]) {
           const x = tf.tensor3d(randoms(2 * length * hidden, length), [2, length, hidden]);
           const fused = await block(sublayer, norm, x);
-          expect(fused.kernels).toContain('TesseraLinear');
+          expect(fused.kernels).toContain(last);
           expect(fused.kernels).not.toContain('Add');
           expect(fused.kernels).not.toContain('TesseraRMSNorm');
 
@@ -96,6 +98,18 @@ describe.runIf(built)('a pre-norm block in its projections\' kernels: the norm i
     tf.dispose(x);
     ffn.dispose();
     norm.dispose();
+  });
+
+  it('the whole gated feed-forward kernel names a missing weight, and frees its inner product when the down projection throws', () => {
+    const x = tf.zeros([2, 4]);
+    const [wg, wu, wd] = [tf.zeros([6, 4]), tf.zeros([6, 4]), tf.zeros([3, 6])];
+    const wrong = tf.zeros([2, 4]);
+    const run = (inputs: tf.NamedTensorMap) => () => tf.engine().runKernel('TesseraGatedFeedForward', inputs, { activation: 'silu' });
+    expect(run({ x, gateWeight: wg, upWeight: wu })).toThrow(/TesseraGatedFeedForward: input 'downWeight' is missing/);
+    const dataIds = tf.engine().backend.numDataIds();
+    expect(run({ x, gateWeight: wg, upWeight: wu, downWeight: wd, residual: wrong })).toThrow(/input 'residual' must have shape \[2,3\], got \[2,4\]/);
+    expect(tf.engine().backend.numDataIds()).toBe(dataIds);
+    tf.dispose([x, wg, wu, wd, wrong]);
   });
 
   it('rejects a residual of another shape or dtype, naming it', () => {

@@ -99,11 +99,39 @@ function activationKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+/**
+ * FUSED.gatedFeedForward as this backend's own FUSED.gatedLinear and FUSED.linear kernels (packed
+ * weights included: the registered ones), called back to back inside one kernel: the values are
+ * theirs, and decode pays the engine's per-kernel bookkeeping once for the sublayer, not twice.
+ */
+function gatedFeedForwardKernel(backendName: string): KernelFunc {
+  const registered = (name: string) => {
+    const config = tf.getKernel(name, backendName);
+    if (config === undefined) throw new Error(`${FUSED.gatedFeedForward}: kernel ${name} is not registered on ${backendName}`);
+    return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
+  };
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { x, gateWeight, upWeight, downWeight, gateBias, upBias, downBias, normWeight, residual } = inputs as Record<string, TensorInfo | undefined>;
+    for (const [name, t] of Object.entries({ x, gateWeight, upWeight, downWeight })) {
+      if (t === undefined) throw new Error(`${FUSED.gatedFeedForward}: input '${name}' is missing`);
+    }
+    const gatedInputs = { x, gateWeight, upWeight, ...(gateBias && { gateBias }), ...(upBias && { upBias }), ...(normWeight && { normWeight }) };
+    const inner = registered(FUSED.gatedLinear)({ inputs: gatedInputs, backend, attrs } as KernelArgs);
+    try {
+      const downInputs = { x: inner, weight: downWeight, ...(downBias && { bias: downBias }), ...(residual && { residual }) };
+      return registered(FUSED.linear)({ inputs: downInputs, backend, attrs: { activation: 'linear' } } as unknown as KernelArgs);
+    } finally {
+      backend.disposeData(inner.dataId);
+    }
+  }) as unknown as KernelFunc;
+}
+
 /** The feed-forward kernels of the native backend. */
 export function ffnKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return kernelConfigs(backendName, [
     [FUSED.linear, linearKernel(addon)],
     [FUSED.gatedLinear, gatedLinearKernel(addon)],
     [FUSED.activation, activationKernel(addon)],
+    [FUSED.gatedFeedForward, gatedFeedForwardKernel(backendName)],
   ]);
 }
