@@ -47,6 +47,12 @@ export const FUSED = {
   /** Attention after the q/k/v projections. */
   attention: 'TesseraAttention',
   /**
+   * FUSED.attention followed by the output projection and the residual: its inputs and attrs plus
+   * `outWeight [H, heads·D]`, optional `outBias [H]` and `residual [B, L, H]` → FUSED.linear of its
+   * context (the same values), then its caches as FUSED.attention returns them.
+   */
+  attentionProjected: 'TesseraAttentionProjected',
+  /**
    * FUSED.attention's gradient where it has no rotary tables and no cache (training applies
    * rotary as FUSED.rotary): `{ q, k, v, mask?, dy }`, `{ numHeads, numKvHeads, headDim, causal,
    * scale }` → `[dq, dk, dv]`.

@@ -93,9 +93,11 @@ export class Attention extends Layer {
         cache: ctx.cache === undefined ? undefined : { past: ctx.cache.get(this) as KeyValueCache | undefined },
         tap: this.hasTapHooks() ? (name, value) => this.tap(name, value, ctx) : undefined,
         memo: memoOf(ctx),
+        // Nothing watches the output projection: the op applies it (in the attention kernel where it can).
+        output: this.output.hasHooks() ? undefined : { weight: this.output.weight, bias: this.output.bias, residual },
       });
       if (cache !== undefined) ctx.cache!.set(this, { key: cache.key, value: cache.value });
-      // [B, L, H]
+      if (!this.output.hasHooks()) return context; // [B, L, H]
       return residual === undefined ? this.output.call(context, ctx) : this.output.callAdding(residual, context, ctx);
     });
   }

@@ -3,6 +3,7 @@ import '../tf-chained.js';
 import { FUSED } from '../kernels/contract.js';
 import { batchedMatMul } from './batched-matmul.js';
 import { canFuse, recordingGradients, runFused, runFusedOutputs } from './dispatch.js';
+import { linear } from './linear.js';
 import type { Memo } from './memo.js';
 import { applyRotary, fusedRotary, type RotaryTables } from './rotary.js';
 
@@ -84,10 +85,15 @@ export interface AttentionCall {
   tap?: (name: AttentionTap, value: tf.Tensor) => tf.Tensor;
   /** Where the mask bias is kept, shared by the call's attention layers. */
   memo: Memo;
+  /**
+   * The output projection to apply to the context, plus `residual` where given (a pre-norm
+   * block's): in the attention kernel's call where the backend has FUSED.attentionProjected.
+   */
+  output?: { weight: tf.Tensor; bias?: tf.Tensor; residual?: tf.Tensor };
 }
 
 export interface AttentionResult {
-  /** [B, L, numHeads·headDim], ready for the output projection. */
+  /** [B, L, numHeads·headDim], ready for the output projection; with `output`, its result [B, L, H] (plus the residual). */
   context: tf.Tensor3D;
   /** The cache after this call, holding S0 + L positions ({@link KeyValueCache}); present when `cache` was given. */
   cache?: KeyValueCache;
@@ -100,10 +106,22 @@ export interface AttentionResult {
  * append and attention in one call) where it may: registered, no gradients recorded, no tap.
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: AttentionHeads, call: AttentionCall): AttentionResult {
-  const [batch, length] = q.shape;
   const past = call.cache?.past;
-  const keyLength = (past === undefined ? 0 : keyValueLength(past)) + length;
-  if (call.mask !== undefined) checkMask(call.mask, batch, keyLength);
+  const keyLength = (past === undefined ? 0 : keyValueLength(past)) + q.shape[1];
+  if (call.mask !== undefined) checkMask(call.mask, q.shape[0], keyLength);
+  const { output } = call;
+  if (output === undefined) return attentionContext(q, k, v, heads, call);
+  if (call.tap === undefined && !recordingGradients() && canFuse(FUSED.attention) && canFuse(FUSED.attentionProjected)) {
+    return fusedAttention({ q, k, v, rotary: call.rotary, cache: call.cache, mask: call.mask, output }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
+  }
+  const result = attentionContext(q, k, v, heads, call);
+  const projected = tf.tidy(() => linear(result.context, output.weight, output.bias, undefined, output.residual)) as tf.Tensor3D;
+  result.context.dispose();
+  return { ...result, context: projected };
+}
+
+/** {@link attention} without an output projection (its mask already checked). */
+function attentionContext(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: AttentionHeads, call: AttentionCall): AttentionResult {
   if (call.tap === undefined && canFuse(FUSED.attention)) {
     const options = { ...heads, scale: 1 / Math.sqrt(heads.headDim) };
     if (!recordingGradients()) return fusedAttention({ q, k, v, rotary: call.rotary, cache: call.cache, mask: call.mask }, options);
@@ -231,7 +249,7 @@ function checkMask(mask: tf.Tensor2D, batch: number, keyLength: number): void {
 }
 
 /** The fused kernel's inputs: the projections, and what {@link AttentionCall} gives it. */
-export interface FusedAttentionInputs extends Pick<AttentionCall, 'mask' | 'rotary' | 'cache'> {
+export interface FusedAttentionInputs extends Pick<AttentionCall, 'mask' | 'rotary' | 'cache' | 'output'> {
   q: tf.Tensor3D;
   k: tf.Tensor3D;
   v: tf.Tensor3D;
@@ -241,15 +259,21 @@ export interface FusedAttentionInputs extends Pick<AttentionCall, 'mask' | 'rota
  * One call of the backend's attention kernel, with no decision: {@link attention} decides when it
  * may run; tests call this to reach the kernel's own input checks.
  */
-export function fusedAttention({ q, k, v, rotary, cache, mask }: FusedAttentionInputs, options: AttentionHeads & { scale: number }): AttentionResult {
+export function fusedAttention({ q, k, v, rotary, cache, mask, output }: FusedAttentionInputs, options: AttentionHeads & { scale: number }): AttentionResult {
   const tensors: tf.NamedTensorMap = { q, k, v };
+  if (output !== undefined) {
+    tensors.outWeight = output.weight;
+    if (output.bias !== undefined) tensors.outBias = output.bias;
+    if (output.residual !== undefined) tensors.residual = output.residual;
+  }
   if (rotary !== undefined) Object.assign(tensors, rotary);
   const past = cache?.past;
   const pastLength = past === undefined ? 0 : keyValueLength(past);
   if (past !== undefined) Object.assign(tensors, { pastKey: past.key, pastValue: past.value });
   if (mask !== undefined) tensors.mask = mask;
   const attrs = { ...options, returnCache: cache !== undefined, pastLength, growable: growableCaches };
-  const out = tf.engine().runKernel(FUSED.attention, tensors, attrs as unknown as tf.NamedAttrMap);
+  const kernel = output === undefined ? FUSED.attention : FUSED.attentionProjected;
+  const out = tf.engine().runKernel(kernel, tensors, attrs as unknown as tf.NamedAttrMap);
   if (cache === undefined) return { context: (Array.isArray(out) ? out[0] : out) as tf.Tensor3D };
   const [context, key, value] = out as tf.Tensor[];
   const held = pastLength + q.shape[1];

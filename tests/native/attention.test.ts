@@ -275,4 +275,25 @@ describe.skipIf(!built)('fused attention (native)', () => {
     expect(() => forward(attn, input(2, 3), { attentionMask: mask })).toThrow(/attentionMask has shape \[2,5\], expected \[2, 3\]/);
     attn.dispose();
   });
+
+  it('with the output projection: its shape errors name it, and the context and caches made before one are freed', () => {
+    const q = tf.zeros([1, 2, 8]) as tf.Tensor3D;
+    const opts = { numHeads: 2, numKvHeads: 2, headDim: 4, causal: true, scale: 0.5 };
+    const weight = tf.zeros([6, 8]);
+    const wrong = tf.zeros([1, 2, 8]);
+    const dataIds = tf.engine().backend.numDataIds();
+    const tensors = tf.memory().numTensors;
+    expect(() => fusedAttention({ q, k: q, v: q, cache: {}, output: { weight, residual: wrong } }, opts)).toThrow(
+      /TesseraLinear: input 'residual' must have shape \[1,2,6\], got \[1,2,8\]/,
+    );
+    expect(tf.engine().backend.numDataIds()).toBe(dataIds);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(() => tf.engine().runKernel('TesseraAttentionProjected', { q, k: q, v: q }, { ...opts, returnCache: false })).toThrow(
+      /TesseraAttentionProjected: input 'outWeight' is missing/,
+    );
+    const { context, cache } = fusedAttention({ q, k: q, v: q, cache: {}, output: { weight } }, opts);
+    expect(context.shape).toEqual([1, 2, 6]);
+    expect(cache!.key.shape[2]).toBeGreaterThanOrEqual(2);
+    tf.dispose([q, weight, wrong, context, cache!.key, cache!.value]);
+  });
 });

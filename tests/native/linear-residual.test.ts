@@ -13,11 +13,14 @@ import { built, randoms, useNativeBackend } from './helpers.js';
 
 const hidden = 48;
 
-/** Each sublayer, and the kernel that applies its last projection with the residual. */
+/**
+ * Each sublayer, and the kernel that applies its last projection with the residual: attention's
+ * kernel with the output projection, and the whole feed-forward (its gated products, then the
+ * down projection) in one.
+ */
 function sublayers(): Array<[string, () => Layer, string]> {
   return [
-    ['attention', () => new Attention({ hiddenSize: hidden, numHeads: 4, numKvHeads: 2, qkvBias: false, outputBias: true, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } }), 'TesseraLinear'],
-    // The whole feed-forward is one kernel: its gated products, then the down projection and the residual.
+    ['attention', () => new Attention({ hiddenSize: hidden, numHeads: 4, numKvHeads: 2, qkvBias: false, outputBias: true, causal: true, rotary: { dim: 12, base: 10000, scaling: { type: 'default' } } }), 'TesseraAttentionProjected'],
     ['gated feed-forward', () => new FeedForward({ hiddenSize: hidden, intermediateSize: 80, activation: 'silu', gated: true, bias: true }), 'TesseraGatedFeedForward'],
   ];
 }
@@ -86,19 +89,23 @@ describe.runIf(built)('a pre-norm block in its projections\' kernels: the norm i
     }
   }
 
-  it('a hook on the last projection sees its output before the residual, and may replace it', async () => {
-    const ffn = new FeedForward({ hiddenSize: hidden, intermediateSize: 80, activation: 'silu', gated: true, bias: false });
-    const norm = new RMSNorm(hidden, 1e-6);
-    randomize(ffn);
-    const x = tf.tensor3d(randoms(3 * hidden, 9), [1, 3, hidden]);
-    const handle = ffn.down.attachHook('', 'post', (out) => tf.zerosLike(out));
-    const { y } = await block(ffn, norm, x);
-    handle.remove();
-    expect(Array.from(y)).toEqual(Array.from(x.dataSync()));
-    tf.dispose(x);
-    ffn.dispose();
-    norm.dispose();
-  });
+  for (const [name, make] of sublayers()) {
+    it(`${name}: a hook on the last projection sees its output before the residual, and may replace it`, async () => {
+      const sublayer = make();
+      const last = sublayer instanceof Attention ? sublayer.output : (sublayer as FeedForward).down;
+      const norm = new RMSNorm(hidden, 1e-6);
+      randomize(sublayer);
+      const x = tf.tensor3d(randoms(3 * hidden, 9), [1, 3, hidden]);
+      const handle = last.attachHook('', 'post', (out) => tf.zerosLike(out));
+      const { y, kernels } = await block(sublayer, norm, x);
+      handle.remove();
+      expect(kernels).toContain('TesseraLinear');
+      expect(Array.from(y)).toEqual(Array.from(x.dataSync()));
+      tf.dispose(x);
+      sublayer.dispose();
+      norm.dispose();
+    });
+  }
 
   it('the whole gated feed-forward kernel names a missing weight, and frees its inner product when the down projection throws', () => {
     const x = tf.zeros([2, 4]);

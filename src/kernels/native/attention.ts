@@ -1,7 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { allocate, values, type KernelArgs } from './kernel-utils.js';
+import { allocate, registeredKernel, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** Layout codes of the addon's `attention`: 0 = [B, S, Hkv·D] (as projected), 1 = [B, Hkv, S, D] (as cached). */
@@ -176,10 +176,38 @@ function attentionBackwardKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
-/** The fused attention kernel and its gradient's kernel, for the native backend's registration. */
+/**
+ * FUSED.attentionProjected as this backend's FUSED.attention and FUSED.linear kernels back to
+ * back: their values, one engine dispatch for a pre-norm block's whole attention sublayer.
+ */
+function attentionProjectedKernel(backendName: string): KernelFunc {
+  const kernel = FUSED.attentionProjected;
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { outWeight, outBias, residual, ...attentionInputs } = inputs;
+    if (outWeight === undefined) throw new Error(`${kernel}: input 'outWeight' is missing`);
+    const outputs = registeredKernel(kernel, FUSED.attention, backendName)({ inputs: attentionInputs, backend, attrs });
+    const [context, ...caches] = Array.isArray(outputs) ? outputs : [outputs];
+    try {
+      const projected = registeredKernel(kernel, FUSED.linear, backendName)({
+        inputs: { x: context, weight: outWeight, ...(outBias && { bias: outBias }), ...(residual && { residual }) },
+        backend,
+        attrs: { activation: 'linear' },
+      }) as TensorInfo;
+      return caches.length === 0 ? projected : [projected, ...caches];
+    } catch (error) {
+      for (const c of caches) backend.disposeData(c!.dataId);
+      throw error;
+    } finally {
+      backend.disposeData(context!.dataId);
+    }
+  }) as unknown as KernelFunc;
+}
+
+/** The fused attention kernels and the attention gradient's kernel, for the native backend's registration. */
 export function attentionKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return [
     { kernelName: FUSED.attention, backendName, kernelFunc: attentionKernel(addon) },
+    { kernelName: FUSED.attentionProjected, backendName, kernelFunc: attentionProjectedKernel(backendName) },
     { kernelName: FUSED.attentionBackward, backendName, kernelFunc: attentionBackwardKernel(addon) },
   ];
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { addResidual, allocate, kernelConfigs, projectedRows, values, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, kernelConfigs, projectedRows, registeredKernel, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
@@ -105,11 +105,7 @@ function activationKernel(addon: NativeAddon): KernelFunc {
  * theirs, and decode pays the engine's per-kernel bookkeeping once for the sublayer, not twice.
  */
 function gatedFeedForwardKernel(backendName: string): KernelFunc {
-  const registered = (name: string) => {
-    const config = tf.getKernel(name, backendName);
-    if (config === undefined) throw new Error(`${FUSED.gatedFeedForward}: kernel ${name} is not registered on ${backendName}`);
-    return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
-  };
+  const registered = (name: string) => registeredKernel(FUSED.gatedFeedForward, name, backendName) as (args: KernelArgs) => TensorInfo;
   return (({ inputs, backend, attrs }: KernelArgs) => {
     const { x, gateWeight, upWeight, downWeight, gateBias, upBias, downBias, normWeight, residual } = inputs as Record<string, TensorInfo | undefined>;
     for (const [name, t] of Object.entries({ x, gateWeight, upWeight, downWeight })) {

@@ -27,6 +27,16 @@ export function allocate(backend: Backend, length: number, growing = false): Flo
   return pool.allocate !== undefined ? pool.allocate(length, growing) : new Float32Array(length);
 }
 
+/**
+ * The kernel registered as `name` on `backendName`, looked up when called (so packed-weight
+ * wrappers apply): for a kernel that runs others back to back, paying the engine's dispatch once.
+ */
+export function registeredKernel(kernel: string, name: string, backendName: string): (args: KernelArgs) => TensorInfo | TensorInfo[] {
+  const config = tf.getKernel(name, backendName);
+  if (config === undefined) throw new Error(`${kernel}: kernel ${name} is not registered on ${backendName}`);
+  return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo | TensorInfo[];
+}
+
 /** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */
 export function cpuKernel(name: string): (args: KernelArgs) => TensorInfo {
   const config = tf.getKernel(name, 'cpu');
