@@ -115,9 +115,14 @@ export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads:
     return fusedAttention({ q, k, v, rotary: call.rotary, cache: call.cache, mask: call.mask, output }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
   }
   const result = attentionContext(q, k, v, heads, call);
-  const projected = tf.tidy(() => linear(result.context, output.weight, output.bias, undefined, output.residual)) as tf.Tensor3D;
-  result.context.dispose();
-  return { ...result, context: projected };
+  try {
+    return { ...result, context: linear(result.context, output.weight, output.bias, undefined, output.residual) as tf.Tensor3D };
+  } catch (error) {
+    if (result.cache !== undefined) tf.dispose([result.cache.key, result.cache.value]);
+    throw error;
+  } finally {
+    result.context.dispose();
+  }
 }
 
 /** {@link attention} without an output projection (its mask already checked). */

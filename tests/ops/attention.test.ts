@@ -65,6 +65,26 @@ describe('the attention op', () => {
     }
   });
 
+  it('applies the output projection on both paths, and frees what it made when the projection throws', () => {
+    const weight = tf.randomNormal([7, 12], 0, 1, 'float32', 4);
+    const residual = tf.randomNormal([BATCH, LENGTH, 7], 0, 1, 'float32', 5);
+    const identity = (_name: AttentionTap, value: tf.Tensor) => value;
+    for (const tap of [undefined, identity]) {
+      const projected = tf.tidy(() => run({ tap, output: { weight, residual } }).context);
+      const expected = tf.tidy(() => tf.add(residual, tf.matMul(run({ tap }).context.reshape([-1, 12]), weight, false, true).reshape([BATCH, LENGTH, 7])));
+      expect(projected.shape).toEqual([BATCH, LENGTH, 7]);
+      expect(maxDiff(projected, expected)).toBeLessThan(1e-5);
+      const before = tf.memory().numTensors;
+      const { memo, release } = callMemo(); // the mask bias it keeps is the caller's to free
+      const bad = { memo, mask, tap, cache: {}, output: { weight, residual: q } };
+      expect(() => attention(q, k, v, HEADS, bad)).toThrow(/linear: residual is \[2,5,12\], the output \[2,5,7\]/);
+      release();
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([projected, expected]);
+    }
+    tf.dispose([weight, residual]);
+  });
+
   it('names a mask that does not cover every key', () => {
     expect(() => run({ mask: tf.ones([BATCH, 4], 'int32') as tf.Tensor2D })).toThrow(/attentionMask has shape \[2,4\], expected \[2, 5\]/);
   });

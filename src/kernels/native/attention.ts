@@ -1,7 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { allocate, registeredKernel, values, type KernelArgs } from './kernel-utils.js';
+import { allocate, registeredKernel, registeredProjection, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** Layout codes of the addon's `attention`: 0 = [B, S, Hkv·D] (as projected), 1 = [B, Hkv, S, D] (as cached). */
@@ -188,11 +188,7 @@ function attentionProjectedKernel(backendName: string): KernelFunc {
     const outputs = registeredKernel(kernel, FUSED.attention, backendName)({ inputs: attentionInputs, backend, attrs });
     const [context, ...caches] = Array.isArray(outputs) ? outputs : [outputs];
     try {
-      const projected = registeredKernel(kernel, FUSED.linear, backendName)({
-        inputs: { x: context, weight: outWeight, ...(outBias && { bias: outBias }), ...(residual && { residual }) },
-        backend,
-        attrs: { activation: 'linear' },
-      }) as TensorInfo;
+      const projected = registeredProjection(kernel, backendName, backend, { x: context!, weight: outWeight, bias: outBias, residual });
       return caches.length === 0 ? projected : [projected, ...caches];
     } catch (error) {
       for (const c of caches) backend.disposeData(c!.dataId);

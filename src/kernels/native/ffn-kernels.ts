@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { addResidual, allocate, kernelConfigs, projectedRows, registeredKernel, values, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, kernelConfigs, projectedRows, registeredKernel, registeredProjection, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
@@ -105,17 +105,13 @@ function activationKernel(addon: NativeAddon): KernelFunc {
  * theirs, and decode pays the engine's per-kernel bookkeeping once for the sublayer, not twice.
  */
 function gatedFeedForwardKernel(backendName: string): KernelFunc {
-  const registered = (name: string) => registeredKernel(FUSED.gatedFeedForward, name, backendName) as (args: KernelArgs) => TensorInfo;
+  const kernel = FUSED.gatedFeedForward;
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { x, gateWeight, upWeight, downWeight, gateBias, upBias, downBias, normWeight, residual } = inputs as Record<string, TensorInfo | undefined>;
-    for (const [name, t] of Object.entries({ x, gateWeight, upWeight, downWeight })) {
-      if (t === undefined) throw new Error(`${FUSED.gatedFeedForward}: input '${name}' is missing`);
-    }
-    const gatedInputs = { x, gateWeight, upWeight, ...(gateBias && { gateBias }), ...(upBias && { upBias }), ...(normWeight && { normWeight }) };
-    const inner = registered(FUSED.gatedLinear)({ inputs: gatedInputs, backend, attrs } as KernelArgs);
+    const { downWeight, downBias, residual, ...gatedInputs } = inputs;
+    if (downWeight === undefined) throw new Error(`${kernel}: input 'downWeight' is missing`);
+    const inner = registeredKernel(kernel, FUSED.gatedLinear, backendName)({ inputs: gatedInputs, backend, attrs }) as TensorInfo;
     try {
-      const downInputs = { x: inner, weight: downWeight, ...(downBias && { bias: downBias }), ...(residual && { residual }) };
-      return registered(FUSED.linear)({ inputs: downInputs, backend, attrs: { activation: 'linear' } } as unknown as KernelArgs);
+      return registeredProjection(kernel, backendName, backend, { x: inner, weight: downWeight, bias: downBias, residual });
     } finally {
       backend.disposeData(inner.dataId);
     }

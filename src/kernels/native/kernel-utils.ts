@@ -3,6 +3,7 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { BINARY_OPS, type NativeAddon } from './addon.js';
+import { FUSED } from '../contract.js';
 
 /** The native backend is the cpu backend's class: same storage, so cpu kernels run on it as-is. */
 export type Backend = MathBackendCPU;
@@ -35,6 +36,20 @@ export function registeredKernel(kernel: string, name: string, backendName: stri
   const config = tf.getKernel(name, backendName);
   if (config === undefined) throw new Error(`${kernel}: kernel ${name} is not registered on ${backendName}`);
   return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo | TensorInfo[];
+}
+
+/**
+ * `x · weightᵀ + bias + residual` by the FUSED.linear kernel registered on `backendName` (packed
+ * weights too): the last projection of a kernel that runs a sublayer's kernels back to back.
+ */
+export function registeredProjection(
+  kernel: string,
+  backendName: string,
+  backend: Backend,
+  { x, weight, bias, residual }: { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo; residual?: TensorInfo },
+): TensorInfo {
+  const inputs = { x, weight, ...(bias && { bias }), ...(residual && { residual }) };
+  return registeredKernel(kernel, FUSED.linear, backendName)({ inputs, backend, attrs: { activation: 'linear' } }) as TensorInfo;
 }
 
 /** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */
