@@ -15,13 +15,14 @@
 #define _DEFAULT_SOURCE
 #include "gemm-bf16.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "parallel.h"
 #include "quant.h"
+#include "gemm-tiles.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define TESSERA_X86 1
@@ -178,32 +179,6 @@ BF16 static inline __m512i load32_bf16(int kind, const void *src) {
  * elements), p in [0, kc). dst[q * R + r] = the pair (2q, 2q + 1); rows past `count` and the odd
  * tail's second half are zero.
  */
-/* r[i] (i < 16) becomes column i of the 16 x 16 matrix of 32-bit lanes whose rows r held. */
-BF16 static inline void transpose16x16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  /* u[4g + c]: in each 128-bit lane L, column 4L + c of rows 4g .. 4g + 3. */
-  __m512i u[16];
-  for (int g = 0; g < 4; g++) {
-    u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  /* Per c, a 4 x 4 transpose of 128-bit lanes across u[c], u[4 + c], u[8 + c], u[12 + c]. */
-  for (int c = 0; c < 4; c++) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xee);
-    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xee);
-    r[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
-    r[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-    r[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
-  }
-}
-
 BF16 static void pack_contiguous(int kind, const void *src, size_t rs, int count, int kc, uint32_t *dst, int R) {
   const size_t es = elem_size(kind);
   const int pairs = (kc + 1) / 2;
@@ -216,7 +191,7 @@ BF16 static void pack_contiguous(int kind, const void *src, size_t rs, int count
         for (int r = 0; r < 16; r++)
           v[r] = g + r < count ? load32_bf16(kind, (const char *)src + ((size_t)(g + r) * rs + p) * es)
                                : _mm512_setzero_si512();
-        transpose16x16(v);
+        tessera_transpose16x16(v);
         for (int q = 0; q < 16; q++) _mm512_storeu_si512(dst + (size_t)(p / 2 + q) * R + g, v[q]);
       }
       for (int r = g; r < g + 16; r++) {
@@ -289,98 +264,40 @@ BF16 static void microkernel(int pairs, const uint32_t *ap, const uint32_t *bp, 
       acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
     }
   }
-  for (int h = 0; h < 2; h++) {
-    const int cols = nr - 16 * h;
-    if (cols <= 0) break;
-    const __mmask16 mask = (__mmask16)(cols >= 16 ? 0xffffu : (1u << cols) - 1);
-    const __m512 s = scale != NULL ? _mm512_maskz_loadu_ps(mask, scale + 16 * h) : _mm512_set1_ps(1.0f);
-    __m512 add = _mm512_setzero_ps();
-    if (first && bias != NULL) add = bias_one ? _mm512_set1_ps(bias[0]) : _mm512_maskz_loadu_ps(mask, bias + 16 * h);
-    for (int r = 0; r < mr; r++) {
-      float *cr = c + (size_t)r * ldc + 16 * h;
-      const __m512 base = first ? add : _mm512_maskz_loadu_ps(mask, cr);
-      _mm512_mask_storeu_ps(cr, mask, _mm512_fmadd_ps(acc[r][h], s, base));
-    }
-  }
+  tessera_store_tile((const __m512(*)[2])acc, mr, nr, c, ldc, scale, bias, bias_one, first);
 }
 
 struct gemm_job {
-  int m, n, k;
-  const float *a;
-  size_t a_rs, a_cs;
-  int b_kind;
-  const char *b;
-  size_t b_ks, b_ns;
-  const float *scales, *bias;
-  size_t bias_len;
-  float *c;
-  size_t ldc;
+  struct tessera_gemm_operands o;
   volatile int failed;
 };
 
-/*
- * Packing buffers kept between calls, one per concurrently running part (claimed atomically), so
- * a prefill's many GEMMs do not map and fault in fresh pages each time. Parts beyond the slots
- * allocate their own.
- */
-#define SLOTS 64
-static struct {
-  atomic_int busy;
-  uint32_t *data;
-  size_t words;
-} slots[SLOTS];
-
-static uint32_t *claim_buffer(size_t words, int *slot) {
-  for (int i = 0; i < SLOTS; i++) {
-    int idle = 0;
-    if (!atomic_compare_exchange_strong(&slots[i].busy, &idle, 1)) continue;
-    if (slots[i].words < words) {
-      free(slots[i].data);
-      slots[i].data = aligned_alloc(64, sizeof(uint32_t) * words);
-      slots[i].words = slots[i].data != NULL ? words : 0;
-    }
-    if (slots[i].data == NULL) {
-      atomic_store(&slots[i].busy, 0);
-      return NULL;
-    }
-    *slot = i;
-    return slots[i].data;
-  }
-  *slot = -1;
-  return aligned_alloc(64, sizeof(uint32_t) * words);
-}
-
-static void release_buffer(uint32_t *data, int slot) {
-  if (slot < 0) free(data);
-  else atomic_store(&slots[slot].busy, 0);
-}
-
 BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
   struct gemm_job *g = ctx;
-  const size_t es = elem_size(g->b_kind);
-  const int k_pairs = (g->k + 1) / 2;
+  const size_t es = elem_size(g->o.b_kind);
+  const int k_pairs = (g->o.k + 1) / 2;
   /* All of an MC-row block of A (every inner index) is packed once; block pc's pairs start at pair pc/2. */
   const size_t a_words = (size_t)MC * (size_t)k_pairs;
   int slot = -1;
-  uint32_t *ap = claim_buffer(a_words + NCP * NR * KC / 2, &slot);
+  uint32_t *ap = tessera_claim_buffer(sizeof(uint32_t) * (a_words + NCP * NR * KC / 2), &slot);
   if (ap == NULL) {
     g->failed = 1;
     return;
   }
   uint32_t *bp = ap + a_words; /* a_words is a multiple of 16: bp stays 64-byte aligned */
-  for (int ic = 0; ic < g->m; ic += MC) {
-    const int mc = g->m - ic < MC ? g->m - ic : MC;
+  for (int ic = 0; ic < g->o.m; ic += MC) {
+    const int mc = g->o.m - ic < MC ? g->o.m - ic : MC;
     const size_t mc_pad = (size_t)(mc + MR - 1) / MR * MR;
-    for (int pc = 0; pc < g->k; pc += KC) {
-      const int kc = g->k - pc < KC ? g->k - pc : KC, pairs = (kc + 1) / 2;
+    for (int pc = 0; pc < g->o.k; pc += KC) {
+      const int kc = g->o.k - pc < KC ? g->o.k - pc : KC, pairs = (kc + 1) / 2;
       for (int i = 0; i < mc; i += MR) {
         const int count = mc - i < MR ? mc - i : MR;
         const size_t row = (size_t)(ic + i);
         uint32_t *dst = ap + mc_pad * (size_t)(pc / 2) + (size_t)(i / MR) * pairs * MR;
-        if (g->a_cs == 1)
-          pack_contiguous(TESSERA_BF16_B_F32, g->a + row * g->a_rs + pc, g->a_rs, count, kc, dst, MR);
+        if (g->o.a_cs == 1)
+          pack_contiguous(TESSERA_BF16_B_F32, g->o.a + row * g->o.a_rs + pc, g->o.a_rs, count, kc, dst, MR);
         else
-          pack_strided(g->a + row * g->a_rs + (size_t)pc * g->a_cs, g->a_cs, count, kc, dst, MR);
+          pack_strided(g->o.a + row * g->o.a_rs + (size_t)pc * g->o.a_cs, g->o.a_cs, count, kc, dst, MR);
       }
     }
     /*
@@ -389,35 +306,35 @@ BF16 static void gemm_part(void *ctx, size_t begin, size_t end) {
      */
     for (size_t jc = begin; jc < end; jc += NCP) {
       const size_t np = end - jc < NCP ? end - jc : NCP;
-      for (int pc = 0; pc < g->k; pc += KC) {
-        const int kc = g->k - pc < KC ? g->k - pc : KC, pairs = (kc + 1) / 2;
+      for (int pc = 0; pc < g->o.k; pc += KC) {
+        const int kc = g->o.k - pc < KC ? g->o.k - pc : KC, pairs = (kc + 1) / 2;
         const int first = pc == 0;
         for (size_t jp = 0; jp < np; jp++) {
           const size_t j0 = (jc + jp) * NR;
-          const int count = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
+          const int count = g->o.n - (int)j0 < NR ? g->o.n - (int)j0 : NR;
           uint32_t *dst = bp + jp * pairs * NR;
-          if (g->b_ks == 1)
-            pack_contiguous(g->b_kind, g->b + (j0 * g->b_ns + pc) * es, g->b_ns, count, kc, dst, NR);
+          if (g->o.b_ks == 1)
+            pack_contiguous(g->o.b_kind, g->o.b + (j0 * g->o.b_ns + pc) * es, g->o.b_ns, count, kc, dst, NR);
           else
-            pack_strided((const float *)g->b + (size_t)pc * g->b_ks + j0, g->b_ks, count, kc, dst, NR);
+            pack_strided((const float *)g->o.b + (size_t)pc * g->o.b_ks + j0, g->o.b_ks, count, kc, dst, NR);
         }
         for (size_t jp = 0; jp < np; jp++) {
           const size_t j0 = (jc + jp) * NR;
-          const int nr = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
-          const float *scale = g->scales != NULL ? g->scales + j0 : NULL;
-          const int bias_one = g->bias_len == 1;
-          const float *bias = g->bias == NULL ? NULL : (bias_one ? g->bias : g->bias + j0);
+          const int nr = g->o.n - (int)j0 < NR ? g->o.n - (int)j0 : NR;
+          const float *scale = g->o.scales != NULL ? g->o.scales + j0 : NULL;
+          const int bias_one = g->o.bias_len == 1;
+          const float *bias = g->o.bias == NULL ? NULL : (bias_one ? g->o.bias : g->o.bias + j0);
           const uint32_t *a_block = ap + mc_pad * (size_t)(pc / 2);
           for (int i = 0; i < mc; i += MR) {
             const int mr = mc - i < MR ? mc - i : MR;
             microkernel(pairs, a_block + (size_t)(i / MR) * pairs * MR, bp + jp * pairs * NR, mr, nr,
-                        g->c + (size_t)(ic + i) * g->ldc + j0, g->ldc, scale, bias, bias_one, first);
+                        g->o.c + (size_t)(ic + i) * g->o.ldc + j0, g->o.ldc, scale, bias, bias_one, first);
           }
         }
       }
     }
   }
-  release_buffer(ap, slot);
+  tessera_release_buffer(ap, slot);
 }
 
 #ifdef TESSERA_AMX
@@ -522,8 +439,8 @@ AMX void tessera_amx_pack_panels(const float *src, size_t ks, size_t ns, int k, 
 AMX static void amx_pack_a(void *ctx, size_t begin, size_t end) {
   struct amx_job *job = ctx;
   const struct gemm_job *g = job->g;
-  const size_t real = end < (size_t)g->m ? end : (size_t)g->m;
-  if (begin < real) tessera_amx_pack_rows(g->a + begin * g->a_rs, g->a_rs, (int)(real - begin), g->k, job->a + begin * job->ld, job->ld);
+  const size_t real = end < (size_t)g->o.m ? end : (size_t)g->o.m;
+  if (begin < real) tessera_amx_pack_rows(g->o.a + begin * g->o.a_rs, g->o.a_rs, (int)(real - begin), g->o.k, job->a + begin * job->ld, job->ld);
   for (size_t i = real > begin ? real : begin; i < end; i++) memset(job->a + i * job->ld, 0, job->ld * 2);
 }
 
@@ -534,13 +451,13 @@ AMX static void amx_pack_a_strided(void *ctx, size_t begin, size_t end) {
   /* begin/end count blocks of 16 rows. */
   for (size_t blk = begin; blk < end; blk++) {
     const int r0 = (int)blk * 16;
-    const int count = g->m - r0 < 16 ? (g->m - r0 < 0 ? 0 : g->m - r0) : 16;
+    const int count = g->o.m - r0 < 16 ? (g->o.m - r0 < 0 ? 0 : g->o.m - r0) : 16;
     uint32_t words[16 * 16] __attribute__((aligned(64)));
     const int pairs = job->k_pairs_pad;
     for (int q0 = 0; q0 < pairs; q0 += 16) {
-      const int kc = g->k - 2 * q0 < 32 ? (g->k - 2 * q0 < 0 ? 0 : g->k - 2 * q0) : 32;
+      const int kc = g->o.k - 2 * q0 < 32 ? (g->o.k - 2 * q0 < 0 ? 0 : g->o.k - 2 * q0) : 32;
       /* words[q * 16 + r]: pair q0 + q of row r0 + r. */
-      if (kc > 0) pack_strided(g->a + (size_t)r0 * g->a_rs + (size_t)(2 * q0) * g->a_cs, g->a_cs, count, kc, words, 16);
+      if (kc > 0) pack_strided(g->o.a + (size_t)r0 * g->o.a_rs + (size_t)(2 * q0) * g->o.a_cs, g->o.a_cs, count, kc, words, 16);
       for (int q = (kc + 1) / 2; q < 16; q++) memset(words + q * 16, 0, 64);
       for (int r = 0; r < 16; r++) {
         uint32_t *dst = (uint32_t *)(job->a + (size_t)(r0 + r) * job->ld) + q0;
@@ -572,11 +489,11 @@ AMX static void amx_epilogue(const float *block, int mr, int nr, float *c, size_
 AMX static void amx_part(void *ctx, size_t begin, size_t end) {
   struct amx_job *job = ctx;
   struct gemm_job *g = job->g;
-  const size_t es = elem_size(g->b_kind);
-  const int pairs = job->k_pairs_pad, true_pairs = (g->k + 1) / 2;
+  const size_t es = elem_size(g->o.b_kind);
+  const int pairs = job->k_pairs_pad, true_pairs = (g->o.k + 1) / 2;
   const size_t panel_words = (size_t)pairs * NR;
   int slot = -1;
-  uint32_t *bp = claim_buffer(NCP * panel_words, &slot);
+  uint32_t *bp = tessera_claim_buffer(sizeof(uint32_t) * NCP * panel_words, &slot);
   if (bp == NULL) {
     g->failed = 1;
     return;
@@ -587,54 +504,54 @@ AMX static void amx_part(void *ctx, size_t begin, size_t end) {
     const size_t np = end - jc < NCP ? end - jc : NCP;
     for (size_t jp = 0; jp < np; jp++) {
       const size_t j0 = (jc + jp) * NR;
-      const int count = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
+      const int count = g->o.n - (int)j0 < NR ? g->o.n - (int)j0 : NR;
       uint32_t *dst = bp + jp * panel_words;
-      if (g->b_ks == 1)
-        pack_contiguous(g->b_kind, g->b + j0 * g->b_ns * es, g->b_ns, count, g->k, dst, NR);
+      if (g->o.b_ks == 1)
+        pack_contiguous(g->o.b_kind, g->o.b + j0 * g->o.b_ns * es, g->o.b_ns, count, g->o.k, dst, NR);
       else
-        pack_strided((const float *)g->b + j0, g->b_ks, count, g->k, dst, NR);
+        pack_strided((const float *)g->o.b + j0, g->o.b_ks, count, g->o.k, dst, NR);
       memset(dst + (size_t)true_pairs * NR, 0, (size_t)(pairs - true_pairs) * NR * 4);
     }
-    for (int i = 0; i < g->m; i += AMX_MB) {
-      const int mr = g->m - i < AMX_MB ? g->m - i : AMX_MB;
+    for (int i = 0; i < g->o.m; i += AMX_MB) {
+      const int mr = g->o.m - i < AMX_MB ? g->o.m - i : AMX_MB;
       const uint16_t *a0 = job->a + (size_t)i * job->ld;
       for (size_t jp = 0; jp < np; jp++) {
         const size_t j0 = (jc + jp) * NR;
         const uint32_t *b = bp + jp * panel_words;
         amx_block(a0, job->ld, b, pairs, block, NR);
-        const int nr = g->n - (int)j0 < NR ? g->n - (int)j0 : NR;
-        const int bias_one = g->bias_len == 1;
-        const float *bias = g->bias == NULL ? NULL : (bias_one ? g->bias : g->bias + j0);
-        amx_epilogue(block, mr, nr, g->c + (size_t)i * g->ldc + j0, g->ldc, g->scales != NULL ? g->scales + j0 : NULL,
+        const int nr = g->o.n - (int)j0 < NR ? g->o.n - (int)j0 : NR;
+        const int bias_one = g->o.bias_len == 1;
+        const float *bias = g->o.bias == NULL ? NULL : (bias_one ? g->o.bias : g->o.bias + j0);
+        amx_epilogue(block, mr, nr, g->o.c + (size_t)i * g->o.ldc + j0, g->o.ldc, g->o.scales != NULL ? g->o.scales + j0 : NULL,
                      bias, bias_one);
       }
     }
   }
   tessera_amx_end();
-  release_buffer(bp, slot);
+  tessera_release_buffer(bp, slot);
 }
 
 static int amx_gemm(struct gemm_job *g) {
-  const int m_pad = (g->m + AMX_MB - 1) / AMX_MB * AMX_MB;
-  const int k_pad = (g->k + 31) / 32 * 32;
+  const int m_pad = (g->o.m + AMX_MB - 1) / AMX_MB * AMX_MB;
+  const int k_pad = (g->o.k + 31) / 32 * 32;
   struct amx_job job = {g, NULL, (size_t)k_pad + 32, k_pad / 2};
   int slot = -1;
-  job.a = (uint16_t *)claim_buffer((size_t)m_pad * job.ld / 2, &slot);
+  job.a = tessera_claim_buffer(sizeof(uint16_t) * (size_t)m_pad * job.ld, &slot);
   if (job.a == NULL) return 0;
   const int threads = tessera_threads();
   /* About 32 K values per part: a prefill's A is packed on every thread. */
   const size_t row_grain = 1 + ((size_t)32 << 10) / job.ld;
-  if (g->a_cs == 1)
+  if (g->o.a_cs == 1)
     tessera_parallel_for((size_t)m_pad, row_grain, threads, amx_pack_a, &job);
   else
     tessera_parallel_for((size_t)m_pad / 16, 1 + row_grain / 16, threads, amx_pack_a_strided, &job);
-  const size_t panels = ((size_t)g->n + NR - 1) / NR;
+  const size_t panels = ((size_t)g->o.n + NR - 1) / NR;
   /* A part is at least a group of NCP panels, and about 16M multiply-adds (tens of microseconds). */
   const size_t per_panel = (size_t)m_pad * (size_t)k_pad * NR;
   size_t grain = per_panel >= (16u << 20) ? 1 : (16u << 20) / per_panel + 1;
   grain = (grain + NCP - 1) / NCP * NCP;
   tessera_parallel_for(panels, grain, threads, amx_part, &job);
-  release_buffer((uint32_t *)job.a, slot);
+  tessera_release_buffer(job.a, slot);
   return !g->failed;
 }
 
@@ -649,11 +566,10 @@ int tessera_gemm_bf16(int m, int n, int k, const float *a, size_t a_rs, size_t a
 #ifdef TESSERA_X86
   if (m <= 0 || n <= 0) return 1;
   if (k == 0) {
-    for (int i = 0; i < m; i++)
-      for (int j = 0; j < n; j++) c[(size_t)i * ldc + j] = bias == NULL ? 0.0f : bias[bias_len == 1 ? 0 : j];
+    tessera_fill_bias(c, m, n, ldc, bias, bias_len);
     return 1;
   }
-  struct gemm_job g = {m, n, k, a, a_rs, a_cs, b_kind, b, b_ks, b_ns, scales, bias, bias_len, c, ldc, 0};
+  struct gemm_job g = {{m, n, k, a, a_rs, a_cs, b_kind, b, b_ks, b_ns, scales, bias, bias_len, c, ldc}, 0};
 #ifdef TESSERA_AMX
   if (tessera_amx_available()) return amx_gemm(&g);
 #endif

@@ -172,4 +172,12 @@ void tessera_huge_free(void *data);
  */
 int tessera_release_free_memory(void);
 
+/*
+ * A 64-byte aligned scratch buffer of at least `bytes`, kept between calls: up to 64 callers at a
+ * time get one each (their slot in *slot), others a fresh allocation. NULL when out of memory.
+ * Give it back with tessera_release_buffer(data, *slot).
+ */
+void *tessera_claim_buffer(size_t bytes, int *slot);
+void tessera_release_buffer(void *data, int slot);
+
 #endif

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "kernels.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,4 +49,42 @@ int tessera_release_free_memory(void) {
 #else
   return 0;
 #endif
+}
+
+/*
+ * Kernel scratch buffers kept between calls, one per concurrently running part (claimed
+ * atomically), so a prefill's many GEMMs do not map and fault in fresh pages each time. Parts
+ * beyond the slots allocate their own.
+ */
+#define SLOTS 64
+static struct {
+  atomic_int busy;
+  void *data;
+  size_t bytes;
+} slots[SLOTS];
+
+void *tessera_claim_buffer(size_t bytes, int *slot) {
+  bytes = (bytes + 63) & ~(size_t)63; /* aligned_alloc wants a multiple of the alignment */
+  for (int i = 0; i < SLOTS; i++) {
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&slots[i].busy, &idle, 1)) continue;
+    if (slots[i].bytes < bytes) {
+      free(slots[i].data);
+      slots[i].data = aligned_alloc(64, bytes);
+      slots[i].bytes = slots[i].data != NULL ? bytes : 0;
+    }
+    if (slots[i].data == NULL) {
+      atomic_store(&slots[i].busy, 0);
+      return NULL;
+    }
+    *slot = i;
+    return slots[i].data;
+  }
+  *slot = -1;
+  return aligned_alloc(64, bytes);
+}
+
+void tessera_release_buffer(void *data, int slot) {
+  if (slot < 0) free(data);
+  else atomic_store(&slots[slot].busy, 0);
 }

@@ -4,10 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AutoCausalLM, AutoEncoder } from '../../src/index.js';
 import { loadAddon, type NativeAddon } from '../../src/kernels/native/addon.js';
 import { getMatmulPrecision, getNumThreads, setMatmulPrecision, setNumThreads } from '../../src/kernels/native/index.js';
-import { PACKED_DTYPES, type PackedDtype } from '../../src/kernels/contract.js';
+import { PACKED_DTYPES } from '../../src/kernels/contract.js';
 import { roundBfloat16 } from '../../src/ops/packed-weights.js';
 import { fixture, loadExpected } from '../helpers.js';
-import { built, randoms, useNativeBackend } from './helpers.js';
+import { built, expectSummationClose, gemmReference, packWeights, randoms, useNativeBackend } from './helpers.js';
 
 /**
  * The opt-in bf16-compute GEMM (native/src/gemm-bf16.c) and its switch, setMatmulPrecision.
@@ -17,33 +17,9 @@ import { built, randoms, useNativeBackend } from './helpers.js';
  */
 const describeNative = built ? describe : describe.skip;
 
-/** C = op(A)·op(B) (+ bias) over bf16-rounded A and B, in double; with Σ|a·b| per entry. */
-function reference(a: Float32Array, b: Float32Array, m: number, n: number, k: number, ta: boolean, tb: boolean, bias: Float32Array | null) {
-  const out = new Float64Array(m * n);
-  const mag = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      let t = 0;
-      for (let p = 0; p < k; p++) {
-        const v = roundBfloat16(ta ? a[p * m + i]! : a[i * k + p]!) * roundBfloat16(tb ? b[j * k + p]! : b[p * n + j]!);
-        s += v;
-        t += Math.abs(v);
-      }
-      out[i * n + j] = s + (bias === null ? 0 : bias[bias.length === 1 ? 0 : j]!);
-      mag[i * n + j] = t;
-    }
-  }
-  return { out, mag };
-}
-
-function expectSummationClose(actual: Float32Array, ref: { out: Float64Array; mag: Float64Array }, k: number, what: string): void {
-  for (let i = 0; i < actual.length; i++) {
-    // float32 sums of k terms, plus the bias addition and the final rounding.
-    const bound = (k + 2) * 2 ** -23 * ref.mag[i]! + 2 ** -23 * Math.abs(ref.out[i]!) + 1e-30;
-    if (!(Math.abs(actual[i]! - ref.out[i]!) <= bound)) expect.fail(`${what} [${i}]: ${actual[i]} vs ${ref.out[i]} (bound ${bound})`);
-  }
-}
+/** The reference product over bf16-rounded operands (helpers.ts's gemmReference). */
+const reference = (a: Float32Array, b: Float32Array, m: number, n: number, k: number, ta: boolean, tb: boolean, bias: Float32Array | null) =>
+  gemmReference(a, b, m, n, k, ta, tb, bias, roundBfloat16);
 
 describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
   const addon = built ? loadAddon() : (undefined as unknown as NativeAddon);
@@ -95,17 +71,12 @@ describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
   for (const dtype of PACKED_DTYPES) {
     it(`${dtype} weights: packed prefill (quantLinear, gated too) with bf16 compute matches the double sum of bf16(x) · bf16(w)`, () => {
       if (missing !== null) return expect(() => setMatmulPrecision('bfloat16')).toThrow(missing);
-      const kind = PACKED_DTYPES.indexOf(dtype as PackedDtype);
       for (const [path, [rows, inF, n]] of paths.flatMap((p) => ([[5, 257, 3], [9, 64, 70], [40, 515, 33]] as const).map((s) => [p, s] as const))) {
         addon.amxForceAbsent(path !== 'amx');
         const x = randoms(rows * inF, rows + inF);
         const w = randoms(n * inF, n + inF).map((v) => v * 0.7);
         const bias = randoms(n, 5);
-        const data = dtype === 'int8' ? new Int8Array(n * inF) : new Uint16Array(n * inF);
-        const scales = dtype === 'int8' ? new Float32Array(n) : null;
-        addon.quantPack(kind, w, data, scales, n, inF);
-        const unpacked = new Float32Array(n * inF);
-        addon.quantUnpack(kind, data, scales, unpacked, n, inF);
+        const { kind, data, scales, widened: unpacked } = packWeights(addon, dtype, w, n, inF);
         // int8 codes are exact in bf16 (the scale multiplies the sum); f16 values round to bf16.
         const wb = dtype === 'int8' ? unpacked : unpacked.map(roundBfloat16);
         // int8: the sum over the codes themselves, scaled afterwards as the kernel does.

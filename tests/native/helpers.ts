@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, expect } from 'vitest';
 
 import { initBackend } from '../../src/kernels/backend.js';
+import { PACKED_DTYPES, type PackedDtype } from '../../src/kernels/contract.js';
+import type { NativeAddon } from '../../src/kernels/native/addon.js';
 import { isNativeBuilt } from '../../src/kernels/native/index.js';
 
 /** Whether native/build/Release/tessera_native.node exists on this machine. */
@@ -74,4 +76,63 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   if (worst >= 0) {
     expect.fail(`index ${worst}: got ${actual[worst]}, expected ${expected[worst]} (atol ${atol}, rtol ${rtol})`);
   }
+}
+
+/**
+ * C = op(A)·op(B) (+ bias: one value or n) in double over `round(a)` and `round(b)`, with Σ|a·b|
+ * per entry for {@link expectSummationClose}. op transposes where `ta`/`tb`: A [m, k] is stored
+ * [k, m], B [k, n] is stored [n, k].
+ */
+export function gemmReference(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  ta: boolean,
+  tb: boolean,
+  bias: Float32Array | null,
+  round: (v: number) => number = (v) => v,
+): { out: Float64Array; mag: Float64Array } {
+  const out = new Float64Array(m * n);
+  const mag = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      let t = 0;
+      for (let p = 0; p < k; p++) {
+        const v = round(ta ? a[p * m + i]! : a[i * k + p]!) * round(tb ? b[j * k + p]! : b[p * n + j]!);
+        s += v;
+        t += Math.abs(v);
+      }
+      out[i * n + j] = s + (bias === null ? 0 : bias[bias.length === 1 ? 0 : j]!);
+      mag[i * n + j] = t;
+    }
+  }
+  return { out, mag };
+}
+
+/**
+ * A float32 GEMM's result against {@link gemmReference}: equal up to float32 summation order,
+ * |Δ| <= (k + 2)·2^-23·Σ|a·b| + 2^-23·|C| (k sums, the bias addition, the final rounding).
+ */
+export function expectSummationClose(actual: Float32Array, ref: { out: Float64Array; mag: Float64Array }, k: number, what: string): void {
+  for (let i = 0; i < actual.length; i++) {
+    const bound = (k + 2) * 2 ** -23 * ref.mag[i]! + 2 ** -23 * Math.abs(ref.out[i]!) + 1e-30;
+    if (!(Math.abs(actual[i]! - ref.out[i]!) <= bound)) expect.fail(`${what} [${i}]: ${actual[i]} vs ${ref.out[i]} (bound ${bound})`);
+  }
+}
+
+/**
+ * `w` [rows, cols] packed as `dtype` by the addon (`kind` its number; int8 with one scale per
+ * row), and the packed values widened back to float32.
+ */
+export function packWeights(addon: NativeAddon, dtype: PackedDtype, w: Float32Array, rows: number, cols: number) {
+  const kind = PACKED_DTYPES.indexOf(dtype);
+  const data = dtype === 'int8' ? new Int8Array(rows * cols) : new Uint16Array(rows * cols);
+  const scales = dtype === 'int8' ? new Float32Array(rows) : null;
+  addon.quantPack(kind, w, data, scales, rows, cols);
+  const widened = new Float32Array(rows * cols);
+  addon.quantUnpack(kind, data, scales, widened, rows, cols);
+  return { kind, data, scales, widened };
 }

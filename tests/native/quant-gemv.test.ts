@@ -3,24 +3,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { loadAddon, type NativeAddon } from '../../src/kernels/native/addon.js';
-import { PACKED_DTYPES, type PackedDtype } from '../../src/kernels/contract.js';
-import { built, expectClose, randoms } from './helpers.js';
+import { PACKED_DTYPES } from '../../src/kernels/contract.js';
+import { built, expectClose, packWeights, randoms } from './helpers.js';
 
 /** The addon's test probe of tessera_parallel_for (quant-binding.c). */
 type Probe = (n: number, grain: number, threads: number, innerN: number, begins: Int32Array, visits: Int32Array, inner: Int32Array) => void;
 
 const describeNative = built ? describe : describe.skip;
 const ISAS = ['portable', 'avx2', 'avx512'];
-
-function pack(addon: NativeAddon, dtype: PackedDtype, w: Float32Array, rows: number, cols: number) {
-  const kind = PACKED_DTYPES.indexOf(dtype);
-  const data = dtype === 'int8' ? new Int8Array(rows * cols) : new Uint16Array(rows * cols);
-  const scales = dtype === 'int8' ? new Float32Array(rows) : null;
-  addon.quantPack(kind, w, data, scales, rows, cols);
-  const widened = new Float32Array(rows * cols);
-  addon.quantUnpack(kind, data, scales, widened, rows, cols);
-  return { kind, data, scales, widened };
-}
 
 describeNative('packed-weight GEMVs (quant.c) on every vector path', () => {
   const addon = built ? loadAddon() : (undefined as unknown as NativeAddon);
@@ -41,7 +31,7 @@ describeNative('packed-weight GEMVs (quant.c) on every vector path', () => {
         const seed = inF * 100 + n;
         const w = randoms(n * inF, seed);
         const bias = randoms(n, seed + 1);
-        const { kind, data, scales, widened } = pack(addon, dtype, w, n, inF);
+        const { kind, data, scales, widened } = packWeights(addon, dtype, w, n, inF);
         for (const rows of [1, 2, 3, 4]) {
           const x = randoms(rows * inF, seed + rows + 2);
           const float32 = new Float32Array(rows * n);
@@ -72,7 +62,7 @@ describeNative('packed-weight GEMVs (quant.c) on every vector path', () => {
     // 300 x 769 and 2100 x 100 weights split into parts of a few hundred rows, not multiples of 4.
     for (const [inF, n] of [[769, 300], [100, 2100]] as const) {
       for (const dtype of PACKED_DTYPES) {
-        const { kind, data, scales } = pack(addon, dtype, randoms(n * inF, n), n, inF);
+        const { kind, data, scales } = packWeights(addon, dtype, randoms(n * inF, n), n, inF);
         for (const isa of isas) {
           expect(addon.quantIsa(isa)).toBe(isa);
           for (const rows of [1, 3]) {

@@ -5,7 +5,7 @@ import { loadAddon, type NativeAddon } from '../../src/kernels/native/addon.js';
 import { PACKED_DTYPES, type PackedDtype } from '../../src/kernels/contract.js';
 import { linear, gatedLinear } from '../../src/ops/linear.js';
 import { packedDtypeOf, packWeight, roundBfloat16, roundFloat16, roundToDtype } from '../../src/ops/packed-weights.js';
-import { built, expectClose, randoms, useNativeBackend } from '../native/helpers.js';
+import { built, expectClose, packWeights, randoms, useNativeBackend } from '../native/helpers.js';
 
 /**
  * The packed-weight kernels (native/src/quant.c) against plain JavaScript: packing against the
@@ -16,13 +16,6 @@ import { built, expectClose, randoms, useNativeBackend } from '../native/helpers
 const describeNative = built ? describe : describe.skip;
 
 const kindOf = (dtype: PackedDtype): number => PACKED_DTYPES.indexOf(dtype);
-
-function pack(addon: NativeAddon, dtype: PackedDtype, w: Float32Array, rows: number, cols: number) {
-  const data = dtype === 'int8' ? new Int8Array(rows * cols) : new Uint16Array(rows * cols);
-  const scales = dtype === 'int8' ? new Float32Array(rows) : null;
-  addon.quantPack(kindOf(dtype), w, data, scales, rows, cols);
-  return { data, scales };
-}
 
 /** x [rows, in] · wᵀ (+ bias), summed in double precision. */
 function reference(x: Float32Array, w: Float32Array, bias: Float32Array | null, rows: number, inF: number, n: number): Float64Array {
@@ -55,7 +48,7 @@ describeNative('packed-weight kernels (quant.c) against plain JavaScript', () =>
       const rows = 4;
       const cols = 37;
       const finite = dtype === 'int8' ? w.map((v) => (Number.isFinite(v) && Math.abs(v) < 1e30 ? v : 0.5)) : w;
-      const { data, scales } = pack(addon, dtype, finite, rows, cols);
+      const { data, scales } = packWeights(addon, dtype, finite, rows, cols);
       const out = new Float32Array(rows * cols);
       addon.quantUnpack(kindOf(dtype), data, scales, out, rows, cols);
       const expected = roundToDtype(finite, rows, cols, dtype);
@@ -78,8 +71,8 @@ describeNative('packed-weight kernels (quant.c) against plain JavaScript', () =>
           const w = randoms(n * inF, seed + 1).map((v) => v * 0.7);
           const up = randoms(n * inF, seed + 2);
           const bias = randoms(n, seed + 3);
-          const { data, scales } = pack(addon, dtype, w, n, inF);
-          const packedUp = pack(addon, dtype, up, n, inF);
+          const { data, scales } = packWeights(addon, dtype, w, n, inF);
+          const packedUp = packWeights(addon, dtype, up, n, inF);
           const rounded = roundToDtype(w, n, inF, dtype);
           const roundedUp = roundToDtype(up, n, inF, dtype);
           // float32 sums of `inF` terms of size <= 1 against double ones.
