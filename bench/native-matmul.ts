@@ -1,6 +1,9 @@
 /**
  * Matmul throughput of the native (OpenBLAS) backend against wasm:
  *   npx tsx bench/native-matmul.ts
+ * Then packed weights' prefill on the native addon: a [512, 768] x [2048, 768]^T product per
+ * packed dtype, through the float32 GEMM that widens the weights while it packs them
+ * (native/src/gemm-f32.c) and through widen-then-sgemm, alternated in one run.
  * GEMMs report GFLOP/s (2·M·N·K per product); the [1,768]x[768,3072] matvec reports GB/s of the
  * weight matrix streamed. Each rate is reported at the median and at the best call: on a shared
  * machine the best call shows what the kernel can do, the median what a neighbour left of it.
@@ -8,7 +11,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import { PACKED_DTYPES } from '../src/kernels/contract.js';
 import { initBackend } from '../src/kernels/backend.js';
+import { loadAddon } from '../src/kernels/native/addon.js';
 import { isNativeBuilt, nativeInfo } from '../src/kernels/native/index.js';
 
 interface Case {
@@ -70,12 +75,48 @@ async function run(backend: 'native' | 'wasm'): Promise<Record<string, { median:
   return out;
 }
 
+/** GFLOP/s of packed prefill per dtype and path; the two paths alternate so both see the same machine. */
+function packedPrefill(): Record<string, Record<string, { median: number; best: number }>> {
+  const addon = loadAddon();
+  const [rows, inF, n] = [512, 768, 2048];
+  const x = Float32Array.from({ length: rows * inF }, (_, i) => Math.sin(i));
+  const w = Float32Array.from({ length: n * inF }, (_, i) => Math.cos(i) * 0.1);
+  const out = new Float32Array(rows * n);
+  const paths = addon.gemmF32Available() ? ['gemm_f32', 'widen_sgemm'] : ['widen_sgemm'];
+  const results: Record<string, Record<string, { median: number; best: number }>> = {};
+  for (const dtype of PACKED_DTYPES) {
+    const kind = PACKED_DTYPES.indexOf(dtype);
+    const data = dtype === 'int8' ? new Int8Array(n * inF) : new Uint16Array(n * inF);
+    const scales = dtype === 'int8' ? new Float32Array(n) : null;
+    addon.quantPack(kind, w, data, scales, n, inF);
+    const samples: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
+    for (let round = 0; round < 5; round++) {
+      for (const path of paths) {
+        addon.gemmF32ForceAbsent(path !== 'gemm_f32');
+        const { median } = time(() => addon.quantLinear(x, kind, data, scales, null, out, inF, n, 0), 0.3);
+        samples[path]!.push(median);
+      }
+    }
+    addon.gemmF32ForceAbsent(false);
+    results[dtype] = {};
+    for (const path of paths) {
+      const s = samples[path]!.sort((a, b) => a - b);
+      const work = 2 * rows * inF * n;
+      const rate = { median: work / s[Math.floor(s.length / 2)]! / 1e9, best: work / s[0]! / 1e9 };
+      results[dtype]![path] = rate;
+      console.log(`packed   ${`${dtype} prefill ${rows}x${inF} @ (${n}x${inF})^T ${path}`.padEnd(52)} ${rate.median.toFixed(1).padStart(7)} GFLOP/s median, ${rate.best.toFixed(1).padStart(7)} best`);
+    }
+  }
+  return results;
+}
+
 const results: Record<string, unknown> = {
   OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null,
   OPENBLAS_L2_SIZE: process.env.OPENBLAS_L2_SIZE ?? null,
 };
 if (isNativeBuilt()) {
   results.native = await run('native');
+  results.packed_prefill = packedPrefill();
   // After loading: the addon picks a core type itself when OPENBLAS_CORETYPE was unset.
   const info = nativeInfo();
   results.openblas = { coreName: info.coreName, numThreads: info.numThreads, config: info.config };

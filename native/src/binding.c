@@ -18,7 +18,7 @@
 napi_status tessera_register_train(napi_env env, napi_value exports);
 /* The packed-weight (bf16/f16/int8) linear kernels' glue (quant-binding.c). */
 napi_status tessera_register_quant(napi_env env, napi_value exports);
-napi_status tessera_register_bf16(napi_env env, napi_value exports);
+napi_status tessera_register_gemm(napi_env env, napi_value exports);
 
 /* OpenBLAS extensions. Declared here rather than relying on which cblas.h the alternatives
  * system picked (netlib's lacks them); the link against -lopenblas provides them. */
@@ -771,7 +771,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   CHECK(tessera_register_train(env, exports));
   CHECK(tessera_register_quant(env, exports));
-  CHECK(tessera_register_bf16(env, exports));
+  CHECK(tessera_register_gemm(env, exports));
   return exports;
 }
 

@@ -10,8 +10,9 @@
  * the activations to bf16 or int8 as well, and decode is bound by the weight bytes, not by the
  * widening, so they would change the results without making it faster.
  *
- * Prefill (many rows of x) is compute bound: blocks of weight rows are widened to float32 into a
- * scratch buffer and multiplied by OpenBLAS's sgemm, which costs one extra pass over the block.
+ * Prefill (many rows of x) is compute bound: the float32 GEMM (gemm-f32.c) widens the weights
+ * while it packs them into panels. Where it does not run (no AVX-512), blocks of weight rows are
+ * widened to float32 into a scratch buffer and multiplied by OpenBLAS's sgemm, one extra pass.
  */
 #include "quant.h"
 
@@ -21,6 +22,7 @@
 
 #include "ffn.h"
 #include "gemm-bf16.h"
+#include "gemm-f32.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "simd.h"
@@ -486,6 +488,10 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
                              kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, bias != NULL ? (size_t)n : 0, out,
                              (size_t)n);
   }
+  /* The float32 GEMM widens the weights while it packs them: no float32 copy of the block. */
+  if (tessera_gemm_f32(rows, n, in, x, (size_t)in, 1, kind, w, 1, (size_t)in,
+                       kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, bias != NULL ? (size_t)n : 0, out, (size_t)n))
+    return 1;
   size_t block = in > 0 ? GEMM_BLOCK_FLOATS / (size_t)in : (size_t)n;
   if (block < 16) block = 16;
   if (block > (size_t)n) block = (size_t)n;

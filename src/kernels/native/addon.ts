@@ -16,6 +16,25 @@ export interface NativeInfo {
 }
 
 /**
+ * A GEMM's test entry point over {@link NativeAddon.matmul}'s operands: for each batch i,
+ * `out_i = op(A[aIdx[i]]) @ op(B[bIdx[i]]) + bias` (no activation), op transposing where
+ * `transA`/`transB`; `bias` null, one value, or n values.
+ */
+export type GemmEntry = (
+  a: Float32Array,
+  b: Float32Array,
+  out: Float32Array,
+  aIdx: Int32Array,
+  bIdx: Int32Array,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  bias: Float32Array | null,
+) => void;
+
+/**
  * The functions of `tessera_native.node` (native/src/binding.c). All take float32 data in
  * row-major order and write into caller-allocated outputs; sizes are checked and a TypeError is
  * thrown on a mismatch. They run synchronously on the calling thread (BLAS may fan out).
@@ -361,19 +380,18 @@ export interface NativeAddon {
    * absent. The kernels do not call it (`matmul` takes the bf16 GEMM itself when opted in, above
    * a size): it is the GEMM's own entry point for tests.
    */
-  gemmBf16(
-    a: Float32Array,
-    b: Float32Array,
-    out: Float32Array,
-    aIdx: Int32Array,
-    bIdx: Int32Array,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-    bias: Float32Array | null,
-  ): void;
+  gemmBf16: GemmEntry;
+  /**
+   * The float32 GEMM that packed weights' prefill runs on (native/src/gemm-f32.c; `quantLinear`
+   * and `linearMany` take it themselves for more than a few rows), here over float32 operands:
+   * the same operands and result as {@link NativeAddon.gemmBf16}, in float32, at any size. Throws
+   * where the CPU lacks AVX-512.
+   */
+  gemmF32: GemmEntry;
+  /** Whether packed weights' prefill runs on the float32 GEMM (AVX-512), else widen-then-sgemm. */
+  gemmF32Available(): boolean;
+  /** Tests and benchmarks: widen packed weights and use OpenBLAS's sgemm where the float32 GEMM would run (true), or not. */
+  gemmF32ForceAbsent(absent: boolean): void;
   /**
    * Adam's update (native/src/train.c) over equal-length arrays, on both cores: `wOut`, `mOut`,
    * `vOut` may be `w`, `m`, `v` themselves (an in-place update). `c1`, `c2` are 1 − βᵗ;
