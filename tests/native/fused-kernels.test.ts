@@ -100,9 +100,10 @@ describe('native fused kernels', () => {
 
     for (const withH0 of [false, true]) {
       // 5 channels: one partial block of the native scan; 37: two full blocks and a partial one.
-      for (const dim of [5, 37]) {
-        it(`matches the step-by-step reference (dim ${dim}, h0 ${withH0 ? 'given' : 'zero'})`, () => {
-          const x = scanCase(2, 7, dim, 4, withH0);
+      // State size 5: the prompt scan sums the states in pairs, the last one alone.
+      for (const [dim, stateSize] of [[5, 4], [37, 4], [37, 5]] as const) {
+        it(`matches the step-by-step reference (dim ${dim}, state ${stateSize}, h0 ${withH0 ? 'given' : 'zero'})`, () => {
+          const x = scanCase(2, 7, dim, stateSize, withH0);
           const ref = referenceScan(x);
           const out = selectiveScan(x);
           expectClose(out.y, ref.y, 1e-5);
