@@ -7,6 +7,7 @@
  * with ~20 us of dispatch, which costs more than reading the layer's weights.
  */
 #include "kernels.h"
+#include "parallel.h"
 #include "quant.h"
 #include "simd.h"
 
@@ -15,70 +16,87 @@
 #include <string.h>
 
 /*
- * Causal depthwise conv + SiLU for one batch row. The sequence is the K cached inputs (window,
- * [E, K]) followed by this call's x (rows of xz, 2E apart); u_t = SiLU(cb + sum_k w_k seq_{t+k+1}).
- * The new window is the sequence's last K entries.
+ * Causal depthwise conv + SiLU, one decode step of one batch row: the window (the K cached
+ * inputs, [E, K]) shifts by one to take this step's x; u = SiLU(cb + sum_k w_k window'_k).
  */
-TESSERA_CLONES static void conv_row(const float *xz, int len, int inner, int kernel,
-                                    const float *weight, const float *bias, const float *window,
-                                    float *u, float *new_window, int keep_window) {
-  const int stride = 2 * inner;
-  if (len == 1 && !keep_window && kernel == 4) {
+TESSERA_CLONES static void conv_step(const float *x, int inner, int kernel, const float *weight, const float *bias,
+                                     const float *window, float *u, float *new_window) {
+  if (kernel == 4) {
     /* Mamba's usual width, written out so the loop vectorises across channels (the general loop
      * below does not: its taps are an inner loop of unknown length). Same sums in the same order. */
 #pragma omp simd
     for (int e = 0; e < inner; e++) {
-      const float t1 = window[4 * e + 1], t2 = window[4 * e + 2], t3 = window[4 * e + 3], x = xz[e];
+      const float t1 = window[4 * e + 1], t2 = window[4 * e + 2], t3 = window[4 * e + 3], xe = x[e];
       float acc = bias != NULL ? bias[e] : 0.0f;
       acc += weight[4 * e] * t1;
       acc += weight[4 * e + 1] * t2;
       acc += weight[4 * e + 2] * t3;
-      acc += weight[4 * e + 3] * x;
+      acc += weight[4 * e + 3] * xe;
       new_window[4 * e] = t1;
       new_window[4 * e + 1] = t2;
       new_window[4 * e + 2] = t3;
-      new_window[4 * e + 3] = x;
+      new_window[4 * e + 3] = xe;
       u[e] = tessera_siluf(acc);
     }
     return;
   }
-  if (len == 1 && !keep_window) {
-    /* One decode step: the window shifts by one; each channel's K taps in one pass. */
-    for (int e = 0; e < inner; e++) {
-      const float *w = weight + (size_t)e * kernel, *win = window + (size_t)e * kernel;
-      float *next = new_window + (size_t)e * kernel;
-      float acc = bias != NULL ? bias[e] : 0.0f;
-      for (int k = 0; k + 1 < kernel; k++) {
-        acc += w[k] * win[k + 1];
-        next[k] = win[k + 1];
-      }
-      acc += w[kernel - 1] * xz[e];
-      next[kernel - 1] = xz[e];
-      u[e] = acc;
+  /* Each channel's K taps in one pass. */
+  for (int e = 0; e < inner; e++) {
+    const float *w = weight + (size_t)e * kernel, *win = window + (size_t)e * kernel;
+    float *next = new_window + (size_t)e * kernel;
+    float acc = bias != NULL ? bias[e] : 0.0f;
+    for (int k = 0; k + 1 < kernel; k++) {
+      acc += w[k] * win[k + 1];
+      next[k] = win[k + 1];
     }
-    for (int e = 0; e < inner; e++) u[e] = tessera_siluf(u[e]);
-    return;
+    acc += w[kernel - 1] * x[e];
+    next[kernel - 1] = x[e];
+    u[e] = acc;
   }
+  for (int e = 0; e < inner; e++) u[e] = tessera_siluf(u[e]);
+}
+
+/*
+ * The conv of a prompt (or of a padded step, which keeps its window) for one batch row. The
+ * sequence is the K cached inputs (window, [E, K]) followed by this call's x (rows of xz, 2E
+ * apart); u_t = SiLU(cb + sum_k w_k seq_{t+k+1}), and the new window is the sequence's last K
+ * entries. taps is the weight transposed to [K, E], so each tap's multiply-add runs over
+ * contiguous channels; the threads split the channels.
+ */
+struct conv_prompt {
+  const float *xz;
+  int len, inner, kernel;
+  const float *taps, *bias, *window;
+  float *u, *new_window;
+  int keep_window;
+};
+
+/* Channels [first, last) of a conv_prompt. */
+TESSERA_CLONES static void conv_prompt_part(void *ctx, size_t first, size_t last) {
+  const struct conv_prompt *c = ctx;
+  const int len = c->len, inner = c->inner, kernel = c->kernel, e0 = (int)first, e1 = (int)last;
+  const size_t stride = 2 * (size_t)inner;
   for (int t = 0; t < len; t++) {
-    float *ut = u + (size_t)t * inner;
-    for (int e = 0; e < inner; e++) ut[e] = bias != NULL ? bias[e] : 0.0f;
+    float *ut = c->u + (size_t)t * inner;
+    for (int e = e0; e < e1; e++) ut[e] = c->bias != NULL ? c->bias[e] : 0.0f;
     for (int k = 0; k < kernel; k++) {
       const int j = t + k + 1 - kernel; /* index into this call's x; < 0 reads the window */
+      const float *tap = c->taps + (size_t)k * inner;
       if (j >= 0) {
-        const float *xj = xz + (size_t)j * stride;
-        for (int e = 0; e < inner; e++) ut[e] += weight[e * kernel + k] * xj[e];
+        const float *xj = c->xz + (size_t)j * stride;
+        for (int e = e0; e < e1; e++) ut[e] += tap[e] * xj[e];
       } else {
-        for (int e = 0; e < inner; e++) ut[e] += weight[e * kernel + k] * window[e * kernel + kernel + j];
+        for (int e = e0; e < e1; e++) ut[e] += tap[e] * c->window[(size_t)e * kernel + kernel + j];
       }
     }
-    for (int e = 0; e < inner; e++) ut[e] = tessera_siluf(ut[e]);
+    for (int e = e0; e < e1; e++) ut[e] = tessera_siluf(ut[e]);
   }
-  for (int e = 0; e < inner; e++) {
+  for (int e = e0; e < e1; e++) {
     for (int k = 0; k < kernel; k++) {
       const int j = len - kernel + k;
-      new_window[e * kernel + k] = keep_window ? window[e * kernel + k]
-                                   : j >= 0    ? xz[(size_t)j * stride + e]
-                                               : window[e * kernel + kernel + j];
+      c->new_window[(size_t)e * kernel + k] = c->keep_window ? c->window[(size_t)e * kernel + k]
+                                              : j >= 0        ? c->xz[(size_t)j * stride + e]
+                                                              : c->window[(size_t)e * kernel + kernel + j];
     }
   }
 }
@@ -124,11 +142,12 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   /* The scan reads u, delta and z as it goes, so its gated output has its own buffer. */
   float *gated = malloc(sizeof(float) * (size_t)rows * inner);
   float *zeros = conv_in == NULL ? calloc((size_t)inner * kernel, sizeof(float)) : NULL;
+  float *taps = malloc(sizeof(float) * (size_t)inner * kernel + 1);
   float *normed = m->pre_norm != NULL ? malloc(sizeof(float) * (size_t)rows * m->hidden) : NULL;
   /* A packed dt_proj reads its rows of x_proj's output contiguous; one row already is. */
   float *dt_rows = m->dt_packed != NULL && rows > 1 ? malloc(sizeof(float) * (size_t)rows * rank) : NULL;
   const char *error = NULL;
-  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL ||
+  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL || taps == NULL ||
       (conv_in == NULL && zeros == NULL) || (m->pre_norm != NULL && normed == NULL) ||
       (m->dt_packed != NULL && rows > 1 && dt_rows == NULL)) {
     error = "out of memory";
@@ -147,12 +166,26 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
       for (int e = 0; e < inner; e++) xz[(size_t)r * 2 * inner + e] *= keep[r];
     }
   }
+  if (len > 1 || keep != NULL) {
+    /* Only conv_prompt reads the transposed taps; a decode step reads the weight as stored. */
+    for (int e = 0; e < inner; e++) {
+      for (int k = 0; k < kernel; k++) taps[(size_t)k * inner + e] = m->conv_weight[(size_t)e * kernel + k];
+    }
+  }
   for (int b = 0; b < batch; b++) {
     const float *window = conv_in != NULL ? conv_in + (size_t)b * inner * kernel : zeros;
+    const float *x = xz + (size_t)b * len * 2 * inner;
+    float *u_b = u + (size_t)b * len * inner, *window_out = conv_out + (size_t)b * inner * kernel;
     /* A padded single step keeps its window (a longer call pads only on the left). */
     const int keep_window = len == 1 && keep != NULL && keep[b] == 0.0f;
-    conv_row(xz + (size_t)b * len * 2 * inner, len, inner, kernel, m->conv_weight, m->conv_bias,
-             window, u + (size_t)b * len * inner, conv_out + (size_t)b * inner * kernel, keep_window);
+    if (len == 1 && !keep_window) {
+      conv_step(x, inner, kernel, m->conv_weight, m->conv_bias, window, u_b, window_out);
+    } else {
+      const struct conv_prompt c = {x, len, inner, kernel, taps, m->conv_bias, window, u_b, window_out, keep_window};
+      /* About 64K multiply-adds a part, as the scan splits its state updates. */
+      tessera_parallel_for((size_t)inner, 1 + ((size_t)64 << 10) / ((size_t)len * kernel), threads, conv_prompt_part,
+                           (void *)&c);
+    }
   }
 
   if (!project(u, m->x_weight, m->x_packed, m->x_kind, m->x_scales, NULL, xdbl, rows, xdbl_width, inner)) {
@@ -196,6 +229,6 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
     }
   }
 done:
-  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros), free(normed), free(dt_rows);
+  free(xz), free(u), free(xdbl), free(delta), free(gated), free(zeros), free(taps), free(normed), free(dt_rows);
   return error;
 }
