@@ -8,6 +8,7 @@
 
 #include "gemm-bf16.h"
 #include "gemm-f32.h"
+#include "gemm-tiles.h"
 #include "napi-args.h"
 
 /* setMatmulPrecision('float32' | 'bfloat16'): throws (naming the missing CPU feature) when bf16 can't run. */
@@ -74,11 +75,7 @@ static napi_value AmxForceAbsent(napi_env env, napi_callback_info info) {
 }
 
 /* One GEMM over matmul's operands (no activation); its name for the errors. */
-typedef int (*gemm_fn)(int m, int n, int k, const float *a, size_t a_rs, size_t a_cs, int b_kind, const void *b,
-                       size_t b_ks, size_t b_ns, const float *scales, const float *bias, size_t bias_len, float *c,
-                       size_t ldc);
-
-static napi_value run_gemm(napi_env env, napi_callback_info info, gemm_fn gemm, const char *name) {
+static napi_value run_gemm(napi_env env, napi_callback_info info, tessera_gemm_fn gemm, const char *name) {
   ARGS(11);
   MATMUL_OPERANDS();
   const size_t a_size = (size_t)m * k, b_size = (size_t)k * n, c_size = (size_t)m * n;

@@ -22,6 +22,11 @@ struct tessera_gemm_operands {
   size_t ldc;
 };
 
+/* tessera_gemm_f32 or tessera_gemm_bf16, for callers that pick one. */
+typedef int (*tessera_gemm_fn)(int m, int n, int k, const float *a, size_t a_rs, size_t a_cs, int b_kind, const void *b,
+                               size_t b_ks, size_t b_ns, const float *scales, const float *bias, size_t bias_len,
+                               float *c, size_t ldc);
+
 /* C [m, n] (row stride ldc) = bias (NULL: 0; one value or n): a product over an empty inner dimension. */
 static inline void tessera_fill_bias(float *c, int m, int n, size_t ldc, const float *bias, size_t bias_len) {
   for (int i = 0; i < m; i++)

@@ -142,12 +142,14 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   /* The scan reads u, delta and z as it goes, so its gated output has its own buffer. */
   float *gated = malloc(sizeof(float) * (size_t)rows * inner);
   float *zeros = conv_in == NULL ? calloc((size_t)inner * kernel, sizeof(float)) : NULL;
-  float *taps = malloc(sizeof(float) * (size_t)inner * kernel + 1);
+  /* The conv's taps as [K, E], for conv_prompt only (a decode step reads the weight as stored). */
+  const int prompt_conv = len > 1 || keep != NULL;
+  float *taps = prompt_conv ? malloc(sizeof(float) * (size_t)inner * kernel + 1) : NULL;
   float *normed = m->pre_norm != NULL ? malloc(sizeof(float) * (size_t)rows * m->hidden) : NULL;
   /* A packed dt_proj reads its rows of x_proj's output contiguous; one row already is. */
   float *dt_rows = m->dt_packed != NULL && rows > 1 ? malloc(sizeof(float) * (size_t)rows * rank) : NULL;
   const char *error = NULL;
-  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL || taps == NULL ||
+  if (xz == NULL || u == NULL || xdbl == NULL || delta == NULL || gated == NULL || (prompt_conv && taps == NULL) ||
       (conv_in == NULL && zeros == NULL) || (m->pre_norm != NULL && normed == NULL) ||
       (m->dt_packed != NULL && rows > 1 && dt_rows == NULL)) {
     error = "out of memory";
@@ -166,8 +168,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
       for (int e = 0; e < inner; e++) xz[(size_t)r * 2 * inner + e] *= keep[r];
     }
   }
-  if (len > 1 || keep != NULL) {
-    /* Only conv_prompt reads the transposed taps; a decode step reads the weight as stored. */
+  if (prompt_conv) {
     for (int e = 0; e < inner; e++) {
       for (int k = 0; k < kernel; k++) taps[(size_t)k * inner + e] = m->conv_weight[(size_t)e * kernel + k];
     }

@@ -1,6 +1,6 @@
 /*
  * Argument checks for the addon's N-API glue (binding.c, quant-binding.c, train-binding.c,
- * gemm-bf16-binding.c): each
+ * gemm-binding.c): each
  * macro reads argument i of `argv` into a local, or throws a TypeError naming the argument and
  * returns from the calling function.
  */

@@ -23,6 +23,7 @@
 #include "ffn.h"
 #include "gemm-bf16.h"
 #include "gemm-f32.h"
+#include "gemm-tiles.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "simd.h"
@@ -441,22 +442,10 @@ static void gemv(struct gemv_args *a) {
 
 /*
  * Floats in the GEMM's scratch block (16 MiB): whole projection matrices of models like
- * Llama-small in one sgemm, an LM head in a few. The buffer is kept between calls (the kernels
- * run on the JS thread, one at a time), so its pages are not faulted in again on every call.
+ * Llama-small in one sgemm, an LM head in a few. It is a scratch buffer kept between calls
+ * (tessera_claim_buffer), so its pages are not faulted in again on every call.
  */
 #define GEMM_BLOCK_FLOATS (1u << 22)
-static float *scratch_buffer;
-static size_t scratch_floats;
-
-static float *gemm_scratch(size_t floats) {
-  if (floats > scratch_floats) {
-    float *grown = realloc(scratch_buffer, sizeof(float) * floats);
-    if (grown == NULL) return NULL;
-    scratch_buffer = grown;
-    scratch_floats = floats;
-  }
-  return scratch_buffer;
-}
 
 struct widen_args {
   int kind;
@@ -482,20 +471,20 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
     gemv(&a);
     return 1;
   }
-  if (tessera_matmul_precision()) {
-    /* Opt-in bf16 compute: the weights are rounded to bf16 while packed (int8 exactly), no scratch. */
-    return tessera_gemm_bf16(rows, n, in, x, (size_t)in, 1, kind, w, 1, (size_t)in,
-                             kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, bias != NULL ? (size_t)n : 0, out,
-                             (size_t)n);
-  }
-  /* The float32 GEMM widens the weights while it packs them: no float32 copy of the block. */
-  if (tessera_gemm_f32(rows, n, in, x, (size_t)in, 1, kind, w, 1, (size_t)in,
-                       kind == TESSERA_QUANT_INT8 ? scales : NULL, bias, bias != NULL ? (size_t)n : 0, out, (size_t)n))
+  /* Both GEMMs read the packed weights while they pack their panels, so no block is widened
+   * first: the opt-in bf16 compute rounds them to bf16 (int8 exactly), the float32 one widens them. */
+  const int bf16 = tessera_matmul_precision();
+  const tessera_gemm_fn gemm = bf16 ? tessera_gemm_bf16 : tessera_gemm_f32;
+  if (gemm(rows, n, in, x, (size_t)in, 1, kind, w, 1, (size_t)in, kind == TESSERA_QUANT_INT8 ? scales : NULL, bias,
+           bias != NULL ? (size_t)n : 0, out, (size_t)n))
     return 1;
+  /* The bf16 GEMM fails only out of memory (the precision is bf16 only where it runs). */
+  if (bf16) return 0;
   size_t block = in > 0 ? GEMM_BLOCK_FLOATS / (size_t)in : (size_t)n;
   if (block < 16) block = 16;
   if (block > (size_t)n) block = (size_t)n;
-  float *scratch = gemm_scratch(block * (size_t)(in > 0 ? in : 1));
+  int slot = -1;
+  float *scratch = tessera_claim_buffer(sizeof(float) * block * (size_t)(in > 0 ? in : 1), &slot);
   if (scratch == NULL) return 0;
   for (size_t r0 = 0; r0 < (size_t)n; r0 += block) {
     const size_t count = (size_t)n - r0 < block ? (size_t)n - r0 : block;
@@ -505,6 +494,7 @@ static int quant_affine(const float *x, int rows, int in, int kind, const void *
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)count, in, 1.0f, x, in, scratch, in, 0.0f,
                 out + r0, n);
   }
+  tessera_release_buffer(scratch, slot);
   if (bias != NULL) {
     for (int i = 0; i < rows; i++) {
       float *o = out + (size_t)i * n;
