@@ -7,6 +7,10 @@
  * GEMMs report GFLOP/s (2·M·N·K per product); the [1,768]x[768,3072] matvec reports GB/s of the
  * weight matrix streamed. Each rate is reported at the median and at the best call: on a shared
  * machine the best call shows what the kernel can do, the median what a neighbour left of it.
+ * Then the thread pool's read-ahead (native/src/parallel.c): the GEMVs of one Llama-small decode
+ * step (12 layers of QKV, output, gate and up, down projections, then the LM head), each after
+ * 15 µs of spinning as the JS between decode kernels takes, timed with the read-ahead off and on,
+ * alternated, per weight dtype (`gemv_sequence`, ms of GEMV a step, median of 12 bests of 5).
  * The last line is JSON. Native rows are absent when the addon is not built.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -110,6 +114,64 @@ function packedPrefill(): Record<string, Record<string, { median: number; best: 
   return results;
 }
 
+/** GEMV ms of one Llama-small decode step per weight dtype, the pool's read-ahead off and on. */
+function gemvSequence(): Record<string, { off: number; on: number }> {
+  const addon = loadAddon();
+  const gapMs = 0.015;
+  const spin = () => {
+    const until = performance.now() + gapMs;
+    while (performance.now() < until);
+  };
+  const results: Record<string, { off: number; on: number }> = {};
+  for (const dtype of ['float32', ...PACKED_DTYPES] as const) {
+    const kind = dtype === 'float32' ? -1 : PACKED_DTYPES.indexOf(dtype);
+    const weight = (n: number, inF: number) => {
+      const w = Float32Array.from({ length: n * inF }, (_, i) => Math.cos(i * 0.37) * 0.1);
+      if (kind < 0) return { data: w, scales: null };
+      const data = dtype === 'int8' ? new Int8Array(n * inF) : new Uint16Array(n * inF);
+      const scales = dtype === 'int8' ? new Float32Array(n) : null;
+      addon.quantPack(kind, w, data, scales, n, inF);
+      return { data, scales };
+    };
+    const x = Float32Array.from({ length: 2048 }, (_, i) => Math.sin(i));
+    const linears = (inF: number, ...widths: number[]) => {
+      const ws = widths.map((n) => weight(n, inF));
+      const kinds = Int32Array.from(widths, () => kind);
+      const outs = widths.map((n) => new Float32Array(n));
+      return () => addon.linearMany(x.subarray(0, inF), inF, kinds, ws.map((w) => w.data), ws.map((w) => w.scales), ws.map(() => null), outs);
+    };
+    const calls: (() => void)[] = [];
+    for (let layer = 0; layer < 12; layer++) calls.push(linears(768, 768, 256, 256), linears(768, 768), linears(768, 2048, 2048), linears(2048, 768));
+    calls.push(linears(768, 32000));
+    const step = (): number => {
+      let ms = 0;
+      for (const call of calls) {
+        spin();
+        const t0 = performance.now();
+        call();
+        ms += performance.now() - t0;
+      }
+      return ms;
+    };
+    for (let i = 0; i < 3; i++) step();
+    const samples: { off: number[]; on: number[] } = { off: [], on: [] };
+    for (let round = 0; round < 12; round++) {
+      for (const mode of ['off', 'on'] as const) {
+        addon.setReadAhead(mode === 'on');
+        step();
+        let best = Infinity;
+        for (let i = 0; i < 5; i++) best = Math.min(best, step());
+        samples[mode].push(best);
+      }
+    }
+    addon.setReadAhead(true);
+    const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+    results[dtype] = { off: median(samples.off), on: median(samples.on) };
+    console.log(`pool     ${`${dtype} decode step's GEMVs, read-ahead off / on`.padEnd(52)} ${results[dtype].off.toFixed(2).padStart(7)} / ${results[dtype].on.toFixed(2)} ms`);
+  }
+  return results;
+}
+
 const results: Record<string, unknown> = {
   OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null,
   OPENBLAS_L2_SIZE: process.env.OPENBLAS_L2_SIZE ?? null,
@@ -117,6 +179,7 @@ const results: Record<string, unknown> = {
 if (isNativeBuilt()) {
   results.native = await run('native');
   results.packed_prefill = packedPrefill();
+  results.gemv_sequence = gemvSequence();
   // After loading: the addon picks a core type itself when OPENBLAS_CORETYPE was unset.
   const info = nativeInfo();
   results.openblas = { coreName: info.coreName, numThreads: info.numThreads, config: info.config };

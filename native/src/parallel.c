@@ -15,6 +15,9 @@
  * back to back, so most calls find them awake), yielding the core to any other runnable thread,
  * then sleep on a condition variable. The caller waiting for parts still running also yields.
  *
+ * Between calls, idle workers also prefetch what the next call will likely read (see "Reading
+ * ahead" below).
+ *
  * One call at a time uses the pool: a call from inside a part, or while another thread's call
  * holds it, runs its parts on the calling thread instead.
  */
@@ -53,7 +56,7 @@ int tessera_threads(void) { return openblas_get_num_threads(); }
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER; /* held by the call using the pool */
 static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_up = PTHREAD_COND_INITIALIZER;
-static int workers_started; /* workers 1..workers_started exist; changed under pool_lock */
+static atomic_int workers_started; /* workers 1..workers_started exist; changed under pool_lock */
 /*
  * (call number << 16) | (parts << 8) | next unclaimed part, of the latest call. Claiming a part
  * is a compare-and-swap on the whole word, so a worker that wakes late cannot take a part of a
@@ -101,6 +104,103 @@ static void claim_parts(unsigned long call) {
   }
 }
 
+/*
+ * Reading ahead. Decode runs the same GEMVs in the same order every token, with JS between them,
+ * during which memory sits idle. A streaming call (tessera_parallel_stream) names the memory it
+ * reads; the pool remembers which call followed which, keyed by the first region's address, and
+ * when a call is done it publishes the regions that followed it last time. Idle workers then
+ * prefetch the head of each part the next call will likely be split into, until that call
+ * arrives, so its threads start on lines already cached instead of waiting for memory. A wrong
+ * guess costs bandwidth only: a prefetch never faults, even on memory freed since.
+ */
+#define SUCCESSORS 512
+/*
+ * Bytes prefetched ahead of a call, at most, over its parts: about what one worker brings in
+ * during the JS between two Mamba mixers; between Llama's kernels it is stopped sooner. Against
+ * 256 KiB, this measured alike on Llama-small and ~6% faster on Mamba-130m's decode.
+ */
+#define READ_AHEAD_BYTES ((size_t)2048 << 10)
+static struct successor {
+  const void *key;
+  int count;
+  struct tessera_region next[TESSERA_REGIONS_MAX];
+} successors[SUCCESSORS];
+static const void *previous_key; /* the last streaming call's key; under pool_lock */
+/* The published read-ahead: its regions are written before `ahead_seq` is bumped (release). */
+static struct {
+  _Atomic(const char *) start;
+  atomic_size_t bytes;
+} ahead[TESSERA_REGIONS_MAX];
+static atomic_int ahead_count;
+static atomic_uint ahead_seq;
+static atomic_int read_ahead_on = 1;
+
+void tessera_pool_set_read_ahead(int on) { atomic_store(&read_ahead_on, on != 0); }
+
+int tessera_pool_read_ahead_published(size_t *bytes, unsigned *seq) {
+  *seq = atomic_load_explicit(&ahead_seq, memory_order_acquire);
+  const int count = atomic_load_explicit(&ahead_count, memory_order_relaxed);
+  for (int i = 0; i < count; i++) bytes[i] = atomic_load_explicit(&ahead[i].bytes, memory_order_relaxed);
+  return count;
+}
+
+static struct successor *successor_of(const void *key) {
+  const uintptr_t k = (uintptr_t)key;
+  return &successors[((k >> 6) ^ (k >> 20)) % SUCCESSORS];
+}
+
+/* Under pool_lock: learn that this call followed the previous one, and publish what followed this one last time. */
+static void learn_and_publish(const struct tessera_region *reads, int count) {
+  if (count > TESSERA_REGIONS_MAX) count = TESSERA_REGIONS_MAX;
+  if (previous_key != NULL) {
+    struct successor *previous = successor_of(previous_key);
+    previous->key = previous_key;
+    previous->count = count;
+    for (int i = 0; i < count; i++) previous->next[i] = reads[i];
+  }
+  previous_key = reads[0].start;
+  const struct successor *next = successor_of(reads[0].start);
+  if (next->key != reads[0].start || !atomic_load_explicit(&read_ahead_on, memory_order_relaxed)) return;
+  for (int i = 0; i < next->count; i++) {
+    atomic_store_explicit(&ahead[i].start, (const char *)next->next[i].start, memory_order_relaxed);
+    atomic_store_explicit(&ahead[i].bytes, next->next[i].bytes, memory_order_relaxed);
+  }
+  atomic_store_explicit(&ahead_count, next->count, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ahead_seq, 1, memory_order_release);
+}
+
+/* The address `offset` bytes into the published regions laid end to end (NULL past their end). */
+static const char *ahead_at(size_t offset) {
+  const int count = atomic_load_explicit(&ahead_count, memory_order_relaxed);
+  for (int i = 0; i < count; i++) {
+    const size_t bytes = atomic_load_explicit(&ahead[i].bytes, memory_order_relaxed);
+    if (offset < bytes) return atomic_load_explicit(&ahead[i].start, memory_order_relaxed) + offset;
+    offset -= bytes;
+  }
+  return NULL;
+}
+
+/*
+ * Worker `id` of `workers` prefetches the heads of the published call's parts (split as a call
+ * over `threads` splits them: equal shares of its bytes, the rows being of one width) that are
+ * its to fetch, line by line across them, until a call later than `call` is published.
+ */
+static void read_ahead(size_t id, size_t workers, int threads, unsigned long call) {
+  if (workers < id) workers = id; /* a worker can start before the count that includes it is stored */
+  const int count = atomic_load_explicit(&ahead_count, memory_order_relaxed);
+  size_t total = 0;
+  for (int i = 0; i < count; i++) total += atomic_load_explicit(&ahead[i].bytes, memory_order_relaxed);
+  const size_t parts = threads > 1 ? (size_t)threads : 1;
+  const size_t head = READ_AHEAD_BYTES / parts < total / parts ? READ_AHEAD_BYTES / parts : total / parts;
+  for (size_t at = 0; at < head; at += 64) {
+    for (size_t part = id - 1; part < parts; part += workers) {
+      const char *line = ahead_at(total / parts * part + at);
+      if (line != NULL) __builtin_prefetch(line, 0, 2);
+    }
+    if ((at & 2047) == 0 && (atomic_load_explicit(&claim, memory_order_relaxed) >> 16) != call) return;
+  }
+}
+
 /* The claim word current when each worker was started (before the call that started it published its own). */
 static unsigned long start_claim[MAX_THREADS];
 
@@ -111,11 +211,17 @@ static void *worker(void *arg) {
   unsigned long seen = start_claim[id] >> 16;
   /* Read before the parts of a call run, so a rest asked for right after the call is seen. */
   unsigned rests = atomic_load_explicit(&rest_requests, memory_order_relaxed);
+  unsigned ahead_seen = atomic_load_explicit(&ahead_seq, memory_order_relaxed);
   for (;;) {
     unsigned long now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
     const long spin_start = monotonic_ns();
     while (now == seen && monotonic_ns() - spin_start < SPIN_NS &&
            atomic_load_explicit(&rest_requests, memory_order_relaxed) == rests) {
+      const unsigned published = atomic_load_explicit(&ahead_seq, memory_order_acquire);
+      if (published != ahead_seen) {
+        ahead_seen = published;
+        read_ahead(id, (size_t)atomic_load_explicit(&workers_started, memory_order_relaxed), tessera_threads(), seen);
+      }
       cpu_relax();
       sched_yield();
       now = atomic_load_explicit(&claim, memory_order_acquire) >> 16;
@@ -166,16 +272,24 @@ static void ensure_workers(size_t wanted) {
 #define WAIT_POLLS 64
 
 void tessera_parallel_for(size_t n, size_t grain, int threads, tessera_range_fn fn, void *ctx) {
+  tessera_parallel_stream(n, grain, threads, fn, ctx, NULL, 0);
+}
+
+void tessera_parallel_stream(size_t n, size_t grain, int threads, tessera_range_fn fn, void *ctx,
+                             const struct tessera_region *reads, int count) {
   if (grain < 1) grain = 1;
   size_t parts = n / grain;
   if (parts > (size_t)threads) parts = (size_t)threads;
   if (parts > MAX_THREADS) parts = MAX_THREADS;
-  if (parts <= 1) {
-    if (n > 0) fn(ctx, 0, n);
+  if (inside_part || pthread_mutex_trylock(&pool_lock) != 0) {
+    if (parts <= 1) parts = 1;
+    for (size_t i = 0; i < parts; i++) fn(ctx, n * i / parts, n * (i + 1) / parts);
     return;
   }
-  if (inside_part || pthread_mutex_trylock(&pool_lock) != 0) {
-    for (size_t i = 0; i < parts; i++) fn(ctx, n * i / parts, n * (i + 1) / parts);
+  if (parts <= 1) {
+    if (n > 0) fn(ctx, 0, n);
+    if (count > 0) learn_and_publish(reads, count);
+    pthread_mutex_unlock(&pool_lock);
     return;
   }
   ensure_workers(parts);
@@ -199,5 +313,6 @@ void tessera_parallel_for(size_t n, size_t grain, int threads, tessera_range_fn 
       sched_yield(); /* the worker running the last part may need this core */
     }
   }
+  if (count > 0) learn_and_publish(reads, count);
   pthread_mutex_unlock(&pool_lock);
 }

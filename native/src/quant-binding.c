@@ -350,6 +350,34 @@ static napi_value ParallelForProbe(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setReadAhead(on): the pool's read-ahead between streaming calls on or off (parallel.c). */
+static napi_value SetReadAhead(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  bool on = true;
+  if (napi_get_value_bool(env, argv[0], &on) != napi_ok) FAIL("tessera_native: setReadAhead: on must be a boolean");
+  tessera_pool_set_read_ahead(on);
+  return NULL;
+}
+
+/* readAheadPublished() -> { seq, bytes }: how many read-aheads were published, and the last one's region sizes. */
+static napi_value ReadAheadPublished(napi_env env, napi_callback_info info) {
+  (void)info;
+  size_t bytes[TESSERA_REGIONS_MAX];
+  unsigned seq = 0;
+  const int count = tessera_pool_read_ahead_published(bytes, &seq);
+  napi_value result, list, value;
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_uint32(env, seq, &value));
+  CHECK(napi_set_named_property(env, result, "seq", value));
+  CHECK(napi_create_array_with_length(env, (size_t)count, &list));
+  for (int i = 0; i < count; i++) {
+    CHECK(napi_create_double(env, (double)bytes[i], &value));
+    CHECK(napi_set_element(env, list, (uint32_t)i, value));
+  }
+  CHECK(napi_set_named_property(env, result, "bytes", list));
+  return result;
+}
+
 napi_status tessera_register_quant(napi_env env, napi_value exports) {
   /* Pick the vector path now, on the main thread, before any worker thread asks for it. */
   (void)tessera_quant_isa();
@@ -362,6 +390,8 @@ napi_status tessera_register_quant(napi_env env, napi_value exports) {
       {"quantMambaMixer", NULL, QuantMambaMixer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"quantIsa", NULL, QuantIsa, NULL, NULL, NULL, napi_enumerable, NULL},
       {"parallelForProbe", NULL, ParallelForProbe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setReadAhead", NULL, SetReadAhead, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readAheadPublished", NULL, ReadAheadPublished, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -435,7 +435,8 @@ static void gemv_part(void *ctx, size_t begin, size_t end) {
 /* Runs a GEMV over the pool, split over output rows from GEMV_GRAIN_WEIGHTS weights a thread. */
 static void gemv(struct gemv_args *a) {
   const size_t grain = a->in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)a->in + 1 : (size_t)a->n;
-  tessera_parallel_for((size_t)a->n, grain, tessera_threads(), gemv_part, a);
+  const struct tessera_region reads = {a->w, a->row_bytes * (size_t)a->n};
+  tessera_parallel_stream((size_t)a->n, grain, tessera_threads(), gemv_part, a, &reads, 1);
 }
 
 /* ---- GEMM: widen blocks of weight rows, then sgemm ---- */
@@ -570,6 +571,9 @@ int tessera_linear_many(const float *x, int rows, int in, const struct tessera_l
     a.start[j + 1] = a.start[j] + (size_t)m->n;
   }
   const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : a.start[count];
-  tessera_parallel_for(a.start[count], grain, tessera_threads(), many_part, &a);
+  _Static_assert(TESSERA_LINEAR_MANY_MAX <= TESSERA_REGIONS_MAX, "every map's weight is a region the pool reads ahead");
+  struct tessera_region reads[TESSERA_LINEAR_MANY_MAX];
+  for (int j = 0; j < count; j++) reads[j] = (struct tessera_region){maps[j].w, a.gemv[j].row_bytes * (size_t)maps[j].n};
+  tessera_parallel_stream(a.start[count], grain, tessera_threads(), many_part, &a, reads, count);
   return 1;
 }

@@ -123,3 +123,72 @@ describeNative('the thread pool (parallel.c) through its probe', () => {
     expect(() => probe(10, 1, 2, 0, new Float32Array(10) as unknown as Int32Array, new Int32Array(10), new Int32Array(10))).toThrow(/begins/);
   });
 });
+
+describeNative("the thread pool's read-ahead between GEMVs (parallel.c)", () => {
+  const addon = built ? loadAddon() : (undefined as unknown as NativeAddon);
+  const threads = built ? addon.getNumThreads() : 1;
+  afterAll(() => {
+    if (!built) return;
+    addon.setReadAhead(true);
+    addon.setNumThreads(threads);
+  });
+
+  /** Three GEMVs of different weights, as a decode step calls them: one bf16 map, an int8 and a float32 map, a float32 map. */
+  function step() {
+    const inF = 96;
+    const a = packWeights(addon, 'bfloat16', randoms(40 * inF, 1), 40, inF);
+    const b = packWeights(addon, 'int8', randoms(24 * inF, 2), 24, inF);
+    const c = randoms(56 * inF, 3);
+    const d = randoms(40 * inF, 5);
+    const x = randoms(inF, 4);
+    const outs = [new Float32Array(40), new Float32Array(24), new Float32Array(56), new Float32Array(40)];
+    const calls = [
+      () => addon.quantLinear(x, a.kind, a.data, a.scales, null, outs[0]!, inF, 40, 0),
+      () => addon.linearMany(x, inF, Int32Array.of(b.kind, -1), [b.data, c], [b.scales, null], [null, null], [outs[1]!, outs[2]!]),
+      () => addon.linearMany(x, inF, Int32Array.of(-1), [d], [null], [null], [outs[3]!]),
+    ];
+    // Bytes each call reads: what the read-ahead publishes for the call after it.
+    const reads = [[40 * inF * 2], [24 * inF, 56 * inF * 4], [40 * inF * 4]];
+    return { calls, reads, outs };
+  }
+
+  it('publishes, after each call, the regions of the call that followed it last time', () => {
+    for (const t of [1, 2]) {
+      addon.setNumThreads(t);
+      const { calls, reads } = step();
+      for (const call of calls) call(); // the first step only learns the order
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < calls.length; i++) {
+          const before = addon.readAheadPublished().seq;
+          calls[i]!();
+          const published = addon.readAheadPublished();
+          // Nothing has followed the last call yet (but an earlier test's weights may have had its address).
+          if (round === 0 && i === calls.length - 1) continue;
+          expect(published.seq, `${t} threads, call ${i}`).toBe(before + 1);
+          expect(published.bytes, `${t} threads, call ${i}`).toEqual(reads[(i + 1) % calls.length]);
+        }
+      }
+    }
+  });
+
+  it('publishes nothing while off, and the GEMVs give the same bits with it on and off', () => {
+    addon.setNumThreads(2);
+    const { calls, outs } = step();
+    const results: Float32Array[][] = [];
+    for (const on of [true, false, true]) {
+      addon.setReadAhead(on);
+      for (let round = 0; round < 20; round++) {
+        const before = addon.readAheadPublished().seq;
+        for (const call of calls) call();
+        if (!on) expect(addon.readAheadPublished().seq).toBe(before);
+      }
+      results.push(outs.map((o) => Float32Array.from(o)));
+    }
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+  });
+
+  it('refuses a setReadAhead argument that is not a boolean', () => {
+    expect(() => addon.setReadAhead(1 as unknown as boolean)).toThrow(/setReadAhead: on must be a boolean/);
+  });
+});

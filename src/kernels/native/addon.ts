@@ -360,6 +360,13 @@ export interface NativeAddon {
   /** The packed kernels' vector path ('avx512', 'avx2', 'portable'); with a name, switch to it (tests). */
   quantIsa(name?: string): string;
   /**
+   * The thread pool's read-ahead (native/src/parallel.c): between GEMVs its idle workers prefetch
+   * the head of the GEMV that followed this one last time. On by default; off for measuring it.
+   */
+  setReadAhead(on: boolean): void;
+  /** How many read-aheads the pool has published (`seq`), and the byte sizes of the last one's regions. */
+  readAheadPublished(): { seq: number; bytes: number[] };
+  /**
    * Set the precision of the float32 matmul and packed prefill kernels (native/src/gemm-bf16.c);
    * 'bfloat16' throws an Error naming the missing CPU feature where AVX512_BF16 is absent.
    */
