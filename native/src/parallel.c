@@ -281,14 +281,18 @@ void tessera_parallel_stream(size_t n, size_t grain, int threads, tessera_range_
   size_t parts = n / grain;
   if (parts > (size_t)threads) parts = (size_t)threads;
   if (parts > MAX_THREADS) parts = MAX_THREADS;
+  if (parts <= 1 && (count == 0 || n == 0)) {
+    if (n > 0) fn(ctx, 0, n);
+    return;
+  }
   if (inside_part || pthread_mutex_trylock(&pool_lock) != 0) {
     if (parts <= 1) parts = 1;
     for (size_t i = 0; i < parts; i++) fn(ctx, n * i / parts, n * (i + 1) / parts);
     return;
   }
-  if (parts <= 1) {
-    if (n > 0) fn(ctx, 0, n);
-    if (count > 0) learn_and_publish(reads, count);
+  if (parts <= 1) { /* one part, n > 0, and regions to learn from */
+    fn(ctx, 0, n);
+    learn_and_publish(reads, count);
     pthread_mutex_unlock(&pool_lock);
     return;
   }
