@@ -15,9 +15,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import { PACKED_DTYPES } from '../src/kernels/contract.js';
+import { PACKED_DTYPES, type PackedDtype } from '../src/kernels/contract.js';
 import { initBackend } from '../src/kernels/backend.js';
-import { loadAddon } from '../src/kernels/native/addon.js';
+import { loadAddon, type NativeAddon } from '../src/kernels/native/addon.js';
 import { isNativeBuilt, nativeInfo } from '../src/kernels/native/index.js';
 
 interface Case {
@@ -79,6 +79,14 @@ async function run(backend: 'native' | 'wasm'): Promise<Record<string, { median:
   return out;
 }
 
+/** `w` [n, inF] packed as `dtype` by the addon (int8 with a scale per row). */
+function pack(addon: NativeAddon, dtype: PackedDtype, w: Float32Array, n: number, inF: number) {
+  const data = dtype === 'int8' ? new Int8Array(n * inF) : new Uint16Array(n * inF);
+  const scales = dtype === 'int8' ? new Float32Array(n) : null;
+  addon.quantPack(PACKED_DTYPES.indexOf(dtype), w, data, scales, n, inF);
+  return { data, scales };
+}
+
 /** GFLOP/s of packed prefill per dtype and path; the two paths alternate so both see the same machine. */
 function packedPrefill(): Record<string, Record<string, { median: number; best: number }>> {
   const addon = loadAddon();
@@ -90,9 +98,7 @@ function packedPrefill(): Record<string, Record<string, { median: number; best: 
   const results: Record<string, Record<string, { median: number; best: number }>> = {};
   for (const dtype of PACKED_DTYPES) {
     const kind = PACKED_DTYPES.indexOf(dtype);
-    const data = dtype === 'int8' ? new Int8Array(n * inF) : new Uint16Array(n * inF);
-    const scales = dtype === 'int8' ? new Float32Array(n) : null;
-    addon.quantPack(kind, w, data, scales, n, inF);
+    const { data, scales } = pack(addon, dtype, w, n, inF);
     const samples: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
     for (let round = 0; round < 5; round++) {
       for (const path of paths) {
@@ -127,11 +133,7 @@ function gemvSequence(): Record<string, { off: number; on: number }> {
     const kind = dtype === 'float32' ? -1 : PACKED_DTYPES.indexOf(dtype);
     const weight = (n: number, inF: number) => {
       const w = Float32Array.from({ length: n * inF }, (_, i) => Math.cos(i * 0.37) * 0.1);
-      if (kind < 0) return { data: w, scales: null };
-      const data = dtype === 'int8' ? new Int8Array(n * inF) : new Uint16Array(n * inF);
-      const scales = dtype === 'int8' ? new Float32Array(n) : null;
-      addon.quantPack(kind, w, data, scales, n, inF);
-      return { data, scales };
+      return dtype === 'float32' ? { data: w, scales: null } : pack(addon, dtype, w, n, inF);
     };
     const x = Float32Array.from({ length: 2048 }, (_, i) => Math.sin(i));
     const linears = (inF: number, ...widths: number[]) => {

@@ -7,7 +7,7 @@ import { getMatmulPrecision, getNumThreads, setMatmulPrecision, setNumThreads } 
 import { PACKED_DTYPES } from '../../src/kernels/contract.js';
 import { roundBfloat16 } from '../../src/ops/packed-weights.js';
 import { fixture, loadExpected } from '../helpers.js';
-import { built, expectSummationClose, gemmReference, packWeights, randoms, useNativeBackend } from './helpers.js';
+import { built, expectGemmCase, expectSummationClose, GEMM_CASE_A, GEMM_CASE_B, gemmCases, gemmReference, packWeights, randoms, useNativeBackend } from './helpers.js';
 
 /**
  * The opt-in bf16-compute GEMM (native/src/gemm-bf16.c) and its switch, setMatmulPrecision.
@@ -41,25 +41,15 @@ describeNative('bf16-compute GEMM (gemm-bf16.c) and setMatmulPrecision', () => {
       for (const [path, t] of paths.flatMap((p) => [[p, 1], [p, 2]] as const)) {
         setNumThreads(t);
         addon.amxForceAbsent(path !== 'amx');
-        for (const [m, n, k] of shapes) {
-          for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-            const seed = m * 7 + n * 11 + k * 13 + (ta ? 1 : 0) + (tb ? 2 : 0);
-            // Two batches with b shared, as the matmul kernel passes them.
-            const a = randoms(2 * m * k, seed);
-            const b = randoms(k * n, seed + 1).map((v) => v * 3);
-            const bias = (m + n) % 2 === 0 ? randoms(n, seed + 2) : Float32Array.of(0.25);
-            const out = new Float32Array(2 * m * n);
-            const call = () => addon.gemmBf16(a, b, out, Int32Array.of(0, 1), Int32Array.of(0, 0), m, n, k, ta, tb, bias);
-            if (missing !== null) {
-              expect(call).toThrow(new RegExp(`AVX512_BF16; this CPU lacks ${missing}`));
-              return;
-            }
-            call();
-            for (let batch = 0; batch < 2; batch++) {
-              const ref = reference(a.subarray(batch * m * k, (batch + 1) * m * k), b, m, n, k, ta, tb, bias);
-              expectSummationClose(out.subarray(batch * m * n, (batch + 1) * m * n), ref, k, `${path} ${m}x${n}x${k} ta=${ta} tb=${tb} batch ${batch} threads ${t}`);
-            }
+        for (const c of gemmCases(shapes)) {
+          const out = new Float32Array(2 * c.m * c.n);
+          const call = () => addon.gemmBf16(c.a, c.b, out, GEMM_CASE_A, GEMM_CASE_B, c.m, c.n, c.k, c.ta, c.tb, c.bias);
+          if (missing !== null) {
+            expect(call).toThrow(new RegExp(`AVX512_BF16; this CPU lacks ${missing}`));
+            return;
           }
+          call();
+          expectGemmCase(out, c, `${path} threads ${t}`, roundBfloat16);
         }
       }
     } finally {

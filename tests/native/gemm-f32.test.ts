@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadAddon, type NativeAddon } from '../../src/kernels/native/addon.js';
 import { getNumThreads, setNumThreads } from '../../src/kernels/native/index.js';
 import { PACKED_DTYPES } from '../../src/kernels/contract.js';
-import { built, expectSummationClose, gemmReference, packWeights, randoms } from './helpers.js';
+import { built, expectGemmCase, expectSummationClose, GEMM_CASE_A, GEMM_CASE_B, gemmCases, gemmReference, packWeights, randoms } from './helpers.js';
 
 /**
  * The float32 GEMM (native/src/gemm-f32.c) that packed weights' prefill runs on: its product
@@ -29,26 +29,16 @@ describeNative('float32 GEMM (gemm-f32.c) and packed prefill on it', () => {
     const shapes = [[4, 6, 0], [1, 1, 1], [2, 3, 5], [15, 33, 257], [14, 32, 256], [29, 70, 600], [700, 45, 40], [5, 100, 2]] as const;
     for (const t of [1, 2]) {
       setNumThreads(t);
-      for (const [m, n, k] of shapes) {
-        for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-          const seed = m * 7 + n * 11 + k * 13 + (ta ? 1 : 0) + (tb ? 2 : 0);
-          // Two batches sharing b, as matmul's operands pass them.
-          const a = randoms(2 * m * k, seed);
-          const b = randoms(k * n, seed + 1).map((v) => v * 3);
-          const bias = (m + n) % 2 === 0 ? randoms(n, seed + 2) : Float32Array.of(0.25);
-          // NaN where nothing was written: the GEMM must write every entry.
-          const out = new Float32Array(2 * m * n).fill(Number.NaN);
-          const call = () => addon.gemmF32(a, b, out, Int32Array.of(0, 1), Int32Array.of(0, 0), m, n, k, ta, tb, bias);
-          if (!available) {
-            expect(call).toThrow(/float32 GEMM needs AVX-512F and AVX-512BW/);
-            return;
-          }
-          call();
-          for (let batch = 0; batch < 2; batch++) {
-            const ref = gemmReference(a.subarray(batch * m * k, (batch + 1) * m * k), b, m, n, k, ta, tb, bias);
-            expectSummationClose(out.subarray(batch * m * n, (batch + 1) * m * n), ref, k, `${m}x${n}x${k} ta=${ta} tb=${tb} batch ${batch} threads ${t}`);
-          }
+      for (const c of gemmCases(shapes)) {
+        // NaN where nothing was written: the GEMM must write every entry.
+        const out = new Float32Array(2 * c.m * c.n).fill(Number.NaN);
+        const call = () => addon.gemmF32(c.a, c.b, out, GEMM_CASE_A, GEMM_CASE_B, c.m, c.n, c.k, c.ta, c.tb, c.bias);
+        if (!available) {
+          expect(call).toThrow(/float32 GEMM needs AVX-512F and AVX-512BW/);
+          return;
         }
+        call();
+        expectGemmCase(out, c, `threads ${t}`);
       }
     }
   });

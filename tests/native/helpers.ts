@@ -123,6 +123,45 @@ export function expectSummationClose(actual: Float32Array, ref: { out: Float64Ar
   }
 }
 
+/** One GEMM test case: operands as the matmul kernel passes them, two batches of `a` sharing one `b`. */
+export interface GemmCase {
+  m: number;
+  n: number;
+  k: number;
+  ta: boolean;
+  tb: boolean;
+  a: Float32Array;
+  b: Float32Array;
+  /** n values or one. */
+  bias: Float32Array;
+}
+
+/** The batch indices of a {@link GemmCase}: a's two matrices, b's one. */
+export const GEMM_CASE_A = Int32Array.of(0, 1);
+export const GEMM_CASE_B = Int32Array.of(0, 0);
+
+/** A {@link GemmCase} for each [m, n, k] of `shapes` and each pair of transposes. */
+export function* gemmCases(shapes: ReadonlyArray<readonly [number, number, number]>): Generator<GemmCase> {
+  for (const [m, n, k] of shapes) {
+    for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      const seed = m * 7 + n * 11 + k * 13 + (ta ? 1 : 0) + (tb ? 2 : 0);
+      const a = randoms(2 * m * k, seed);
+      const b = randoms(k * n, seed + 1).map((v) => v * 3);
+      const bias = (m + n) % 2 === 0 ? randoms(n, seed + 2) : Float32Array.of(0.25);
+      yield { m, n, k, ta, tb, a, b, bias };
+    }
+  }
+}
+
+/** Each batch of a {@link GemmCase}'s output against {@link gemmReference} (over `round`ed operands). */
+export function expectGemmCase(out: Float32Array, c: GemmCase, what: string, round?: (v: number) => number): void {
+  const { m, n, k, ta, tb, a, b, bias } = c;
+  for (let batch = 0; batch < 2; batch++) {
+    const ref = gemmReference(a.subarray(batch * m * k, (batch + 1) * m * k), b, m, n, k, ta, tb, bias, round);
+    expectSummationClose(out.subarray(batch * m * n, (batch + 1) * m * n), ref, k, `${what} ${m}x${n}x${k} ta=${ta} tb=${tb} batch ${batch}`);
+  }
+}
+
 /**
  * `w` [rows, cols] packed as `dtype` by the addon (`kind` its number; int8 with one scale per
  * row), and the packed values widened back to float32.

@@ -16,7 +16,7 @@ export interface NativeInfo {
 }
 
 /**
- * A GEMM's test entry point over {@link NativeAddon.matmul}'s operands: for each batch i,
+ * A GEMM over {@link NativeAddon.matmul}'s operands (its arguments before the activation): for each batch i,
  * `out_i = op(A[aIdx[i]]) @ op(B[bIdx[i]]) + bias` (no activation), op transposing where
  * `transA`/`transB`; `bias` null, one value, or n values.
  */
@@ -47,22 +47,7 @@ export interface NativeAddon {
    * and `prelu` hold n values (one per output column) or 1. `activation` is an index into
    * {@link ACTIVATIONS}; `alpha` is the leakyrelu slope.
    */
-  matmul(
-    a: Float32Array,
-    b: Float32Array,
-    out: Float32Array,
-    aIdx: Int32Array,
-    bIdx: Int32Array,
-    m: number,
-    n: number,
-    k: number,
-    transA: boolean,
-    transB: boolean,
-    bias: Float32Array | null,
-    activation: number,
-    alpha: number,
-    prelu: Float32Array | null,
-  ): void;
+  matmul(...args: [...operands: Parameters<GemmEntry>, activation: number, alpha: number, prelu: Float32Array | null]): void;
   /** A copy of `array` in memory on 2 MiB pages (native/src/memory.c), or null where none can be had. */
   hugePageCopy(array: Float32Array): Float32Array | null;
   /** Give memory the C allocator holds free back to the system (malloc_trim); whether any was. */
