@@ -11,6 +11,8 @@
  * step (12 layers of QKV, output, gate and up, down projections, then the LM head), each after
  * 15 µs of spinning as the JS between decode kernels takes, timed with the read-ahead off and on,
  * alternated, per weight dtype (`gemv_sequence`, ms of GEMV a step, median of 12 bests of 5).
+ * Then the fused attention kernel of a prefill on the float32 register tiles and through OpenBLAS,
+ * alternated (`attention_kernel`, ms a call).
  * The last line is JSON. Native rows are absent when the addon is not built.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -174,6 +176,55 @@ function gemvSequence(): Record<string, { off: number; on: number }> {
   return results;
 }
 
+/**
+ * The fused attention kernel of a prefill (softmax(q kᵀ) v per head, no projections) on the
+ * float32 register tiles (native/src/attention-f32.c) and through OpenBLAS, alternated: BERT-base's
+ * 8×128 encode layer and a 512-token causal Llama-small layer (12 query heads over 4 kv heads).
+ * ms a call, median of 8 bests of 5 each, and GFLOP/s of the two products (half for causal).
+ */
+function attentionKernel(): Record<string, { blas: number; tiles: number }> {
+  const addon = loadAddon();
+  const results: Record<string, { blas: number; tiles: number }> = {};
+  const cases = [
+    { name: 'bert_base_8x128', batch: 8, len: 128, heads: 12, kvHeads: 12, causal: false },
+    { name: 'llama_small_512_causal', batch: 1, len: 512, heads: 12, kvHeads: 4, causal: true },
+  ];
+  for (const c of cases) {
+    const D = 64;
+    const filled = (n: number, phase: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.61 + phase));
+    const q = filled(c.batch * c.len * c.heads * D, 0);
+    const k = filled(c.batch * c.len * c.kvHeads * D, 1);
+    const v = filled(c.batch * c.len * c.kvHeads * D, 2);
+    const out = new Float32Array(q.length);
+    const dims = Int32Array.of(c.batch, c.len, c.len, c.heads, c.kvHeads, D, 0, 0, c.causal ? 1 : 0);
+    const call = () => addon.attention(q, k, v, null, out, dims, 1 / Math.sqrt(D));
+    const samples: { blas: number[]; tiles: number[] } = { blas: [], tiles: [] };
+    for (let round = 0; round < 8; round++) {
+      for (const mode of ['blas', 'tiles'] as const) {
+        addon.attentionF32ForceAbsent(mode === 'blas');
+        call();
+        let best = Infinity;
+        for (let i = 0; i < 5; i++) {
+          const t0 = performance.now();
+          call();
+          best = Math.min(best, performance.now() - t0);
+        }
+        samples[mode].push(best);
+      }
+    }
+    addon.attentionF32ForceAbsent(false);
+    const median = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1]!;
+    results[c.name] = { blas: median(samples.blas), tiles: median(samples.tiles) };
+    const flops = 4 * c.batch * c.heads * c.len * c.len * D * (c.causal ? 0.5 : 1);
+    const rate = (ms: number) => (flops / ms / 1e6).toFixed(0);
+    const { blas, tiles } = results[c.name]!;
+    console.log(
+      `attention ${`${c.name}, OpenBLAS / tiles`.padEnd(51)} ${blas.toFixed(2).padStart(7)} / ${tiles.toFixed(2)} ms (${rate(blas)} / ${rate(tiles)} GFLOP/s)`,
+    );
+  }
+  return results;
+}
+
 const results: Record<string, unknown> = {
   OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null,
   OPENBLAS_L2_SIZE: process.env.OPENBLAS_L2_SIZE ?? null,
@@ -182,6 +233,7 @@ if (isNativeBuilt()) {
   results.native = await run('native');
   results.packed_prefill = packedPrefill();
   results.gemv_sequence = gemvSequence();
+  results.attention_kernel = attentionKernel();
   // After loading: the addon picks a core type itself when OPENBLAS_CORETYPE was unset.
   const info = nativeInfo();
   results.openblas = { coreName: info.coreName, numThreads: info.numThreads, config: info.config };

@@ -1,4 +1,5 @@
 #include "attention.h"
+#include "attention-f32.h"
 #include "gemm-bf16.h"
 #include "parallel.h"
 #include "simd.h"
@@ -24,6 +25,7 @@ struct attention_args {
   float *out;
   const struct tessera_attention_dims *d;
   int bf16; /* bf16 compute on AMX (attention_head_bf16) for rows > 1 */
+  int tiles; /* float32 register tiles (attention_head_tiles) for rows > 1 */
 };
 
 /* With one query per head (decoding), all query heads sharing a kv head form one matrix. */
@@ -54,22 +56,38 @@ static void rows_times(CBLAS_TRANSPOSE op, int rows, int n, int k, const float *
 
 /*
  * One row of scores in place: scale, add the bias of masked keys (keys at or past `visible`, and
- * padding), then a max-subtracted softmax, with the same float operations as the op-by-op path's
- * Multiply, Add and Softmax kernels.
+ * padding), then a max-subtracted softmax, with the float operations of the op-by-op path's
+ * Multiply, Add and Softmax kernels in three passes: the bias and the max, the exponentials and
+ * their sum, the division.
  */
 TESSERA_CLONES static void softmax_row(float *x, int n, float scale, const float *mask_row, int visible) {
+  float mx = -INFINITY;
   if (mask_row != NULL) {
+#pragma omp simd reduction(max : mx)
     for (int j = 0; j < n; j++) {
       const float s = x[j] * scale;
-      x[j] = (j >= visible || mask_row[j] == 0.0f) ? s + MASKED : s;
+      const float b = (j >= visible || mask_row[j] == 0.0f) ? s + MASKED : s;
+      x[j] = b;
+      mx = b > mx ? b : mx;
     }
   } else {
+#pragma omp simd reduction(max : mx)
     for (int j = 0; j < n; j++) {
       const float s = x[j] * scale;
-      x[j] = j >= visible ? s + MASKED : s;
+      const float b = j >= visible ? s + MASKED : s;
+      x[j] = b;
+      mx = b > mx ? b : mx;
     }
   }
-  tessera_softmax_inplace(x, n);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < n; j++) {
+    const float e = tessera_expf(x[j] - mx);
+    x[j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < n; j++) x[j] *= inv;
 }
 
 /* Keys query row r sees: those up to its position S - Lq + r, or every key without causality. */
@@ -145,6 +163,44 @@ static void attention_head_bf16(const struct tessera_attention_dims *d, const fl
   }
 }
 
+/* Per-thread buffers of the float32 tiles' path (attention_head_tiles). */
+struct tiles_scratch {
+  float *kt;            /* the head's keys transposed, [headDim, ldt] */
+  float *scores;        /* a block's scores, [TESSERA_ATTENTION_ROWS, ldt] */
+  size_t ldt;
+  const float *packed;  /* the K whose keys kt holds: query heads of one kv head share them */
+};
+
+static int tiles_scratch_alloc(struct tiles_scratch *w, const struct tessera_attention_dims *d) {
+  w->ldt = tessera_attention_keys_ld(d->kv_len);
+  w->kt = aligned_alloc(64, sizeof(float) * w->ldt * (size_t)d->head_dim);
+  w->scores = aligned_alloc(64, sizeof(float) * w->ldt * TESSERA_ATTENTION_ROWS);
+  w->packed = NULL;
+  return w->kt != NULL && w->scores != NULL;
+}
+
+/*
+ * One (batch, head) task of a float32 prefill on register tiles: blocks of TESSERA_ATTENTION_ROWS
+ * queries, each scored against the keys up to its last row (as the BLAS path's causal blocks),
+ * with the same softmax, then multiplied by V read in place.
+ */
+static void attention_head_tiles(const struct tessera_attention_dims *d, const float *Q, int ldq, const float *K,
+                                 int ldk, const float *V, int ldv, float *O, const float *mask_row, int first_real,
+                                 struct tiles_scratch *w) {
+  const int D = d->head_dim, Lq = d->q_len;
+  if (w->packed != K) {
+    tessera_attention_pack_keys(K, (size_t)ldk, d->kv_len, D, w->kt, w->ldt);
+    w->packed = K;
+  }
+  for (int r0 = 0; r0 < Lq; r0 += TESSERA_ATTENTION_ROWS) {
+    const int r1 = r0 + TESSERA_ATTENTION_ROWS < Lq ? r0 + TESSERA_ATTENTION_ROWS : Lq;
+    const int n = block_keys(d, first_real, r0, r1);
+    tessera_attention_scores(Q + (size_t)r0 * ldq, (size_t)ldq, r1 - r0, w->kt, w->ldt, D, n, w->scores, w->ldt);
+    for (int r = r0; r < r1; r++) softmax_row(w->scores + (size_t)(r - r0) * w->ldt, n, d->scale, mask_row, visible_keys(d, r));
+    tessera_attention_context(w->scores, w->ldt, r1 - r0, n, V, (size_t)ldv, D, O + (size_t)r0 * ldq, (size_t)ldq);
+  }
+}
+
 /*
  * A task is one (batch, query head) pair, or when decoding one (batch, kv head) pair whose
  * query heads are the rows. Every operand is read in place through BLAS leading dimensions.
@@ -157,11 +213,15 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
   const int per_batch = grouped(d) ? Hkv : H;
   const int rows = grouped(d) ? groups : Lq;
   struct bf16_scratch w = {0};
+  struct tiles_scratch tw = {0};
   const int bf16 = !grouped(d) && a->bf16;
-  float *scores = bf16 ? NULL : malloc(sizeof(float) * (size_t)rows * S);
+  const int tiles = !grouped(d) && !bf16 && a->tiles;
+  float *scores = bf16 || tiles ? NULL : malloc(sizeof(float) * (size_t)rows * S);
   if (bf16) {
     if (!bf16_scratch_alloc(&w, d)) abort();
     tessera_amx_begin();
+  } else if (tiles) {
+    if (!tiles_scratch_alloc(&tw, d)) abort();
   } else if (scores == NULL) {
     abort();
   }
@@ -199,6 +259,10 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
       attention_head_bf16(d, Q, ldq, K, ldk, V, ldv, O, mask_row, first_real, &w);
       continue;
     }
+    if (tiles) {
+      attention_head_tiles(d, Q, ldq, K, ldk, V, ldv, O, mask_row, first_real, &tw);
+      continue;
+    }
     const int block = d->causal ? CAUSAL_BLOCK : rows;
     for (int r0 = 0; r0 < rows; r0 += block) {
       const int r1 = r0 + block < rows ? r0 + block : rows;
@@ -215,6 +279,8 @@ static void attention_tasks(void *ctx, size_t first, size_t last) {
     tessera_amx_end();
     bf16_scratch_free(&w);
   }
+  free(tw.kt);
+  free(tw.scores);
   free(scores);
 }
 
@@ -222,7 +288,8 @@ void tessera_attention(const float *q, const float *k, const float *v, const flo
                        float *out, const struct tessera_attention_dims *d, int threads) {
   const int tasks = task_count(d);
   if (tasks == 0 || d->q_len == 0) return;
-  struct attention_args args = {q, k, v, mask, out, d, tessera_matmul_precision() && tessera_amx_available()};
+  struct attention_args args = {q, k, v, mask, out, d, tessera_matmul_precision() && tessera_amx_available(),
+                                tessera_attention_f32_available() && d->head_dim % 16 == 0};
   /* Below ~1M multiply-adds a thread start costs more than it saves (one decode step over a
    * short cache stays on this thread). */
   const double work = (double)d->batch * d->heads * d->q_len * d->kv_len * d->head_dim;

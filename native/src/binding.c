@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "attention.h"
+#include "attention-f32.h"
 #include "backward.h"
 #include "ffn.h"
 #include "kernels.h"
@@ -367,6 +368,16 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
   if (mask != NULL && mask_len != (size_t)d.batch * d.kv_len)
     FAIL("tessera_native: mask must hold batch*kvLen values");
   tessera_attention(q, k, v, mask, out, &d, openblas_get_num_threads());
+  return NULL;
+}
+
+/* attentionF32ForceAbsent(absent): tests and benchmarks take the BLAS path where a prefill's
+ * attention would run on the float32 tiles (attention-f32.c). */
+static napi_value AttentionF32ForceAbsent(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  bool absent = false;
+  if (napi_get_value_bool(env, argv[0], &absent) != napi_ok) FAIL("tessera_native: attentionF32ForceAbsent takes a boolean");
+  tessera_attention_f32_force_absent(absent);
   return NULL;
 }
 
@@ -750,6 +761,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reduce", NULL, Reduce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attentionF32ForceAbsent", NULL, AttentionF32ForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rotary", NULL, Rotary, NULL, NULL, NULL, napi_enumerable, NULL},
       {"kvAppend", NULL, KvAppend, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -129,6 +129,12 @@ export interface NativeAddon {
     dims: Int32Array,
     scale: number,
   ): void;
+  /**
+   * Tests and benchmarks: run a prefill's float32 attention through OpenBLAS (true) where it would
+   * run on the AVX-512 register tiles of native/src/attention-f32.c (head sizes that are multiples
+   * of 16), or not (false).
+   */
+  attentionF32ForceAbsent(absent: boolean): void;
   /** Rotate-half rotary of `x` [B, L, heads·headDim] into `y`, angles `cos`/`sin` [B, L, rotDim]. */
   rotary(
     x: Float32Array,
