@@ -333,6 +333,18 @@ static napi_value Reduce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* greedyPick(logits, out, cols): out (Int32Array) holds a [token, check] pair per row of width cols. */
+static napi_value GreedyPick(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  F32(0, "logits", 0, x, x_len);
+  I32(1, "out", out, out_len);
+  INT(2, "cols", cols);
+  if (cols == 0 || x_len % cols != 0 || out_len != 2 * (x_len / cols))
+    FAIL("tessera_native: logits must hold whole rows of cols = %d values and out two values per row", cols);
+  tessera_greedy_pick(x, out, x_len / cols, cols);
+  return NULL;
+}
+
 /* attention(q, k, v, mask|null, out, [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout,
  * vLayout, causal, kvCapacity?], scale): kvCapacity (default kvLen) = positions per head block
  * of a head-major k or v. */
@@ -761,6 +773,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reduce", NULL, Reduce, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"greedyPick", NULL, GreedyPick, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionF32ForceAbsent", NULL, AttentionF32ForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rotary", NULL, Rotary, NULL, NULL, NULL, napi_enumerable, NULL},
       {"kvAppend", NULL, KvAppend, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -160,3 +160,36 @@ TESSERA_CLONES void tessera_reduce(int op, const float *x, float *out, size_t ro
     }
   }
 }
+
+/* The first index of a NaN or +Infinity in x[0..n), or -1. */
+static int first_unusable(const float *x, int n) {
+  for (int i = 0; i < n; i++)
+    if (x[i] != x[i] || x[i] == INFINITY) return i;
+  return -1;
+}
+
+TESSERA_CLONES void tessera_greedy_pick(const float *x, int32_t *out, size_t rows, int cols) {
+  for (size_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    /* One vectorised pass for the max and whether anything is NaN or +Infinity; the rare bad row
+     * and the index of the max take a second, short-circuiting one. */
+    float m = -INFINITY;
+    int bad = 0;
+#pragma omp simd reduction(max : m) reduction(| : bad)
+    for (int i = 0; i < cols; i++) {
+      const float v = xr[i];
+      bad |= (v != v) | (v == INFINITY);
+      m = v > m ? v : m;
+    }
+    int32_t token = 0, check = -1;
+    if (bad) {
+      check = first_unusable(xr, cols);
+    } else if (m == -INFINITY) {
+      check = cols; /* every logit -Infinity: nothing can be chosen */
+    } else {
+      while (xr[token] != m) token++; /* the lowest id among equal maxima, as torch.argmax */
+    }
+    out[2 * r] = token;
+    out[2 * r + 1] = check;
+  }
+}

@@ -126,6 +126,13 @@ enum tessera_reduce_op {
 /* out[r] = op over row r (width cols >= 1) of x. */
 void tessera_reduce(int op, const float *x, float *out, size_t rows, int cols);
 
+/*
+ * Greedy decoding's pick per row r of logits x (width cols >= 1): out[2r] = the index of the
+ * largest value (the lowest among equal ones), out[2r + 1] = -1 when a token can be chosen, else
+ * the index of the first NaN or +Infinity, or cols when every value is -Infinity (out[2r] is then 0).
+ */
+void tessera_greedy_pick(const float *x, int32_t *out, size_t rows, int cols);
+
 /* One Mamba mixer's weights and sizes (PyTorch layouts; optional pointers may be NULL). */
 struct tessera_mamba {
   int batch, len, hidden, inner, nstate, rank, kernel;

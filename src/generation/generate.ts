@@ -5,7 +5,8 @@ import { markInputIdsChecked } from '../models/transformer.js';
 import { checkKeys, type KeyList } from '../util/options.js';
 import { GenerationCache } from './cache.js';
 import { NonFiniteLogitsError, StatelessMixerError } from './errors.js';
-import { createPicker, type GreedyStrategy, type SamplingStrategy, type Strategy } from './sampling.js';
+import { greedyPicks, unusableLogit, USABLE } from '../ops/greedy-pick.js';
+import { createPicker, isGreedy, type GreedyStrategy, type SamplingStrategy, type Strategy } from './sampling.js';
 import { yieldToEventLoop } from '../util/next-tick.js';
 
 /** Tokens added per prompt when `maxNewTokens` is not given: HF's GenerationConfig default length. */
@@ -130,6 +131,8 @@ export function* runSteps(
   const pad = options.padTokenId ?? 0;
   const penalty = options.repetitionPenalty ?? 1;
   const eos = new Set(options.eosTokenId === undefined ? [] : [options.eosTokenId].flat());
+  // Greedy picks straight from the logits tensor, in the backend's kernel where it has one.
+  const greedy = isGreedy(options.strategy) && penalty === 1;
   const cache = options.cache ?? new GenerationCache();
   const owned = options.cache === undefined;
   try {
@@ -149,24 +152,30 @@ export function* runSteps(
       ids.push([...new Array<number>(padding).fill(pad), ...p]);
       mask.push([...new Array<number>(padding).fill(0), ...p.map(() => 1)]);
     }
-    let logits = step(lm, cache, ids, mask);
+    let { logits, picks } = step(lm, cache, ids, mask, greedy);
     assertMixersKeepState(lm, cache);
     const out: number[][] = prompts.map(() => []);
     const done = new Array<boolean>(batch).fill(false);
     for (let n = 0; ; n++) {
-      const rows = logits.length / batch;
+      // Row r's logits: read back only where greedy picks did not come with the step, or a check failed.
+      const rowOf = (r: number) => logits!.subarray((r * logits!.length) / batch, ((r + 1) * logits!.length) / batch);
       // Every row is checked before any token of the step is handed out. Greedy would turn NaN
       // logits into token 0 forever; the check is one pass over the values read for picking anyway.
       for (let r = 0; r < batch; r++) {
-        const problem = done[r] ? undefined : unusableLogits(logits.subarray(r * rows, (r + 1) * rows));
-        if (problem !== undefined) throw new NonFiniteLogitsError(n, r, cache.nextPosition[r]! - 1, problem);
+        if (done[r]) continue;
+        const check = picks !== undefined ? picks[2 * r + 1]! : unusableLogit(rowOf(r));
+        if (check !== USABLE) throw new NonFiniteLogitsError(n, r, cache.nextPosition[r]! - 1, describeUnusable(rowOf(r), check));
       }
       const events: TokenEvent[] = [];
       for (let r = 0; r < batch; r++) {
         if (done[r]) continue;
-        let row = logits.subarray(r * rows, (r + 1) * rows);
-        if (penalty !== 1) row = penalize(row, [prompts[r]!, out[r]!], penalty);
-        const token = pick(row);
+        let token: number;
+        if (picks !== undefined) {
+          token = picks[2 * r]!;
+        } else {
+          const row = rowOf(r);
+          token = pick(penalty === 1 ? row : penalize(row, [prompts[r]!, out[r]!], penalty));
+        }
         out[r]!.push(token);
         const ended = endRow?.(r, token) ?? false;
         done[r] = ended || eos.has(token) || endsWithStop(out[r]!, options.stop) || out[r]!.length >= maxNewTokens;
@@ -177,12 +186,13 @@ export function* runSteps(
       yield events;
       if (done.every(Boolean)) return out;
       // Ended rows are fed padding, masked out, so their state stays as it was.
-      logits = step(
+      ({ logits, picks } = step(
         lm,
         cache,
         out.map((o, r) => [done[r] ? pad : o[o.length - 1]!]),
         done.map((d) => [d ? 0 : 1]),
-      );
+        greedy,
+      ));
     }
   } finally {
     if (owned) cache.dispose();
@@ -190,12 +200,14 @@ export function* runSteps(
 }
 
 /**
- * Run `ids` after what `cache` holds and return the last position's logits, [B × vocab] flat.
+ * Run `ids` after what `cache` holds and return the last position's logits, [B × vocab] flat. When
+ * `greedy` and the backend makes the picks ({@link greedyPicks}), those instead, and the logits
+ * only if a row's check failed (the error describes the value).
  * Ids checked here against the vocabulary (in JS: prompts, picked tokens, the pad id) are not read
  * back from their tensor by the forward to be checked again; any other reaches its clear error there.
  * The cache's positions, mask and length change only once the forward went through.
  */
-function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: number[][]): Float32Array {
+function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: number[][], greedy: boolean): { logits?: Float32Array; picks?: Int32Array } {
   const batch = ids.length;
   const length = ids[0]!.length;
   const next = [...cache.nextPosition];
@@ -233,7 +245,9 @@ function step(lm: CausalLM, cache: GenerationCache, ids: number[][], mask: numbe
       // Read the logits outside tidy: tf.tidy would walk a returned typed array element by element.
       const logits = tf.tidy(() => lm.project(hidden.lastHiddenState.slice([0, length - 1, 0], [batch, 1, hiddenSize]) as tf.Tensor3D));
       try {
-        return logits.dataSync() as Float32Array;
+        const picks = greedy ? greedyPicks(logits) : undefined;
+        if (picks !== undefined && picks.every((v, i) => i % 2 === 0 || v === USABLE)) return { picks };
+        return { logits: logits.dataSync() as Float32Array, picks };
       } finally {
         logits.dispose();
       }
@@ -259,18 +273,10 @@ function assertMixersKeepState(lm: CausalLM, cache: GenerationCache): void {
   if (stateless.length > 0) throw new StatelessMixerError(stateless.map((m) => m.path), stateless.map((m) => m.constructor.name));
 }
 
-/**
- * Why no token can be chosen from `logits`, or undefined when one can: NaN or +Infinity anywhere,
- * or every value -Infinity. A -Infinity among finite values only forbids that token.
- */
-function unusableLogits(logits: Float32Array): string | undefined {
-  let usable = false;
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i]!;
-    if (v - v === 0) usable = true; // finite: NaN and ±Infinity give NaN
-    else if (v !== -Infinity) return `${Number.isNaN(v) ? 'NaN' : '+Infinity'} at token ${i}`;
-  }
-  return usable ? undefined : `every logit is -Infinity (${logits.length} tokens)`;
+/** What makes `row` unusable, for the error: `check` as {@link unusableLogit} gives it. */
+function describeUnusable(row: Float32Array, check: number): string {
+  if (check === row.length) return `every logit is -Infinity (${row.length} tokens)`;
+  return `${Number.isNaN(row[check]) ? 'NaN' : '+Infinity'} at token ${check}`;
 }
 
 /** A copy of `logits` with HF's repetition penalty applied to every id in `seen`. */

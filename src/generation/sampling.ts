@@ -25,6 +25,11 @@ export interface SamplingStrategy {
 /** Picks one token id from a row of logits. */
 export type TokenPicker = (logits: Float32Array) => number;
 
+/** Whether `strategy` (undefined: the default) always takes the most likely token. */
+export function isGreedy(strategy: Strategy | undefined): boolean {
+  return strategy === undefined || strategy === 'greedy' || (typeof strategy === 'object' && strategy !== null && strategy.kind === 'greedy');
+}
+
 /** Check a strategy's settings and build its picker (one per generate call, one random stream). */
 export function createPicker(strategy: Strategy = { kind: 'greedy' }): TokenPicker {
   if (strategy === 'greedy') return argMax;

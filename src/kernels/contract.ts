@@ -44,6 +44,13 @@ export const FUSED = {
   gatedFeedForward: 'TesseraGatedFeedForward',
   /** `{ x, up? }`, `{ activation }` → `act(x)` (times `up`). */
   activation: 'TesseraActivation',
+  /**
+   * Greedy decoding's pick: `{ logits: [..., V] }` → int32 `[rows, 2]`, per row of V logits the
+   * index of the largest (the lowest among equal ones, as torch.argmax) and a check: -1 when a
+   * token can be chosen, else the index of the first NaN or +Infinity, or V when every logit is
+   * -Infinity.
+   */
+  greedyPick: 'TesseraGreedyPick',
   /** Attention after the q/k/v projections. */
   attention: 'TesseraAttention',
   /**

@@ -9,14 +9,14 @@ import { IdOutOfRangeError } from '../../src/models/errors.js';
 const config = { model_type: 'llama', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 48, vocab_size: 64 };
 
 describe('a decode step', () => {
-  it('reads back only the logits, not the ids it checked itself; ids from elsewhere still get the clear error', () => {
+  it('reads back only the logits (or the greedy picks where the backend makes them), not the ids it checked itself; ids from elsewhere still get the clear error', () => {
     const lm = AutoCausalLM.fromConfig(config) as CausalLM;
     const cache = new GenerationCache();
     lm.generate([[1, 2, 3]], { maxNewTokens: 1, cache });
     const reads = vi.spyOn(tf.Tensor.prototype, 'dataSync');
     try {
       lm.generate([[4]], { maxNewTokens: 3, cache });
-      expect(reads).toHaveBeenCalledTimes(3); // the logits of each step
+      expect(reads).toHaveBeenCalledTimes(3); // the logits, or the greedy picks, of each step
     } finally {
       reads.mockRestore();
     }

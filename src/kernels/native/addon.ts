@@ -113,6 +113,8 @@ export interface NativeAddon {
   softmax(x: Float32Array, out: Float32Array, cols: number): void;
   /** One value per row of width `cols`: `op` 0 sum, 1 mean, 2 max, 3 min. */
   reduce(op: number, x: Float32Array, out: Float32Array, cols: number): void;
+  /** FUSED.greedyPick over rows of `cols` logits: a [token, check] pair per row into `out`. */
+  greedyPick(logits: Float32Array, out: Int32Array, cols: number): void;
   /**
    * Fused attention into `out` [B, Lq, H·headDim] from token-major `q`; `dims` =
    * [batch, qLen, kvLen, heads, kvHeads, headDim, kLayout, vLayout, causal, kvCapacity?] with layouts

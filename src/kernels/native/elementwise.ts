@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
+import { FUSED, requireFloat32 } from '../contract.js';
 import { BINARY_OPS, UNARY_OPS, type NativeAddon } from './addon.js';
 import { allocate, broadcastStrides, cpuKernel, kernelConfigs, stridesOf, values, type Backend, type KernelArgs } from './kernel-utils.js';
 
@@ -135,6 +136,21 @@ function reduceKernel(addon: NativeAddon, name: string, op: number, axisAttr: st
   }) as unknown as KernelFunc;
 }
 
+/** FUSED.greedyPick: `{ logits: [..., V] }` → int32 [rows, 2] (src/kernels/contract.ts). */
+function greedyPickKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend }: KernelArgs) => {
+    const { logits } = inputs as { logits?: TensorInfo };
+    if (logits === undefined) throw new Error(`${FUSED.greedyPick}: input 'logits' is missing`);
+    requireFloat32(FUSED.greedyPick, { logits });
+    const cols = logits.shape[logits.shape.length - 1] ?? 0;
+    if (logits.shape.length === 0 || cols === 0) throw new Error(`${FUSED.greedyPick}: logits must be [..., vocabulary] with a vocabulary of at least one token, got [${logits.shape}]`);
+    const rows = tf.util.sizeFromShape(logits.shape) / cols;
+    const out = new Int32Array(2 * rows);
+    if (rows > 0) addon.greedyPick(values(backend as Backend, logits), out, cols);
+    return backend.makeTensorInfo([rows, 2], 'int32', out);
+  }) as unknown as KernelFunc;
+}
+
 /** Native replacements for cpu kernels that dominate transformer inference time on cpu. */
 export function elementwiseKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return kernelConfigs(backendName, [
@@ -146,5 +162,6 @@ export function elementwiseKernels(addon: NativeAddon, backendName: string): Ker
     [tf.Mean, reduceKernel(addon, tf.Mean, 1, 'axis')],
     [tf.Max, reduceKernel(addon, tf.Max, 2, 'reductionIndices')],
     [tf.Min, reduceKernel(addon, tf.Min, 3, 'axis')],
+    [FUSED.greedyPick, greedyPickKernel(addon)],
   ]);
 }
