@@ -56,7 +56,9 @@ export const FUSED = {
   /**
    * FUSED.attention followed by the output projection and the residual: its inputs and attrs plus
    * `outWeight [H, heads·D]`, optional `outBias [H]` and `residual [B, L, H]` → FUSED.linear of its
-   * context (the same values), then its caches as FUSED.attention returns them.
+   * context (the same values), then its caches as FUSED.attention returns them. In place of q, k
+   * and v it may take `x [B, L, in]` with `qWeight`, `kWeight`, `vWeight` (optional `qBias`,
+   * `kBias`, `vBias`, and `normWeight [in]` with attr `normEpsilon`): FUSED.linears of x makes them.
    */
   attentionProjected: 'TesseraAttentionProjected',
   /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { attention, ATTENTION_TAPS, type KeyValueCache } from '../ops/attention.js';
-import { linears, type PreNorm } from '../ops/linear.js';
+import { attention, attentionOf, ATTENTION_TAPS, type AttentionCall, type KeyValueCache } from '../ops/attention.js';
+import type { PreNorm } from '../ops/linear.js';
 import { memoOf, type ForwardContext } from './context.js';
 import { Linear } from './linear.js';
 import { Layer } from './module.js';
@@ -85,9 +85,8 @@ export class Attention extends Layer {
       const [batch, length] = x.shape as [number, number, number];
       const { numHeads, numKvHeads, causal } = this.options;
       const projections = [this.query, this.key, this.value];
-      // [B, L, heads·headDim], [B, L, kvHeads·headDim] twice; one kernel unless a hook watches one.
-      const [q, k, v] = (this.projectionsHooked() ? projections.map((p) => p.call(x, ctx)) : linears(x, projections, preNorm)) as tf.Tensor3D[];
-      const { context, cache } = attention(q, k, v, { numHeads, numKvHeads, headDim: this.headDim, causal }, {
+      const heads = { numHeads, numKvHeads, headDim: this.headDim, causal };
+      const call: AttentionCall = {
         mask: ctx.attentionMask,
         rotary: this.rotary?.tables(ctx, batch, length),
         cache: ctx.cache === undefined ? undefined : { past: ctx.cache.get(this) as KeyValueCache | undefined },
@@ -95,7 +94,12 @@ export class Attention extends Layer {
         memo: memoOf(ctx),
         // Nothing watches the output projection: the op applies it (in the attention kernel where it can).
         output: this.output.hasHooks() ? undefined : { weight: this.output.weight, bias: this.output.bias, residual },
-      });
+      };
+      // q [B, L, heads·headDim], k and v [B, L, kvHeads·headDim]: made inside the attention's own
+      // kernel call where the backend fuses it, each by its module where a hook watches one.
+      const { context, cache } = this.projectionsHooked()
+        ? attention(...(projections.map((p) => p.call(x, ctx)) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D]), heads, call)
+        : attentionOf(x as tf.Tensor3D, projections, preNorm, heads, call);
       if (cache !== undefined) ctx.cache!.set(this, { key: cache.key, value: cache.value });
       if (!this.output.hasHooks()) return context; // [B, L, H]
       return residual === undefined ? this.output.call(context, ctx) : this.output.callAdding(residual, context, ctx);

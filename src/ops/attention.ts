@@ -3,7 +3,7 @@ import '../tf-chained.js';
 import { FUSED } from '../kernels/contract.js';
 import { batchedMatMul } from './batched-matmul.js';
 import { canFuse, recordingGradients, runFused, runFusedOutputs } from './dispatch.js';
-import { linear } from './linear.js';
+import { linear, linears, type LinearWeights, type PreNorm } from './linear.js';
 import type { Memo } from './memo.js';
 import { applyRotary, fusedRotary, type RotaryTables } from './rotary.js';
 
@@ -122,6 +122,29 @@ export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads:
     throw error;
   } finally {
     result.context.dispose();
+  }
+}
+
+/**
+ * {@link attention} of `x`'s query, key and value projections (`maps`, in that order; of
+ * RMSNorm(x) with `preNorm`). Where the backend fuses the whole sublayer (an output projection
+ * given, no tap, no gradients recorded), the projections run inside the attention kernel's call
+ * (FUSED.attentionProjected with `x`), so a decode step makes one engine dispatch per attention
+ * sublayer instead of two; otherwise {@link linears}, then {@link attention}.
+ */
+export function attentionOf(x: tf.Tensor3D, maps: readonly LinearWeights[], preNorm: PreNorm | undefined, heads: AttentionHeads, call: AttentionCall): AttentionResult {
+  const { output } = call;
+  if (output !== undefined && maps.length === 3 && call.tap === undefined && !recordingGradients() && canFuse(FUSED.linears) && canFuse(FUSED.attention) && canFuse(FUSED.attentionProjected)) {
+    const past = call.cache?.past;
+    if (call.mask !== undefined) checkMask(call.mask, x.shape[0], (past === undefined ? 0 : keyValueLength(past)) + x.shape[1]);
+    const projections = { x, maps: maps as [LinearWeights, LinearWeights, LinearWeights], preNorm };
+    return fusedAttention({ projections, rotary: call.rotary, cache: call.cache, mask: call.mask, output }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
+  }
+  const [q, k, v] = linears(x, maps, preNorm) as tf.Tensor3D[];
+  try {
+    return attention(q!, k!, v!, heads, call);
+  } finally {
+    tf.dispose([q!, k!, v!]);
   }
 }
 
@@ -253,19 +276,38 @@ function checkMask(mask: tf.Tensor2D, batch: number, keyLength: number): void {
   }
 }
 
-/** The fused kernel's inputs: the projections, and what {@link AttentionCall} gives it. */
-export interface FusedAttentionInputs extends Pick<AttentionCall, 'mask' | 'rotary' | 'cache' | 'output'> {
-  q: tf.Tensor3D;
-  k: tf.Tensor3D;
-  v: tf.Tensor3D;
-}
+/**
+ * The fused kernel's inputs: the projections q, k and v, or (with an output projection) the
+ * `projections` to make them of, and what {@link AttentionCall} gives it.
+ */
+export type FusedAttentionInputs = Pick<AttentionCall, 'mask' | 'rotary' | 'cache' | 'output'> &
+  (
+    | { q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; projections?: undefined }
+    | { projections: { x: tf.Tensor3D; maps: readonly [LinearWeights, LinearWeights, LinearWeights]; preNorm?: PreNorm }; q?: undefined }
+  );
 
 /**
  * One call of the backend's attention kernel, with no decision: {@link attention} decides when it
  * may run; tests call this to reach the kernel's own input checks.
  */
-export function fusedAttention({ q, k, v, rotary, cache, mask, output }: FusedAttentionInputs, options: AttentionHeads & { scale: number }): AttentionResult {
-  const tensors: tf.NamedTensorMap = { q, k, v };
+export function fusedAttention(inputs: FusedAttentionInputs, options: AttentionHeads & { scale: number }): AttentionResult {
+  const { rotary, cache, mask, output } = inputs;
+  const tensors: tf.NamedTensorMap = {};
+  let normEpsilon: number | undefined;
+  if (inputs.projections === undefined) {
+    Object.assign(tensors, { q: inputs.q, k: inputs.k, v: inputs.v });
+  } else {
+    const { x, maps, preNorm } = inputs.projections;
+    tensors.x = x;
+    (['q', 'k', 'v'] as const).forEach((name, j) => {
+      tensors[`${name}Weight`] = maps[j]!.weight;
+      if (maps[j]!.bias !== undefined) tensors[`${name}Bias`] = maps[j]!.bias!;
+    });
+    if (preNorm !== undefined) {
+      tensors.normWeight = preNorm.weight;
+      normEpsilon = preNorm.eps;
+    }
+  }
   if (output !== undefined) {
     tensors.outWeight = output.weight;
     if (output.bias !== undefined) tensors.outBias = output.bias;
@@ -276,12 +318,12 @@ export function fusedAttention({ q, k, v, rotary, cache, mask, output }: FusedAt
   const pastLength = past === undefined ? 0 : keyValueLength(past);
   if (past !== undefined) Object.assign(tensors, { pastKey: past.key, pastValue: past.value });
   if (mask !== undefined) tensors.mask = mask;
-  const attrs = { ...options, returnCache: cache !== undefined, pastLength, growable: growableCaches };
+  const attrs = { ...options, returnCache: cache !== undefined, pastLength, growable: growableCaches, ...(normEpsilon !== undefined && { normEpsilon }) };
   const kernel = output === undefined ? FUSED.attention : FUSED.attentionProjected;
   const out = tf.engine().runKernel(kernel, tensors, attrs as unknown as tf.NamedAttrMap);
   if (cache === undefined) return { context: (Array.isArray(out) ? out[0] : out) as tf.Tensor3D };
   const [context, key, value] = out as tf.Tensor[];
-  const held = pastLength + q.shape[1];
+  const held = pastLength + (inputs.q ?? inputs.projections.x).shape[1];
   if (key!.shape[2] !== held) {
     heldPositions.set(key!, held);
     heldPositions.set(value!, held);

@@ -5,6 +5,7 @@ import { Attention, type AttentionOptions } from '../../src/layers/attention.js'
 import { createContext, releaseContext, type ForwardContext } from '../../src/layers/context.js';
 import { FUSED } from '../../src/kernels/contract.js';
 import { fusedAttention, keyValueLength, type KeyValueCache } from '../../src/ops/attention.js';
+import { linears } from '../../src/ops/linear.js';
 import { canFuse } from '../../src/ops/dispatch.js';
 import { disposeSnapshot, GenerationCache } from '../../src/generation/cache.js';
 import { registerGradients } from '../../src/training/gradients.js';
@@ -295,5 +296,41 @@ describe.skipIf(!built)('fused attention (native)', () => {
     expect(context.shape).toEqual([1, 2, 6]);
     expect(cache!.key.shape[2]).toBeGreaterThanOrEqual(2);
     tf.dispose([q, weight, wrong, context, cache!.key, cache!.value]);
+  });
+
+  it('makes q, k and v inside its call from x and their weights (pre-norm too): the values of the projections run first, and nothing is left on errors', () => {
+    const x = tf.tensor3d(randoms(2 * 3 * 8, 21), [2, 3, 8]);
+    const [wq, wk, wv] = [22, 23, 24].map((seed) => tf.tensor2d(randoms(8 * 8, seed), [8, 8]));
+    const [bq, bk, bv] = [25, 26, 27].map((seed) => tf.tensor1d(randoms(8, seed)));
+    const norm = { weight: tf.tensor1d(randoms(8, 28)), eps: 1e-5 };
+    const out = { weight: tf.tensor2d(randoms(6 * 8, 29), [6, 8]) };
+    const maps = [
+      { weight: wq!, bias: bq },
+      { weight: wk!, bias: bk },
+      { weight: wv!, bias: bv },
+    ] as const;
+    const opts = { numHeads: 2, numKvHeads: 2, headDim: 4, causal: true, scale: 0.5 };
+    for (const preNorm of [undefined, norm]) {
+      const [q, k, v] = linears(x, maps, preNorm) as tf.Tensor3D[];
+      const expected = fusedAttention({ q: q!, k: k!, v: v!, output: out }, opts).context;
+      const made = fusedAttention({ projections: { x, maps, preNorm }, output: out }, opts).context;
+      expectClose(made.dataSync(), expected.dataSync(), 1e-6);
+      tf.dispose([q!, k!, v!, expected, made]);
+    }
+    const dataIds = tf.engine().backend.numDataIds();
+    const tensors = tf.memory().numTensors;
+    const wrong = tf.zeros([2, 3, 5]);
+    expect(() => fusedAttention({ projections: { x, maps }, output: { ...out, residual: wrong } }, opts)).toThrow(/TesseraLinear: input 'residual' must have shape \[2,3,6\]/);
+    expect(() => fusedAttention({ projections: { x, maps }, mask: tf.ones([2, 4]) as tf.Tensor2D, output: out }, opts)).toThrow(/TesseraAttention: input 'mask' must have shape \[2,3\]/);
+    const attrs = { ...opts, returnCache: false };
+    expect(() => tf.engine().runKernel('TesseraAttentionProjected', { x, qWeight: wq!, kWeight: wk!, outWeight: out.weight }, attrs)).toThrow(
+      /TesseraAttentionProjected: with input 'x', inputs 'qWeight', 'kWeight' and 'vWeight' are required/,
+    );
+    expect(() => tf.engine().runKernel('TesseraAttentionProjected', { x, q: x, qWeight: wq!, kWeight: wk!, vWeight: wv!, outWeight: out.weight }, attrs)).toThrow(
+      /TesseraAttentionProjected: give q, k and v, or x and their weights, not both/,
+    );
+    expect(tf.engine().backend.numDataIds()).toBe(dataIds + 2); // the wrong residual and the mask
+    expect(tf.memory().numTensors).toBe(tensors + 2);
+    tf.dispose([x, wq!, wk!, wv!, bq!, bk!, bv!, norm.weight, out.weight, wrong]);
   });
 });

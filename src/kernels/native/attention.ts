@@ -183,20 +183,50 @@ function attentionBackwardKernel(addon: NativeAddon): KernelFunc {
 function attentionProjectedKernel(backendName: string): KernelFunc {
   const kernel = FUSED.attentionProjected;
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { outWeight, outBias, residual, ...attentionInputs } = inputs;
+    const { outWeight, outBias, residual, x, qWeight, kWeight, vWeight, qBias, kBias, vBias, normWeight, ...attentionInputs } = inputs;
     if (outWeight === undefined) throw new Error(`${kernel}: input 'outWeight' is missing`);
-    const outputs = registeredKernel(kernel, FUSED.attention, backendName)({ inputs: attentionInputs, backend, attrs });
-    const [context, ...caches] = Array.isArray(outputs) ? outputs : [outputs];
+    const made = x === undefined ? [] : projections(kernel, backendName, backend, attrs, { x, qWeight, kWeight, vWeight, qBias, kBias, vBias, normWeight }, attentionInputs);
     try {
-      const projected = registeredProjection(kernel, backendName, backend, { x: context!, weight: outWeight, bias: outBias, residual });
-      return caches.length === 0 ? projected : [projected, ...caches];
-    } catch (error) {
-      for (const c of caches) backend.disposeData(c!.dataId);
-      throw error;
+      if (made.length > 0) [attentionInputs.q, attentionInputs.k, attentionInputs.v] = made;
+      const outputs = registeredKernel(kernel, FUSED.attention, backendName)({ inputs: attentionInputs, backend, attrs });
+      const [context, ...caches] = Array.isArray(outputs) ? outputs : [outputs];
+      try {
+        const projected = registeredProjection(kernel, backendName, backend, { x: context!, weight: outWeight, bias: outBias, residual });
+        return caches.length === 0 ? projected : [projected, ...caches];
+      } catch (error) {
+        for (const c of caches) backend.disposeData(c!.dataId);
+        throw error;
+      } finally {
+        backend.disposeData(context!.dataId);
+      }
     } finally {
-      backend.disposeData(context!.dataId);
+      for (const t of made) backend.disposeData(t.dataId);
     }
   }) as unknown as KernelFunc;
+}
+
+/**
+ * FUSED.attentionProjected's q, k and v when it is given `x` and their weights: FUSED.linears of
+ * x (of RMSNorm(x) with `normWeight`, attr `normEpsilon`), as the projections' own kernel makes them.
+ */
+function projections(
+  kernel: string,
+  backendName: string,
+  backend: KernelArgs['backend'],
+  attrs: KernelArgs['attrs'],
+  given: Record<'x' | 'qWeight' | 'kWeight' | 'vWeight' | 'qBias' | 'kBias' | 'vBias' | 'normWeight', TensorInfo | undefined>,
+  attentionInputs: Record<string, TensorInfo | undefined>,
+): TensorInfo[] {
+  const { x, qWeight, kWeight, vWeight, qBias, kBias, vBias, normWeight } = given;
+  if (qWeight === undefined || kWeight === undefined || vWeight === undefined) throw new Error(`${kernel}: with input 'x', inputs 'qWeight', 'kWeight' and 'vWeight' are required`);
+  if (attentionInputs.q !== undefined || attentionInputs.k !== undefined || attentionInputs.v !== undefined) throw new Error(`${kernel}: give q, k and v, or x and their weights, not both`);
+  const inputs: Record<string, TensorInfo> = { x: x!, weight0: qWeight, weight1: kWeight, weight2: vWeight };
+  if (qBias !== undefined) inputs.bias0 = qBias;
+  if (kBias !== undefined) inputs.bias1 = kBias;
+  if (vBias !== undefined) inputs.bias2 = vBias;
+  if (normWeight !== undefined) inputs.normWeight = normWeight;
+  const normEpsilon = attrs?.normEpsilon;
+  return registeredKernel(kernel, FUSED.linears, backendName)({ inputs, backend, attrs: normEpsilon === undefined ? {} : { normEpsilon } }) as TensorInfo[];
 }
 
 /** The fused attention kernels and the attention gradient's kernel, for the native backend's registration. */
