@@ -1,6 +1,6 @@
 /*
  * Float32 register tiles for a prefill's attention (see attention-f32.h). Both products keep an
- * 8 x 32 block of the result in 16 zmm accumulators: per step of the inner index, two vectors of
+ * 8 x 32 block of the result in 16 zmm accumulators (tile_8x32): per step of the inner index, two vectors of
  * the right operand (32 packed keys, or 32 columns of a value row) and one broadcast value of the
  * left operand per row. Rows past `rows` repeat the last row's operand and are not stored, so a
  * short block costs a full one and needs no other code.
@@ -103,23 +103,26 @@ AVX512 static int pack_keys_avx512(const float *k, size_t ldk, int keys, int hea
     FMA_ROW(4, a[4][at]); FMA_ROW(5, a[5][at]); FMA_ROW(6, a[6][at]); FMA_ROW(7, a[7][at]);     \
   } while (0)
 
+/* c[i][0..32) = Σ_{t < depth} a[i][t] · b[t * ldb + 0..32) for the rows a[i], stored for i < rows. */
+AVX512 static inline void tile_8x32(const float *a[R], const float *b, size_t ldb, int depth, int rows, float *c,
+                                    size_t ldc) {
+  __m512 acc[2 * R];
+  for (int i = 0; i < 2 * R; i++) acc[i] = _mm512_setzero_ps();
+  for (int t = 0; t < depth; t++, b += ldb) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    FMA_ROWS(a, t);
+  }
+  for (int i = 0; i < rows; i++) {
+    _mm512_storeu_ps(c + (size_t)i * ldc, acc[2 * i]);
+    _mm512_storeu_ps(c + (size_t)i * ldc + 16, acc[2 * i + 1]);
+  }
+}
+
 AVX512 static void scores_avx512(const float *q, size_t ldq, int rows, const float *kt, size_t ldt, int head_dim,
                                  int n, float *s, size_t lds) {
   const float *qr[R];
   for (int i = 0; i < R; i++) qr[i] = ROW_PTR(q, ldq, i, rows);
-  for (int j = 0; j < n; j += 32) {
-    __m512 acc[2 * R];
-    for (int a = 0; a < 2 * R; a++) acc[a] = _mm512_setzero_ps();
-    const float *kp = kt + j;
-    for (int p = 0; p < head_dim; p++, kp += ldt) {
-      const __m512 b0 = _mm512_load_ps(kp), b1 = _mm512_load_ps(kp + 16);
-      FMA_ROWS(qr, p);
-    }
-    for (int i = 0; i < rows; i++) {
-      _mm512_store_ps(s + (size_t)i * lds + j, acc[2 * i]);
-      _mm512_store_ps(s + (size_t)i * lds + j + 16, acc[2 * i + 1]);
-    }
-  }
+  for (int j = 0; j < n; j += 32) tile_8x32(qr, kt + j, ldt, head_dim, rows, s + j, lds);
 }
 
 AVX512 static void context_avx512(const float *p, size_t ldp, int rows, int n, const float *v, size_t ldv,
@@ -127,19 +130,7 @@ AVX512 static void context_avx512(const float *p, size_t ldp, int rows, int n, c
   const float *pr[R];
   for (int i = 0; i < R; i++) pr[i] = ROW_PTR(p, ldp, i, rows);
   int c = 0;
-  for (; c + 32 <= head_dim; c += 32) {
-    __m512 acc[2 * R];
-    for (int a = 0; a < 2 * R; a++) acc[a] = _mm512_setzero_ps();
-    const float *vp = v + c;
-    for (int j = 0; j < n; j++, vp += ldv) {
-      const __m512 b0 = _mm512_loadu_ps(vp), b1 = _mm512_loadu_ps(vp + 16);
-      FMA_ROWS(pr, j);
-    }
-    for (int i = 0; i < rows; i++) {
-      _mm512_storeu_ps(o + (size_t)i * ldo + c, acc[2 * i]);
-      _mm512_storeu_ps(o + (size_t)i * ldo + c + 16, acc[2 * i + 1]);
-    }
-  }
+  for (; c + 32 <= head_dim; c += 32) tile_8x32(pr, v + c, ldv, n, rows, o + c, ldo);
   if (c < head_dim) { /* the last 16 columns: head_dim is a multiple of 16 */
     __m512 acc[R];
     for (int a = 0; a < R; a++) acc[a] = _mm512_setzero_ps();

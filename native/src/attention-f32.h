@@ -26,8 +26,8 @@ void tessera_attention_pack_keys(const float *k, size_t ldk, int keys, int head_
 
 /*
  * s[i * lds + j] = q[i * ldq + ·] · kt[·, j] for rows i < rows (<= TESSERA_ATTENTION_ROWS) and
- * keys j < n rounded up to 32 (kt from tessera_attention_pack_keys, lds >= that, s 64-byte
- * aligned with lds a multiple of 16). head_dim a multiple of 16.
+ * keys j < n rounded up to 32 (kt from tessera_attention_pack_keys, lds >= that). head_dim a
+ * multiple of 16.
  */
 void tessera_attention_scores(const float *q, size_t ldq, int rows, const float *kt, size_t ldt, int head_dim, int n,
                               float *s, size_t lds);
