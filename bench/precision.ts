@@ -1,7 +1,7 @@
 /**
  * The precision part of `npm run bench` (`--only=precision`): Llama-small and Mamba-130m with
  * their linear weights held as bfloat16, float16 and int8 (docs/precision.md), beside float32 in
- * the same run, since the shared machine's speed drifts between runs. Keys: decode and prefill
+ * the same run and in turns (round by round), since the shared machine's speed drifts. Keys: decode and prefill
  * tok/s per dtype, the ratio to float32, `decode_streaming_fraction_<dtype>` (weight bytes read
  * per second in decode over the streaming matvec rate measured at the start of the run) and
  * `llama_small_rss_mb_<dtype>` (resident memory of a process holding a loaded Llama-small, each
@@ -38,35 +38,46 @@ function decodeBytes(lm: CausalLM): number {
   return bytes + (lm.tiedEmbeddings ? tensorBytes(embedding) : 0);
 }
 
-/** Prefill and decode speed of `config` with its linear weights as `dtype`. */
-function measure(config: Record<string, unknown>, dtype: WeightDtype, options: PrecisionBenchOptions, withPrefill: boolean) {
-  const lm = AutoCausalLM.fromConfig(config, { seed: 1, dtype });
+interface Speed {
+  prefillTokS: number;
+  decodeTokS: number;
+  bytesPerSecond: number;
+}
+
+/**
+ * Prefill and decode speed of `config` with its linear weights as each of `dtypes`. Every dtype's
+ * model is built first, then the rounds take them in turn, best
+ * of 3 each (as bench/llama-cpp-peer.ts times llama.cpp: best of 3 prefills, 5 decodes): on this
+ * shared 2-core machine the speed drifts over minutes, and measuring the dtypes one after the
+ * other put that drift into their ratios.
+ */
+function measureDtypes(config: Record<string, unknown>, dtypes: readonly WeightDtype[], options: PrecisionBenchOptions): Map<WeightDtype, Speed> {
   const p = prompt(options.prefill, config.vocab_size as number);
-  lm.generate([p.slice(0, 8)], { maxNewTokens: 2 }); // warm up
-  // Best of 3 each, as bench/llama-cpp-peer.ts times llama.cpp (best of 3 prefills, 5 decodes):
-  // on the shared 2-core machine any other activity slows a single run.
-  let prefillTokS: number | undefined;
-  if (withPrefill) {
-    let best = Infinity;
+  const models = dtypes.map((dtype) => ({ dtype, lm: AutoCausalLM.fromConfig(config, { seed: 1, dtype }), prefill: Infinity, perToken: Infinity }));
+  try {
+    for (const { lm } of models) lm.generate([p.slice(0, 8)], { maxNewTokens: 2 }); // warm up
     for (let round = 0; round < 3; round++) {
-      const t0 = performance.now();
-      lm.generate([p], { maxNewTokens: 1 });
-      best = Math.min(best, (performance.now() - t0) / 1000);
+      for (const m of models) {
+        const start = performance.now();
+        m.lm.generate([p], { maxNewTokens: 1 });
+        m.prefill = Math.min(m.prefill, (performance.now() - start) / 1000);
+        const cache = new GenerationCache();
+        m.lm.generate([p.slice(0, 16)], { maxNewTokens: 1, cache });
+        const t0 = performance.now();
+        m.lm.generate([[p[0]!]], { maxNewTokens: options.newTokens, cache });
+        m.perToken = Math.min(m.perToken, (performance.now() - t0) / 1000 / options.newTokens);
+        cache.dispose();
+      }
     }
-    prefillTokS = options.prefill / best;
+    return new Map(
+      models.map(({ dtype, lm, prefill, perToken }) => [
+        dtype,
+        { prefillTokS: options.prefill / prefill, decodeTokS: 1 / perToken, bytesPerSecond: decodeBytes(lm) / perToken },
+      ]),
+    );
+  } finally {
+    for (const { lm } of models) lm.dispose();
   }
-  let perToken = Infinity;
-  for (let round = 0; round < 3; round++) {
-    const cache = new GenerationCache();
-    lm.generate([p.slice(0, 16)], { maxNewTokens: 1, cache });
-    const t0 = performance.now();
-    lm.generate([[p[0]!]], { maxNewTokens: options.newTokens, cache });
-    perToken = Math.min(perToken, (performance.now() - t0) / 1000 / options.newTokens);
-    cache.dispose();
-  }
-  const bytes = decodeBytes(lm);
-  lm.dispose();
-  return { prefillTokS, decodeTokS: 1 / perToken, bytesPerSecond: bytes / perToken };
 }
 
 /** Resident memory (MB) of a child process holding a Llama-small of `dtype`, and of the same process before building it. */
@@ -99,22 +110,21 @@ export async function runPrecisionBench(options: PrecisionBenchOptions): Promise
   for (const [key, config, dtypes] of runs) {
     let fp32Decode = 0;
     let fp32Prefill = 0;
+    const speeds = measureDtypes(config, dtypes, options);
     for (const dtype of dtypes) {
       const short = DTYPE_KEY[dtype];
-      const { prefillTokS, decodeTokS, bytesPerSecond } = measure(config, dtype, options, key === 'llama_small' || dtype !== 'int8');
+      const { prefillTokS, decodeTokS, bytesPerSecond } = speeds.get(dtype)!;
       result[`${key}_decode_${short}_tok_s`] = decodeTokS;
       row(`${key} decode ${dtype}`, decodeTokS, 'tok/s');
-      if (prefillTokS !== undefined) {
-        result[`${key}_prefill${options.prefill}_${short}_tok_s`] = prefillTokS;
-        row(`${key} prefill ${options.prefill} ${dtype}`, prefillTokS, 'tok/s');
-      }
+      result[`${key}_prefill${options.prefill}_${short}_tok_s`] = prefillTokS;
+      row(`${key} prefill ${options.prefill} ${dtype}`, prefillTokS, 'tok/s');
       if (dtype === 'float32') {
         fp32Decode = decodeTokS;
-        fp32Prefill = prefillTokS ?? 0;
+        fp32Prefill = prefillTokS;
       } else {
         result[`${key}_decode_${short}_vs_fp32`] = decodeTokS / fp32Decode;
         row(`  decode vs float32`, decodeTokS / fp32Decode, '×');
-        if (prefillTokS !== undefined && fp32Prefill > 0) result[`${key}_prefill_${short}_vs_fp32`] = prefillTokS / fp32Prefill;
+        result[`${key}_prefill_${short}_vs_fp32`] = prefillTokS / fp32Prefill;
       }
       row('  weight GB/s read in decode', bytesPerSecond / 1e9, 'GB/s');
       streaming.set(dtype, [...(streaming.get(dtype) ?? []), bytesPerSecond]);

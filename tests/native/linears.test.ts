@@ -48,7 +48,7 @@ describe.runIf(built)('several linear maps of one x in one kernel (native)', () 
     });
   }
 
-  it('attention projects q, k and v in one kernel, and through each layer while a hook watches one', async () => {
+  it('attention projects q, k and v inside its one kernel call, and through each layer while a hook watches one', async () => {
     const attention = new Attention({ hiddenSize: 64, numHeads: 4, numKvHeads: 2, qkvBias: true, outputBias: false, causal: true });
     attention.namedParameters().forEach(([, p], i) => p.assign(tf.tensor(randoms(p.size, 60 + i), p.shape).mul(0.2)));
     const x = tf.tensor3d(randoms(3 * 64, 5), [1, 3, 64]);
@@ -61,12 +61,14 @@ describe.runIf(built)('several linear maps of one x in one kernel (native)', () 
       return { y, kernels: profile.kernels.map((k) => k.name) };
     };
     const fused = await run();
-    expect(fused.kernels.filter((k) => k === 'TesseraLinears')).toHaveLength(1);
+    // The projections, the attention and the output projection: one engine dispatch.
+    expect(fused.kernels).toEqual(['TesseraAttentionProjected']);
     let keys: number[] | undefined;
     const handle = attention.key.attachHook('', 'post', (k) => void (keys = k.shape));
     const hooked = await run();
     handle.remove();
     expect(keys).toEqual([1, 3, 32]);
+    expect(hooked.kernels.filter((k) => k === 'TesseraLinear')).toHaveLength(3);
     expect(hooked.kernels).not.toContain('TesseraLinears');
     expect(Array.from(hooked.y)).toEqual(Array.from(fused.y));
     x.dispose();
