@@ -65,8 +65,13 @@ export function sample(logits: Float32Array, temperature: number, topK: number |
   // Candidates by decreasing logit (ties by id); the top-k cut first, as HF applies its warpers.
   const order = topK !== undefined && topK < logits.length ? topCandidates(logits, topK) : rowByDecreasingLogit(logits);
   const top = logits[order[0]!]! / temperature;
-  const weights = order.map((i) => Math.exp(logits[i]! / temperature - top));
-  const total = weights.reduce((s, w) => s + w, 0);
+  // Typed arrays and plain loops: the same float operations, in the same order, as map and reduce.
+  const weights = new Float64Array(order.length);
+  let total = 0;
+  for (let i = 0; i < order.length; i++) {
+    weights[i] = Math.exp(logits[order[i]!]! / temperature - top);
+    total += weights[i]!;
+  }
   let keep = weights.length;
   if (topP < 1) {
     let mass = 0;
@@ -78,10 +83,11 @@ export function sample(logits: Float32Array, temperature: number, topK: number |
       }
     }
   }
-  const kept = weights.slice(0, keep);
-  let target = r * kept.reduce((s, w) => s + w, 0);
-  for (let i = 0; i < kept.length; i++) {
-    target -= kept[i]!;
+  let keptTotal = 0;
+  for (let i = 0; i < keep; i++) keptTotal += weights[i]!;
+  let target = r * keptTotal;
+  for (let i = 0; i < keep; i++) {
+    target -= weights[i]!;
     if (target < 0) return order[i]!;
   }
   return order[keep - 1]!;
@@ -100,7 +106,7 @@ const KEY_IDS = 2 ** 21;
  * logit's bits mapped to an order-preserving integer, then the id. A comparator sort over a
  * vocabulary-sized row took ~10 ms a token. -0 sorts as +0, as the comparator sees them.
  */
-function rowByDecreasingLogit(logits: Float32Array): number[] {
+function rowByDecreasingLogit(logits: Float32Array): ArrayLike<number> {
   if (logits.length > KEY_IDS) return byDecreasingLogit(logits, Array.from(logits.keys()));
   const one = new Float32Array(1);
   const bits = new Uint32Array(one.buffer);
@@ -112,7 +118,9 @@ function rowByDecreasingLogit(logits: Float32Array): number[] {
     keys[id] = (0xffffffff - ascending) * KEY_IDS + id;
   }
   keys.sort();
-  return Array.from(keys, (key) => key % KEY_IDS);
+  const ids = new Int32Array(keys.length);
+  for (let i = 0; i < keys.length; i++) ids[i] = keys[i]! % KEY_IDS;
+  return ids;
 }
 
 /**
