@@ -386,11 +386,7 @@ static napi_value Attention(napi_env env, napi_callback_info info) {
 /* attentionF32ForceAbsent(absent): tests and benchmarks take the BLAS path where a prefill's
  * attention would run on the float32 tiles (attention-f32.c). */
 static napi_value AttentionF32ForceAbsent(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  bool absent = false;
-  if (napi_get_value_bool(env, argv[0], &absent) != napi_ok) FAIL("tessera_native: attentionF32ForceAbsent takes a boolean");
-  tessera_attention_f32_force_absent(absent);
-  return NULL;
+  return set_switch(env, info, "attentionF32ForceAbsent", tessera_attention_f32_force_absent);
 }
 
 /* attentionBackward(q, k, v, mask|null, dout, dq, dk, dv, [batch, qLen, kvLen, heads, kvHeads,

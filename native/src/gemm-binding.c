@@ -46,18 +46,9 @@ static napi_value Bf16Missing(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* The tests' switches: set(absent) with the call's one boolean argument. */
-static napi_value force_absent(napi_env env, napi_callback_info info, void (*set)(int)) {
-  ARGS(1);
-  bool absent = false;
-  CHECK(napi_get_value_bool(env, argv[0], &absent));
-  set(absent);
-  return NULL;
-}
-
 /* bf16ForceAbsent(absent): tests take the "CPU lacks it" path on any machine (absent also resets to float32). */
 static napi_value Bf16ForceAbsent(napi_env env, napi_callback_info info) {
-  return force_absent(env, info, tessera_bf16_force_absent);
+  return set_switch(env, info, "bf16ForceAbsent", tessera_bf16_force_absent);
 }
 
 static napi_value boolean(napi_env env, int value) {
@@ -71,7 +62,7 @@ static napi_value AmxAvailable(napi_env env, napi_callback_info info) { return b
 
 /* amxForceAbsent(absent): tests take the vdpbf16ps path on an AMX machine. */
 static napi_value AmxForceAbsent(napi_env env, napi_callback_info info) {
-  return force_absent(env, info, tessera_amx_force_absent);
+  return set_switch(env, info, "amxForceAbsent", tessera_amx_force_absent);
 }
 
 /* One GEMM over matmul's operands (no activation); its name for the errors. */
@@ -114,7 +105,7 @@ static napi_value GemmF32Available(napi_env env, napi_callback_info info) {
 
 /* gemmF32ForceAbsent(absent): tests and benchmarks take widen-then-sgemm where packed prefill would use gemm-f32.c. */
 static napi_value GemmF32ForceAbsent(napi_env env, napi_callback_info info) {
-  return force_absent(env, info, tessera_gemm_f32_force_absent);
+  return set_switch(env, info, "gemmF32ForceAbsent", tessera_gemm_f32_force_absent);
 }
 
 napi_status tessera_register_gemm(napi_env env, napi_value exports) {

@@ -52,6 +52,17 @@ static inline int typed_array(napi_env env, napi_value v, napi_typedarray_type w
     FAIL("tessera_native: argument %d (%s) must be a Float32Array%s", i, name,                \
          allow_null ? " or null" : "");
 
+/* The tests' and benchmarks' switches, `name(absent)`: set(absent) with the one boolean argument. */
+static inline napi_value set_switch(napi_env env, napi_callback_info info, const char *name, void (*set)(int)) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool on = false;
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) FAIL("tessera_native: %s takes a boolean", name);
+  set(on);
+  return NULL;
+}
+
 static inline int get_int(napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
