@@ -106,14 +106,10 @@ export interface AttentionResult {
  * append and attention in one call) where it may: registered, no gradients recorded, no tap.
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: AttentionHeads, call: AttentionCall): AttentionResult {
-  const past = call.cache?.past;
-  const keyLength = (past === undefined ? 0 : keyValueLength(past)) + q.shape[1];
-  if (call.mask !== undefined) checkMask(call.mask, q.shape[0], keyLength);
+  checkCallMask(call, q);
   const { output } = call;
   if (output === undefined) return attentionContext(q, k, v, heads, call);
-  if (call.tap === undefined && !recordingGradients() && canFuse(FUSED.attention) && canFuse(FUSED.attentionProjected)) {
-    return fusedAttention({ q, k, v, rotary: call.rotary, cache: call.cache, mask: call.mask, output }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
-  }
+  if (sublayerFuses(call)) return fusedAttention({ ...call, q, k, v }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
   const result = attentionContext(q, k, v, heads, call);
   try {
     return { ...result, context: linear(result.context, output.weight, output.bias, undefined, output.residual) as tf.Tensor3D };
@@ -133,12 +129,10 @@ export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads:
  * sublayer instead of two; otherwise {@link linears}, then {@link attention}.
  */
 export function attentionOf(x: tf.Tensor3D, maps: readonly LinearWeights[], preNorm: PreNorm | undefined, heads: AttentionHeads, call: AttentionCall): AttentionResult {
-  const { output } = call;
-  if (output !== undefined && maps.length === 3 && call.tap === undefined && !recordingGradients() && canFuse(FUSED.linears) && canFuse(FUSED.attention) && canFuse(FUSED.attentionProjected)) {
-    const past = call.cache?.past;
-    if (call.mask !== undefined) checkMask(call.mask, x.shape[0], (past === undefined ? 0 : keyValueLength(past)) + x.shape[1]);
+  if (maps.length === 3 && sublayerFuses(call) && canFuse(FUSED.linears)) {
+    checkCallMask(call, x);
     const projections = { x, maps: maps as [LinearWeights, LinearWeights, LinearWeights], preNorm };
-    return fusedAttention({ projections, rotary: call.rotary, cache: call.cache, mask: call.mask, output }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
+    return fusedAttention({ ...call, projections }, { ...heads, scale: 1 / Math.sqrt(heads.headDim) });
   }
   const [q, k, v] = linears(x, maps, preNorm) as tf.Tensor3D[];
   try {
@@ -146,6 +140,18 @@ export function attentionOf(x: tf.Tensor3D, maps: readonly LinearWeights[], preN
   } finally {
     tf.dispose([q!, k!, v!]);
   }
+}
+
+/** Whether the whole sublayer (attention and the output projection) may run as FUSED.attentionProjected. */
+function sublayerFuses(call: AttentionCall): boolean {
+  return call.output !== undefined && call.tap === undefined && !recordingGradients() && canFuse(FUSED.attention) && canFuse(FUSED.attentionProjected);
+}
+
+/** The call's mask must cover the cached keys and the `length` new ones of `x` [B, length, ·]. */
+function checkCallMask(call: AttentionCall, x: tf.Tensor3D): void {
+  if (call.mask === undefined) return;
+  const past = call.cache?.past;
+  checkMask(call.mask, x.shape[0], (past === undefined ? 0 : keyValueLength(past)) + x.shape[1]);
 }
 
 /** {@link attention} without an output projection (its mask already checked). */
