@@ -122,6 +122,26 @@ function packedPrefill(): Record<string, Record<string, { median: number; best: 
   return results;
 }
 
+/**
+ * Two ways of one computation, taking turns so the machine's drift falls on both alike: per round
+ * and mode, `select(mode)`, one warm-up `run()`, then the best of 5 (`run` returns ms); the
+ * median of the rounds' bests per mode.
+ */
+function alternated<M extends string>(modes: readonly M[], rounds: number, select: (mode: M) => void, run: () => number): Record<M, number> {
+  const bests = new Map<M, number[]>(modes.map((mode) => [mode, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of modes) {
+      select(mode);
+      run();
+      let best = Infinity;
+      for (let i = 0; i < 5; i++) best = Math.min(best, run());
+      bests.get(mode)!.push(best);
+    }
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+  return Object.fromEntries(modes.map((mode) => [mode, median(bests.get(mode)!)])) as Record<M, number>;
+}
+
 /** GEMV ms of one Llama-small decode step per weight dtype, the pool's read-ahead off and on. */
 function gemvSequence(): Record<string, { off: number; on: number }> {
   const addon = loadAddon();
@@ -158,19 +178,8 @@ function gemvSequence(): Record<string, { off: number; on: number }> {
       return ms;
     };
     for (let i = 0; i < 3; i++) step();
-    const samples: { off: number[]; on: number[] } = { off: [], on: [] };
-    for (let round = 0; round < 12; round++) {
-      for (const mode of ['off', 'on'] as const) {
-        addon.setReadAhead(mode === 'on');
-        step();
-        let best = Infinity;
-        for (let i = 0; i < 5; i++) best = Math.min(best, step());
-        samples[mode].push(best);
-      }
-    }
+    results[dtype] = alternated(['off', 'on'], 12, (mode) => addon.setReadAhead(mode === 'on'), step);
     addon.setReadAhead(true);
-    const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
-    results[dtype] = { off: median(samples.off), on: median(samples.on) };
     console.log(`pool     ${`${dtype} decode step's GEMVs, read-ahead off / on`.padEnd(52)} ${results[dtype].off.toFixed(2).padStart(7)} / ${results[dtype].on.toFixed(2)} ms`);
   }
   return results;
@@ -197,24 +206,13 @@ function attentionKernel(): Record<string, { blas: number; tiles: number }> {
     const v = filled(c.batch * c.len * c.kvHeads * D, 2);
     const out = new Float32Array(q.length);
     const dims = Int32Array.of(c.batch, c.len, c.len, c.heads, c.kvHeads, D, 0, 0, c.causal ? 1 : 0);
-    const call = () => addon.attention(q, k, v, null, out, dims, 1 / Math.sqrt(D));
-    const samples: { blas: number[]; tiles: number[] } = { blas: [], tiles: [] };
-    for (let round = 0; round < 8; round++) {
-      for (const mode of ['blas', 'tiles'] as const) {
-        addon.attentionF32ForceAbsent(mode === 'blas');
-        call();
-        let best = Infinity;
-        for (let i = 0; i < 5; i++) {
-          const t0 = performance.now();
-          call();
-          best = Math.min(best, performance.now() - t0);
-        }
-        samples[mode].push(best);
-      }
-    }
+    const call = () => {
+      const t0 = performance.now();
+      addon.attention(q, k, v, null, out, dims, 1 / Math.sqrt(D));
+      return performance.now() - t0;
+    };
+    results[c.name] = alternated(['blas', 'tiles'], 8, (mode) => addon.attentionF32ForceAbsent(mode === 'blas'), call);
     addon.attentionF32ForceAbsent(false);
-    const median = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1]!;
-    results[c.name] = { blas: median(samples.blas), tiles: median(samples.tiles) };
     const flops = 4 * c.batch * c.heads * c.len * c.len * D * (c.causal ? 0.5 : 1);
     const rate = (ms: number) => (flops / ms / 1e6).toFixed(0);
     const { blas, tiles } = results[c.name]!;
