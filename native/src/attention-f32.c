@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "simd.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define TESSERA_X86 1
 #include <immintrin.h>
@@ -20,19 +22,7 @@ static int force_absent;
 
 void tessera_attention_f32_force_absent(int absent) { force_absent = absent; }
 
-int tessera_attention_f32_available(void) {
-#ifdef TESSERA_X86
-  static int probed, available;
-  if (!probed) {
-    __builtin_cpu_init();
-    available = __builtin_cpu_supports("avx512f");
-    probed = 1;
-  }
-  return available && !force_absent;
-#else
-  return 0;
-#endif
-}
+int tessera_attention_f32_available(void) { return tessera_cpu_avx512() && !force_absent; }
 
 size_t tessera_attention_keys_ld(int keys) { return ((size_t)keys + 31) / 32 * 32 + 16; }
 

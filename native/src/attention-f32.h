@@ -12,7 +12,7 @@
 /* Query rows per block of the tiles below. */
 #define TESSERA_ATTENTION_ROWS 8
 
-/* Whether the tiles run on this CPU (AVX-512F), unless tests forced them absent. */
+/* Whether the tiles run on this CPU (AVX-512F and BW), unless tests forced them absent. */
 int tessera_attention_f32_available(void);
 /* Tests and benchmarks: take the BLAS path where the tiles would run (absent != 0), or not. */
 void tessera_attention_f32_force_absent(int absent);

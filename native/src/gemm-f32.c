@@ -21,6 +21,7 @@
 #include "kernels.h"
 #include "parallel.h"
 #include "quant.h"
+#include "simd.h"
 #include "gemm-tiles.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -32,19 +33,7 @@ static int force_absent;
 
 void tessera_gemm_f32_force_absent(int absent) { force_absent = absent; }
 
-int tessera_gemm_f32_available(void) {
-#ifdef TESSERA_X86
-  static int probed, available;
-  if (!probed) {
-    __builtin_cpu_init();
-    available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    probed = 1;
-  }
-  return available && !force_absent;
-#else
-  return 0;
-#endif
-}
+int tessera_gemm_f32_available(void) { return tessera_cpu_avx512() && !force_absent; }
 
 #ifdef TESSERA_X86
 

@@ -309,8 +309,8 @@ static int isa = -1;
 
 static int best_isa(void) {
 #ifdef TESSERA_X86
+  if (tessera_cpu_avx512()) return ISA_AVX512;
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) return ISA_AVX512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return ISA_AVX2;
 #endif
   return ISA_PORTABLE;

@@ -18,6 +18,21 @@
 
 #define TESSERA_INLINE static inline __attribute__((always_inline))
 
+/* Whether this CPU runs AVX-512F and AVX-512BW, the ISA of the hand-written AVX-512 kernels (asked once per file). */
+static inline int tessera_cpu_avx512(void) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  static int probed, available;
+  if (!probed) {
+    __builtin_cpu_init();
+    available = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    probed = 1;
+  }
+  return available;
+#else
+  return 0;
+#endif
+}
+
 /*
  * expf without a libm call, so loops around it vectorise: Cephes' degree-5 polynomial on the
  * reduced argument, scaled by 2^n through the exponent bits (about 1 ulp on [-87, 88]).
