@@ -13,6 +13,9 @@
  * alternated, per weight dtype (`gemv_sequence`, ms of GEMV a step, median of 12 bests of 5).
  * Then the fused attention kernel of a prefill on the float32 register tiles and through OpenBLAS,
  * alternated (`attention_kernel`, ms a call).
+ * Then the selective scan of Mamba-130m's mixer (1536 channels, 16 states) on its AVX-512 loops
+ * and on the generic ones, alternated: a 512-token prompt and one decode step (`scan_kernel`, ms a
+ * call).
  * The last line is JSON. Native rows are absent when the addon is not built.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -223,6 +226,38 @@ function attentionKernel(): Record<string, { blas: number; tiles: number }> {
   return results;
 }
 
+/**
+ * The selective scan (native/src/scan.c) on its AVX-512 loops and on its generic ones, alternated,
+ * at Mamba-130m's width: a 512-token prompt and one decode step from a state. ms a call, median of
+ * 8 bests of 5 each.
+ */
+function scanKernel(): Record<string, { generic: number; avx512: number }> {
+  const addon = loadAddon();
+  const results: Record<string, { generic: number; avx512: number }> = {};
+  const [dim, nstate] = [1536, 16];
+  const filled = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
+  for (const len of [512, 1]) {
+    const u = filled(len * dim, (i) => Math.sin(i));
+    const delta = filled(len * dim, (i) => 0.01 + 0.1 * Math.abs(Math.cos(i)));
+    const A = filled(dim * nstate, (i) => -(1 + (i % nstate)));
+    const [Bm, Cm] = [filled(len * nstate, (i) => Math.cos(i)), filled(len * nstate, (i) => Math.sin(3 * i))];
+    const [D, h0] = [filled(dim, () => 1), filled(dim * nstate, (i) => Math.sin(i))];
+    const [y, h] = [new Float32Array(len * dim), new Float32Array(dim * nstate)];
+    const name = len === 1 ? 'mamba130m_decode_step' : `mamba130m_prompt_${len}`;
+    const repeats = len === 1 ? 200 : 1;
+    const call = () => {
+      const t0 = performance.now();
+      for (let i = 0; i < repeats; i++) addon.selectiveScan(u, delta, A, Bm, Cm, D, h0, y, h, 1, len, dim, nstate);
+      return (performance.now() - t0) / repeats;
+    };
+    results[name] = alternated(['generic', 'avx512'], 8, (mode) => addon.scanAvx512ForceAbsent(mode === 'generic'), call);
+    addon.scanAvx512ForceAbsent(false);
+    const { generic, avx512 } = results[name]!;
+    console.log(`scan     ${`${name}, generic / AVX-512 loops`.padEnd(51)} ${generic.toFixed(3).padStart(7)} / ${avx512.toFixed(3)} ms`);
+  }
+  return results;
+}
+
 const results: Record<string, unknown> = {
   OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null,
   OPENBLAS_L2_SIZE: process.env.OPENBLAS_L2_SIZE ?? null,
@@ -232,6 +267,7 @@ if (isNativeBuilt()) {
   results.packed_prefill = packedPrefill();
   results.gemv_sequence = gemvSequence();
   results.attention_kernel = attentionKernel();
+  results.scan_kernel = scanKernel();
   // After loading: the addon picks a core type itself when OPENBLAS_CORETYPE was unset.
   const info = nativeInfo();
   results.openblas = { coreName: info.coreName, numThreads: info.numThreads, config: info.config };

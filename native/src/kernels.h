@@ -63,6 +63,8 @@ struct tessera_scan {
   float *y, *h_out;
 };
 const char *tessera_scan_run(const struct tessera_scan *s, int threads);
+/* Tests and benchmarks: run the scan's generic loops where its AVX-512 ones would run (absent != 0), or not. */
+void tessera_scan_avx512_force_absent(int absent);
 
 /* y = x / sqrt(mean(x^2) + eps) * weight over rows of width h (weight may be NULL: ones). */
 void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,

@@ -137,6 +137,11 @@ export interface NativeAddon {
    * of 16), or not (false).
    */
   attentionF32ForceAbsent(absent: boolean): void;
+  /**
+   * Tests and benchmarks: run the selective scan (the scan kernel's and the Mamba mixer's) on its
+   * generic loops (true) where native/src/scan.c would run its AVX-512 ones, or not (false).
+   */
+  scanAvx512ForceAbsent(absent: boolean): void;
   /** Rotate-half rotary of `x` [B, L, heads·headDim] into `y`, angles `cos`/`sin` [B, L, rotDim]. */
   rotary(
     x: Float32Array,
