@@ -108,9 +108,9 @@ TESSERA_CLONES static void conv_prompt_part(void *ctx, size_t first, size_t last
  * an absolute error under 1e-7. Two passes, exp then log, written without selects: GCC does not
  * vectorise the two composed in one loop, nor a select after the log.
  */
-TESSERA_CLONES static void softplus_rows(float *delta, const float *keep, int rows, int inner) {
+TESSERA_CLONES static void softplus_rows(float *delta, const float *keep, int first, int last, int inner) {
   float y[256];
-  for (int r = 0; r < rows; r++) {
+  for (int r = first; r < last; r++) {
     const float k = keep != NULL ? keep[r] : 1.0f;
     for (int e0 = 0; e0 < inner; e0 += 256) {
       float *restrict d = delta + (size_t)r * inner + e0;
@@ -119,6 +119,17 @@ TESSERA_CLONES static void softplus_rows(float *delta, const float *keep, int ro
       for (int e = 0; e < count; e++) d[e] = k * (0.5f * (d[e] + fabsf(d[e])) + tessera_logf(1.0f + y[e]));
     }
   }
+}
+
+struct softplus_job {
+  float *delta;
+  const float *keep;
+  int inner;
+};
+
+static void softplus_part(void *ctx, size_t first, size_t last) {
+  const struct softplus_job *j = ctx;
+  softplus_rows(j->delta, j->keep, (int)first, (int)last, j->inner);
 }
 
 /* out [rows, n] = x [rows, k] . w^T + bias, w float32 or (when packed is not NULL) packed. */
@@ -215,7 +226,9 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
       goto done;
     }
   }
-  softplus_rows(delta, keep, rows, inner);
+  /* About 64K values a part: a prompt's rows split across the threads, a decode step's stays on this one. */
+  const struct softplus_job softplus = {delta, keep, inner};
+  tessera_parallel_for((size_t)rows, 1 + ((size_t)64 << 10) / (size_t)inner, threads, softplus_part, (void *)&softplus);
 
   const struct tessera_scan scan = {batch, len, inner, n_state, u, delta, m->A, xdbl + rank,
                                     xdbl + rank + n_state, xdbl_width, m->D, xz + inner, 2 * inner,
