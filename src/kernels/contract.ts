@@ -208,7 +208,9 @@ export function isSequencesOnly(kernel: string, backendName: string): boolean {
 
 /** Every given input is float32. */
 export function requireFloat32(kernel: string, inputs: Record<string, TensorInfo | undefined>): void {
-  for (const [name, t] of Object.entries(inputs)) {
+  // for...in rather than Object.entries: every kernel call of a decode step runs this.
+  for (const name in inputs) {
+    const t = inputs[name];
     if (t !== undefined && t.dtype !== 'float32') {
       throw new Error(`${kernel}: input '${name}' must be float32, got ${t.dtype}`);
     }

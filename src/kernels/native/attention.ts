@@ -1,7 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { allocate, registeredKernel, registeredProjection, values, type KernelArgs } from './kernel-utils.js';
+import { allocate, registeredKernel, registeredProjection, scratch, values, type KernelArgs, type ScratchSlot } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** Layout codes of the addon's `attention`: 0 = [B, S, Hkv·D] (as projected), 1 = [B, Hkv, S, D] (as cached). */
@@ -82,15 +82,16 @@ function attentionKernel(addon: NativeAddon): KernelFunc {
     const keys = pastLen + len;
     requireShape(FUSED.attention, 'mask', mask, [batch, keys]);
 
-    const rotate = (x: TensorInfo, n: number): Float32Array => {
+    const rotate = (x: TensorInfo, n: number, slot: ScratchSlot): Float32Array => {
       const xs = values(backend, x);
       if (cos === undefined || xs.length === 0) return xs;
-      const y = new Float32Array(xs.length);
+      const y = scratch(slot, xs.length);
       addon.rotary(xs, values(backend, cos), values(backend, sin!), y, batch, len, n, headDim, rotDim);
       return y;
     };
-    const qs = rotate(q, heads);
-    let ks = rotate(k, kvHeads);
+    // Both rotated arrays are consumed below (appended to the cache, or read by attention) before the kernel returns.
+    const qs = rotate(q, heads, 'rotatedQ');
+    let ks = rotate(k, kvHeads, 'rotatedK');
     let vs = values(backend, v);
     let layout = TOKEN_MAJOR;
     let capacity = keys;

@@ -28,6 +28,32 @@ export function allocate(backend: Backend, length: number, growing = false): Flo
   return pool.allocate !== undefined ? pool.allocate(length, growing) : new Float32Array(length);
 }
 
+/** Where a kernel keeps a temporary between making it and handing it to the addon (see {@link scratch}). */
+export type ScratchSlot = 'normed' | 'rotatedQ' | 'rotatedK';
+
+/** Above this many floats a temporary is allocated on its own, so a slot never holds a prompt's rows. */
+export const SCRATCH_MAX_FLOATS = 65536;
+
+const scratchSlots = new Map<ScratchSlot, Float32Array>();
+
+/**
+ * `length` floats of arbitrary content for a temporary that a kernel fills, hands to the addon and
+ * drops before it returns (RMSNorm(x) for a projection, rotated q and k): one buffer per slot,
+ * reused call after call, so a decode step does not allocate and collect several such arrays per
+ * layer. What a slot holds lasts until the slot's next use: a kernel never returns it, keeps it, or
+ * runs another kernel that uses the same slot while it still needs it. Lengths above
+ * {@link SCRATCH_MAX_FLOATS} get a fresh array.
+ */
+export function scratch(slot: ScratchSlot, length: number): Float32Array {
+  if (length > SCRATCH_MAX_FLOATS) return new Float32Array(length);
+  let buffer = scratchSlots.get(slot);
+  if (buffer === undefined || buffer.length < length) {
+    buffer = new Float32Array(Math.max(length, buffer === undefined ? 0 : 2 * buffer.length));
+    scratchSlots.set(slot, buffer);
+  }
+  return buffer.length === length ? buffer : buffer.subarray(0, length);
+}
+
 /**
  * The kernel registered as `name` on `backendName`, looked up when called (so packed-weight
  * wrappers apply): for a kernel that runs others back to back, paying the engine's dispatch once.
@@ -96,7 +122,7 @@ export function addResidual(addon: NativeAddon, backend: Backend, out: Float32Ar
 export function projectedRows(addon: NativeAddon, backend: Backend, x: TensorInfo, normWeight: TensorInfo | undefined, attrs: NamedAttrMap | undefined): Float32Array {
   const xs = values(backend, x);
   if (normWeight === undefined) return xs;
-  const normed = new Float32Array(xs.length);
+  const normed = scratch('normed', xs.length);
   if (xs.length > 0) addon.rmsNorm(xs, values(backend, normWeight), normed, x.shape[x.shape.length - 1]!, Number(attrs?.normEpsilon ?? 1e-6));
   return normed;
 }
