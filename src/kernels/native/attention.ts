@@ -1,7 +1,10 @@
-import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { NativeAddon } from './addon.js';
-import { allocate, registeredKernel, registeredProjection, scratch, values, type KernelArgs, type ScratchSlot } from './kernel-utils.js';
+import { outFeatures } from './ffn-kernels.js';
+import { addResidual, allocate, projectedRows, scratch, values, type KernelArgs, type ScratchSlot } from './kernel-utils.js';
+import { linearsInto } from './quant.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** Layout codes of the addon's `attention`: 0 = [B, S, Hkv·D] (as projected), 1 = [B, Hkv, S, D] (as cached). */
@@ -51,89 +54,141 @@ interface AttentionInputs {
  */
 function attentionKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs = {} }: KernelArgs) => {
-    const { q, k, v, cos, sin, pastKey, pastValue, mask } = inputs as unknown as AttentionInputs;
-    requireFloat32(FUSED.attention, { q, k, v, cos, sin, pastKey, pastValue }); // the mask may be any dtype
-    const heads = positiveInt('numHeads', attrs.numHeads);
-    const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads);
-    const headDim = positiveInt('headDim', attrs.headDim);
-    const returnCache = attrs.returnCache === true;
-    if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
-    if (q.shape.length !== 3) fail(`q must be [batch, length, numHeads·headDim], got [${q.shape}]`);
-    const [batch, len] = q.shape;
-    requireShape(FUSED.attention, 'q', q, [batch, len, heads * headDim]);
-    requireShape(FUSED.attention, 'k', k, [batch, len, kvHeads * headDim]);
-    requireShape(FUSED.attention, 'v', v, [batch, len, kvHeads * headDim]);
-    if ((cos === undefined) !== (sin === undefined)) fail('cos and sin come together');
-    const rotDim = cos === undefined ? 0 : cos.shape[3];
-    if (cos !== undefined && (rotDim % 2 !== 0 || rotDim > headDim)) {
-      fail(`rotary dim ${rotDim} must be even and at most headDim ${headDim}`);
-    }
-    requireShape(FUSED.attention, 'cos', cos, [batch, 1, len, rotDim]);
-    requireShape(FUSED.attention, 'sin', sin, [batch, 1, len, rotDim]);
-    if ((pastKey === undefined) !== (pastValue === undefined)) fail('pastKey and pastValue come together');
-    if (pastKey !== undefined && !returnCache) fail('pastKey/pastValue need returnCache');
-    const pastCap = pastKey === undefined ? 0 : pastKey.shape[2];
-    const pastLen = attrs.pastLength === undefined ? pastCap : Number(attrs.pastLength);
-    if (!Number.isInteger(pastLen) || pastLen < 0 || pastLen > pastCap) {
-      fail(`attr 'pastLength' must be an integer in [0, ${pastCap}] (the cached positions), got ${String(attrs.pastLength)}`);
-    }
-    requireShape(FUSED.attention, 'pastKey', pastKey, [batch, kvHeads, pastCap, headDim]);
-    requireShape(FUSED.attention, 'pastValue', pastValue, [batch, kvHeads, pastCap, headDim]);
-    const keys = pastLen + len;
-    requireShape(FUSED.attention, 'mask', mask, [batch, keys]);
-
-    const rotate = (x: TensorInfo, n: number, slot: ScratchSlot): Float32Array => {
-      const xs = values(backend, x);
-      if (cos === undefined || xs.length === 0) return xs;
-      const y = scratch(slot, xs.length);
-      addon.rotary(xs, values(backend, cos), values(backend, sin!), y, batch, len, n, headDim, rotDim);
-      return y;
-    };
-    // Both rotated arrays are consumed below (appended to the cache, or read by attention) before the kernel returns.
-    const qs = rotate(q, heads, 'rotatedQ');
-    let ks = rotate(k, kvHeads, 'rotatedK');
-    let vs = values(backend, v);
-    let layout = TOKEN_MAJOR;
-    let capacity = keys;
-    if (returnCache) {
-      const growable = attrs.growable === true;
-      capacity = !growable ? keys : pastCap >= keys ? pastCap : grownCapacity(keys);
-      const pool = backend as typeof backend & { appendInPlace?: (dataId: object) => Float32Array | undefined };
-      const append = (past: TensorInfo | undefined, x: Float32Array): Float32Array => {
-        // In place only into the past's own room, and only when no other tensor can see its buffer.
-        const inPlace = growable && past !== undefined && capacity === pastCap ? pool.appendInPlace?.(past.dataId) : undefined;
-        if (inPlace !== undefined) {
-          if (len > 0) addon.kvAppend(null, x, inPlace, batch, kvHeads, pastLen, len, headDim, pastCap, capacity);
-          return inPlace;
-        }
-        const out = allocate(backend, batch * kvHeads * capacity * headDim, !growable); // exact caches grow a position per token
-        const p = past === undefined || pastLen === 0 ? null : values(backend, past);
-        if (out.length > 0) addon.kvAppend(p, x, out, batch, kvHeads, p === null ? 0 : pastLen, len, headDim, pastCap, capacity);
-        return out;
-      };
-      ks = append(pastKey, ks);
-      vs = append(pastValue, vs);
-      layout = HEAD_MAJOR;
-    }
-    const context = allocate(backend, batch * len * heads * headDim);
-    if (context.length > 0) {
-      if (keys === 0) fail('no keys to attend to');
-      const dims = Int32Array.of(batch, len, keys, heads, kvHeads, headDim, layout, layout, attrs.causal === true ? 1 : 0, capacity);
-      addon.attention(
-        qs,
-        ks,
-        vs,
-        mask === undefined ? null : values(backend, mask),
-        context,
-        dims,
-        Number(attrs.scale ?? 1 / Math.sqrt(headDim)),
-      );
-    }
-    const out = backend.makeTensorInfo([batch, len, heads * headDim], 'float32', context);
-    if (!returnCache) return out;
-    const cacheShape = [batch, kvHeads, capacity, headDim];
-    return [out, backend.makeTensorInfo(cacheShape, 'float32', ks), backend.makeTensorInfo(cacheShape, 'float32', vs)];
+    const { q, k, v, ...others } = inputs as unknown as AttentionInputs;
+    requireFloat32(FUSED.attention, { q, k, v, cos: others.cos, sin: others.sin, pastKey: others.pastKey, pastValue: others.pastValue }); // the mask may be any dtype
+    const plan = attentionPlan({ q: q.shape, k: k.shape, v: v.shape }, others, attrs);
+    const context = allocate(backend, plan.batch * plan.len * plan.heads * plan.headDim);
+    const cache = attendInto(addon, backend, plan, { q: values(backend, q), k: values(backend, k), v: values(backend, v) }, others, context);
+    return withCache(backend, plan, backend.makeTensorInfo([plan.batch, plan.len, plan.heads * plan.headDim], 'float32', context), cache);
   }) as unknown as KernelFunc;
+}
+
+/** FUSED.attention's inputs besides q, k and v. */
+type AttentionOthers = Omit<AttentionInputs, 'q' | 'k' | 'v'>;
+
+/** What FUSED.attention runs, its inputs and attrs checked. */
+interface AttentionPlan {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  batch: number;
+  len: number;
+  rotDim: number;
+  pastCap: number;
+  pastLen: number;
+  keys: number;
+  returnCache: boolean;
+  /** A growable cache (attr `growable`): room to grow, appended in place where it may be. */
+  growable: boolean;
+  causal: boolean;
+  scale: number;
+}
+
+/** FUSED.attention's checks of q, k and v (by shape), the other inputs and the attrs; what to run. */
+function attentionPlan(shapes: { q: number[]; k: number[]; v: number[] }, others: AttentionOthers, attrs: NamedAttrMap): AttentionPlan {
+  const { cos, sin, pastKey, pastValue, mask } = others;
+  const heads = positiveInt('numHeads', attrs.numHeads);
+  const kvHeads = positiveInt('numKvHeads', attrs.numKvHeads);
+  const headDim = positiveInt('headDim', attrs.headDim);
+  const returnCache = attrs.returnCache === true;
+  if (heads % kvHeads !== 0) fail(`numHeads (${heads}) must be a multiple of numKvHeads (${kvHeads})`);
+  if (shapes.q.length !== 3) fail(`q must be [batch, length, numHeads·headDim], got [${shapes.q}]`);
+  const [batch, len] = shapes.q as [number, number];
+  requireShapeOf('q', shapes.q, [batch, len, heads * headDim]);
+  requireShapeOf('k', shapes.k, [batch, len, kvHeads * headDim]);
+  requireShapeOf('v', shapes.v, [batch, len, kvHeads * headDim]);
+  if ((cos === undefined) !== (sin === undefined)) fail('cos and sin come together');
+  const rotDim = cos === undefined ? 0 : cos.shape[3]!;
+  if (cos !== undefined && (rotDim % 2 !== 0 || rotDim > headDim)) {
+    fail(`rotary dim ${rotDim} must be even and at most headDim ${headDim}`);
+  }
+  requireShape(FUSED.attention, 'cos', cos, [batch, 1, len, rotDim]);
+  requireShape(FUSED.attention, 'sin', sin, [batch, 1, len, rotDim]);
+  if ((pastKey === undefined) !== (pastValue === undefined)) fail('pastKey and pastValue come together');
+  if (pastKey !== undefined && !returnCache) fail('pastKey/pastValue need returnCache');
+  const pastCap = pastKey === undefined ? 0 : pastKey.shape[2]!;
+  const pastLen = attrs.pastLength === undefined ? pastCap : Number(attrs.pastLength);
+  if (!Number.isInteger(pastLen) || pastLen < 0 || pastLen > pastCap) {
+    fail(`attr 'pastLength' must be an integer in [0, ${pastCap}] (the cached positions), got ${String(attrs.pastLength)}`);
+  }
+  requireShape(FUSED.attention, 'pastKey', pastKey, [batch, kvHeads, pastCap, headDim]);
+  requireShape(FUSED.attention, 'pastValue', pastValue, [batch, kvHeads, pastCap, headDim]);
+  const keys = pastLen + len;
+  requireShape(FUSED.attention, 'mask', mask, [batch, keys]);
+  if (keys === 0 && batch * len * heads * headDim > 0) fail('no keys to attend to');
+  const growable = attrs.growable === true;
+  const scale = Number(attrs.scale ?? 1 / Math.sqrt(headDim));
+  return { heads, kvHeads, headDim, batch, len, rotDim, pastCap, pastLen, keys, returnCache, growable, causal: attrs.causal === true, scale };
+}
+
+/** requireShape for an operand known by its shape only. */
+function requireShapeOf(name: string, shape: number[], expected: number[]): void {
+  requireShape(FUSED.attention, name, { shape } as TensorInfo, expected);
+}
+
+/** The KV cache an attention call returns: head-major [B, Hkv, capacity, D] keys and values. */
+interface AttentionCache {
+  key: Float32Array;
+  value: Float32Array;
+  capacity: number;
+}
+
+/**
+ * Rotary on q and k, the cache append and attention of a checked `plan`, the context written into
+ * `context` [B, L, H·D]; the cache when the plan returns one. q, k and v are only read.
+ */
+function attendInto(
+  addon: NativeAddon,
+  backend: KernelArgs['backend'],
+  plan: AttentionPlan,
+  qkv: { q: Float32Array; k: Float32Array; v: Float32Array },
+  { cos, sin, pastKey, pastValue, mask }: AttentionOthers,
+  context: Float32Array,
+): AttentionCache | undefined {
+  const { batch, len, heads, kvHeads, headDim, rotDim, pastCap, pastLen, keys, growable } = plan;
+  const rotate = (xs: Float32Array, n: number, slot: ScratchSlot): Float32Array => {
+    if (cos === undefined || xs.length === 0) return xs;
+    const y = scratch(slot, xs.length);
+    addon.rotary(xs, values(backend, cos), values(backend, sin!), y, batch, len, n, headDim, rotDim);
+    return y;
+  };
+  // Both rotated arrays are consumed below (appended to the cache, or read by attention) before this returns.
+  const qs = rotate(qkv.q, heads, 'rotatedQ');
+  let ks = rotate(qkv.k, kvHeads, 'rotatedK');
+  let vs = qkv.v;
+  let layout = TOKEN_MAJOR;
+  let capacity = keys;
+  if (plan.returnCache) {
+    capacity = !growable ? keys : pastCap >= keys ? pastCap : grownCapacity(keys);
+    const pool = backend as typeof backend & { appendInPlace?: (dataId: object) => Float32Array | undefined };
+    const append = (past: TensorInfo | undefined, x: Float32Array): Float32Array => {
+      // In place only into the past's own room, and only when no other tensor can see its buffer.
+      const inPlace = growable && past !== undefined && capacity === pastCap ? pool.appendInPlace?.(past.dataId) : undefined;
+      if (inPlace !== undefined) {
+        if (len > 0) addon.kvAppend(null, x, inPlace, batch, kvHeads, pastLen, len, headDim, pastCap, capacity);
+        return inPlace;
+      }
+      const out = allocate(backend, batch * kvHeads * capacity * headDim, !growable); // exact caches grow a position per token
+      const p = past === undefined || pastLen === 0 ? null : values(backend, past);
+      if (out.length > 0) addon.kvAppend(p, x, out, batch, kvHeads, p === null ? 0 : pastLen, len, headDim, pastCap, capacity);
+      return out;
+    };
+    ks = append(pastKey, ks);
+    vs = append(pastValue, vs);
+    layout = HEAD_MAJOR;
+  }
+  if (context.length > 0) {
+    const dims = Int32Array.of(batch, len, keys, heads, kvHeads, headDim, layout, layout, plan.causal ? 1 : 0, capacity);
+    addon.attention(qs, ks, vs, mask === undefined ? null : values(backend, mask), context, dims, plan.scale);
+  }
+  return plan.returnCache ? { key: ks, value: vs, capacity } : undefined;
+}
+
+/** `out` alone, or with the cache as tensors: an attention kernel's outputs. */
+function withCache(backend: KernelArgs['backend'], plan: AttentionPlan, out: TensorInfo, cache: AttentionCache | undefined): TensorInfo | TensorInfo[] {
+  if (cache === undefined) return out;
+  const cacheShape = [plan.batch, plan.kvHeads, cache.capacity, plan.headDim];
+  return [out, backend.makeTensorInfo(cacheShape, 'float32', cache.key), backend.makeTensorInfo(cacheShape, 'float32', cache.value)];
 }
 
 /**
@@ -178,63 +233,76 @@ function attentionBackwardKernel(addon: NativeAddon): KernelFunc {
 }
 
 /**
- * FUSED.attentionProjected as this backend's FUSED.attention and FUSED.linear kernels back to
- * back: their values, one engine dispatch for a pre-norm block's whole attention sublayer.
+ * FUSED.attentionProjected: with `x`, the query, key and value projections (FUSED.linears), then
+ * FUSED.attention and the output projection (FUSED.linear), each part with its own kernel's checks
+ * and values, run back to back on arrays: one engine dispatch for a pre-norm block's whole
+ * attention sublayer, with no tensors between the parts (q, k, v and the context live in scratch
+ * slots). All checks come before any work, so an error leaves nothing behind.
  */
-function attentionProjectedKernel(backendName: string): KernelFunc {
+function attentionProjectedKernel(addon: NativeAddon): KernelFunc {
   const kernel = FUSED.attentionProjected;
-  return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { outWeight, outBias, residual, x, qWeight, kWeight, vWeight, qBias, kBias, vBias, normWeight, ...attentionInputs } = inputs;
+  return (({ inputs, backend, attrs = {} }: KernelArgs) => {
+    const { outWeight, outBias, residual, x, qWeight, kWeight, vWeight, qBias, kBias, vBias, normWeight, q, k, v, ...others } = inputs as Record<string, TensorInfo | undefined> &
+      AttentionOthers;
     if (outWeight === undefined) throw new Error(`${kernel}: input 'outWeight' is missing`);
-    const made = x === undefined ? [] : projections(kernel, backendName, backend, attrs, { x, qWeight, kWeight, vWeight, qBias, kBias, vBias, normWeight }, attentionInputs);
-    try {
-      if (made.length > 0) [attentionInputs.q, attentionInputs.k, attentionInputs.v] = made;
-      const outputs = registeredKernel(kernel, FUSED.attention, backendName)({ inputs: attentionInputs, backend, attrs });
-      const [context, ...caches] = Array.isArray(outputs) ? outputs : [outputs];
-      try {
-        const projected = registeredProjection(kernel, backendName, backend, { x: context!, weight: outWeight, bias: outBias, residual });
-        return caches.length === 0 ? projected : [projected, ...caches];
-      } catch (error) {
-        for (const c of caches) backend.disposeData(c!.dataId);
-        throw error;
-      } finally {
-        backend.disposeData(context!.dataId);
-      }
-    } finally {
-      for (const t of made) backend.disposeData(t.dataId);
+    let shapes: { q: number[]; k: number[]; v: number[] };
+    let projected: { weights: TensorInfo[]; biases: Array<TensorInfo | undefined>; inF: number; rows: number } | undefined;
+    if (x === undefined) {
+      if (q === undefined || k === undefined || v === undefined) throw new Error(`${kernel}: give q, k and v, or x and their weights`);
+      requireFloat32(FUSED.attention, { q, k, v });
+      shapes = { q: q.shape, k: k.shape, v: v.shape };
+    } else {
+      if (qWeight === undefined || kWeight === undefined || vWeight === undefined) throw new Error(`${kernel}: with input 'x', inputs 'qWeight', 'kWeight' and 'vWeight' are required`);
+      if (q !== undefined || k !== undefined || v !== undefined) throw new Error(`${kernel}: give q, k and v, or x and their weights, not both`);
+      // FUSED.linears' checks, under the input names that kernel gives them.
+      const weights = [qWeight, kWeight, vWeight];
+      const biases = [qBias, kBias, vBias];
+      requireFloat32(FUSED.linears, { x, weight0: qWeight, weight1: kWeight, weight2: vWeight, bias0: qBias, bias1: kBias, bias2: vBias, normWeight });
+      const inF = x.shape[x.shape.length - 1]!;
+      requireShape(FUSED.linears, 'normWeight', normWeight, [inF]);
+      const lead = x.shape.slice(0, -1);
+      const [nq, nk, nv] = weights.map((weight, j) => {
+        const n = outFeatures(FUSED.linears, `weight${j}`, x, weight);
+        requireShape(FUSED.linears, `bias${j}`, biases[j], [n]);
+        return n;
+      }) as [number, number, number];
+      shapes = { q: [...lead, nq], k: [...lead, nk], v: [...lead, nv] };
+      projected = { weights, biases, inF, rows: tf.util.sizeFromShape(lead) };
     }
-  }) as unknown as KernelFunc;
-}
+    requireFloat32(FUSED.attention, { cos: others.cos, sin: others.sin, pastKey: others.pastKey, pastValue: others.pastValue }); // the mask may be any dtype
+    const plan = attentionPlan(shapes, others, attrs);
+    // FUSED.linear's checks of the output projection, on the context [B, L, H·D].
+    const contextShape = [plan.batch, plan.len, plan.heads * plan.headDim];
+    requireFloat32(FUSED.linear, { weight: outWeight, bias: outBias, residual });
+    const n = outFeatures(FUSED.linear, 'weight', { shape: contextShape } as TensorInfo, outWeight);
+    requireShape(FUSED.linear, 'bias', outBias, [n]);
+    const outShape = [plan.batch, plan.len, n];
+    requireShape(FUSED.linear, 'residual', residual, outShape);
 
-/**
- * FUSED.attentionProjected's q, k and v when it is given `x` and their weights: FUSED.linears of
- * x (of RMSNorm(x) with `normWeight`, attr `normEpsilon`), as the projections' own kernel makes them.
- */
-function projections(
-  kernel: string,
-  backendName: string,
-  backend: KernelArgs['backend'],
-  attrs: KernelArgs['attrs'],
-  given: Record<'x' | 'qWeight' | 'kWeight' | 'vWeight' | 'qBias' | 'kBias' | 'vBias' | 'normWeight', TensorInfo | undefined>,
-  attentionInputs: Record<string, TensorInfo | undefined>,
-): TensorInfo[] {
-  const { x, qWeight, kWeight, vWeight, qBias, kBias, vBias, normWeight } = given;
-  if (qWeight === undefined || kWeight === undefined || vWeight === undefined) throw new Error(`${kernel}: with input 'x', inputs 'qWeight', 'kWeight' and 'vWeight' are required`);
-  if (attentionInputs.q !== undefined || attentionInputs.k !== undefined || attentionInputs.v !== undefined) throw new Error(`${kernel}: give q, k and v, or x and their weights, not both`);
-  const inputs: Record<string, TensorInfo> = { x: x!, weight0: qWeight, weight1: kWeight, weight2: vWeight };
-  if (qBias !== undefined) inputs.bias0 = qBias;
-  if (kBias !== undefined) inputs.bias1 = kBias;
-  if (vBias !== undefined) inputs.bias2 = vBias;
-  if (normWeight !== undefined) inputs.normWeight = normWeight;
-  const normEpsilon = attrs?.normEpsilon;
-  return registeredKernel(kernel, FUSED.linears, backendName)({ inputs, backend, attrs: normEpsilon === undefined ? {} : { normEpsilon } }) as TensorInfo[];
+    let qkv: { q: Float32Array; k: Float32Array; v: Float32Array };
+    if (projected === undefined) {
+      qkv = { q: values(backend, q!), k: values(backend, k!), v: values(backend, v!) };
+    } else {
+      const { weights, biases, inF, rows } = projected;
+      qkv = { q: scratch('projectedQ', rows * shapes.q[2]!), k: scratch('projectedK', rows * shapes.k[2]!), v: scratch('projectedV', rows * shapes.v[2]!) };
+      if (rows > 0) linearsInto(addon, backend, projectedRows(addon, backend, x!, normWeight, attrs), inF, weights, biases, [qkv.q, qkv.k, qkv.v]);
+    }
+    const context = scratch('context', tf.util.sizeFromShape(contextShape));
+    const cache = attendInto(addon, backend, plan, qkv, others, context);
+    const out = allocate(backend, tf.util.sizeFromShape(outShape));
+    if (out.length > 0) {
+      linearsInto(addon, backend, context, contextShape[2]!, [outWeight], [outBias], [out]);
+      addResidual(addon, backend, out, residual);
+    }
+    return withCache(backend, plan, backend.makeTensorInfo(outShape, 'float32', out), cache);
+  }) as unknown as KernelFunc;
 }
 
 /** The fused attention kernels and the attention gradient's kernel, for the native backend's registration. */
 export function attentionKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return [
     { kernelName: FUSED.attention, backendName, kernelFunc: attentionKernel(addon) },
-    { kernelName: FUSED.attentionProjected, backendName, kernelFunc: attentionProjectedKernel(backendName) },
+    { kernelName: FUSED.attentionProjected, backendName, kernelFunc: attentionProjectedKernel(addon) },
     { kernelName: FUSED.attentionBackward, backendName, kernelFunc: attentionBackwardKernel(addon) },
   ];
 }

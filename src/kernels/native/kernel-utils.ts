@@ -29,7 +29,7 @@ export function allocate(backend: Backend, length: number, growing = false): Flo
 }
 
 /** Where a kernel keeps a temporary between making it and handing it to the addon (see {@link scratch}). */
-export type ScratchSlot = 'normed' | 'rotatedQ' | 'rotatedK';
+export type ScratchSlot = 'normed' | 'rotatedQ' | 'rotatedK' | 'projectedQ' | 'projectedK' | 'projectedV' | 'context';
 
 /** Above this many floats a temporary is allocated on its own, so a slot never holds a prompt's rows. */
 export const SCRATCH_MAX_FLOATS = 65536;

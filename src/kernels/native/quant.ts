@@ -157,10 +157,8 @@ function linearsKernel(addon: NativeAddon): KernelFunc {
     const inF = x.shape[x.shape.length - 1]!;
     requireShape(FUSED.linears, 'normWeight', normWeight, [inF]);
     const rows = tf.util.sizeFromShape(x.shape.slice(0, -1));
-    const kinds = new Int32Array(count);
-    const weights: Array<Float32Array | Uint16Array | Int8Array> = [];
-    const scales: Array<Float32Array | null> = [];
-    const biases: Array<Float32Array | null> = [];
+    const weights: TensorInfo[] = [];
+    const biases: Array<TensorInfo | undefined> = [];
     const outs: Float32Array[] = [];
     const shapes: number[][] = [];
     for (let j = 0; j < count; j++) {
@@ -169,17 +167,41 @@ function linearsKernel(addon: NativeAddon): KernelFunc {
       if (weight === undefined) throw new Error(`${FUSED.linears}: input 'weight${j}' is missing`);
       const n = outFeatures(FUSED.linears, `weight${j}`, x, weight);
       requireShape(FUSED.linears, `bias${j}`, bias, [n]);
-      const packed = packedOf(backend, weight);
-      kinds[j] = packed?.kind ?? -1;
-      weights.push(packed?.data ?? values(backend, weight));
-      scales.push(packed?.scales ?? null);
-      biases.push(bias === undefined ? null : values(backend, bias));
+      weights.push(weight);
+      biases.push(bias);
       outs.push(allocate(backend, rows * n));
       shapes.push([...x.shape.slice(0, -1), n]);
     }
-    if (rows > 0) addon.linearMany(projectedRows(addon, backend, x, normWeight, attrs), inF, kinds, weights, scales, biases, outs);
+    if (rows > 0) linearsInto(addon, backend, projectedRows(addon, backend, x, normWeight, attrs), inF, weights, biases, outs);
     return outs.map((out, j) => backend.makeTensorInfo(shapes[j]!, 'float32', out));
   }) as unknown as KernelFunc;
+}
+
+/**
+ * `outs[j] = xs · weights[j]ᵀ + biases[j]` for rows of `inF` values, the weights float32 or packed
+ * (shapes already checked): one call of the addon's `linearMany`, which splits all the maps' rows
+ * over the threads at once for a single row, and gives each map its own linear kernel's values.
+ */
+export function linearsInto(
+  addon: NativeAddon,
+  backend: Backend,
+  xs: Float32Array,
+  inF: number,
+  weights: readonly TensorInfo[],
+  biases: ReadonlyArray<TensorInfo | undefined>,
+  outs: Float32Array[],
+): void {
+  const kinds = new Int32Array(weights.length);
+  const data: Array<Float32Array | Uint16Array | Int8Array> = [];
+  const scales: Array<Float32Array | null> = [];
+  weights.forEach((weight, j) => {
+    const packed = packedOf(backend, weight);
+    kinds[j] = packed?.kind ?? -1;
+    data.push(packed?.data ?? values(backend, weight));
+    scales.push(packed?.scales ?? null);
+  });
+  const biasValues = biases.map((bias) => (bias === undefined ? null : values(backend, bias)));
+  addon.linearMany(xs, inF, kinds, data, scales, biasValues, outs);
 }
 
 /**
