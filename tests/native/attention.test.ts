@@ -329,6 +329,9 @@ describe.skipIf(!built)('fused attention (native)', () => {
     expect(() => tf.engine().runKernel('TesseraAttentionProjected', { x, q: x, qWeight: wq!, kWeight: wk!, vWeight: wv!, outWeight: out.weight }, attrs)).toThrow(
       /TesseraAttentionProjected: give q, k and v, or x and their weights, not both/,
     );
+    expect(() => tf.engine().runKernel('TesseraAttentionProjected', { q: x, k: x, outWeight: out.weight }, attrs)).toThrow(
+      /TesseraAttentionProjected: give q, k and v, or x and their weights$/,
+    );
     expect(tf.engine().backend.numDataIds()).toBe(dataIds + 2); // the wrong residual and the mask
     expect(tf.memory().numTensors).toBe(tensors + 2);
     tf.dispose([x, wq!, wk!, wv!, bq!, bk!, bv!, norm.weight, out.weight, wrong]);

@@ -107,7 +107,7 @@ describe.runIf(built)('a pre-norm block in its projections\' kernels: the norm i
     });
   }
 
-  it('the whole gated feed-forward kernel names a missing weight, and frees its inner product when the down projection throws', () => {
+  it('the whole gated feed-forward kernel names a missing weight, and leaves nothing behind when the down projection is refused', () => {
     const x = tf.zeros([2, 4]);
     const [wg, wu, wd] = [tf.zeros([6, 4]), tf.zeros([6, 4]), tf.zeros([3, 6])];
     const wrong = tf.zeros([2, 4]);

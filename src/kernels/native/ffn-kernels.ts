@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { addResidual, allocate, kernelConfigs, projectedRows, registeredKernel, registeredProjection, values, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, kernelConfigs, projectedRows, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
@@ -55,19 +55,8 @@ function linearKernel(addon: NativeAddon): KernelFunc {
  */
 function gatedLinearKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { x, gateWeight, upWeight, gateBias, upBias, normWeight } = inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
-      gateBias?: TensorInfo;
-      upBias?: TensorInfo;
-      normWeight?: TensorInfo;
-    };
-    requireFloat32(FUSED.gatedLinear, inputs);
-    requireShape(FUSED.gatedLinear, 'normWeight', normWeight, [x.shape[x.shape.length - 1]!]);
-    const act = activationCode(FUSED.gatedLinear, attrs);
-    const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
-    requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
-    requireShape(FUSED.gatedLinear, 'gateBias', gateBias, [n]);
-    requireShape(FUSED.gatedLinear, 'upBias', upBias, [n]);
-    const shape = [...x.shape.slice(0, -1), n];
+    const { x, gateWeight, upWeight, gateBias, upBias, normWeight } = inputs as GatedLinearInputs;
+    const { act, n, shape } = gatedLinearChecks(inputs, attrs);
     const out = allocate(backend, tf.util.sizeFromShape(shape));
     if (out.length > 0) {
       addon.ffnGatedLinear(
@@ -86,6 +75,22 @@ function gatedLinearKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+/** FUSED.gatedLinear's inputs. */
+export type GatedLinearInputs = Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & { gateBias?: TensorInfo; upBias?: TensorInfo; normWeight?: TensorInfo };
+
+/** FUSED.gatedLinear's checks of its inputs and attrs: the activation's code, the width `n` and shape of its output. */
+export function gatedLinearChecks(inputs: KernelArgs['inputs'], attrs: KernelArgs['attrs']): { act: number; n: number; shape: number[] } {
+  const { x, gateWeight, upWeight, gateBias, upBias, normWeight } = inputs as GatedLinearInputs;
+  requireFloat32(FUSED.gatedLinear, inputs);
+  requireShape(FUSED.gatedLinear, 'normWeight', normWeight, [x.shape[x.shape.length - 1]!]);
+  const act = activationCode(FUSED.gatedLinear, attrs);
+  const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
+  requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
+  requireShape(FUSED.gatedLinear, 'gateBias', gateBias, [n]);
+  requireShape(FUSED.gatedLinear, 'upBias', upBias, [n]);
+  return { act, n, shape: [...x.shape.slice(0, -1), n] };
+}
+
 /** Inputs `{ x, up? }` (up shaped like x), attrs `{ activation }`; output `act(x)`, times `up` when given. */
 function activationKernel(addon: NativeAddon): KernelFunc {
   return (({ inputs, backend, attrs }: KernelArgs) => {
@@ -99,31 +104,11 @@ function activationKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
-/**
- * FUSED.gatedFeedForward as this backend's own FUSED.gatedLinear and FUSED.linear kernels (packed
- * weights included: the registered ones), called back to back inside one kernel: the values are
- * theirs, and decode pays the engine's per-kernel bookkeeping once for the sublayer, not twice.
- */
-function gatedFeedForwardKernel(backendName: string): KernelFunc {
-  const kernel = FUSED.gatedFeedForward;
-  return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { downWeight, downBias, residual, ...gatedInputs } = inputs;
-    if (downWeight === undefined) throw new Error(`${kernel}: input 'downWeight' is missing`);
-    const inner = registeredKernel(kernel, FUSED.gatedLinear, backendName)({ inputs: gatedInputs, backend, attrs }) as TensorInfo;
-    try {
-      return registeredProjection(kernel, backendName, backend, { x: inner, weight: downWeight, bias: downBias, residual });
-    } finally {
-      backend.disposeData(inner.dataId);
-    }
-  }) as unknown as KernelFunc;
-}
-
 /** The feed-forward kernels of the native backend. */
 export function ffnKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return kernelConfigs(backendName, [
     [FUSED.linear, linearKernel(addon)],
     [FUSED.gatedLinear, gatedLinearKernel(addon)],
     [FUSED.activation, activationKernel(addon)],
-    [FUSED.gatedFeedForward, gatedFeedForwardKernel(backendName)],
   ]);
 }

@@ -3,7 +3,6 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { BINARY_OPS, type NativeAddon } from './addon.js';
-import { FUSED } from '../contract.js';
 
 /** The native backend is the cpu backend's class: same storage, so cpu kernels run on it as-is. */
 export type Backend = MathBackendCPU;
@@ -29,7 +28,7 @@ export function allocate(backend: Backend, length: number, growing = false): Flo
 }
 
 /** Where a kernel keeps a temporary between making it and handing it to the addon (see {@link scratch}). */
-export type ScratchSlot = 'normed' | 'rotatedQ' | 'rotatedK' | 'projectedQ' | 'projectedK' | 'projectedV' | 'context';
+export type ScratchSlot = 'normed' | 'rotatedQ' | 'rotatedK' | 'projectedQ' | 'projectedK' | 'projectedV' | 'context' | 'gated';
 
 /** Above this many floats a temporary is allocated on its own, so a slot never holds a prompt's rows. */
 export const SCRATCH_MAX_FLOATS = 65536;
@@ -52,30 +51,6 @@ export function scratch(slot: ScratchSlot, length: number): Float32Array {
     scratchSlots.set(slot, buffer);
   }
   return buffer.length === length ? buffer : buffer.subarray(0, length);
-}
-
-/**
- * The kernel registered as `name` on `backendName`, looked up when called (so packed-weight
- * wrappers apply): for a kernel that runs others back to back, paying the engine's dispatch once.
- */
-export function registeredKernel(kernel: string, name: string, backendName: string): (args: KernelArgs) => TensorInfo | TensorInfo[] {
-  const config = tf.getKernel(name, backendName);
-  if (config === undefined) throw new Error(`${kernel}: kernel ${name} is not registered on ${backendName}`);
-  return config.kernelFunc as unknown as (args: KernelArgs) => TensorInfo | TensorInfo[];
-}
-
-/**
- * `x · weightᵀ + bias + residual` by the FUSED.linear kernel registered on `backendName` (packed
- * weights too): the last projection of a kernel that runs a sublayer's kernels back to back.
- */
-export function registeredProjection(
-  kernel: string,
-  backendName: string,
-  backend: Backend,
-  { x, weight, bias, residual }: { x: TensorInfo; weight: TensorInfo; bias?: TensorInfo; residual?: TensorInfo },
-): TensorInfo {
-  const inputs = { x, weight, ...(bias && { bias }), ...(residual && { residual }) };
-  return registeredKernel(kernel, FUSED.linear, backendName)({ inputs, backend, attrs: { activation: 'linear' } }) as TensorInfo;
 }
 
 /** The cpu backend's own kernel, for dtypes and cases the native path does not cover. */

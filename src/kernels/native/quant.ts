@@ -3,8 +3,8 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 
 import type { NativeAddon } from './addon.js';
 import type { Placement } from './huge-pages.js';
-import { activationCode, outFeatures } from './ffn-kernels.js';
-import { addResidual, allocate, projectedRows, values, type Backend, type KernelArgs } from './kernel-utils.js';
+import { activationCode, gatedLinearChecks, outFeatures, type GatedLinearInputs } from './ffn-kernels.js';
+import { addResidual, allocate, projectedRows, scratch, values, type Backend, type KernelArgs } from './kernel-utils.js';
 import { FUSED, markPacked, PACKED_DTYPES, requireFloat32, requireShape, type PackedDtype } from '../contract.js';
 
 /**
@@ -205,44 +205,75 @@ export function linearsInto(
 }
 
 /**
- * FUSED.gatedLinear with packed weights: both of one format in one call to quant.c; a mix of
- * formats (one weight reassigned as float32) as two linear calls and the gated activation.
+ * FUSED.gatedLinear with packed weights: see {@link gatedLinearInto}. Without packed weights the
+ * float32 kernel runs unchanged.
  */
 function gatedLinearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
   return ((args: KernelArgs) => {
-    const { x, gateWeight, upWeight, gateBias, upBias, normWeight } = args.inputs as Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & {
-      gateBias?: TensorInfo;
-      upBias?: TensorInfo;
-      normWeight?: TensorInfo;
-    };
+    const inputs = args.inputs as GatedLinearInputs;
     const { backend } = args;
-    const gate = gateWeight === undefined ? undefined : packedOf(backend, gateWeight);
-    const up = upWeight === undefined ? undefined : packedOf(backend, upWeight);
-    if (gate === undefined && up === undefined) return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
-    const act = activationCode(FUSED.gatedLinear, args.attrs);
-    requireFloat32(FUSED.gatedLinear, args.inputs);
-    requireShape(FUSED.gatedLinear, 'normWeight', normWeight, [x.shape[x.shape.length - 1]!]);
-    const n = outFeatures(FUSED.gatedLinear, 'gateWeight', x, gateWeight);
-    requireShape(FUSED.gatedLinear, 'upWeight', upWeight, gateWeight.shape);
-    requireShape(FUSED.gatedLinear, 'gateBias', gateBias, [n]);
-    requireShape(FUSED.gatedLinear, 'upBias', upBias, [n]);
-    const shape = [...x.shape.slice(0, -1), n];
-    const out = allocate(backend, tf.util.sizeFromShape(shape));
-    if (out.length > 0) {
-      const inF = x.shape[x.shape.length - 1]!;
-      const bg = gateBias === undefined ? null : values(backend, gateBias);
-      const bu = upBias === undefined ? null : values(backend, upBias);
-      const xs = projectedRows(addon, backend, x, normWeight, args.attrs);
-      if (gate !== undefined && up !== undefined && gate.kind === up.kind) {
-        addon.quantGatedLinear(xs, gate.kind, gate.data, gate.scales, up.data, up.scales, bg, bu, out, inF, n, act);
-      } else {
-        const upOut = new Float32Array(out.length);
-        linearInto(addon, backend, xs, inF, gateWeight, gateBias, out, 0);
-        linearInto(addon, backend, xs, inF, upWeight, upBias, upOut, 0);
-        addon.ffnActivation(act, out, upOut, out);
-      }
+    if (packedOf(backend, inputs.gateWeight) === undefined && packedOf(backend, inputs.upWeight) === undefined) {
+      return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
     }
+    const { act, n, shape } = gatedLinearChecks(args.inputs, args.attrs);
+    const out = allocate(backend, tf.util.sizeFromShape(shape));
+    if (out.length > 0) gatedLinearInto(addon, backend, projectedRows(addon, backend, inputs.x, inputs.normWeight, args.attrs), inputs, out, n, act);
     return backend.makeTensorInfo(shape, 'float32', out);
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * `out = act(xs · gateWeightᵀ + gateBias) * (xs · upWeightᵀ + upBias)` for rows of xs (inputs
+ * checked): float32 weights in one call of the float32 kernel's, both packed in one format in one
+ * call to quant.c, a mix of formats (one weight reassigned as float32) as two linear calls and the
+ * gated activation.
+ */
+function gatedLinearInto(addon: NativeAddon, backend: Backend, xs: Float32Array, inputs: GatedLinearInputs, out: Float32Array, n: number, act: number): void {
+  const { x, gateWeight, upWeight, gateBias, upBias } = inputs;
+  const inF = x.shape[x.shape.length - 1]!;
+  const gate = packedOf(backend, gateWeight);
+  const up = packedOf(backend, upWeight);
+  const bg = gateBias === undefined ? null : values(backend, gateBias);
+  const bu = upBias === undefined ? null : values(backend, upBias);
+  if (gate === undefined && up === undefined) {
+    addon.ffnGatedLinear(xs, values(backend, gateWeight), values(backend, upWeight), bg, bu, out, inF, n, act);
+  } else if (gate !== undefined && up !== undefined && gate.kind === up.kind) {
+    addon.quantGatedLinear(xs, gate.kind, gate.data, gate.scales, up.data, up.scales, bg, bu, out, inF, n, act);
+  } else {
+    const upOut = new Float32Array(out.length);
+    linearInto(addon, backend, xs, inF, gateWeight, gateBias, out, 0);
+    linearInto(addon, backend, xs, inF, upWeight, upBias, upOut, 0);
+    addon.ffnActivation(act, out, upOut, out);
+  }
+}
+
+/**
+ * FUSED.gatedFeedForward: FUSED.gatedLinear, then FUSED.linear by `downWeight` plus `residual`, each
+ * with its own kernel's checks and values (float32 or packed weights), run back to back on arrays:
+ * one engine dispatch for a pre-norm block's whole gated feed-forward, the gated activations in a
+ * scratch slot between the two. All checks come before any work.
+ */
+function gatedFeedForwardKernel(addon: NativeAddon): KernelFunc {
+  const kernel = FUSED.gatedFeedForward;
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const { downWeight, downBias, residual, ...gated } = inputs;
+    if (downWeight === undefined) throw new Error(`${kernel}: input 'downWeight' is missing`);
+    const { act, n, shape } = gatedLinearChecks(gated, attrs);
+    // FUSED.linear's checks of the down projection, on the gated activations.
+    requireFloat32(FUSED.linear, { weight: downWeight, bias: downBias, residual });
+    const hidden = outFeatures(FUSED.linear, 'weight', { shape } as TensorInfo, downWeight);
+    requireShape(FUSED.linear, 'bias', downBias, [hidden]);
+    const outShape = [...shape.slice(0, -1), hidden];
+    requireShape(FUSED.linear, 'residual', residual, outShape);
+    const out = allocate(backend, tf.util.sizeFromShape(outShape));
+    if (out.length > 0) {
+      const inputs = gated as GatedLinearInputs;
+      const activations = scratch('gated', tf.util.sizeFromShape(shape));
+      gatedLinearInto(addon, backend, projectedRows(addon, backend, inputs.x, inputs.normWeight, attrs), inputs, activations, n, act);
+      linearsInto(addon, backend, activations, n, [downWeight], [downBias], [out]);
+      addResidual(addon, backend, out, residual);
+    }
+    return backend.makeTensorInfo(outShape, 'float32', out);
   }) as unknown as KernelFunc;
 }
 
@@ -337,8 +368,9 @@ function gatherKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc
 }
 
 /**
- * The packing kernel, and `configs` (the backend's own kernels) with FUSED.linear,
- * FUSED.gatedLinear, FUSED.mambaMixer and GatherV2 (embedding lookups) taught to read packed weights.
+ * The packing kernel, FUSED.linears and FUSED.gatedFeedForward (float32 and packed weights alike),
+ * and `configs` (the backend's own kernels) with FUSED.linear, FUSED.gatedLinear, FUSED.mambaMixer
+ * and GatherV2 (embedding lookups) taught to read packed weights.
  */
 export function withPackedWeights(addon: NativeAddon, backendName: string, configs: KernelConfig[]): KernelConfig[] {
   const wrapped = configs.map((config) => {
@@ -351,6 +383,7 @@ export function withPackedWeights(addon: NativeAddon, backendName: string, confi
   return [
     ...wrapped,
     { kernelName: FUSED.linears, backendName, kernelFunc: linearsKernel(addon) },
+    { kernelName: FUSED.gatedFeedForward, backendName, kernelFunc: gatedFeedForwardKernel(addon) },
     { kernelName: FUSED.packWeight, backendName, kernelFunc: packWeightKernel(addon) },
   ];
 }
