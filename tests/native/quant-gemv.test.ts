@@ -25,8 +25,9 @@ describeNative('packed-weight GEMVs (quant.c) on every vector path', () => {
 
   for (const dtype of PACKED_DTYPES) {
     it(`${dtype}: 1-4 rows of x on each path match the portable path and a float32 matmul of the widened weights, tails included`, () => {
-      // n around multiples of 4 (the four-row blocks and their leftovers), in around the vector widths.
-      const sizes = [[1, 1], [15, 3], [16, 4], [17, 5], [31, 7], [32, 8], [33, 9], [63, 13], [64, 4], [65, 6], [200, 11], [769, 23]] as const;
+      // n around multiples of 4 (the four-row blocks and their leftovers), in around the vector widths and past
+      // the longest x that bf16's one-row loop deinterleaves (8192; longer takes the four-row loop).
+      const sizes = [[1, 1], [15, 3], [16, 4], [17, 5], [31, 7], [32, 8], [33, 9], [63, 13], [64, 4], [65, 6], [200, 11], [769, 23], [8200, 5]] as const;
       for (const [inF, n] of sizes) {
         const seed = inF * 100 + n;
         const w = randoms(n * inF, seed);
