@@ -152,11 +152,11 @@ __attribute__((target("avx2,f16c"))) static void widen_f16_f16c(const uint16_t *
 /* ---- dot products of x with runs of packed weight rows ---- */
 
 /*
- * d[j] = x . (packed row j of w) for j in [0, count), rows `in` weights apart. The vector paths
- * take four weight rows at a time, so each load of x serves four rows and eight accumulators keep
- * the FMA pipes busy while the four weight streams are read; leftover rows take the one-row loop,
- * which sums each row in the same order, so a row's value does not depend on where a thread's
- * part begins.
+ * d[j] = x . (packed row j of w) for j in [0, count), rows `in` weights apart. Most vector paths
+ * take four weight rows at a time (DOTS_VEC), so each load of x serves four rows and eight
+ * accumulators keep the FMA pipes busy while the four weight streams are read; leftover rows take
+ * the one-row loop, which sums each row in the same order, so a row's value does not depend on
+ * where a thread's part begins. AVX-512 bf16 and f16 go one row at a time (below DOTS_VEC).
  */
 typedef void (*dots_fn)(const float *x, const void *w, int in, size_t count, float *d);
 
