@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { FFN_ACTIVATIONS, type NativeAddon } from './addon.js';
-import { addResidual, allocate, kernelConfigs, projectedRows, values, type KernelArgs } from './kernel-utils.js';
+import { addResidual, allocate, kernelConfigs, values, type KernelArgs } from './kernel-utils.js';
 import { FUSED, requireFloat32, requireShape } from '../contract.js';
 
 /** The native number of an `activation` attr, with a clear error for names the kernels lack. */
@@ -47,34 +47,6 @@ function linearKernel(addon: NativeAddon): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
-/**
- * Inputs `{ x: [..., in], gateWeight: [out, in], upWeight: [out, in], gateBias?: [out], upBias?: [out],
- * normWeight?: [in] }`, attrs `{ activation, normEpsilon? }`; output `act(x · gateWeightᵀ + gateBias) *
- * (x · upWeightᵀ + upBias)`, `[..., out]`: the first half of a gated (SwiGLU-style) MLP in one
- * kernel, with `normWeight` after an RMSNorm of x (a pre-norm block's).
- */
-function gatedLinearKernel(addon: NativeAddon): KernelFunc {
-  return (({ inputs, backend, attrs }: KernelArgs) => {
-    const { x, gateWeight, upWeight, gateBias, upBias, normWeight } = inputs as GatedLinearInputs;
-    const { act, n, shape } = gatedLinearChecks(inputs, attrs);
-    const out = allocate(backend, tf.util.sizeFromShape(shape));
-    if (out.length > 0) {
-      addon.ffnGatedLinear(
-        projectedRows(addon, backend, x, normWeight, attrs),
-        values(backend, gateWeight),
-        values(backend, upWeight),
-        gateBias === undefined ? null : values(backend, gateBias),
-        upBias === undefined ? null : values(backend, upBias),
-        out,
-        x.shape[x.shape.length - 1],
-        n,
-        act,
-      );
-    }
-    return backend.makeTensorInfo(shape, 'float32', out);
-  }) as unknown as KernelFunc;
-}
-
 /** FUSED.gatedLinear's inputs. */
 export type GatedLinearInputs = Record<'x' | 'gateWeight' | 'upWeight', TensorInfo> & { gateBias?: TensorInfo; upBias?: TensorInfo; normWeight?: TensorInfo };
 
@@ -108,7 +80,6 @@ function activationKernel(addon: NativeAddon): KernelFunc {
 export function ffnKernels(addon: NativeAddon, backendName: string): KernelConfig[] {
   return kernelConfigs(backendName, [
     [FUSED.linear, linearKernel(addon)],
-    [FUSED.gatedLinear, gatedLinearKernel(addon)],
     [FUSED.activation, activationKernel(addon)],
   ]);
 }

@@ -205,26 +205,25 @@ export function linearsInto(
 }
 
 /**
- * FUSED.gatedLinear with packed weights: see {@link gatedLinearInto}. Without packed weights the
- * float32 kernel runs unchanged.
+ * Inputs `{ x: [..., in], gateWeight: [out, in], upWeight: [out, in], gateBias?: [out], upBias?: [out],
+ * normWeight?: [in] }`, attrs `{ activation, normEpsilon? }`; output `act(x · gateWeightᵀ + gateBias) *
+ * (x · upWeightᵀ + upBias)`, `[..., out]`: the first half of a gated (SwiGLU-style) MLP in one
+ * kernel, with `normWeight` after an RMSNorm of x (a pre-norm block's); float32 or packed weights
+ * (see {@link gatedLinearInto}).
  */
-function gatedLinearKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc {
-  return ((args: KernelArgs) => {
-    const inputs = args.inputs as GatedLinearInputs;
-    const { backend } = args;
-    if (packedOf(backend, inputs.gateWeight) === undefined && packedOf(backend, inputs.upWeight) === undefined) {
-      return (float32Kernel as unknown as (a: KernelArgs) => TensorInfo)(args);
-    }
-    const { act, n, shape } = gatedLinearChecks(args.inputs, args.attrs);
+function gatedLinearKernel(addon: NativeAddon): KernelFunc {
+  return (({ inputs, backend, attrs }: KernelArgs) => {
+    const gated = inputs as GatedLinearInputs;
+    const { act, n, shape } = gatedLinearChecks(inputs, attrs);
     const out = allocate(backend, tf.util.sizeFromShape(shape));
-    if (out.length > 0) gatedLinearInto(addon, backend, projectedRows(addon, backend, inputs.x, inputs.normWeight, args.attrs), inputs, out, n, act);
+    if (out.length > 0) gatedLinearInto(addon, backend, projectedRows(addon, backend, gated.x, gated.normWeight, attrs), gated, out, n, act);
     return backend.makeTensorInfo(shape, 'float32', out);
   }) as unknown as KernelFunc;
 }
 
 /**
  * `out = act(xs · gateWeightᵀ + gateBias) * (xs · upWeightᵀ + upBias)` for rows of xs (inputs
- * checked): float32 weights in one call of the float32 kernel's, both packed in one format in one
+ * checked): float32 weights in one call to ffn.c, both packed in one format in one
  * call to quant.c, a mix of formats (one weight reassigned as float32) as two linear calls and the
  * gated activation.
  */
@@ -267,9 +266,9 @@ function gatedFeedForwardKernel(addon: NativeAddon): KernelFunc {
     requireShape(FUSED.linear, 'residual', residual, outShape);
     const out = allocate(backend, tf.util.sizeFromShape(outShape));
     if (out.length > 0) {
-      const inputs = gated as GatedLinearInputs;
+      const gatedInputs = gated as GatedLinearInputs;
       const activations = scratch('gated', tf.util.sizeFromShape(shape));
-      gatedLinearInto(addon, backend, projectedRows(addon, backend, inputs.x, inputs.normWeight, attrs), inputs, activations, n, act);
+      gatedLinearInto(addon, backend, projectedRows(addon, backend, gatedInputs.x, gatedInputs.normWeight, attrs), gatedInputs, activations, n, act);
       linearsInto(addon, backend, activations, n, [downWeight], [downBias], [out]);
       addResidual(addon, backend, out, residual);
     }
@@ -368,20 +367,20 @@ function gatherKernel(addon: NativeAddon, float32Kernel: KernelFunc): KernelFunc
 }
 
 /**
- * The packing kernel, FUSED.linears and FUSED.gatedFeedForward (float32 and packed weights alike),
- * and `configs` (the backend's own kernels) with FUSED.linear, FUSED.gatedLinear, FUSED.mambaMixer
- * and GatherV2 (embedding lookups) taught to read packed weights.
+ * The packing kernel, FUSED.gatedLinear, FUSED.linears and FUSED.gatedFeedForward (float32 and
+ * packed weights alike), and `configs` (the backend's own kernels) with FUSED.linear,
+ * FUSED.mambaMixer and GatherV2 (embedding lookups) taught to read packed weights.
  */
 export function withPackedWeights(addon: NativeAddon, backendName: string, configs: KernelConfig[]): KernelConfig[] {
   const wrapped = configs.map((config) => {
     if (config.kernelName === FUSED.linear) return { ...config, kernelFunc: linearKernel(addon, config.kernelFunc) };
-    if (config.kernelName === FUSED.gatedLinear) return { ...config, kernelFunc: gatedLinearKernel(addon, config.kernelFunc) };
     if (config.kernelName === FUSED.mambaMixer) return { ...config, kernelFunc: mambaMixerKernel(addon, config.kernelFunc) };
     if (config.kernelName === tf.GatherV2) return { ...config, kernelFunc: gatherKernel(addon, config.kernelFunc) };
     return config;
   });
   return [
     ...wrapped,
+    { kernelName: FUSED.gatedLinear, backendName, kernelFunc: gatedLinearKernel(addon) },
     { kernelName: FUSED.linears, backendName, kernelFunc: linearsKernel(addon) },
     { kernelName: FUSED.gatedFeedForward, backendName, kernelFunc: gatedFeedForwardKernel(addon) },
     { kernelName: FUSED.packWeight, backendName, kernelFunc: packWeightKernel(addon) },
