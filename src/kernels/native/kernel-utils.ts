@@ -30,10 +30,14 @@ export function allocate(backend: Backend, length: number, growing = false): Flo
 /** Where a kernel keeps a temporary between making it and handing it to the addon (see {@link scratch}). */
 export type ScratchSlot = 'normed' | 'rotatedQ' | 'rotatedK' | 'projectedQ' | 'projectedK' | 'projectedV' | 'context' | 'gated';
 
-/** Above this many floats a temporary is allocated on its own, so a slot never holds a prompt's rows. */
+/**
+ * Above this many floats a slot holds its buffer only weakly: a prompt's rows are reused while the
+ * garbage collector keeps them, and never held by the slot alone.
+ */
 export const SCRATCH_MAX_FLOATS = 65536;
 
 const scratchSlots = new Map<ScratchSlot, Float32Array>();
+const largeScratchSlots = new Map<ScratchSlot, WeakRef<Float32Array>>();
 
 /**
  * `length` floats of arbitrary content for a temporary that a kernel fills, hands to the addon and
@@ -41,14 +45,22 @@ const scratchSlots = new Map<ScratchSlot, Float32Array>();
  * reused call after call, so a decode step does not allocate and collect several such arrays per
  * layer. What a slot holds lasts until the slot's next use: a kernel never returns it, keeps it, or
  * runs another kernel that uses the same slot while it still needs it. Lengths above
- * {@link SCRATCH_MAX_FLOATS} get a fresh array.
+ * {@link SCRATCH_MAX_FLOATS} (a prompt's q, k, v and context) have a buffer of their own per slot
+ * that the slot holds through a WeakRef: every layer of a prefill or an encode reuses it, where a
+ * fresh array per layer would fault its pages in and zero them, and the collector may free it
+ * between calls, so no slot keeps a prompt's worth of memory alive.
  */
 export function scratch(slot: ScratchSlot, length: number): Float32Array {
-  if (length > SCRATCH_MAX_FLOATS) return new Float32Array(length);
-  let buffer = scratchSlots.get(slot);
+  const large = length > SCRATCH_MAX_FLOATS;
+  let buffer = large ? largeScratchSlots.get(slot)?.deref() : scratchSlots.get(slot);
   if (buffer === undefined || buffer.length < length) {
-    buffer = new Float32Array(Math.max(length, buffer === undefined ? 0 : 2 * buffer.length));
-    scratchSlots.set(slot, buffer);
+    if (large) {
+      buffer = new Float32Array(length);
+      largeScratchSlots.set(slot, new WeakRef(buffer));
+    } else {
+      buffer = new Float32Array(Math.max(length, buffer === undefined ? 0 : 2 * buffer.length));
+      scratchSlots.set(slot, buffer);
+    }
   }
   return buffer.length === length ? buffer : buffer.subarray(0, length);
 }
