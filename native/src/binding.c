@@ -388,6 +388,12 @@ static napi_value ScanAvx512ForceAbsent(napi_env env, napi_callback_info info) {
   return set_switch(env, info, "scanAvx512ForceAbsent", tessera_scan_avx512_force_absent);
 }
 
+/* mambaFusedStepForceAbsent(absent): tests and benchmarks run a one-token Mamba mixer step on the
+ * general path (five pool passes) instead of mamba.c's three-pass step. */
+static napi_value MambaFusedStepForceAbsent(napi_env env, napi_callback_info info) {
+  return set_switch(env, info, "mambaFusedStepForceAbsent", tessera_mamba_fused_step_force_absent);
+}
+
 /* attentionF32ForceAbsent(absent): tests and benchmarks take the BLAS path where a prefill's
  * attention would run on the float32 tiles (attention-f32.c). */
 static napi_value AttentionF32ForceAbsent(napi_env env, napi_callback_info info) {
@@ -776,6 +782,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"attention", NULL, Attention, NULL, NULL, NULL, napi_enumerable, NULL},
       {"greedyPick", NULL, GreedyPick, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanAvx512ForceAbsent", NULL, ScanAvx512ForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mambaFusedStepForceAbsent", NULL, MambaFusedStepForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"attentionF32ForceAbsent", NULL, AttentionF32ForceAbsent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"rotary", NULL, Rotary, NULL, NULL, NULL, napi_enumerable, NULL},
       {"kvAppend", NULL, KvAppend, NULL, NULL, NULL, napi_enumerable, NULL},

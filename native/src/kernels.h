@@ -63,6 +63,8 @@ struct tessera_scan {
   float *y, *h_out;
 };
 const char *tessera_scan_run(const struct tessera_scan *s, int threads);
+/* Channels [first, last) of a one-token scan (len 1, batch 1) on the calling thread: a part of a pool task. */
+void tessera_scan_step_part(const struct tessera_scan *s, size_t first, size_t last);
 /* Tests and benchmarks: run the scan's generic loops where its AVX-512 ones would run (absent != 0), or not. */
 void tessera_scan_avx512_force_absent(int absent);
 
@@ -167,6 +169,8 @@ struct tessera_mamba {
 const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
                                 const float *keep, const float *conv_in, const float *ssm_in,
                                 float *out, float *conv_out, float *ssm_out, int threads);
+/* Tests and benchmarks: run a one-token step (B = L = 1, no keep) on the general path (absent != 0), or not. */
+void tessera_mamba_fused_step_force_absent(int absent);
 
 /*
  * A copy of `bytes` at `data` in fresh memory aligned to, and advised for, 2 MiB pages (memory.c);

@@ -140,12 +140,117 @@ static int project(const float *x, const float *w, const void *packed, int kind,
   return tessera_linear_many(x, rows, k, &map, 1);
 }
 
+/*
+ * One decode step of one sequence: the same math in three passes over the pool instead of five
+ * passes and two single-threaded loops. A channel's conv needs only its own rows of in_proj, and
+ * its delta, softplus, scan and gate only its own row of dt_proj, so those run in the part that
+ * computed the rows, while they are in cache; only x_proj and out_proj, which read every channel,
+ * wait for all parts. Same sums in the same order as the general path.
+ */
+struct step_job {
+  const struct tessera_mamba *m;
+  const float *x, *window;
+  float *xz, *u, *new_window;
+  struct tessera_linear_map in, dt;
+  const float *dt_x;
+  const struct tessera_scan *scan;
+};
+
+/* Channels [e0, e1): their rows of in_proj (x and z), then the conv step. */
+static void step_in_conv_part(void *ctx, size_t e0, size_t e1) {
+  const struct step_job *j = ctx;
+  const struct tessera_mamba *m = j->m;
+  const size_t inner = (size_t)m->inner, kernel = (size_t)m->kernel;
+  tessera_linear_rows(j->x, m->hidden, &j->in, e0, e1);
+  tessera_linear_rows(j->x, m->hidden, &j->in, inner + e0, inner + e1);
+  conv_step(j->xz + e0, (int)(e1 - e0), m->kernel, m->conv_weight + e0 * kernel,
+            m->conv_bias != NULL ? m->conv_bias + e0 : NULL, j->window + e0 * kernel, j->u + e0,
+            j->new_window + e0 * kernel);
+}
+
+/* Channels [e0, e1): their rows of dt_proj, softplus, then their scan step and gate. */
+static void step_dt_scan_part(void *ctx, size_t e0, size_t e1) {
+  const struct step_job *j = ctx;
+  tessera_linear_rows(j->dt_x, j->m->rank, &j->dt, e0, e1);
+  softplus_rows(j->dt.out + e0, NULL, 0, 1, (int)(e1 - e0));
+  tessera_scan_step_part(j->scan, e0, e1);
+}
+
+static int fused_step_off;
+
+void tessera_mamba_fused_step_force_absent(int absent) { fused_step_off = absent; }
+
+static const char *mixer_step(const struct tessera_mamba *m, const float *hidden, const float *conv_in,
+                              const float *ssm_in, float *out, float *conv_out, float *ssm_out, int threads) {
+  const int inner = m->inner, n_state = m->nstate, rank = m->rank, kernel = m->kernel;
+  const int xdbl_width = rank + 2 * n_state;
+  /* xz, u, x_proj's output, delta, gated, the normed row and a zero window, in one block. */
+  const size_t floats = 2 * (size_t)inner + (size_t)inner + (size_t)xdbl_width + 2 * (size_t)inner +
+                        (size_t)m->hidden + (conv_in == NULL ? (size_t)inner * kernel : 0);
+  float *block = malloc(sizeof(float) * floats);
+  if (block == NULL) return "out of memory";
+  float *xz = block, *u = xz + 2 * (size_t)inner, *xdbl = u + inner, *delta = xdbl + xdbl_width,
+        *gated = delta + inner, *normed = gated + inner, *zeros = normed + m->hidden;
+  if (conv_in == NULL) memset(zeros, 0, sizeof(float) * (size_t)inner * kernel);
+  const float *x = hidden;
+  if (m->pre_norm != NULL) {
+    tessera_rms_norm(hidden, m->pre_norm, normed, 1, m->hidden, m->pre_norm_eps);
+    x = normed;
+  }
+  const struct tessera_scan scan = {1, 1, inner, n_state, u, delta, m->A, xdbl + rank,
+                                    xdbl + rank + n_state, xdbl_width, m->D, xz + inner, 2 * inner,
+                                    ssm_in, gated, ssm_out};
+  struct step_job job = {
+      m, x, conv_in != NULL ? conv_in : zeros, xz, u, conv_out,
+      {m->in_packed != NULL ? m->in_kind : -1, m->in_packed != NULL ? m->in_packed : (const void *)m->in_weight,
+       m->in_scales, m->in_bias, xz, 2 * inner},
+      {m->dt_packed != NULL ? m->dt_kind : -1, m->dt_packed != NULL ? m->dt_packed : (const void *)m->dt_weight,
+       m->dt_scales, m->dt_bias, delta, inner},
+      xdbl, &scan};
+  /* About as many weights a part as tessera_linear_many's GEMVs take. */
+  const size_t in_bytes = 2 * (size_t)inner * m->hidden *
+                          (m->in_packed != NULL ? tessera_quant_size(m->in_kind) : sizeof(float));
+  const struct tessera_region in_reads = {job.in.w, in_bytes};
+  tessera_parallel_stream((size_t)inner, 1 + ((size_t)16 << 10) / (2 * (size_t)m->hidden), threads,
+                          step_in_conv_part, &job, &in_reads, 1);
+  const char *error = NULL;
+  if (!project(u, m->x_weight, m->x_packed, m->x_kind, m->x_scales, NULL, xdbl, 1, xdbl_width, inner)) {
+    error = "out of memory";
+    goto done;
+  }
+  if (m->dt_norm != NULL) {
+    tessera_rms_norm(xdbl, m->dt_norm, xdbl, 1, rank, m->norm_eps);
+    tessera_rms_norm(xdbl + rank, m->b_norm, xdbl + rank, 1, n_state, m->norm_eps);
+    tessera_rms_norm(xdbl + rank + n_state, m->c_norm, xdbl + rank + n_state, 1, n_state, m->norm_eps);
+  }
+  const size_t dt_bytes = (size_t)inner * rank *
+                          (m->dt_packed != NULL ? tessera_quant_size(m->dt_kind) : sizeof(float));
+  const struct tessera_region dt_reads = {job.dt.w, dt_bytes};
+  /* The scan step's grain (scan.c): a part pays off from a few hundred channels. */
+  tessera_parallel_stream((size_t)inner, 512, threads, step_dt_scan_part, &job, &dt_reads, 1);
+  if (!project(gated, m->out_weight, m->out_packed, m->out_kind, m->out_scales, m->out_bias, out, 1, m->hidden,
+               inner)) {
+    error = "out of memory";
+    goto done;
+  }
+  if (m->add_residual) {
+    for (int i = 0; i < m->hidden; i++) out[i] += hidden[i];
+  }
+done:
+  free(block);
+  return error;
+}
+
 const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidden,
                                 const float *keep, const float *conv_in, const float *ssm_in,
                                 float *out, float *conv_out, float *ssm_out, int threads) {
   const int batch = m->batch, len = m->len, inner = m->inner, n_state = m->nstate,
             rank = m->rank, kernel = m->kernel;
   const int rows = batch * len, xdbl_width = rank + 2 * n_state;
+  if (rows == 1 && keep == NULL && !fused_step_off) {
+    if (n_state > 256) return "state size above 256";
+    return mixer_step(m, hidden, conv_in, ssm_in, out, conv_out, ssm_out, threads);
+  }
   float *xz = malloc(sizeof(float) * (size_t)rows * 2 * inner);
   float *u = malloc(sizeof(float) * (size_t)rows * inner);
   float *xdbl = malloc(sizeof(float) * (size_t)rows * xdbl_width);

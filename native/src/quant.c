@@ -617,6 +617,14 @@ void tessera_gemv_f32(const float *x, int in, const float *w, const float *bias,
   gemv(&a);
 }
 
+void tessera_linear_rows(const float *x, int in, const struct tessera_linear_map *m, size_t begin, size_t end) {
+  const int packed = m->kind >= 0;
+  const struct gemv_args a = {x, 1, in, m->n, m->w, (size_t)in * (packed ? tessera_quant_size(m->kind) : sizeof(float)),
+                              m->kind == TESSERA_QUANT_INT8 ? m->scales : NULL, m->bias, 1, m->out,
+                              packed ? dots_for(m->kind) : dots_f32_for()};
+  if (begin < end) gemv_part((void *)&a, begin, end);
+}
+
 /* The maps of one tessera_linear_many call, as GEMVs, and where each one's rows start in the joint split. */
 struct many_args {
   struct gemv_args gemv[TESSERA_LINEAR_MANY_MAX];

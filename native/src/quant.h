@@ -71,6 +71,12 @@ struct tessera_linear_map {
  */
 int tessera_linear_many(const float *x, int rows, int in, const struct tessera_linear_map *maps, int count);
 
+/*
+ * Rows [begin, end) of one map for one row of x (`out[r] = x . w_r + bias_r`), on the calling
+ * thread: a part of a pool task that splits a GEMV together with work of its own.
+ */
+void tessera_linear_rows(const float *x, int in, const struct tessera_linear_map *map, size_t begin, size_t end);
+
 const char *tessera_quant_isa(void);
 
 /* Run `name`'s path from now on (tests check each path on one machine); 0 if the CPU lacks it. */

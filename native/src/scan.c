@@ -305,6 +305,16 @@ static int use_avx512(void) {
 #endif
 }
 
+void tessera_scan_step_part(const struct tessera_scan *s, size_t first, size_t last) {
+#ifdef TESSERA_X86
+  if (use_avx512() && s->nstate % 16 == 0) {
+    step_tasks_avx512((void *)s, first, last);
+    return;
+  }
+#endif
+  step_tasks((void *)s, first, last);
+}
+
 const char *tessera_scan_run(const struct tessera_scan *s, int threads) {
   if (s->nstate > MAX_STATE) return "state size above 256";
   if (s->len == 1) {

@@ -9,6 +9,8 @@ import { MambaMixer, type MambaOptions } from '../../src/layers/mamba.js';
 import { Block } from '../../src/layers/block.js';
 import { RMSNorm } from '../../src/layers/norm.js';
 import { addHook } from '../../src/hooks/run.js';
+import { loadAddon } from '../../src/kernels/native/addon.js';
+import { packWeight } from '../../src/ops/packed-weights.js';
 import { built, expectClose, randoms, useNativeBackend } from './helpers.js';
 
 const BASE: MambaOptions = { hiddenSize: 24, stateSize: 8, convKernel: 4, expand: 2, dtRank: 3, convBias: true, projBias: false };
@@ -80,6 +82,48 @@ describe.runIf(built)('fused Mamba mixer kernel (native)', () => {
       expectClose(fused.ssm, reference.ssm, 1e-5, 1e-4);
       hidden.dispose();
       mixer.dispose();
+    });
+  }
+
+  // One sequence's one-token calls take mamba.c's three-pass step. Hidden size 520 (1040 channels)
+  // splits both its channel passes over two threads; 24 keeps each in one part.
+  const stepCases: Array<[string, MambaOptions]> = [
+    ...cases.map(([name, options]): [string, MambaOptions] => [name, options]),
+    ['1040 channels, state size 16 (every pass split over the threads)', { ...BASE, hiddenSize: 520, stateSize: 16, dtRank: 33 }],
+  ];
+  for (const [name, options] of stepCases) {
+    it(`takes one sequence's decode steps in three passes, equal to the general path bit for bit: ${name}; float32, bfloat16, int8`, () => {
+      const addon = loadAddon();
+      const size = options.hiddenSize;
+      const hidden = tf.tensor3d(randoms(8 * size, 7), [1, 8, size]);
+      // A first token from an empty state (no conv window), a prompt, then single steps.
+      const chunks = [1, 3, 1, 1, 1, 1];
+      for (const dtype of ['float32', 'bfloat16', 'int8'] as const) {
+        const mixer = randomMixer(options, 31);
+        if (dtype !== 'float32') {
+          for (const w of [mixer.inProj.weight, mixer.outProj.weight, mixer.xProj.weight, mixer.dtProj.weight]) packWeight(w, dtype);
+        }
+        const threePass = run(mixer, hidden, chunks);
+        addon.mambaFusedStepForceAbsent(true);
+        let general: ReturnType<typeof run>;
+        try {
+          general = run(mixer, hidden, chunks);
+        } finally {
+          addon.mambaFusedStepForceAbsent(false);
+        }
+        expect(threePass.outs).toEqual(general.outs);
+        expect(threePass.conv).toEqual(general.conv);
+        expect(threePass.ssm).toEqual(general.ssm);
+        if (dtype === 'float32') {
+          const reference = runOpByOp(mixer, hidden, chunks);
+          // Summation order differs from the op-by-op path's: within float32 rounding of the output's scale.
+          const scaled = (expected: Float32Array) => 1e-5 * Math.max(1, ...expected.map(Math.abs));
+          threePass.outs.forEach((out, i) => expectClose(out, reference.outs[i]!, scaled(reference.outs[i]!), 1e-4));
+          expectClose(threePass.ssm, reference.ssm, scaled(reference.ssm), 1e-4);
+        }
+        mixer.dispose();
+      }
+      hidden.dispose();
     });
   }
 

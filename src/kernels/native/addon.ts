@@ -142,6 +142,12 @@ export interface NativeAddon {
    * generic loops (true) where native/src/scan.c would run its AVX-512 ones, or not (false).
    */
   scanAvx512ForceAbsent(absent: boolean): void;
+  /**
+   * Tests and benchmarks: run a Mamba mixer's one-token step (one sequence, no padding mask) on the
+   * general path, five passes over the thread pool (true), instead of native/src/mamba.c's
+   * three-pass step, or not (false). Both compute the same sums in the same order.
+   */
+  mambaFusedStepForceAbsent(absent: boolean): void;
   /** Rotate-half rotary of `x` [B, L, heads·headDim] into `y`, angles `cos`/`sin` [B, L, rotDim]. */
   rotary(
     x: Float32Array,
