@@ -170,7 +170,7 @@ static napi_value ReleaseFreeMemory(napi_env env, napi_callback_info info) {
 
 /* A norm over rows, split across the threads: an encoder's norms cover ~1M values per call. */
 struct norm_job {
-  const float *x, *gamma, *beta;
+  const float *x, *residual, *gamma, *beta;
   float *y;
   int h;
   float eps;
@@ -178,49 +178,57 @@ struct norm_job {
 
 static void rms_norm_rows(void *ctx, size_t begin, size_t end) {
   const struct norm_job *j = ctx;
-  tessera_rms_norm(j->x + begin * j->h, j->gamma, j->y + begin * j->h, end - begin, j->h, j->eps);
+  const size_t at = begin * j->h;
+  tessera_rms_norm(j->x + at, j->residual != NULL ? j->residual + at : NULL, j->gamma, j->y + at, end - begin, j->h,
+                   j->eps);
 }
 
 static void layer_norm_rows(void *ctx, size_t begin, size_t end) {
   const struct norm_job *j = ctx;
-  tessera_layer_norm(j->x + begin * j->h, j->gamma, j->beta, j->y + begin * j->h, end - begin, j->h, j->eps);
+  const size_t at = begin * j->h;
+  tessera_layer_norm(j->x + at, j->residual != NULL ? j->residual + at : NULL, j->gamma, j->beta, j->y + at,
+                     end - begin, j->h, j->eps);
 }
 
 /* Rows per thread at least: below ~64k values a thread costs more than it saves. */
 static size_t norm_grain(int h) { return (size_t)(65536 / h + 1); }
 
-/* rmsNorm(x, weight|null, y, h, eps) */
+/* rmsNorm(x, residual|null, weight|null, y, h, eps) */
 static napi_value RmsNorm(napi_env env, napi_callback_info info) {
-  ARGS(5);
-  F32(0, "x", 0, x, x_len);
-  F32(1, "weight", 1, w, w_len);
-  F32(2, "y", 0, y, y_len);
-  INT(3, "h", h);
-  double eps = 0;
-  CHECK(napi_get_value_double(env, argv[4], &eps));
-  if (h == 0 || x_len % h != 0 || y_len != x_len)
-    FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
-  if (w != NULL && w_len != (size_t)h) FAIL("tessera_native: weight must hold h = %d values", h);
-  struct norm_job job = {x, w, NULL, y, h, (float)eps};
-  tessera_parallel_for(x_len / h, norm_grain(h), tessera_threads(), rms_norm_rows, &job);
-  return NULL;
-}
-
-/* layerNorm(x, gamma|null, beta|null, y, h, eps) */
-static napi_value LayerNorm(napi_env env, napi_callback_info info) {
   ARGS(6);
   F32(0, "x", 0, x, x_len);
-  F32(1, "gamma", 1, g, g_len);
-  F32(2, "beta", 1, bt, bt_len);
+  F32(1, "residual", 1, res, res_len);
+  F32(2, "weight", 1, w, w_len);
   F32(3, "y", 0, y, y_len);
   INT(4, "h", h);
   double eps = 0;
   CHECK(napi_get_value_double(env, argv[5], &eps));
   if (h == 0 || x_len % h != 0 || y_len != x_len)
     FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
+  if (res != NULL && res_len != x_len) FAIL("tessera_native: residual must hold as many values as x");
+  if (w != NULL && w_len != (size_t)h) FAIL("tessera_native: weight must hold h = %d values", h);
+  struct norm_job job = {x, res, w, NULL, y, h, (float)eps};
+  tessera_parallel_for(x_len / h, norm_grain(h), tessera_threads(), rms_norm_rows, &job);
+  return NULL;
+}
+
+/* layerNorm(x, residual|null, gamma|null, beta|null, y, h, eps) */
+static napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  F32(0, "x", 0, x, x_len);
+  F32(1, "residual", 1, res, res_len);
+  F32(2, "gamma", 1, g, g_len);
+  F32(3, "beta", 1, bt, bt_len);
+  F32(4, "y", 0, y, y_len);
+  INT(5, "h", h);
+  double eps = 0;
+  CHECK(napi_get_value_double(env, argv[6], &eps));
+  if (h == 0 || x_len % h != 0 || y_len != x_len)
+    FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
+  if (res != NULL && res_len != x_len) FAIL("tessera_native: residual must hold as many values as x");
   if ((g != NULL && g_len != (size_t)h) || (bt != NULL && bt_len != (size_t)h))
     FAIL("tessera_native: gamma and beta must hold h = %d values", h);
-  struct norm_job job = {x, g, bt, y, h, (float)eps};
+  struct norm_job job = {x, res, g, bt, y, h, (float)eps};
   tessera_parallel_for(x_len / h, norm_grain(h), tessera_threads(), layer_norm_rows, &job);
   return NULL;
 }

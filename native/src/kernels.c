@@ -140,10 +140,21 @@ const char *tessera_selective_scan(const float *u, const float *delta, const flo
   return tessera_scan_run(&s, threads);
 }
 
-TESSERA_CLONES void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
-                      float eps) {
+/* Row r of the norms' input: x's, or its sum with the residual's written into y. */
+TESSERA_INLINE const float *norm_row(const float *x, const float *residual, float *y, size_t r, int h) {
+  const float *xr = x + r * h;
+  if (residual == NULL) return xr;
+  const float *rr = residual + r * h;
+  float *yr = y + r * h;
+#pragma omp simd
+  for (int i = 0; i < h; i++) yr[i] = xr[i] + rr[i];
+  return yr;
+}
+
+TESSERA_CLONES void tessera_rms_norm(const float *x, const float *residual, const float *weight, float *y,
+                                     size_t rows, int h, float eps) {
   for (size_t r = 0; r < rows; r++) {
-    const float *xr = x + r * h;
+    const float *xr = norm_row(x, residual, y, r, h);
     float *yr = y + r * h;
     /* Double accumulation keeps long rows as accurate as the composed float32 reference. */
     double ss = 0.0;
@@ -158,10 +169,10 @@ TESSERA_CLONES void tessera_rms_norm(const float *x, const float *weight, float 
   }
 }
 
-TESSERA_CLONES void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
-                        size_t rows, int h, float eps) {
+TESSERA_CLONES void tessera_layer_norm(const float *x, const float *residual, const float *gamma,
+                                       const float *beta, float *y, size_t rows, int h, float eps) {
   for (size_t r = 0; r < rows; r++) {
-    const float *xr = x + r * h;
+    const float *xr = norm_row(x, residual, y, r, h);
     float *yr = y + r * h;
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)

@@ -68,13 +68,18 @@ void tessera_scan_step_part(const struct tessera_scan *s, size_t first, size_t l
 /* Tests and benchmarks: run the scan's generic loops where its AVX-512 ones would run (absent != 0), or not. */
 void tessera_scan_avx512_force_absent(int absent);
 
-/* y = x / sqrt(mean(x^2) + eps) * weight over rows of width h (weight may be NULL: ones). */
-void tessera_rms_norm(const float *x, const float *weight, float *y, size_t rows, int h,
-                      float eps);
+/*
+ * The norms over rows of width h of s = x + residual (residual NULL: s = x), y may be x. With a
+ * residual, each row's sum is written to y and normalised there while it is in cache: one pass
+ * over memory for a post-norm block's norm(x + f(x)), the same values as adding first.
+ */
+/* y = s / sqrt(mean(s^2) + eps) * weight (weight may be NULL: ones). */
+void tessera_rms_norm(const float *x, const float *residual, const float *weight, float *y, size_t rows,
+                      int h, float eps);
 
-/* y = (x - mean) / sqrt(var + eps) * gamma + beta over rows of width h (NULL gamma/beta: 1/0). */
-void tessera_layer_norm(const float *x, const float *gamma, const float *beta, float *y,
-                        size_t rows, int h, float eps);
+/* y = (s - mean) / sqrt(var + eps) * gamma + beta (NULL gamma/beta: 1/0). */
+void tessera_layer_norm(const float *x, const float *residual, const float *gamma, const float *beta,
+                        float *y, size_t rows, int h, float eps);
 
 /* Binary operators of tessera_binary; numbered as src/native/elementwise.ts names them. */
 enum tessera_binary_op {

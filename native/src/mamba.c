@@ -194,7 +194,7 @@ static const char *mixer_step(const struct tessera_mamba *m, const float *hidden
   if (conv_in == NULL) memset(zeros, 0, sizeof(float) * (size_t)inner * kernel);
   const float *x = hidden;
   if (m->pre_norm != NULL) {
-    tessera_rms_norm(hidden, m->pre_norm, normed, 1, m->hidden, m->pre_norm_eps);
+    tessera_rms_norm(hidden, NULL, m->pre_norm, normed, 1, m->hidden, m->pre_norm_eps);
     x = normed;
   }
   const struct tessera_scan scan = {1, 1, inner, n_state, u, delta, m->A, xdbl + rank,
@@ -219,9 +219,9 @@ static const char *mixer_step(const struct tessera_mamba *m, const float *hidden
     goto done;
   }
   if (m->dt_norm != NULL) {
-    tessera_rms_norm(xdbl, m->dt_norm, xdbl, 1, rank, m->norm_eps);
-    tessera_rms_norm(xdbl + rank, m->b_norm, xdbl + rank, 1, n_state, m->norm_eps);
-    tessera_rms_norm(xdbl + rank + n_state, m->c_norm, xdbl + rank + n_state, 1, n_state, m->norm_eps);
+    tessera_rms_norm(xdbl, NULL, m->dt_norm, xdbl, 1, rank, m->norm_eps);
+    tessera_rms_norm(xdbl + rank, NULL, m->b_norm, xdbl + rank, 1, n_state, m->norm_eps);
+    tessera_rms_norm(xdbl + rank + n_state, NULL, m->c_norm, xdbl + rank + n_state, 1, n_state, m->norm_eps);
   }
   const size_t dt_bytes = (size_t)inner * rank *
                           (m->dt_packed != NULL ? tessera_quant_size(m->dt_kind) : sizeof(float));
@@ -272,7 +272,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
     goto done;
   }
 
-  if (normed != NULL) tessera_rms_norm(hidden, m->pre_norm, normed, rows, m->hidden, m->pre_norm_eps);
+  if (normed != NULL) tessera_rms_norm(hidden, NULL, m->pre_norm, normed, rows, m->hidden, m->pre_norm_eps);
   if (!project(normed != NULL ? normed : hidden, m->in_weight, m->in_packed, m->in_kind, m->in_scales, m->in_bias,
                xz, rows, 2 * inner, m->hidden)) {
     error = "out of memory";
@@ -313,9 +313,9 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
     /* Jamba: RMSNorms on dt, B and C (in place). */
     for (int r = 0; r < rows; r++) {
       float *row = xdbl + (size_t)r * xdbl_width;
-      tessera_rms_norm(row, m->dt_norm, row, 1, rank, m->norm_eps);
-      tessera_rms_norm(row + rank, m->b_norm, row + rank, 1, n_state, m->norm_eps);
-      tessera_rms_norm(row + rank + n_state, m->c_norm, row + rank + n_state, 1, n_state, m->norm_eps);
+      tessera_rms_norm(row, NULL, m->dt_norm, row, 1, rank, m->norm_eps);
+      tessera_rms_norm(row + rank, NULL, m->b_norm, row + rank, 1, n_state, m->norm_eps);
+      tessera_rms_norm(row + rank + n_state, NULL, m->c_norm, row + rank + n_state, 1, n_state, m->norm_eps);
     }
   }
   if (m->dt_packed == NULL) {

@@ -81,11 +81,15 @@ export interface NativeAddon {
     dim: number,
     nstate: number,
   ): void;
-  /** RMSNorm of each row of width `h` of `x` into `y`. */
-  rmsNorm(x: Float32Array, weight: Float32Array | null, y: Float32Array, h: number, eps: number): void;
-  /** LayerNorm of each row of width `h` of `x` into `y`. */
+  /**
+   * RMSNorm of each row of width `h` of `x` (or of `x + residual`, summed row by row into `y` and
+   * normalised there: one pass for a post-norm block) into `y`, which may be `x`.
+   */
+  rmsNorm(x: Float32Array, residual: Float32Array | null, weight: Float32Array | null, y: Float32Array, h: number, eps: number): void;
+  /** LayerNorm of each row of width `h` of `x` (or of `x + residual`, as {@link NativeAddon.rmsNorm}) into `y`. */
   layerNorm(
     x: Float32Array,
+    residual: Float32Array | null,
     gamma: Float32Array | null,
     beta: Float32Array | null,
     y: Float32Array,

@@ -110,6 +110,6 @@ export function projectedRows(addon: NativeAddon, backend: Backend, x: TensorInf
   const xs = values(backend, x);
   if (normWeight === undefined) return xs;
   const normed = scratch('normed', xs.length);
-  if (xs.length > 0) addon.rmsNorm(xs, values(backend, normWeight), normed, x.shape[x.shape.length - 1]!, Number(attrs?.normEpsilon ?? 1e-6));
+  if (xs.length > 0) addon.rmsNorm(xs, null, values(backend, normWeight), normed, x.shape[x.shape.length - 1]!, Number(attrs?.normEpsilon ?? 1e-6));
   return normed;
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { ACTIVATIONS, BINARY_OPS, type NativeAddon } from './addon.js';
+import { ACTIVATIONS, type NativeAddon } from './addon.js';
 import { FUSED, requireFloat32, requireShape, scanKernelInputs } from '../contract.js';
 import { allocate, broadcastStrides, cpuKernel, kernelConfigs, values, type Backend, type Inputs, type KernelArgs } from './kernel-utils.js';
 
@@ -169,17 +169,12 @@ function fusedMatMulKernel(addon: NativeAddon): KernelFunc {
 }
 
 /**
- * The rows a norm kernel normalises: `x`, or `x + residual` (post-norm blocks: norm(x + f(x)) in
- * one kernel), written into the output array, which the norm then updates in place.
+ * A norm kernel's operands: `x` and, for a post-norm block's norm(x + f(x)), `residual` (summed
+ * into the output row by row by the addon, in the same pass as the norm), and the output array.
  */
-function normInput(addon: NativeAddon, backend: Backend, kernel: string, x: TensorInfo, residual: TensorInfo | undefined): { input: Float32Array; out: Float32Array } {
-  const out = allocate(backend, tf.util.sizeFromShape(x.shape));
-  if (residual === undefined) return { input: values(backend, x), out };
+function normOperands(backend: Backend, kernel: string, x: TensorInfo, residual: TensorInfo | undefined): { xs: Float32Array; rs: Float32Array | null; out: Float32Array } {
   requireShape(kernel, 'residual', residual, x.shape);
-  const flat = Int32Array.of(out.length);
-  const unit = Int32Array.of(1);
-  if (out.length > 0) addon.binary(BINARY_OPS.indexOf('Add'), values(backend, x), unit, values(backend, residual), unit, out, flat);
-  return { input: out, out };
+  return { xs: values(backend, x), rs: residual === undefined ? null : values(backend, residual), out: allocate(backend, tf.util.sizeFromShape(x.shape)) };
 }
 
 /** Inputs `{ x: [..., H], weight?: [H], residual?: like x }`, attrs `{ epsilon = 1e-6 }`; norm(x + residual), shape of x. */
@@ -189,12 +184,9 @@ function rmsNormKernel(addon: NativeAddon): KernelFunc {
     requireFloat32(FUSED.rmsNorm, inputs);
     const h = x.shape[x.shape.length - 1] ?? 0;
     requireShape(FUSED.rmsNorm, 'weight', weight, [h]);
-    const { input, out: y } = normInput(addon, backend, FUSED.rmsNorm, x, residual);
-    if (y.length > 0) {
-      const w = weight === undefined ? null : values(backend, weight);
-      addon.rmsNorm(input, w, y, h, Number(attrs?.epsilon ?? 1e-6));
-    }
-    return backend.makeTensorInfo(x.shape, 'float32', y);
+    const { xs, rs, out } = normOperands(backend, FUSED.rmsNorm, x, residual);
+    if (out.length > 0) addon.rmsNorm(xs, rs, weight === undefined ? null : values(backend, weight), out, h, Number(attrs?.epsilon ?? 1e-6));
+    return backend.makeTensorInfo(x.shape, 'float32', out);
   }) as unknown as KernelFunc;
 }
 
@@ -206,18 +198,12 @@ function layerNormKernel(addon: NativeAddon): KernelFunc {
     const h = x.shape[x.shape.length - 1] ?? 0;
     requireShape(FUSED.layerNorm, 'gamma', gamma, [h]);
     requireShape(FUSED.layerNorm, 'beta', beta, [h]);
-    const { input, out: y } = normInput(addon, backend, FUSED.layerNorm, x, residual);
-    if (y.length > 0) {
-      addon.layerNorm(
-        input,
-        gamma === undefined ? null : values(backend, gamma),
-        beta === undefined ? null : values(backend, beta),
-        y,
-        h,
-        Number(attrs?.epsilon ?? 1e-5),
-      );
+    const { xs, rs, out } = normOperands(backend, FUSED.layerNorm, x, residual);
+    if (out.length > 0) {
+      const g = gamma === undefined ? null : values(backend, gamma);
+      addon.layerNorm(xs, rs, g, beta === undefined ? null : values(backend, beta), out, h, Number(attrs?.epsilon ?? 1e-5));
     }
-    return backend.makeTensorInfo(x.shape, 'float32', y);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
   }) as unknown as KernelFunc;
 }
 

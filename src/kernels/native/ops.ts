@@ -56,7 +56,7 @@ export function rmsNorm(
   epsilon: number,
 ): Float32Array {
   const y = new Float32Array(x.length);
-  loadAddon().rmsNorm(x, weight ?? null, y, hidden, epsilon);
+  loadAddon().rmsNorm(x, null, weight ?? null, y, hidden, epsilon);
   return y;
 }
 
@@ -69,6 +69,6 @@ export function layerNorm(
   epsilon: number,
 ): Float32Array {
   const y = new Float32Array(x.length);
-  loadAddon().layerNorm(x, gamma ?? null, beta ?? null, y, hidden, epsilon);
+  loadAddon().layerNorm(x, null, gamma ?? null, beta ?? null, y, hidden, epsilon);
   return y;
 }
