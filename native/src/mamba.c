@@ -71,26 +71,53 @@ struct conv_prompt {
   int keep_window;
 };
 
+/* Step t of a conv_prompt over channels [e0, e1). */
+TESSERA_INLINE void conv_prompt_row(const struct conv_prompt *c, int t, int e0, int e1) {
+  const int inner = c->inner, kernel = c->kernel;
+  const size_t stride = 2 * (size_t)inner;
+  float *ut = c->u + (size_t)t * inner;
+  for (int e = e0; e < e1; e++) ut[e] = c->bias != NULL ? c->bias[e] : 0.0f;
+  for (int k = 0; k < kernel; k++) {
+    const int j = t + k + 1 - kernel; /* index into this call's x; < 0 reads the window */
+    const float *tap = c->taps + (size_t)k * inner;
+    if (j >= 0) {
+      const float *xj = c->xz + (size_t)j * stride;
+      for (int e = e0; e < e1; e++) ut[e] += tap[e] * xj[e];
+    } else {
+      for (int e = e0; e < e1; e++) ut[e] += tap[e] * c->window[(size_t)e * kernel + kernel + j];
+    }
+  }
+  for (int e = e0; e < e1; e++) ut[e] = tessera_siluf(ut[e]);
+}
+
 /* Channels [first, last) of a conv_prompt. */
 TESSERA_CLONES static void conv_prompt_part(void *ctx, size_t first, size_t last) {
   const struct conv_prompt *c = ctx;
   const int len = c->len, inner = c->inner, kernel = c->kernel, e0 = (int)first, e1 = (int)last;
   const size_t stride = 2 * (size_t)inner;
-  for (int t = 0; t < len; t++) {
-    float *ut = c->u + (size_t)t * inner;
-    for (int e = e0; e < e1; e++) ut[e] = c->bias != NULL ? c->bias[e] : 0.0f;
-    for (int k = 0; k < kernel; k++) {
-      const int j = t + k + 1 - kernel; /* index into this call's x; < 0 reads the window */
-      const float *tap = c->taps + (size_t)k * inner;
-      if (j >= 0) {
-        const float *xj = c->xz + (size_t)j * stride;
-        for (int e = e0; e < e1; e++) ut[e] += tap[e] * xj[e];
-      } else {
-        for (int e = e0; e < e1; e++) ut[e] += tap[e] * c->window[(size_t)e * kernel + kernel + j];
+  int t = 0;
+  if (kernel == 4) {
+    /* Mamba's usual width: once the window is behind (t >= 3), a step's bias, four taps and SiLU
+     * in one vectorised pass over the channels instead of six; the sums in conv_prompt_row's order. */
+    const float *restrict w0 = c->taps, *restrict w1 = w0 + inner, *restrict w2 = w1 + inner, *restrict w3 = w2 + inner;
+    const float *restrict bias = c->bias;
+    for (; t < len && t < 3; t++) conv_prompt_row(c, t, e0, e1);
+    for (; t < len; t++) {
+      float *restrict ut = c->u + (size_t)t * inner;
+      const float *restrict x0 = c->xz + (size_t)(t - 3) * stride, *restrict x1 = x0 + stride,
+                            *restrict x2 = x1 + stride, *restrict x3 = x2 + stride;
+#pragma omp simd
+      for (int e = e0; e < e1; e++) {
+        float acc = bias != NULL ? bias[e] : 0.0f;
+        acc += w0[e] * x0[e];
+        acc += w1[e] * x1[e];
+        acc += w2[e] * x2[e];
+        acc += w3[e] * x3[e];
+        ut[e] = tessera_siluf(acc);
       }
     }
-    for (int e = e0; e < e1; e++) ut[e] = tessera_siluf(ut[e]);
   }
+  for (; t < len; t++) conv_prompt_row(c, t, e0, e1);
   for (int e = e0; e < e1; e++) {
     for (int k = 0; k < kernel; k++) {
       const int j = len - kernel + k;
