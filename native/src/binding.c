@@ -168,31 +168,6 @@ static napi_value ReleaseFreeMemory(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* A norm over rows, split across the threads: an encoder's norms cover ~1M values per call. */
-struct norm_job {
-  const float *x, *residual, *gamma, *beta;
-  float *y;
-  int h;
-  float eps;
-};
-
-static void rms_norm_rows(void *ctx, size_t begin, size_t end) {
-  const struct norm_job *j = ctx;
-  const size_t at = begin * j->h;
-  tessera_rms_norm(j->x + at, j->residual != NULL ? j->residual + at : NULL, j->gamma, j->y + at, end - begin, j->h,
-                   j->eps);
-}
-
-static void layer_norm_rows(void *ctx, size_t begin, size_t end) {
-  const struct norm_job *j = ctx;
-  const size_t at = begin * j->h;
-  tessera_layer_norm(j->x + at, j->residual != NULL ? j->residual + at : NULL, j->gamma, j->beta, j->y + at,
-                     end - begin, j->h, j->eps);
-}
-
-/* Rows per thread at least: below ~64k values a thread costs more than it saves. */
-static size_t norm_grain(int h) { return (size_t)(65536 / h + 1); }
-
 /* rmsNorm(x, residual|null, weight|null, y, h, eps) */
 static napi_value RmsNorm(napi_env env, napi_callback_info info) {
   ARGS(6);
@@ -207,8 +182,7 @@ static napi_value RmsNorm(napi_env env, napi_callback_info info) {
     FAIL("tessera_native: x and y must hold whole rows of h = %d values", h);
   if (res != NULL && res_len != x_len) FAIL("tessera_native: residual must hold as many values as x");
   if (w != NULL && w_len != (size_t)h) FAIL("tessera_native: weight must hold h = %d values", h);
-  struct norm_job job = {x, res, w, NULL, y, h, (float)eps};
-  tessera_parallel_for(x_len / h, norm_grain(h), tessera_threads(), rms_norm_rows, &job);
+  tessera_rms_norm_split(x, res, w, y, x_len / h, h, (float)eps);
   return NULL;
 }
 
@@ -228,8 +202,7 @@ static napi_value LayerNorm(napi_env env, napi_callback_info info) {
   if (res != NULL && res_len != x_len) FAIL("tessera_native: residual must hold as many values as x");
   if ((g != NULL && g_len != (size_t)h) || (bt != NULL && bt_len != (size_t)h))
     FAIL("tessera_native: gamma and beta must hold h = %d values", h);
-  struct norm_job job = {x, res, g, bt, y, h, (float)eps};
-  tessera_parallel_for(x_len / h, norm_grain(h), tessera_threads(), layer_norm_rows, &job);
+  tessera_layer_norm_split(x, res, g, bt, y, x_len / h, h, (float)eps);
   return NULL;
 }
 

@@ -132,6 +132,43 @@ void tessera_linear(const float *a, int lda, const float *w, const float *bias, 
   }
 }
 
+/* A norm over rows, split across the threads: an encoder's norms cover ~1M values per call. */
+struct norm_job {
+  const float *x, *residual, *gamma, *beta;
+  float *y;
+  int h;
+  float eps;
+};
+
+static void rms_norm_rows(void *ctx, size_t begin, size_t end) {
+  const struct norm_job *j = ctx;
+  const size_t at = begin * j->h;
+  tessera_rms_norm(j->x + at, j->residual != NULL ? j->residual + at : NULL, j->gamma, j->y + at, end - begin, j->h,
+                   j->eps);
+}
+
+static void layer_norm_rows(void *ctx, size_t begin, size_t end) {
+  const struct norm_job *j = ctx;
+  const size_t at = begin * j->h;
+  tessera_layer_norm(j->x + at, j->residual != NULL ? j->residual + at : NULL, j->gamma, j->beta, j->y + at,
+                     end - begin, j->h, j->eps);
+}
+
+/* Rows per thread at least: below ~64k values a thread costs more than it saves. */
+static size_t norm_grain(int h) { return (size_t)(65536 / h + 1); }
+
+void tessera_rms_norm_split(const float *x, const float *residual, const float *weight, float *y, size_t rows,
+                            int h, float eps) {
+  struct norm_job job = {x, residual, weight, NULL, y, h, eps};
+  tessera_parallel_for(rows, norm_grain(h), tessera_threads(), rms_norm_rows, &job);
+}
+
+void tessera_layer_norm_split(const float *x, const float *residual, const float *gamma, const float *beta,
+                              float *y, size_t rows, int h, float eps) {
+  struct norm_job job = {x, residual, gamma, beta, y, h, eps};
+  tessera_parallel_for(rows, norm_grain(h), tessera_threads(), layer_norm_rows, &job);
+}
+
 const char *tessera_selective_scan(const float *u, const float *delta, const float *A, const float *Bm,
                                    const float *Cm, const float *Dvec, const float *h0, float *y,
                                    float *h_out, int batch, int len, int dim, int nstate, int threads) {

@@ -81,6 +81,12 @@ void tessera_rms_norm(const float *x, const float *residual, const float *weight
 void tessera_layer_norm(const float *x, const float *residual, const float *gamma, const float *beta,
                         float *y, size_t rows, int h, float eps);
 
+/* The two norms with their rows split over the pool (a thread from ~64K values). */
+void tessera_rms_norm_split(const float *x, const float *residual, const float *weight, float *y, size_t rows,
+                            int h, float eps);
+void tessera_layer_norm_split(const float *x, const float *residual, const float *gamma, const float *beta,
+                              float *y, size_t rows, int h, float eps);
+
 /* Binary operators of tessera_binary; numbered as src/native/elementwise.ts names them. */
 enum tessera_binary_op {
   TESSERA_ADD = 0,

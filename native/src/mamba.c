@@ -299,7 +299,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
     goto done;
   }
 
-  if (normed != NULL) tessera_rms_norm(hidden, NULL, m->pre_norm, normed, rows, m->hidden, m->pre_norm_eps);
+  if (normed != NULL) tessera_rms_norm_split(hidden, NULL, m->pre_norm, normed, rows, m->hidden, m->pre_norm_eps);
   if (!project(normed != NULL ? normed : hidden, m->in_weight, m->in_packed, m->in_kind, m->in_scales, m->in_bias,
                xz, rows, 2 * inner, m->hidden)) {
     error = "out of memory";
