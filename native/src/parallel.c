@@ -144,23 +144,36 @@ int tessera_pool_read_ahead_published(size_t *bytes, unsigned *seq) {
   return count;
 }
 
-static struct successor *successor_of(const void *key) {
-  const uintptr_t k = (uintptr_t)key;
-  return &successors[((k >> 6) ^ (k >> 20)) % SUCCESSORS];
+/*
+ * The entry of `key`, or (insert) one to hold it: a few slots from its hash, so keys that share a
+ * slot (a decode step has ~100 of them in 512) do not evict each other. The hash multiplies the
+ * address (weights lie at correlated addresses, e.g. 2 MiB apart) and keeps its top bits.
+ */
+#define SUCCESSOR_PROBES 4
+static struct successor *successor_of(const void *key, int insert) {
+  const size_t h = (size_t)((((uint64_t)(uintptr_t)key >> 6) * 0x9E3779B97F4A7C15ull) >> 55);
+  struct successor *empty = NULL;
+  for (int i = 0; i < SUCCESSOR_PROBES; i++) {
+    struct successor *slot = &successors[(h + (size_t)i) % SUCCESSORS];
+    if (slot->key == key) return slot;
+    if (slot->key == NULL && empty == NULL) empty = slot;
+  }
+  if (!insert) return NULL;
+  return empty != NULL ? empty : &successors[h % SUCCESSORS];
 }
 
 /* Under pool_lock: learn that this call followed the previous one, and publish what followed this one last time. */
 static void learn_and_publish(const struct tessera_region *reads, int count) {
   if (count > TESSERA_REGIONS_MAX) count = TESSERA_REGIONS_MAX;
   if (previous_key != NULL) {
-    struct successor *previous = successor_of(previous_key);
+    struct successor *previous = successor_of(previous_key, 1);
     previous->key = previous_key;
     previous->count = count;
     for (int i = 0; i < count; i++) previous->next[i] = reads[i];
   }
   previous_key = reads[0].start;
-  const struct successor *next = successor_of(reads[0].start);
-  if (next->key != reads[0].start || !atomic_load_explicit(&read_ahead_on, memory_order_relaxed)) return;
+  const struct successor *next = successor_of(reads[0].start, 0);
+  if (next == NULL || !atomic_load_explicit(&read_ahead_on, memory_order_relaxed)) return;
   for (int i = 0; i < next->count; i++) {
     atomic_store_explicit(&ahead[i].start, (const char *)next->next[i].start, memory_order_relaxed);
     atomic_store_explicit(&ahead[i].bytes, next->next[i].bytes, memory_order_relaxed);

@@ -172,6 +172,27 @@ describeNative("the thread pool's read-ahead between GEMVs (parallel.c)", () => 
     }
   });
 
+  it("remembers every call's successor over a step as long as a model's (120 weights), none evicting another", () => {
+    addon.setNumThreads(2);
+    const inF = 64;
+    const x = randoms(inF, 9);
+    const calls = Array.from({ length: 120 }, (_, i) => {
+      const w = randoms(8 * inF, 100 + i);
+      const out = new Float32Array(8);
+      return () => addon.linearMany(x, inF, Int32Array.of(-1), [w], [null], [null], [out]);
+    });
+    for (const call of calls) call(); // learn the order
+    let missed = 0;
+    for (let round = 0; round < 2; round++) {
+      for (const call of calls) {
+        const before = addon.readAheadPublished().seq;
+        call();
+        if (addon.readAheadPublished().seq !== before + 1) missed++;
+      }
+    }
+    expect(missed).toBe(0);
+  });
+
   it('publishes nothing while off, and the GEMVs give the same bits with it on and off', () => {
     addon.setNumThreads(2);
     const { calls, outs } = step();
