@@ -113,7 +113,7 @@ static void claim_parts(unsigned long call) {
  * arrives, so its threads start on lines already cached instead of waiting for memory. A wrong
  * guess costs bandwidth only: a prefetch never faults, even on memory freed since.
  */
-#define SUCCESSORS 512
+#define SUCCESSORS 4096 /* a power of two: the hash keeps the top 12 bits */
 /*
  * Bytes prefetched ahead of a call, at most, over its parts: about what one worker brings in
  * during the JS between two Mamba mixers; between Llama's kernels it is stopped sooner. Against
@@ -123,8 +123,10 @@ static void claim_parts(unsigned long call) {
 static struct successor {
   const void *key;
   int count;
+  unsigned long used; /* when it last learned a successor: stale keys (freed weights) go first */
   struct tessera_region next[TESSERA_REGIONS_MAX];
 } successors[SUCCESSORS];
+static unsigned long learned; /* under pool_lock */
 static const void *previous_key; /* the last streaming call's key; under pool_lock */
 /* The published read-ahead: its regions are written before `ahead_seq` is bumped (release). */
 static struct {
@@ -145,21 +147,22 @@ int tessera_pool_read_ahead_published(size_t *bytes, unsigned *seq) {
 }
 
 /*
- * The entry of `key`, or (insert) one to hold it: a few slots from its hash, so keys that share a
- * slot (a decode step has ~100 of them in 512) do not evict each other. The hash multiplies the
- * address (weights lie at correlated addresses, e.g. 2 MiB apart) and keeps its top bits.
+ * The entry of `key`, or (insert) one to hold it: one of 8 slots from its hash, an empty one or
+ * else the one that learned least recently. A decode step has ~100 keys, and the keys of freed
+ * weights stay behind, so one slot per hash (or a few among 512) lost live successors to
+ * collisions. The hash multiplies the address (weights lie at correlated addresses, e.g. 2 MiB
+ * apart) and keeps its top bits.
  */
-#define SUCCESSOR_PROBES 4
+#define SUCCESSOR_PROBES 8
 static struct successor *successor_of(const void *key, int insert) {
-  const size_t h = (size_t)((((uint64_t)(uintptr_t)key >> 6) * 0x9E3779B97F4A7C15ull) >> 55);
-  struct successor *empty = NULL;
+  const size_t h = (size_t)((((uint64_t)(uintptr_t)key >> 6) * 0x9E3779B97F4A7C15ull) >> 52);
+  struct successor *victim = NULL;
   for (int i = 0; i < SUCCESSOR_PROBES; i++) {
     struct successor *slot = &successors[(h + (size_t)i) % SUCCESSORS];
     if (slot->key == key) return slot;
-    if (slot->key == NULL && empty == NULL) empty = slot;
+    if (victim == NULL || (victim->key != NULL && (slot->key == NULL || slot->used < victim->used))) victim = slot;
   }
-  if (!insert) return NULL;
-  return empty != NULL ? empty : &successors[h % SUCCESSORS];
+  return insert ? victim : NULL;
 }
 
 /* Under pool_lock: learn that this call followed the previous one, and publish what followed this one last time. */
@@ -168,6 +171,7 @@ static void learn_and_publish(const struct tessera_region *reads, int count) {
   if (previous_key != NULL) {
     struct successor *previous = successor_of(previous_key, 1);
     previous->key = previous_key;
+    previous->used = ++learned;
     previous->count = count;
     for (int i = 0; i < count; i++) previous->next[i] = reads[i];
   }
