@@ -63,8 +63,13 @@ struct tessera_scan {
   float *y, *h_out;
 };
 const char *tessera_scan_run(const struct tessera_scan *s, int threads);
-/* Channels [first, last) of a one-token scan (len 1, batch 1) on the calling thread: a part of a pool task. */
+/*
+ * Channels [first, last) of a one-token scan (len 1, batch 1) on the calling thread: a part of a
+ * pool task, for a state size tessera_scan_state_error accepts.
+ */
 void tessera_scan_step_part(const struct tessera_scan *s, size_t first, size_t last);
+/* What is wrong with a state size for the scan (it takes up to 256), or NULL. */
+const char *tessera_scan_state_error(int nstate);
 /* Tests and benchmarks: run the scan's generic loops where its AVX-512 ones would run (absent != 0), or not. */
 void tessera_scan_avx512_force_absent(int absent);
 

@@ -159,11 +159,24 @@ static void softplus_part(void *ctx, size_t first, size_t last) {
   softplus_rows(j->delta, j->keep, (int)first, (int)last, j->inner);
 }
 
+/* Jamba's RMSNorms on one row of x_proj's output, in place: dt [R], then B and C [N]. */
+static void inner_norms(const struct tessera_mamba *m, float *row) {
+  tessera_rms_norm(row, NULL, m->dt_norm, row, 1, m->rank, m->norm_eps);
+  tessera_rms_norm(row + m->rank, NULL, m->b_norm, row + m->rank, 1, m->nstate, m->norm_eps);
+  tessera_rms_norm(row + m->rank + m->nstate, NULL, m->c_norm, row + m->rank + m->nstate, 1, m->nstate, m->norm_eps);
+}
+
+/* A projection as a linear map into out [., n]: w float32, or (when packed is not NULL) packed. */
+static struct tessera_linear_map projection(const float *w, const void *packed, int kind, const float *scales,
+                                            const float *bias, float *out, int n) {
+  return (struct tessera_linear_map){packed != NULL ? kind : -1, packed != NULL ? packed : (const void *)w, scales,
+                                     bias, out, n};
+}
+
 /* out [rows, n] = x [rows, k] . w^T + bias, w float32 or (when packed is not NULL) packed. */
 static int project(const float *x, const float *w, const void *packed, int kind, const float *scales,
                    const float *bias, float *out, int rows, int n, int k) {
-  const struct tessera_linear_map map = {packed != NULL ? kind : -1, packed != NULL ? packed : (const void *)w,
-                                         scales, bias, out, n};
+  const struct tessera_linear_map map = projection(w, packed, kind, scales, bias, out, n);
   return tessera_linear_many(x, rows, k, &map, 1);
 }
 
@@ -229,15 +242,11 @@ static const char *mixer_step(const struct tessera_mamba *m, const float *hidden
                                     ssm_in, gated, ssm_out};
   struct step_job job = {
       m, x, conv_in != NULL ? conv_in : zeros, xz, u, conv_out,
-      {m->in_packed != NULL ? m->in_kind : -1, m->in_packed != NULL ? m->in_packed : (const void *)m->in_weight,
-       m->in_scales, m->in_bias, xz, 2 * inner},
-      {m->dt_packed != NULL ? m->dt_kind : -1, m->dt_packed != NULL ? m->dt_packed : (const void *)m->dt_weight,
-       m->dt_scales, m->dt_bias, delta, inner},
+      projection(m->in_weight, m->in_packed, m->in_kind, m->in_scales, m->in_bias, xz, 2 * inner),
+      projection(m->dt_weight, m->dt_packed, m->dt_kind, m->dt_scales, m->dt_bias, delta, inner),
       xdbl, &scan};
   /* About as many weights a part as tessera_linear_many's GEMVs take. */
-  const size_t in_bytes = 2 * (size_t)inner * m->hidden *
-                          (m->in_packed != NULL ? tessera_quant_size(m->in_kind) : sizeof(float));
-  const struct tessera_region in_reads = {job.in.w, in_bytes};
+  const struct tessera_region in_reads = {job.in.w, 2 * (size_t)inner * tessera_linear_row_bytes(&job.in, m->hidden)};
   tessera_parallel_stream((size_t)inner, 1 + ((size_t)16 << 10) / (2 * (size_t)m->hidden), threads,
                           step_in_conv_part, &job, &in_reads, 1);
   const char *error = NULL;
@@ -245,14 +254,8 @@ static const char *mixer_step(const struct tessera_mamba *m, const float *hidden
     error = "out of memory";
     goto done;
   }
-  if (m->dt_norm != NULL) {
-    tessera_rms_norm(xdbl, NULL, m->dt_norm, xdbl, 1, rank, m->norm_eps);
-    tessera_rms_norm(xdbl + rank, NULL, m->b_norm, xdbl + rank, 1, n_state, m->norm_eps);
-    tessera_rms_norm(xdbl + rank + n_state, NULL, m->c_norm, xdbl + rank + n_state, 1, n_state, m->norm_eps);
-  }
-  const size_t dt_bytes = (size_t)inner * rank *
-                          (m->dt_packed != NULL ? tessera_quant_size(m->dt_kind) : sizeof(float));
-  const struct tessera_region dt_reads = {job.dt.w, dt_bytes};
+  if (m->dt_norm != NULL) inner_norms(m, xdbl);
+  const struct tessera_region dt_reads = {job.dt.w, (size_t)inner * tessera_linear_row_bytes(&job.dt, rank)};
   /* The scan step's grain (scan.c): a part pays off from a few hundred channels. */
   tessera_parallel_stream((size_t)inner, 512, threads, step_dt_scan_part, &job, &dt_reads, 1);
   if (!project(gated, m->out_weight, m->out_packed, m->out_kind, m->out_scales, m->out_bias, out, 1, m->hidden,
@@ -275,8 +278,8 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
             rank = m->rank, kernel = m->kernel;
   const int rows = batch * len, xdbl_width = rank + 2 * n_state;
   if (rows == 1 && keep == NULL && !fused_step_off) {
-    if (n_state > 256) return "state size above 256";
-    return mixer_step(m, hidden, conv_in, ssm_in, out, conv_out, ssm_out, threads);
+    const char *error = tessera_scan_state_error(n_state);
+    return error != NULL ? error : mixer_step(m, hidden, conv_in, ssm_in, out, conv_out, ssm_out, threads);
   }
   float *xz = malloc(sizeof(float) * (size_t)rows * 2 * inner);
   float *u = malloc(sizeof(float) * (size_t)rows * inner);
@@ -338,12 +341,7 @@ const char *tessera_mamba_mixer(const struct tessera_mamba *m, const float *hidd
   }
   if (m->dt_norm != NULL) {
     /* Jamba: RMSNorms on dt, B and C (in place). */
-    for (int r = 0; r < rows; r++) {
-      float *row = xdbl + (size_t)r * xdbl_width;
-      tessera_rms_norm(row, NULL, m->dt_norm, row, 1, rank, m->norm_eps);
-      tessera_rms_norm(row + rank, NULL, m->b_norm, row + rank, 1, n_state, m->norm_eps);
-      tessera_rms_norm(row + rank + n_state, NULL, m->c_norm, row + rank + n_state, 1, n_state, m->norm_eps);
-    }
+    for (int r = 0; r < rows; r++) inner_norms(m, xdbl + (size_t)r * xdbl_width);
   }
   if (m->dt_packed == NULL) {
     tessera_linear(xdbl, xdbl_width, m->dt_weight, m->dt_bias, delta, rows, inner, rank);

@@ -617,12 +617,20 @@ void tessera_gemv_f32(const float *x, int in, const float *w, const float *bias,
   gemv(&a);
 }
 
+size_t tessera_linear_row_bytes(const struct tessera_linear_map *m, int in) {
+  return (size_t)in * (m->kind >= 0 ? tessera_quant_size(m->kind) : sizeof(float));
+}
+
+/* A map's GEMV for one row of x. */
+static struct gemv_args map_gemv(const float *x, int in, const struct tessera_linear_map *m) {
+  return (struct gemv_args){x, 1, in, m->n, m->w, tessera_linear_row_bytes(m, in),
+                            m->kind == TESSERA_QUANT_INT8 ? m->scales : NULL, m->bias, 1, m->out,
+                            m->kind >= 0 ? dots_for(m->kind) : dots_f32_for()};
+}
+
 void tessera_linear_rows(const float *x, int in, const struct tessera_linear_map *m, size_t begin, size_t end) {
-  const int packed = m->kind >= 0;
-  const struct gemv_args a = {x, 1, in, m->n, m->w, (size_t)in * (packed ? tessera_quant_size(m->kind) : sizeof(float)),
-                              m->kind == TESSERA_QUANT_INT8 ? m->scales : NULL, m->bias, 1, m->out,
-                              packed ? dots_for(m->kind) : dots_f32_for()};
-  if (begin < end) gemv_part((void *)&a, begin, end);
+  struct gemv_args a = map_gemv(x, in, m);
+  if (begin < end) gemv_part(&a, begin, end);
 }
 
 /* The maps of one tessera_linear_many call, as GEMVs, and where each one's rows start in the joint split. */
@@ -656,13 +664,8 @@ int tessera_linear_many(const float *x, int rows, int in, const struct tessera_l
   }
   struct many_args a = {.count = count};
   for (int j = 0; j < count; j++) {
-    const struct tessera_linear_map *m = &maps[j];
-    const int packed = m->kind >= 0;
-    a.gemv[j] = (struct gemv_args){x, 1, in, m->n, m->w,
-                                   (size_t)in * (packed ? tessera_quant_size(m->kind) : sizeof(float)),
-                                   m->kind == TESSERA_QUANT_INT8 ? m->scales : NULL, m->bias, 1, m->out,
-                                   packed ? dots_for(m->kind) : dots_f32_for()};
-    a.start[j + 1] = a.start[j] + (size_t)m->n;
+    a.gemv[j] = map_gemv(x, in, &maps[j]);
+    a.start[j + 1] = a.start[j] + (size_t)maps[j].n;
   }
   const size_t grain = in > 0 ? GEMV_GRAIN_WEIGHTS / (size_t)in + 1 : a.start[count];
   _Static_assert(TESSERA_LINEAR_MANY_MAX <= TESSERA_REGIONS_MAX, "every map's weight is a region the pool reads ahead");

@@ -77,6 +77,9 @@ int tessera_linear_many(const float *x, int rows, int in, const struct tessera_l
  */
 void tessera_linear_rows(const float *x, int in, const struct tessera_linear_map *map, size_t begin, size_t end);
 
+/* Bytes a row of the map's weight takes for `in` inputs (float32, or its packed kind). */
+size_t tessera_linear_row_bytes(const struct tessera_linear_map *map, int in);
+
 const char *tessera_quant_isa(void);
 
 /* Run `name`'s path from now on (tests check each path on one machine); 0 if the CPU lacks it. */

@@ -305,26 +305,27 @@ static int use_avx512(void) {
 #endif
 }
 
-void tessera_scan_step_part(const struct tessera_scan *s, size_t first, size_t last) {
+/* A one-token scan's loop over (batch, channel) tasks: the AVX-512 one for state sizes it takes. */
+static tessera_range_fn step_loop(const struct tessera_scan *s) {
 #ifdef TESSERA_X86
-  if (use_avx512() && s->nstate % 16 == 0) {
-    step_tasks_avx512((void *)s, first, last);
-    return;
-  }
+  if (use_avx512() && s->nstate % 16 == 0) return step_tasks_avx512;
 #endif
-  step_tasks((void *)s, first, last);
+  return step_tasks;
+}
+
+const char *tessera_scan_state_error(int nstate) { return nstate > MAX_STATE ? "state size above 256" : NULL; }
+
+void tessera_scan_step_part(const struct tessera_scan *s, size_t first, size_t last) {
+  step_loop(s)((void *)s, first, last);
 }
 
 const char *tessera_scan_run(const struct tessera_scan *s, int threads) {
-  if (s->nstate > MAX_STATE) return "state size above 256";
+  const char *error = tessera_scan_state_error(s->nstate);
+  if (error != NULL) return error;
   if (s->len == 1) {
     /* (batch, channel) tasks, 512 a part at least: decode keeps the pool's workers polling, so
      * even one small model's channels (Mamba-130m: 1536) are worth splitting. */
-    tessera_range_fn step = step_tasks;
-#ifdef TESSERA_X86
-    if (use_avx512() && s->nstate % 16 == 0) step = step_tasks_avx512;
-#endif
-    tessera_parallel_for((size_t)s->batch * s->dim, 512, threads, step, (void *)s);
+    tessera_parallel_for((size_t)s->batch * s->dim, 512, threads, step_loop(s), (void *)s);
     return NULL;
   }
   const size_t tasks = (size_t)s->batch * ((s->dim + BLOCK - 1) / BLOCK);
